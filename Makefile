@@ -1,0 +1,45 @@
+# KV Cache Lab. `make run` serves the app, `make test` runs every test (browser tests included).
+# Every target creates or updates .venv first; all are idempotent and quick when nothing changed.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8501
+
+.PHONY: venv chromium run test bench lint format screenshot clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Use a Chromium that is already installed; else apt (as root on Debian); else Playwright's download.
+chromium: $(STAMP)
+	@bash scripts/ensure_chromium.sh $(PY)
+
+run: $(STAMP)
+	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
+
+test: $(STAMP) chromium
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+# Regenerates assets/screenshot.png for the README from the running app in headless Chromium.
+screenshot: $(STAMP) chromium
+	$(PY) scripts/screenshot.py --out assets/screenshot.png
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

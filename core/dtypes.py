@@ -1,0 +1,85 @@
+"""Storage formats of cached numbers and of weights, and the bytes one stored vector takes.
+
+A cached tensor is a set of vectors (one key head of one token, one latent, ...). Each vector of
+`width` elements is stored in `bits` per element, rounded up to whole bytes, plus one scale group
+of `scale_bytes` for every `group_size` elements where the format has per-group scales.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+
+@dataclass(frozen=True)
+class StorageFormat:
+    name: str
+    bits: int  # bits per stored element
+    group_size: int = 0  # elements sharing one scale group; 0: no per-group scales
+    scale_bytes: int = 0  # bytes stored per group: scale, plus a zero point when asymmetric
+    description: str = ""
+
+    def vector_bytes(self, width: int) -> int:
+        """Bytes of one stored vector of `width` elements: ceil(width*bits/8) + groups*scale_bytes."""
+        data = ceil(width * self.bits / 8)
+        groups = ceil(width / self.group_size) if self.group_size else 0
+        return data + groups * self.scale_bytes
+
+    @property
+    def bits_per_element(self) -> float:
+        """Average stored bits per element including scales (for a width that fills whole groups)."""
+        extra = 8 * self.scale_bytes / self.group_size if self.group_size else 0.0
+        return self.bits + extra
+
+
+CACHE_DTYPES: dict[str, StorageFormat] = {
+    f.name: f
+    for f in (
+        StorageFormat("fp32", 32, description="IEEE float32, no scales"),
+        StorageFormat("bf16", 16, description="bfloat16, no scales"),
+        StorageFormat("fp16", 16, description="float16, no scales"),
+        StorageFormat(
+            "fp8",
+            8,
+            description="float8 e4m3 with one scale per tensor (a constant, not stored per token)",
+        ),
+        StorageFormat(
+            "int8", 8, 64, 2, "int8, symmetric, one fp16 scale per group of 64 values (+0.25 bit)"
+        ),
+        StorageFormat(
+            "int4",
+            4,
+            64,
+            4,
+            "int4 packed two per byte, asymmetric, an fp16 scale and an fp16 zero point per "
+            "group of 64 values (+0.5 bit), as in KIVI (arXiv 2402.02750)",
+        ),
+    )
+}
+
+# Weight formats: the bytes a parameter takes in memory.
+WEIGHT_DTYPES: dict[str, StorageFormat] = {
+    f.name: f
+    for f in (
+        StorageFormat("fp32", 32, description="float32"),
+        StorageFormat("bf16", 16, description="bfloat16"),
+        StorageFormat("fp8", 8, 128 * 128, 4, "fp8 e4m3 with an fp32 scale per 128x128 block (DeepSeek-V3)"),
+        StorageFormat("int8", 8, 128, 2, "int8 with an fp16 scale per 128 values"),
+        StorageFormat("mxfp4", 4, 32, 1, "MXFP4: fp4 e2m1 with an 8-bit shared exponent per 32 values"),
+        StorageFormat("int4", 4, 128, 4, "int4 with an fp16 scale and zero point per 128 values"),
+    )
+}
+
+
+def cache_dtype(name: str) -> StorageFormat:
+    try:
+        return CACHE_DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown cache dtype {name!r}; choose one of {', '.join(CACHE_DTYPES)}.") from None
+
+
+def weight_dtype(name: str) -> StorageFormat:
+    try:
+        return WEIGHT_DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown weight dtype {name!r}; choose one of {', '.join(WEIGHT_DTYPES)}.") from None
