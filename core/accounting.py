@@ -80,14 +80,16 @@ def _fp8_scaled_bytes(width: int) -> int:
 
 
 def _v4_entry_bytes(attn: CompressedSpec) -> int:
-    """V4 production attention entry: non-rope channels fp8 with an fp32 scale per 64 values... see
-    `core.v4` notes; rope channels bf16."""
+    """V4 production entry (compressed entry and window token alike): non-rope channels fp8 e4m3
+    with one ue8m0 scale byte per 64 values plus 1 pad byte, rope channels bf16:
+    448 + 128 + 7 + 1 = 584 B (vLLM deepseek_v4_attention.py, FlashMLA sparse docs)."""
     nope = attn.head_dim - attn.qk_rope_head_dim
-    return nope + 4 * ceil(nope / 64) + 2 * attn.qk_rope_head_dim
+    return nope + 2 * attn.qk_rope_head_dim + ceil(nope / 64) + 1
 
 
 def _v4_index_bytes(attn: CompressedSpec) -> int:
-    """V4 production indexer key: fp4 e2m1 packed two per byte with an 8-bit scale per 32 values."""
+    """V4 production indexer key: MXFP4, e2m1 packed two per byte with one ue8m0 scale per 32 values:
+    64 + 4 = 68 B for index_head_dim 128 (vLLM deepseek_compressor.py; vLLM allocates 132 B)."""
     return ceil(attn.index_head_dim / 2) + ceil(attn.index_head_dim / 32)
 
 
@@ -371,7 +373,7 @@ def mlp_params(mlp: MLPSpec | None, hidden: int, active: bool = False) -> Params
 @dataclass(frozen=True)
 class ParamCount:
     total: int
-    active: int  # per token (MoE: only the routed experts that run)
+    active: int  # per token: MoE counts only the experts that run; the embedding lookup is left out
     matmul_active: int  # active weights that are matmul operands (lm_head included, embeddings not)
     embedding: int
     attention: int
@@ -391,7 +393,9 @@ def param_count(spec: ModelSpec) -> ParamCount:
     attn_total = sum(p.total for p in attn)
     common = embed + head + attn_total + norms + extra
     total = common + sum(p.total for p in mlp)
-    active = common + sum(p.total for p in mlp_act)
+    # Active per token leaves out the embedding table (a lookup, not computed), as the V4 and V3
+    # model cards do: V4-Pro 49B, V3 37B.
+    active = common - embed + sum(p.total for p in mlp_act)
     matmul_active = spec.vocab_size * h + sum(p.matmul for p in attn) + sum(p.matmul for p in mlp_act)
     return ParamCount(total, active, matmul_active, embed, attn_total, sum(p.total for p in mlp))
 

@@ -311,7 +311,9 @@ def from_hf_config(cfg: dict[str, Any], name: str | None = None) -> ModelSpec:
     if mt == "gpt2":
         extra.append(("position embeddings", r.int("n_positions", 1024) * hidden))
     if r.has("hc_mult"):
-        notes.append("hyper-connection parameters (hc_mult) are counted approximately.")
+        from core.v4 import hyper_connection_params
+
+        extra.append(("hyper-connections", hyper_connection_params(hidden, n_layers, r.int("hc_mult", hi=64))))
     n_mtp = r.int("num_nextn_predict_layers", 0, 0, MAX_LAYERS)
     return ModelSpec(
         name=name or str(cfg.get("_name_or_path") or mt),

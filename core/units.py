@@ -1,0 +1,33 @@
+"""Formatting at the edge: binary units for bytes (KiB, MiB, GiB, TiB), named explicitly."""
+
+from __future__ import annotations
+
+_BIN = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def fmt_bytes(n: float, digits: int = 3) -> str:
+    """1024-based, with the unit named: 10334371840 -> '9.62 GiB'."""
+    n = float(n)
+    for unit in _BIN:
+        if abs(n) < 1024 or unit == _BIN[-1]:
+            if unit == "B":
+                return f"{int(n):,} B"
+            return f"{n:.{digits}g} {unit}" if abs(n) < 1000 else f"{n:,.0f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def fmt_si(n: float, unit: str = "", digits: int = 3) -> str:
+    """1000-based for counts and FLOPs: 6.71e11 -> '671 G'."""
+    for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.{digits}g} {prefix}{unit}"
+    return f"{n:.{digits}g} {unit}".rstrip()
+
+
+def fmt_params(n: int) -> str:
+    """Parameter counts the way model cards write them: 70.6B, 1.6T, 124M."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return str(n)
