@@ -1,0 +1,16 @@
+"""KV Cache Lab: router and frame. Pages live in pages/ and are registered here explicitly."""
+
+import streamlit as st
+
+st.set_page_config(page_title="KV Cache Lab", page_icon=":material/memory:", layout="wide")
+
+pages = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/insights:", url_path="overview", default=True),
+]
+nav = st.navigation(pages)
+with st.sidebar:
+    st.caption(
+        "KV Cache Lab runs small real attention layers and exact accounting from real config.json files. "
+        "Bytes are binary units (KiB, MiB, GiB); GPU memory is the vendor's decimal GB, converted."
+    )
+nav.run()
