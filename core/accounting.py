@@ -109,7 +109,14 @@ def layer_cache_rows(attn: AttentionSpec, context: int, fmt: StorageFormat, layo
             out += [("values", n * attn.n_heads, v, fmt.vector_bytes(v))]
         elif layout == "fp8_ds_mla":
             w = attn.kv_lora_rank + attn.qk_rope_head_dim
-            out += [("latent + rope key (fp8_ds_mla)", n, w, _fp8_ds_mla_bytes(attn.kv_lora_rank, attn.qk_rope_head_dim))]
+            out += [
+                (
+                    "latent + rope key (fp8_ds_mla)",
+                    n,
+                    w,
+                    _fp8_ds_mla_bytes(attn.kv_lora_rank, attn.qk_rope_head_dim),
+                )
+            ]
         else:
             out += [("latent c_KV", n, attn.kv_lora_rank, fmt.vector_bytes(attn.kv_lora_rank))]
             if attn.qk_rope_head_dim:
@@ -136,7 +143,7 @@ def layer_cache_rows(attn: AttentionSpec, context: int, fmt: StorageFormat, layo
 
 def _merge(spec: ModelSpec, per_layer, batch: int) -> CacheBreakdown:
     merged: dict[tuple, int] = {}
-    for attn, rows in zip(spec.attention, per_layer):
+    for attn, rows in zip(spec.attention, per_layer, strict=True):
         for tensor, r, w, b in rows:
             key = (attn.kind, tensor, r, w, b)
             merged[key] = merged.get(key, 0) + 1
@@ -152,7 +159,9 @@ def _check(context: int, batch: int, layout: str) -> None:
         raise ValueError(f"unknown cache layout {layout!r}; choose one of {', '.join(LAYOUTS)}.")
 
 
-def kv_cache(spec: ModelSpec, context: int, batch: int = 1, kv_dtype: str = "bf16", layout: str = "latent") -> CacheBreakdown:
+def kv_cache(
+    spec: ModelSpec, context: int, batch: int = 1, kv_dtype: str = "bf16", layout: str = "latent"
+) -> CacheBreakdown:
     """KV cache of all layers after `context` tokens, for `batch` sequences, by layer type and tensor.
 
     bytes = batch * sum over layers and cached tensors of rows(N) * vector_bytes(width).
@@ -162,7 +171,9 @@ def kv_cache(spec: ModelSpec, context: int, batch: int = 1, kv_dtype: str = "bf1
     return _merge(spec, [layer_cache_rows(a, context, fmt, layout) for a in spec.attention], batch)
 
 
-def kv_cache_bytes(spec: ModelSpec, context: int, batch: int = 1, kv_dtype: str = "bf16", layout: str = "latent") -> int:
+def kv_cache_bytes(
+    spec: ModelSpec, context: int, batch: int = 1, kv_dtype: str = "bf16", layout: str = "latent"
+) -> int:
     return kv_cache(spec, context, batch, kv_dtype, layout).total
 
 
@@ -426,7 +437,9 @@ class DecodeCost:
         return self.attention_core_flops / self.cache_bytes_read if self.cache_bytes_read else 0.0
 
 
-def decode_cost(spec: ModelSpec, context: int, kv_dtype: str = "bf16", layout: str = "latent", mode: str = "absorbed") -> DecodeCost:
+def decode_cost(
+    spec: ModelSpec, context: int, kv_dtype: str = "bf16", layout: str = "latent", mode: str = "absorbed"
+) -> DecodeCost:
     _check(context, 1, layout)
     core = sum(decode_core_flops(a, context, mode) for a in spec.attention)
     proj = sum(2 * attention_params(a, spec.hidden_size).matmul for a in spec.attention)

@@ -57,7 +57,12 @@ def cache_chart(
             x=x,
             y=y,
             color=alt.Color("model:N", title=None, scale=alt.Scale(range=MODEL_COLORS)),
-            tooltip=["model", "design", alt.Tooltip("context:Q", format=","), alt.Tooltip("kv_gib:Q", format=".3~f", title="GiB")],
+            tooltip=[
+                "model",
+                "design",
+                alt.Tooltip("context:Q", format=","),
+                alt.Tooltip("kv_gib:Q", format=".3~f", title="GiB"),
+            ],
         )
     )
     gpu = pd.DataFrame({"gib": [gpu_gib], "label": [f"{gpu_label}: {gpu_gib:.1f} GiB"]})

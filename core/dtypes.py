@@ -43,9 +43,7 @@ CACHE_DTYPES: dict[str, StorageFormat] = {
             8,
             description="float8 e4m3 with one scale per tensor (a constant, not stored per token)",
         ),
-        StorageFormat(
-            "int8", 8, 64, 2, "int8, symmetric, one fp16 scale per group of 64 values (+0.25 bit)"
-        ),
+        StorageFormat("int8", 8, 64, 2, "int8, symmetric, one fp16 scale per group of 64 values (+0.25 bit)"),
         StorageFormat(
             "int4",
             4,

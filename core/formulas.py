@@ -24,7 +24,7 @@ def bytes_per_token_latex(spec: ModelSpec, kv_dtype: str = "bf16") -> str:
             rf"{scales} = {_n(total)}\ \text{{B/token}}"
         )
     if len(kinds) == 1 and isinstance(a, MLASpec):
-        idx = rf" + d^I" if isinstance(a, DSASpec) else ""
+        idx = r" + d^I" if isinstance(a, DSASpec) else ""
         idx_n = rf" + {a.index_head_dim}" if isinstance(a, DSASpec) else ""
         return (
             rf"l\,(d_c + d_h^R{idx})\,b = {l} \times ({a.kv_lora_rank} + {a.qk_rope_head_dim}{idx_n}) \times {bstr}"

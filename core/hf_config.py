@@ -63,9 +63,7 @@ def load_config_text(data: str | bytes, source: str = "config") -> dict[str, Any
     """Parse the text of a config.json; refuse files over 1 MiB, non-JSON and non-objects."""
     size = len(data.encode() if isinstance(data, str) else data)
     if size > MAX_CONFIG_BYTES:
-        raise ValueError(
-            f"{source} is {size / 2**20:.1f} MiB; a config.json is a few KiB, the limit is 1 MiB."
-        )
+        raise ValueError(f"{source} is {size / 2**20:.1f} MiB; a config.json is a few KiB, the limit is 1 MiB.")
     try:
         cfg = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -197,9 +195,7 @@ def _gqa(r: _Reader, hidden: int, windows: list[int | None]) -> list[AttentionSp
             )
         head_dim = hidden // n_heads
     if n_heads % n_kv:
-        raise ValueError(
-            f"num_attention_heads ({n_heads}) must be a multiple of num_key_value_heads ({n_kv})."
-        )
+        raise ValueError(f"num_attention_heads ({n_heads}) must be a multiple of num_key_value_heads ({n_kv}).")
     mt = r.cfg["model_type"]
     qkv_bias = mt in ("gpt2", "qwen2", "qwen2_moe") or r.bool("attention_bias", False)
     o_bias = mt == "gpt2" or r.bool("attention_bias", False)

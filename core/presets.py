@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from core.hf_config import from_hf_config, load_config_file
@@ -16,7 +16,7 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_preset(name: str) -> ModelSpec:
     path = CONFIG_DIR / f"{name.lower()}.json"
     if not path.is_file():
@@ -30,5 +30,7 @@ def resolve(spec: str) -> ModelSpec:
         return load_preset(spec.lower())
     p = Path(spec)
     if p.suffix == ".json" or p.exists():
-        return from_hf_config(load_config_file(p), name=p.stem if p.name != "config.json" else p.parent.name or "config")
+        return from_hf_config(
+            load_config_file(p), name=p.stem if p.name != "config.json" else p.parent.name or "config"
+        )
     raise ValueError(f"{spec!r} is neither a preset nor a config.json file; presets: {', '.join(preset_names())}.")

@@ -20,7 +20,9 @@ from core.specs import ModelSpec
 from core.units import fmt_bytes, fmt_params, fmt_si
 
 
-def report(spec: ModelSpec, context: int = 4096, batch: int = 1, kv_dtype: str = "bf16", layout: str = "latent") -> dict[str, Any]:
+def report(
+    spec: ModelSpec, context: int = 4096, batch: int = 1, kv_dtype: str = "bf16", layout: str = "latent"
+) -> dict[str, Any]:
     """The numbers the CLI prints, as one JSON-serialisable dict (ints for bytes, FLOPs, params)."""
     cache = acc.kv_cache(spec, context, batch, kv_dtype, layout)
     pc = acc.param_count(spec)
@@ -54,7 +56,8 @@ def _text(r: dict[str, Any]) -> str:
     lines = [
         f"{r['model']} ({r['model_type']}): {r['layers']} layers, attention {r['attention']}",
         f"  parameters        {fmt_params(r['params_total'])} total, {fmt_params(r['params_active'])} active per token",
-        f"  context           {r['context']:,} tokens x batch {r['batch']}, cache dtype {r['kv_dtype']}, layout {r['layout']}",
+        f"  context           {r['context']:,} tokens x batch {r['batch']}, "
+        f"cache dtype {r['kv_dtype']}, layout {r['layout']}",
         f"  KV cache          {fmt_bytes(r['kv_cache_bytes'])} ({r['kv_cache_bytes']:,} bytes)",
     ]
     for k, v in r["kv_cache_bytes_by_tensor"].items():

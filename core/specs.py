@@ -12,7 +12,6 @@ field, so a bad config never reaches a tensor. Derived sizes are properties, nev
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 # Upper bounds that catch absurd inputs (typos, `1e12`) long before any arithmetic.
 MAX_WIDTH = 1 << 20  # hidden sizes, ranks, intermediate sizes
@@ -49,9 +48,7 @@ class GQASpec:
         check_int("n_kv_heads", self.n_kv_heads, 1, MAX_HEADS)
         check_int("head_dim", self.head_dim, 1, 65_536)
         if self.n_heads % self.n_kv_heads:
-            raise ValueError(
-                f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads})."
-            )
+            raise ValueError(f"n_heads ({self.n_heads}) must be a multiple of n_kv_heads ({self.n_kv_heads}).")
         if self.sliding_window is not None:
             check_int("sliding_window", self.sliding_window, 1, 1 << 30)
 
@@ -182,7 +179,7 @@ class CompressedSpec:
         return f"V4 {self.kind}"
 
 
-AttentionSpec = Union[GQASpec, MLASpec, DSASpec, CompressedSpec]
+AttentionSpec = GQASpec | MLASpec | DSASpec | CompressedSpec
 
 
 @dataclass(frozen=True)
@@ -218,7 +215,7 @@ class MoEMLP:
             check_int("shared expert intermediate size", self.shared_intermediate_size)
 
 
-MLPSpec = Union[DenseMLP, MoEMLP]
+MLPSpec = DenseMLP | MoEMLP
 
 
 @dataclass(frozen=True)

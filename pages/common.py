@@ -21,13 +21,31 @@ def downloads(chart: alt.Chart, data: pd.DataFrame, name: str, key: str) -> None
     a, b, c, _ = st.columns([1, 1, 1, 3])
     spec = chart.to_json()
     a.download_button(
-        "PNG", lambda: _png(spec), f"{name}.png", "image/png", key=f"{key}.png", on_click="ignore", icon=":material/image:"
+        "PNG",
+        lambda: _png(spec),
+        f"{name}.png",
+        "image/png",
+        key=f"{key}.png",
+        on_click="ignore",
+        icon=":material/image:",
     )
     b.download_button(
-        "SVG", lambda: _svg(spec), f"{name}.svg", "image/svg+xml", key=f"{key}.svg", on_click="ignore", icon=":material/draw:"
+        "SVG",
+        lambda: _svg(spec),
+        f"{name}.svg",
+        "image/svg+xml",
+        key=f"{key}.svg",
+        on_click="ignore",
+        icon=":material/draw:",
     )
     c.download_button(
-        "CSV", data.to_csv(index=False), f"{name}.csv", "text/csv", key=f"{key}.csv", on_click="ignore", icon=":material/table:"
+        "CSV",
+        data.to_csv(index=False),
+        f"{name}.csv",
+        "text/csv",
+        key=f"{key}.csv",
+        on_click="ignore",
+        icon=":material/table:",
     )
 
 

@@ -29,7 +29,9 @@ def controls(init: OverviewState) -> OverviewState:
     a, b, c, d = st.columns([3, 1.2, 1, 0.8])
     models = a.multiselect("Models", names, default=list(init.models), max_selections=6, key="overview.models")
     gpu = b.selectbox("GPU", list(GPUS), index=list(GPUS).index(init.gpu), key="overview.gpu")
-    kv = c.selectbox("Cache dtype", list(CACHE_DTYPES), index=list(CACHE_DTYPES).index(init.kv_dtype), key="overview.kv")
+    kv = c.selectbox(
+        "Cache dtype", list(CACHE_DTYPES), index=list(CACHE_DTYPES).index(init.kv_dtype), key="overview.kv"
+    )
     batch = d.number_input("Sequences", 1, 4096, init.batch, key="overview.batch")
     ctx = init.context if init.context in CONTEXTS else min(CONTEXTS, key=lambda n: abs(n - init.context))
     context = st.select_slider(
@@ -72,7 +74,7 @@ def claims_panel() -> None:
         "as every other number here (analytic: 1M tokens are not run on this machine)."
     )
     cols = st.columns(2)
-    for col, precision in zip(cols, ("bf16", "production")):
+    for col, precision in zip(cols, ("bf16", "production"), strict=True):
         c = v4_claims(precision=precision)
         with col, st.container(border=True):
             st.markdown(f"**{precision}**: {c.description}")
@@ -98,7 +100,8 @@ def claims_panel() -> None:
             )
     st.caption(
         "Why bf16 gives 8.7x and the paper 9.5x: production V3.2 stores 656 B latents (fp8_ds_mla) + 132 B fp8 indexer "
-        "keys per token per layer; V4 stores 584 B fp8/bf16 entries and 68 B fp4 indexer keys, so its share shrinks more."
+        "keys per token per layer; V4 stores 584 B fp8/bf16 entries and 68 B fp4 indexer keys, "
+        "so its share shrinks more."
     )
 
 
@@ -113,7 +116,11 @@ gpu = GPUS[s.gpu]
 gpu_gib = gpu.memory_bytes / GIB
 df = curves(s.models, s.kv_dtype, s.batch)
 chart = cache_chart(
-    df, f"{s.gpu} ({gpu.memory_gb:g} GB)", gpu_gib, s.context, f"KV cache vs context, {s.batch} sequence(s), {s.kv_dtype}"
+    df,
+    f"{s.gpu} ({gpu.memory_gb:g} GB)",
+    gpu_gib,
+    s.context,
+    f"KV cache vs context, {s.batch} sequence(s), {s.kv_dtype}",
 )
 st.altair_chart(chart, width="stretch", height=460, key="overview.chart")
 downloads(chart, df, f"kv-cache-{s.kv_dtype}", "overview.dl")

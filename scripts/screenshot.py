@@ -1,6 +1,6 @@
 """Screenshot pages of the running app (or start one) in headless Chromium.
 
-    python scripts/screenshot.py --out assets/screenshot.png [--path /overview?context=1048576] [--dark]
+python scripts/screenshot.py --out assets/screenshot.png [--path /overview?context=1048576] [--dark]
 """
 
 from __future__ import annotations
@@ -42,7 +42,17 @@ def main() -> int:
     base = f"http://localhost:{a.port}"
     server = None
     if not wait_for(base, 0.5):
-        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(a.port), "--server.headless", "true"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(a.port),
+            "--server.headless",
+            "true",
+        ]
         if a.dark:
             cmd += ["--theme.base", "dark"]
         server = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -55,7 +65,9 @@ def main() -> int:
             browser = launch(pw)
             page = browser.new_page(viewport={"width": 1400, "height": a.height}, device_scale_factor=1)
             page.goto(base + a.path)
-            page.wait_for_selector("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg", timeout=60000)
+            page.wait_for_selector(
+                "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg", timeout=60000
+            )
             page.wait_for_timeout(1500)
             page.screenshot(path=a.out)
             browser.close()

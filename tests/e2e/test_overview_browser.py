@@ -35,7 +35,7 @@ def test_slider_changes_chart_and_table(page, app_url):
 
 
 def test_shared_link_and_png_download(page, app_url):
-    page.goto(app_url + "/overview?models=llama-3.1-8b,deepseek-v3&context=1024&gpu=H100+SXM")
+    page.goto(app_url + "/?models=llama-3.1-8b,deepseek-v3&context=1024&gpu=H100+SXM")
     wait_ready(page)
     no_exception(page)
     html = page.content()
