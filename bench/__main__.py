@@ -51,7 +51,9 @@ def main() -> None:
             x = torch.randn(1, ctx, d, device=default_device())
             _, cache = layer(x, **mode)
             step = torch.randn(1, 1, d, device=default_device())
-            out["decode_step_s"][label] = _median(lambda layer=layer, step=step, cache=cache, mode=mode: layer(step, cache, **mode))
+            out["decode_step_s"][label] = _median(
+                lambda layer=layer, step=step, cache=cache, mode=mode: layer(step, cache, **mode)
+            )
     Path("bench/results").mkdir(parents=True, exist_ok=True)
     Path("bench/results/latest.json").write_text(json.dumps(out, indent=2))
     print(f"device: {out['device']}")
