@@ -76,6 +76,8 @@ def load_config_text(data: str | bytes, source: str = "config") -> dict[str, Any
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{p} is a folder; give the path of a config.json file.")
     if not p.is_file():
         raise ValueError(f"no such file: {p}.")
     if p.stat().st_size > MAX_CONFIG_BYTES:

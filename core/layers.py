@@ -29,10 +29,13 @@ def default_device() -> torch.device:
 
 
 def rope(x: Tensor, pos: Tensor, theta: float = 10000.0) -> Tensor:
-    """Rotate-half RoPE on the last dim of x (..., T, R) at integer positions pos (T,)."""
+    """Rotate-half RoPE on the last dim of x (..., T, R) at integer positions pos (T,). With an odd R
+    the last channel carries no position (RoPE rotates pairs)."""
     r = x.shape[-1]
-    if r == 0:
+    if r < 2:
         return x
+    if r % 2:
+        return torch.cat([rope(x[..., :-1], pos, theta), x[..., -1:]], dim=-1)
     inv = theta ** (-torch.arange(0, r, 2, device=x.device, dtype=torch.float64) / r)  # (R/2,)
     ang = pos.to(torch.float64)[:, None] * inv[None, :]  # (T, R/2)
     cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
@@ -131,6 +134,8 @@ class GQAttention(nn.Module):
         v = self.wv(x).view(B, T, G, D).transpose(1, 2)  # (B, G, T, D)
         k = _cat(cache.k if cache else None, k, 2)  # (B, G, S, D)
         v = _cat(cache.v if cache else None, v, 2)  # (B, G, S, D)
+        if s.sliding_window and k.shape[2] > s.sliding_window + T - 1:  # keys no new query can see
+            k, v = k[:, :, -(s.sliding_window + T - 1) :], v[:, :, -(s.sliding_window + T - 1) :]
         S = k.shape[2]
         k_pos = torch.arange(p0 + T - S, p0 + T, device=x.device)
         q = q.view(B, G, H // G, T, D)
@@ -276,8 +281,7 @@ class DSAttention(MLAttention):
         S = c_all.shape[1]
         score = self.index_scores(x, q_lat_in if q_lat_in is not None else x, idx_all, pos)  # (B, T, S)
         K = min(S, s.index_topk)
-        top = score.topk(K, dim=-1)  # (B, T, K)
-        sel = top.indices
+        sel, top_vals = self._top(score, K)  # (B, T, K)
         c_sel = torch.gather(c_all[:, None].expand(B, T, S, C), 2, sel[..., None].expand(B, T, K, C))  # (B, T, K, C)
         pe_sel = torch.gather(pe_all[:, None].expand(B, T, S, R), 2, sel[..., None].expand(B, T, K, R))  # (B, T, K, R)
         w = self.wkv_b.weight.view(H, Dn + V, C)
@@ -285,11 +289,18 @@ class DSAttention(MLAttention):
         scores = (
             torch.einsum("bthc,btkc->bthk", q_lat, c_sel) + torch.einsum("bthr,btkr->bthk", q_pe, pe_sel)
         ) / math.sqrt(s.qk_head_dim)  # (B, T, H, K)
-        scores = scores.masked_fill(top.values.isinf()[:, :, None, :], float("-inf"))  # future tokens
+        scores = scores.masked_fill(top_vals.isinf()[:, :, None, :], float("-inf"))  # future tokens
         probs = scores.softmax(-1)
         o_lat = torch.einsum("bthk,btkc->bthc", probs, c_sel)  # (B, T, H, C)
         o = torch.einsum("bthc,hvc->bthv", o_lat, w[:, Dn:])  # (B, T, H, V)
         return self.wo(o.reshape(B, T, H * V)), LatentCache(c_all, pe_all, p0 + T, idx_all)
+
+    @staticmethod
+    def _top(score: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """Top-k by a stable sort: ties go to the earliest token, so a decode step selects exactly what
+        the same query selected inside a longer prefill (torch.topk breaks ties arbitrarily)."""
+        vals, idx = torch.sort(score, dim=-1, descending=True, stable=True)
+        return idx[..., :k], vals[..., :k]
 
     def selected(self, x: Tensor, cache: LatentCache | None = None) -> Tensor:
         """Indices (B, T, K) of the tokens each new query selects (for heatmaps and tests)."""
@@ -298,7 +309,7 @@ class DSAttention(MLAttention):
         _, q_lat_in = self.query(x)
         _, new = self.forward(x, cache)
         score = self.index_scores(x, q_lat_in if q_lat_in is not None else x, new.k_index, pos)
-        return score.topk(min(score.shape[-1], self.spec.index_topk), dim=-1).indices
+        return self._top(score, min(score.shape[-1], self.spec.index_topk))[0]
 
 
 def build_layer(spec, d_model: int, *, seed: int = 0, device=None, dtype=torch.float32) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Preset models: the real config.json files shipped in assets/configs (sources in SOURCES.md there)."""
+"""Preset models: the real config.json files shipped in assets/configs (sources in the README there)."""
 
 from __future__ import annotations
 

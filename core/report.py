@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 from core import accounting as acc
-from core.dtypes import CACHE_DTYPES
+from core.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.presets import preset_names, resolve
 from core.specs import ModelSpec
 from core.units import fmt_bytes, fmt_params, fmt_si
 
 
 def report(
-    spec: ModelSpec, context: int = 4096, batch: int = 1, kv_dtype: str = "bf16", layout: str = "latent"
+    spec: ModelSpec,
+    context: int = 4096,
+    batch: int = 1,
+    kv_dtype: str = "bf16",
+    layout: str = "latent",
+    weight_dtype: str = "bf16",
 ) -> dict[str, Any]:
     """The numbers the CLI prints, as one JSON-serialisable dict (ints for bytes, FLOPs, params)."""
     cache = acc.kv_cache(spec, context, batch, kv_dtype, layout)
@@ -43,6 +49,8 @@ def report(
         "kv_bytes_per_token_at_context_1": acc.kv_bytes_per_token(spec, kv_dtype, layout),
         "params_total": pc.total,
         "params_active": pc.active,
+        "weight_dtype": weight_dtype,
+        "weights_bytes": acc.weights_bytes(spec, weight_dtype),
         "decode_attention_flops_per_token": cost.attention_core_flops,
         "decode_attention_block_flops_per_token": cost.attention_block_flops,
         "decode_flops_per_token": cost.model_flops,
@@ -55,7 +63,8 @@ def report(
 def _text(r: dict[str, Any]) -> str:
     lines = [
         f"{r['model']} ({r['model_type']}): {r['layers']} layers, attention {r['attention']}",
-        f"  parameters        {fmt_params(r['params_total'])} total, {fmt_params(r['params_active'])} active per token",
+        f"  parameters        {fmt_params(r['params_total'])} total, {fmt_params(r['params_active'])} active per token"
+        f" (embedding lookup excluded); weights {fmt_bytes(r['weights_bytes'])} in {r['weight_dtype']}",
         f"  context           {r['context']:,} tokens x batch {r['batch']}, "
         f"cache dtype {r['kv_dtype']}, layout {r['layout']}",
         f"  KV cache          {fmt_bytes(r['kv_cache_bytes'])} ({r['kv_cache_bytes']:,} bytes)",
@@ -85,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
     p.add_argument("--kv-dtype", default="bf16", choices=list(CACHE_DTYPES), help="cache dtype")
     p.add_argument("--layout", default="latent", choices=list(acc.LAYOUTS), help="MLA cache layout")
+    p.add_argument("--weight-dtype", default="bf16", choices=list(WEIGHT_DTYPES), help="weights format")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--list", action="store_true", help="list the presets")
     a = p.parse_args(argv)
@@ -98,11 +108,14 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--context must be between 1 and {1 << 40:,}, got {a.context:,}.")
         if a.batch < 1 or a.batch > 1 << 20:
             raise ValueError(f"--batch must be between 1 and {1 << 20:,}, got {a.batch:,}.")
-        r = report(resolve(a.spec), a.context, a.batch, a.kv_dtype, a.layout)
+        r = report(resolve(a.spec), a.context, a.batch, a.kv_dtype, a.layout, a.weight_dtype)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(r, indent=2) if a.json else _text(r))
+    try:
+        print(json.dumps(r, indent=2) if a.json else _text(r))
+    except BrokenPipeError:  # `... | head`: the reader left; not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

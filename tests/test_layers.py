@@ -240,8 +240,10 @@ FLOP_CASES = [
 @pytest.mark.parametrize(
     "spec, mode",
     FLOP_CASES,
-    ids=[f"{s.kind}-{m}-{'w' + str(s.sliding_window) if getattr(s, 'sliding_window', None) else i}"
-         for i, (s, m) in enumerate(FLOP_CASES)],
+    ids=[
+        f"{s.kind}-{m}-{'w' + str(s.sliding_window) if getattr(s, 'sliding_window', None) else i}"
+        for i, (s, m) in enumerate(FLOP_CASES)
+    ],
 )
 @pytest.mark.parametrize("prefill", [1, 2, 3, 5, 8])
 @pytest.mark.parametrize("batch", [1, 2])
@@ -387,8 +389,11 @@ def test_layers_hold_no_cache_state():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize(
     "spec",
-    [GQASpec(4, 2, 8, sliding_window=3), MLASpec(4, 12, 8, 4, 6, q_lora_rank=10),
-     DSASpec(4, 12, 8, 4, 6, index_n_heads=3, index_head_dim=6, index_topk=3)],
+    [
+        GQASpec(4, 2, 8, sliding_window=3),
+        MLASpec(4, 12, 8, 4, 6, q_lora_rank=10),
+        DSASpec(4, 12, 8, 4, 6, index_n_heads=3, index_head_dim=6, index_topk=3),
+    ],
     ids=lambda s: s.kind,
 )
 def test_layer_runs_on_cuda(spec):

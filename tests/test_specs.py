@@ -112,7 +112,8 @@ def test_specs_are_frozen():
     head_dim=st.one_of(st.integers(-3, 300), st.booleans(), st.floats(1, 10), st.none()),
 )
 def test_gqa_either_valid_or_value_error(n_heads, n_kv, head_dim):
-    """Any combination is accepted exactly when it is consistent; otherwise ValueError, never another."""
+    """Any combination is accepted exactly when it is consistent; otherwise ValueError, never another.
+    An odd head_dim may go either way (RoPE needs pairs; a spec may refuse it up front)."""
     valid = (
         n_heads >= 1
         and n_kv >= 1
@@ -121,7 +122,12 @@ def test_gqa_either_valid_or_value_error(n_heads, n_kv, head_dim):
         and not isinstance(head_dim, bool)
         and head_dim >= 1
     )
-    if valid:
+    if valid and head_dim % 2:
+        try:
+            GQASpec(n_heads, n_kv, head_dim)
+        except ValueError as e:
+            assert "head_dim" in str(e)
+    elif valid:
         spec = GQASpec(n_heads, n_kv, head_dim)
         assert spec.group_size * spec.n_kv_heads == spec.n_heads
     else:

@@ -1,0 +1,212 @@
+"""The command line `python -m core.report` (core/report.py).
+
+Proves that the CLI prints one JSON object with the documented keys and integer numbers (checked against
+the accounting for Llama-3.1-70B), that every preset runs in text and JSON mode, that bad input (unknown
+preset, bad --context/--batch/--kv-dtype, malformed, oversized or missing config files, a directory)
+exits non-zero with a one-line message on stderr and no traceback, and that the CLI never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import accounting as acc
+from core.presets import load_preset, preset_names
+from core.report import main, report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "core.report", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_one_line_error(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    assert len(lines[0]) > len("error: ") + 5
+
+
+REQUIRED_KEYS = {
+    "model",
+    "attention",
+    "layers",
+    "context",
+    "batch",
+    "kv_dtype",
+    "kv_cache_bytes",
+    "kv_cache_bytes_by_layer_type",
+    "params_total",
+    "params_active",
+    "decode_attention_flops_per_token",
+    "decode_flops_per_token",
+}
+
+
+def test_json_for_llama_3_1_70b():
+    r = cli("llama-3.1-70b", "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    out = json.loads(r.stdout)  # the whole of stdout is one JSON value
+    assert isinstance(out, dict)
+    assert REQUIRED_KEYS <= out.keys()
+    spec = load_preset("llama-3.1-70b")
+    assert out["model"] == "llama-3.1-70b"
+    assert out["attention"] == "GQA"
+    assert out["layers"] == 80
+    assert (out["context"], out["batch"], out["kv_dtype"]) == (4096, 1, "bf16")
+    assert type(out["kv_cache_bytes"]) is int
+    assert out["kv_cache_bytes"] == 4096 * 327_680
+    assert out["kv_cache_bytes_by_layer_type"] == {"GQA": 4096 * 327_680}
+    pc = acc.param_count(spec)
+    assert (out["params_total"], out["params_active"]) == (pc.total, pc.active)
+    cost = acc.decode_cost(spec, 4096)
+    assert out["decode_attention_flops_per_token"] == cost.attention_core_flops
+    assert out["decode_flops_per_token"] == cost.model_flops
+    for key in ("params_total", "params_active", "decode_attention_flops_per_token", "decode_flops_per_token"):
+        assert type(out[key]) is int, key
+
+
+def test_options_change_the_numbers():
+    r = cli("deepseek-v3", "--json", "--context", "1000", "--batch", "3", "--kv-dtype", "fp32")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["context"], out["batch"], out["kv_dtype"]) == (1000, 3, "fp32")
+    assert out["kv_cache_bytes"] == 3 * 1000 * 61 * (512 + 64) * 4
+    r = cli("deepseek-v3", "--json", "--context", "10", "--layout", "materialised")
+    assert json.loads(r.stdout)["kv_cache_bytes"] == 10 * 4_997_120
+
+
+def test_text_mode_names_binary_units():
+    r = cli("deepseek-v4-pro", "--context", "1048576")
+    assert r.returncode == 0, r.stderr
+    assert "deepseek-v4-pro" in r.stdout
+    assert "9.62 GiB" in r.stdout
+    assert "30 CSA" in r.stdout and "31 HCA" in r.stdout
+
+
+def test_list_prints_the_presets():
+    r = cli("--list")
+    assert r.returncode == 0
+    assert r.stdout.split() == preset_names()
+
+
+def test_a_config_file_path_works(tmp_path):
+    cfg = json.loads((ROOT / "assets" / "configs" / "mistral-7b.json").read_text())
+    path = tmp_path / "my-model" / "config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(cfg))
+    r = cli(str(path), "--json", "--context", "8000")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["model"] == "my-model"
+    assert out["kv_cache_bytes"] == 4096 * 131_072  # the window caps the cache
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_in_text_and_json(name, capsys):
+    assert main([name]) == 0
+    text = capsys.readouterr()
+    assert name in text.out and "KV cache" in text.out and text.err == ""
+    assert main([name, "--json", "--context", "131072"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert REQUIRED_KEYS <= out.keys()
+    assert out["model"] == name
+    assert sum(out["kv_cache_bytes_by_layer_type"].values()) == out["kv_cache_bytes"] > 0
+    assert out == json.loads(json.dumps(report(load_preset(name), 131072)))
+
+
+def _bad_files(tmp_path: Path) -> dict[str, Path]:
+    files = {
+        "malformed": ("{ this is not json", "not valid JSON"),
+        "list": ("[1, 2, 3]", "JSON object"),
+        "missing": ('{"model_type": "llama"}', "hidden_size"),
+        "absurd": (json.dumps({"hidden_size": 64, "num_hidden_layers": 1e12}), "num_hidden_layers"),
+    }
+    out = {}
+    for name, (text, _) in files.items():
+        p = tmp_path / f"{name}.json"
+        p.write_text(text)
+        out[name] = p
+    big = tmp_path / "big.json"
+    big.write_text('{"pad": "' + "x" * (2 << 20) + '"}')
+    out["big"] = big
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00\x01garbage")
+    out["binary"] = binary
+    return out
+
+
+@pytest.mark.parametrize("kind", ["malformed", "list", "missing", "absurd", "big", "binary"])
+def test_bad_config_file_exits_with_one_line(tmp_path, kind):
+    r = cli(str(_bad_files(tmp_path)[kind]), "--json")
+    assert r.returncode != 0
+    assert r.stdout == ""
+    assert_one_line_error(r.stderr)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["no-such-model"], "no-such-model"),
+        (["llama-3.1-8b", "--context", "abc"], "context"),
+        (["llama-3.1-8b", "--context", "0"], "context"),
+        (["llama-3.1-8b", "--context", "-5"], "context"),
+        (["llama-3.1-8b", "--context", "99999999999999999999"], "context"),
+        (["llama-3.1-8b", "--batch", "0"], "batch"),
+        (["llama-3.1-8b", "--kv-dtype", "fp12"], "kv-dtype"),
+        (["llama-3.1-8b", "--layout", "paged"], "layout"),
+        (["llama-3.1-8b", "--no-such-flag"], "no-such-flag"),
+        ([], "preset"),
+        (["/no/such/dir/config.json"], "no such file"),
+    ],
+)
+def test_bad_arguments_exit_with_one_line(args, words):
+    r = cli(*args)
+    assert r.returncode != 0
+    assert r.stdout == ""
+    assert_one_line_error(r.stderr)
+    assert words in r.stderr
+
+
+def test_a_directory_is_refused(tmp_path):
+    r = cli(str(tmp_path))
+    assert r.returncode != 0
+    assert_one_line_error(r.stderr)
+
+
+def test_main_returns_2_on_bad_input(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_the_cli_never_imports_torch():
+    code = (
+        "import sys, core.report\n"
+        "assert 'torch' not in sys.modules, 'import'\n"
+        "assert core.report.main(['deepseek-v4-pro', '--json']) == 0\n"
+        "assert core.report.main(['gemma-3-27b']) == 0\n"
+        "assert 'torch' not in sys.modules, 'run'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_torch_check_can_fail():
+    """Guards the test above: the same check does notice torch when it is imported."""
+    code = "import sys, core.layers\nassert 'torch' not in sys.modules\n"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
