@@ -6,12 +6,13 @@ _BIN = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
 def fmt_bytes(n: float, digits: int = 3) -> str:
-    """1024-based, with the unit named: 10334371840 -> '9.62 GiB'."""
+    """1024-based, with the unit named: 10334371840 -> '9.62 GiB'. A value moves to the next unit at
+    1000 so that it never prints as "1,024 KiB" (1000 KiB -> "0.977 MiB"); bytes stay whole up to 1,023 B."""
     n = float(n)
     for unit in _BIN:
-        if abs(n) < 1024 or unit == _BIN[-1]:
-            if unit == "B":
-                return f"{int(n):,} B"
+        if unit == "B" and abs(n) < 1024:
+            return f"{int(n):,} B"
+        if abs(round(n, 3)) < 1000 or unit == _BIN[-1]:
             return f"{n:.{digits}g} {unit}" if abs(n) < 1000 else f"{n:,.0f} {unit}"
         n /= 1024
     raise AssertionError

@@ -55,12 +55,12 @@ def summary(s: OverviewState, gpu_bytes: int) -> pd.DataFrame:
             {
                 "model": m,
                 "attention": spec.design,
-                "params (total / active)": f"{fmt_params(pc.total)} / {fmt_params(pc.active)}",
-                "KV per token": fmt_bytes(acc.kv_bytes_per_token(spec, s.kv_dtype)),
+                "params total / active": f"{fmt_params(pc.total)} / {fmt_params(pc.active)}",
+                "KV / token": fmt_bytes(acc.kv_bytes_per_token(spec, s.kv_dtype)),
                 f"KV cache at {tokens(s.context)} x {s.batch}": fmt_bytes(kv),
                 f"% of {s.gpu}": f"{100 * kv / gpu_bytes:.1f}%",
-                "sequences that fit (cache only)": f"{gpu_bytes // max(kv // s.batch, 1):,}",
-                "decode FLOPs/token": fmt_si(acc.decode_cost(spec, s.context, s.kv_dtype).model_flops, "FLOP"),
+                "fit (cache only)": f"{gpu_bytes // max(kv // s.batch, 1):,}",
+                "FLOPs / token": fmt_si(acc.decode_cost(spec, s.context, s.kv_dtype).model_flops, "FLOP"),
             }
         )
     return pd.DataFrame(rows)
@@ -126,8 +126,9 @@ st.altair_chart(chart, width="stretch", height=460, key="overview.chart")
 downloads(chart, df, f"kv-cache-{s.kv_dtype}", "overview.dl")
 st.dataframe(summary(s, gpu.memory_bytes), hide_index=True, width="stretch")
 st.caption(
-    f"{s.gpu}: {gpu.memory_gb:g} GB (vendor, decimal) = {gpu_gib:.1f} GiB. 'Fit' counts the cache alone; "
-    "the Memory planner adds weights and headroom. Context goes up to "
+    f"{s.gpu}: {gpu.memory_gb:g} GB (vendor, decimal) = {gpu_gib:.1f} GiB. 'Fit': sequences whose cache alone "
+    "fits (the Memory planner adds weights and headroom). FLOPs / token: whole model, one decoded token. "
+    "Context goes up to "
     f"{MAX_CONTEXT:,} tokens; everything here is exact arithmetic on the configs, checked by tests against real layers."
 )
 with st.expander("Formulas, with these models' numbers"):

@@ -267,7 +267,7 @@ def test_load_config_text_refuses_more_than_1_mib():
 def test_load_config_file_refuses_missing_and_directories(tmp_path):
     with pytest.raises(ValueError, match="no such file"):
         load_config_file(tmp_path / "absent.json")
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(ValueError, match="is a folder"):
         load_config_file(tmp_path)
 
 
