@@ -178,8 +178,9 @@ def kv_cache_bytes(
 
 
 def kv_bytes_per_token(spec: ModelSpec, kv_dtype: str = "bf16", layout: str = "latent") -> int:
-    """Bytes one more token adds to a full-attention cache (window and compressed layers averaged out
-    are not per-token; this is the cache at context 1)."""
+    """The cache at context 1: what one token leaves behind in every layer. For full-attention GQA/MLA/DSA
+    models every further token adds exactly this much; sliding-window and compressed (V4) layers do not
+    grow linearly, so use `kv_cache_bytes` at the context you care about for them."""
     return kv_cache_bytes(spec, 1, 1, kv_dtype, layout)
 
 

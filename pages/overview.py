@@ -1,5 +1,6 @@
 """Overview: why the KV cache decides long-context inference, and DeepSeek V4's claims recomputed."""
 
+import inspect
 from pathlib import Path
 
 import pandas as pd
@@ -135,4 +136,6 @@ with st.expander("Formulas, with these models' numbers"):
     for m in s.models:
         st.markdown(f"**{m}** ({preset(m).design})")
         st.latex(bytes_per_token_latex(preset(m), s.kv_dtype))
+with st.expander("Show the code behind the cache numbers"):
+    st.code(inspect.getsource(acc.layer_cache_rows), language="python")
 claims_panel()
