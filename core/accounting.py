@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import ceil
+from typing import NamedTuple
 
 from core.dtypes import StorageFormat, cache_dtype
 from core.specs import AttentionSpec, CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec, MLPSpec, ModelSpec
@@ -93,38 +94,39 @@ def _v4_index_bytes(attn: CompressedSpec) -> int:
     return ceil(attn.index_head_dim / 2) + ceil(attn.index_head_dim / 32)
 
 
-def layer_cache_rows(attn: AttentionSpec, context: int, fmt: StorageFormat, layout: str = "latent"):
-    """(tensor, rows, width, bytes_per_row) cached by one layer for one sequence at `context` tokens."""
+class CacheRows(NamedTuple):
+    tensor: str
+    rows: int  # vectors per sequence
+    width: int  # elements per vector
+    bytes_per_row: int
+
+
+def layer_cache_rows(attn: AttentionSpec, context: int, fmt: StorageFormat, layout: str = "latent") -> list[CacheRows]:
+    """What one layer caches for one sequence at `context` tokens: one CacheRows per cached tensor."""
     n = context
     if isinstance(attn, GQASpec):
         tokens = min(n, attn.sliding_window) if attn.sliding_window else n
         rows = tokens * attn.n_kv_heads
         row_b = fmt.vector_bytes(attn.head_dim)
-        return [("keys", rows, attn.head_dim, row_b), ("values", rows, attn.head_dim, row_b)]
+        return [CacheRows("keys", rows, attn.head_dim, row_b), CacheRows("values", rows, attn.head_dim, row_b)]
     if isinstance(attn, MLASpec):
         out = []
         if layout == "materialised":
             k, v = attn.qk_head_dim, attn.v_head_dim
-            out += [("keys", n * attn.n_heads, k, fmt.vector_bytes(k))]
-            out += [("values", n * attn.n_heads, v, fmt.vector_bytes(v))]
+            out += [CacheRows("keys", n * attn.n_heads, k, fmt.vector_bytes(k))]
+            out += [CacheRows("values", n * attn.n_heads, v, fmt.vector_bytes(v))]
         elif layout == "fp8_ds_mla":
             w = attn.kv_lora_rank + attn.qk_rope_head_dim
-            out += [
-                (
-                    "latent + rope key (fp8_ds_mla)",
-                    n,
-                    w,
-                    _fp8_ds_mla_bytes(attn.kv_lora_rank, attn.qk_rope_head_dim),
-                )
-            ]
+            row_b = _fp8_ds_mla_bytes(attn.kv_lora_rank, attn.qk_rope_head_dim)
+            out += [CacheRows("latent + rope key (fp8_ds_mla)", n, w, row_b)]
         else:
-            out += [("latent c_KV", n, attn.kv_lora_rank, fmt.vector_bytes(attn.kv_lora_rank))]
+            out += [CacheRows("latent c_KV", n, attn.kv_lora_rank, fmt.vector_bytes(attn.kv_lora_rank))]
             if attn.qk_rope_head_dim:
-                out += [("rope key", n, attn.qk_rope_head_dim, fmt.vector_bytes(attn.qk_rope_head_dim))]
+                out += [CacheRows("rope key", n, attn.qk_rope_head_dim, fmt.vector_bytes(attn.qk_rope_head_dim))]
         if isinstance(attn, DSASpec):
             d = attn.index_head_dim
             row_b = _fp8_scaled_bytes(d) if layout == "fp8_ds_mla" else fmt.vector_bytes(d)
-            out += [("indexer keys", n, d, row_b)]
+            out += [CacheRows("indexer keys", n, d, row_b)]
         return out
     if isinstance(attn, CompressedSpec):
         prod = layout == "fp8_ds_mla"
@@ -132,11 +134,11 @@ def layer_cache_rows(attn: AttentionSpec, context: int, fmt: StorageFormat, layo
         out = []
         if attn.compress_ratio:
             entries = n // attn.compress_ratio
-            out += [("entries", entries, attn.head_dim, entry_b)]
+            out += [CacheRows("entries", entries, attn.head_dim, entry_b)]
             if attn.indexed:
                 d = attn.index_head_dim
-                out += [("indexer keys", entries, d, _v4_index_bytes(attn) if prod else fmt.vector_bytes(d))]
-        out += [("window", min(n, attn.sliding_window), attn.head_dim, entry_b)]
+                out += [CacheRows("indexer keys", entries, d, _v4_index_bytes(attn) if prod else fmt.vector_bytes(d))]
+        out += [CacheRows("window", min(n, attn.sliding_window), attn.head_dim, entry_b)]
         return out
     raise TypeError(f"unknown attention spec {type(attn).__name__}")
 
