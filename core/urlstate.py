@@ -27,7 +27,10 @@ class OverviewState:
 
 
 def _first(v: str | list[str]) -> str:
-    return v[-1] if isinstance(v, list) else v
+    """The last value of a repeated key (what the browser shows), '' for an empty list."""
+    if isinstance(v, list):
+        return str(v[-1]) if v else ""
+    return str(v)
 
 
 def _int(raw: str, lo: int, hi: int) -> int | None:
