@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from core.specs import DSASpec, GQASpec, MLASpec
+from core.specs import CompressedSpec, DSASpec, GQASpec, MLASpec
 
 
 def default_device() -> torch.device:
@@ -313,11 +313,15 @@ class DSAttention(MLAttention):
 
 
 def build_layer(spec, d_model: int, *, seed: int = 0, device=None, dtype=torch.float32) -> nn.Module:
-    """The reference layer for a spec (GQA, MLA or DSA)."""
+    """The reference layer for a spec: GQA, MLA, DSA or a DeepSeek V4 compressed layer."""
     if isinstance(spec, GQASpec):
         return GQAttention(spec, d_model, seed=seed, device=device, dtype=dtype)
     if isinstance(spec, DSASpec):
         return DSAttention(spec, d_model, seed=seed, device=device, dtype=dtype)
     if isinstance(spec, MLASpec):
         return MLAttention(spec, d_model, seed=seed, device=device, dtype=dtype)
-    raise ValueError(f"no reference layer for {type(spec).__name__} yet.")
+    if isinstance(spec, CompressedSpec):
+        from core.v4_layers import CompressedAttention  # v4_layers imports this module
+
+        return CompressedAttention(spec, d_model, seed=seed, device=device, dtype=dtype)
+    raise ValueError(f"no reference layer for {type(spec).__name__}.")
