@@ -292,8 +292,10 @@ def prefill_core_flops(attn: AttentionSpec, n_tokens: int, mode: str = "absorbed
     """Attention-core FLOPs of one layer for a prefill of `n_tokens` from an empty cache.
 
     causal=True counts what each query attends to (query p attends as a decode step at context p):
-    sum_{p=1}^{T} decode_core_flops(p). causal=False counts the dense T x T products a masked kernel
-    executes (what our reference layers and FlopCounterMode see).
+    sum_{p=1}^{T} decode_core_flops(p). causal=False counts the dense products a masked kernel executes
+    (what our reference layers and FlopCounterMode see): T x T pairs for GQA/MLA, T x min(T, k) for DSA
+    plus T x T indexer rows; for V4 layers T x T window pairs plus T x E entries (CSA: T x min(E, k),
+    and T x E indexer rows), E = floor(T / m).
     """
     t = n_tokens
     pf = pair_flops(attn, mode)
@@ -302,7 +304,10 @@ def prefill_core_flops(attn: AttentionSpec, n_tokens: int, mode: str = "absorbed
         if isinstance(attn, DSASpec):
             return t * min(t, attn.index_topk) * pf + t * t * ix
         if isinstance(attn, CompressedSpec):
-            raise ValueError("the dense prefill count is defined for GQA/MLA/DSA layers only.")
+            e = t // attn.compress_ratio if attn.compress_ratio else 0
+            if attn.indexed:
+                return t * (t + min(e, attn.index_topk)) * pf + t * e * ix
+            return t * (t + e) * pf
         return t * t * pf
     if isinstance(attn, GQASpec):
         pairs = _sum_min(1, t, attn.sliding_window) if attn.sliding_window else t * (t + 1) // 2

@@ -433,3 +433,54 @@ def test_layer_runs_on_cuda(name):
     torch.testing.assert_close(full.cpu(), want, atol=1e-10, rtol=0)
     torch.testing.assert_close(step, full, atol=1e-10, rtol=0)
     assert cache_nbytes(cache32) == acc.kv_cache_bytes(one_layer(cpu.spec), 37, 2, "fp32")
+
+
+# ---------------------------------------------------------------------------- random specs (hypothesis)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def v4_specs(draw):
+    heads = draw(st.sampled_from([2, 4]))
+    ratio = draw(st.sampled_from([0, 4, 2, 3, 8]))
+    indexed = ratio == 4
+    return CompressedSpec(
+        n_heads=heads,
+        head_dim=draw(st.sampled_from([8, 12, 16])),
+        qk_rope_head_dim=draw(st.sampled_from([0, 2, 4])),
+        compress_ratio=ratio,
+        sliding_window=draw(st.integers(2, 7)),
+        q_lora_rank=draw(st.sampled_from([None, 6])),
+        o_groups=draw(st.sampled_from([1, 2])),
+        o_lora_rank=draw(st.sampled_from([None, 4])),
+        index_n_heads=2 if indexed else 0,
+        index_head_dim=6 if indexed else 0,
+        index_topk=draw(st.integers(2, 4)) if indexed else 0,
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(spec=v4_specs(), context=st.integers(2, 30), batch=st.integers(1, 2), seed=st.integers(0, 99))
+def test_random_specs_bytes_and_decode_flops_match_accounting(spec, context, batch, seed):
+    """Any small V4 spec: cache nbytes after a prefill of `context` tokens, and the FLOPs of the next
+    decode step, equal the accounting."""
+    layer = build(spec, seed=seed, dtype=torch.float32)
+    x = inputs(batch, context + 1, seed, dtype=torch.float32)
+    _, cache = layer(x[:, :context])
+    assert cache_nbytes(cache) == acc.kv_cache_bytes(one_layer(spec), context, batch, "fp32")
+    with FlopCounterMode(display=False) as fc:
+        layer(x[:, context:], cache)
+    per_seq = acc.decode_core_flops(spec, context + 1) + 2 * acc.attention_params(spec, D_MODEL).matmul
+    assert fc.get_total_flops() == batch * per_seq
+
+
+@settings(max_examples=20, deadline=None)
+@given(spec=v4_specs(), tokens=st.integers(2, 30), seed=st.integers(0, 99))
+def test_random_specs_dense_prefill_flops_match_formula(spec, tokens, seed):
+    """A prefill of T tokens from an empty cache executes the dense count prefill_core_flops(causal=False)."""
+    layer = build(spec, seed=seed)
+    with FlopCounterMode(display=False) as fc:
+        layer(inputs(1, tokens, seed))
+    dense = acc.prefill_core_flops(spec, tokens, causal=False)
+    assert fc.get_total_flops() == dense + 2 * tokens * acc.attention_params(spec, D_MODEL).matmul
