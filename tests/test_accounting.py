@@ -264,9 +264,14 @@ def test_dense_prefill_counts_every_query_key_pair(attn):
     assert acc.prefill_core_flops(attn, t, causal=False) >= acc.prefill_core_flops(attn, t, causal=True)
 
 
-def test_dense_prefill_is_not_defined_for_v4_layers():
-    with pytest.raises(ValueError, match="GQA/MLA/DSA"):
-        acc.prefill_core_flops(V4_SPECS[0], 10, causal=False)
+def test_dense_prefill_of_v4_layers_counts_window_plus_entries():
+    """Dense count: T x T window pairs plus T x E entries (CSA: top-k capped, plus T x E indexer rows);
+    tests/test_v4_layers.py pins it against FlopCounterMode on the real layer."""
+    hca = CompressedSpec(4, 16, 4, 8, 4)
+    assert acc.prefill_core_flops(hca, 20, causal=False) == 20 * (20 + 20 // 8) * acc.pair_flops(hca)
+    csa = CompressedSpec(4, 16, 4, 4, 4, index_n_heads=2, index_head_dim=8, index_topk=3)
+    dense = 20 * (20 + 3) * acc.pair_flops(csa) + 20 * 5 * acc.index_flops_per_row(csa)
+    assert acc.prefill_core_flops(csa, 20, causal=False) == dense
 
 
 def test_pair_flops_follow_the_table():

@@ -570,9 +570,9 @@ def test_bad_modes_and_unsupported_specs_raise_value_error():
     dsa = DSAttention(DSASpec(2, 8, 4, 2, 4, index_n_heads=2, index_head_dim=4, index_topk=2), 8, dtype=F64)
     with pytest.raises(ValueError, match="absorbed"):
         dsa(inputs(1, 2, 8), mode="naive")
-    v4 = CompressedSpec(4, 16, 4, 128, 8)
-    with pytest.raises(ValueError, match="CompressedSpec"):
-        build_layer(v4, 8)
+    assert type(build_layer(CompressedSpec(4, 16, 4, 128, 8), 8)).__name__ == "CompressedAttention"
+    with pytest.raises(ValueError, match="DenseMLP"):
+        build_layer(DenseMLP(8), 8)
 
 
 def _odd_dim_case(make_spec):
