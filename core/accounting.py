@@ -21,7 +21,17 @@ from math import ceil
 from typing import NamedTuple
 
 from core.dtypes import StorageFormat, cache_dtype
-from core.specs import AttentionSpec, CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec, MLPSpec, ModelSpec
+from core.specs import (
+    AttentionSpec,
+    CompressedSpec,
+    DenseMLP,
+    DSASpec,
+    GQASpec,
+    MLASpec,
+    MLPSpec,
+    ModelSpec,
+    MoEMLP,
+)
 
 LAYOUTS = ("latent", "materialised", "fp8_ds_mla")
 MODES = ("absorbed", "naive")
@@ -372,6 +382,12 @@ def attention_params(attn: AttentionSpec, hidden: int) -> Params:
     return v4_attention_params(attn, hidden)
 
 
+def _expert_params(mlp: MoEMLP, hidden: int) -> Params:
+    """One gated expert: gate, up and down projections (+ biases, gpt-oss)."""
+    i = mlp.expert_intermediate_size
+    return Params(3 * hidden * i, (2 * i + hidden) if mlp.bias else 0)
+
+
 def mlp_params(mlp: MLPSpec | None, hidden: int, active: bool = False) -> Params:
     """Weights of one MLP block; `active` counts only the experts one token runs."""
     h = hidden
@@ -382,9 +398,7 @@ def mlp_params(mlp: MLPSpec | None, hidden: int, active: bool = False) -> Params
         n_mat = 3 if mlp.gated else 2
         return Params(n_mat * h * i, (i + h) if mlp.bias else 0)
     e = mlp.top_k if active else mlp.n_routed
-    i = mlp.expert_intermediate_size
-    expert = Params(3 * h * i, (2 * i + h) if mlp.bias else 0)
-    p = expert.scale(e) + Params(h * mlp.n_routed, mlp.n_routed)  # router (+ bias / correction bias)
+    p = _expert_params(mlp, h).scale(e) + Params(h * mlp.n_routed, mlp.n_routed)  # router (+ bias / correction bias)
     p += Params(3 * h * mlp.shared_intermediate_size * mlp.n_shared)
     return p
 
@@ -394,9 +408,11 @@ class ParamCount:
     total: int
     active: int  # per token: MoE counts only the experts that run; the embedding lookup is left out
     matmul_active: int  # active weights that are matmul operands (lm_head included, embeddings not)
-    embedding: int
+    embedding: int  # input embedding table
     attention: int
     mlp: int
+    routed_experts: int = 0  # MoE routed expert weights (what releases often store in 4 bits)
+    head: int = 0  # untied output projection (lm_head)
 
 
 def param_count(spec: ModelSpec) -> ParamCount:
@@ -416,14 +432,28 @@ def param_count(spec: ModelSpec) -> ParamCount:
     # model cards do: V4-Pro 49B, V3 37B.
     active = common - embed + sum(p.total for p in mlp_act)
     matmul_active = spec.vocab_size * h + sum(p.matmul for p in attn) + sum(p.matmul for p in mlp_act)
-    return ParamCount(total, active, matmul_active, embed, attn_total, sum(p.total for p in mlp))
+    routed = sum(m.n_routed * _expert_params(m, h).total for m in spec.mlp if isinstance(m, MoEMLP))
+    return ParamCount(total, active, matmul_active, embed, attn_total, sum(p.total for p in mlp), routed, head)
 
 
 def weights_bytes(spec: ModelSpec, weight_dtype: str = "bf16") -> int:
+    """Bytes of all weights (MTP modules excluded) in `weight_dtype`, scales included. "native" uses the
+    formats the release ships, read from its config (`spec.native_weights`): embeddings and lm_head,
+    routed experts, and everything else each in their own format (DeepSeek-V3: bf16 / fp8 / fp8;
+    gpt-oss: bf16 / mxfp4 / bf16; V4: bf16 / mxfp4 / fp8)."""
     from core.dtypes import weight_dtype as wd
 
-    fmt = wd(weight_dtype)
-    return ceil(param_count(spec).total * fmt.bits_per_element / 8)
+    pc = param_count(spec)
+    if weight_dtype != "native":
+        return ceil(pc.total * wd(weight_dtype).bits_per_element / 8)
+    embed_fmt, expert_fmt, rest_fmt = (wd(n) for n in spec.native_weights)
+    rest = pc.total - pc.embedding - pc.head - pc.routed_experts
+    bits = (
+        (pc.embedding + pc.head) * embed_fmt.bits_per_element
+        + pc.routed_experts * expert_fmt.bits_per_element
+        + rest * rest_fmt.bits_per_element
+    )
+    return ceil(bits / 8)
 
 
 # ----------------------------------------------------------------------------- per-token totals

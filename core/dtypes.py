@@ -2,7 +2,8 @@
 
 A cached tensor is a set of vectors (one key head of one token, one latent, ...). Each vector of
 `width` elements is stored in `bits` per element, rounded up to whole bytes, plus one scale group
-of `scale_bytes` for every `group_size` elements where the format has per-group scales.
+of `scale_bytes` for every `group_size` elements where the format has per-group scales, plus
+`vector_extra_bytes` per vector where the format stores something per vector (TurboQuant's norm).
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ from math import ceil
 @dataclass(frozen=True)
 class StorageFormat:
     name: str
-    bits: int  # bits per stored element
+    bits: float  # bits per stored element (an average for mixed-precision formats)
     group_size: int = 0  # elements sharing one scale group; 0: no per-group scales
     scale_bytes: int = 0  # bytes stored per group: scale, plus a zero point when asymmetric
     description: str = ""
+    vector_extra_bytes: int = 0  # bytes stored once per vector (TurboQuant: the vector's fp16 norm)
 
     def vector_bytes(self, width: int) -> int:
-        """Bytes of one stored vector of `width` elements: ceil(width*bits/8) + groups*scale_bytes."""
+        """Bytes of one stored vector of `width` elements:
+        ceil(width*bits/8) + ceil(width/group_size)*scale_bytes + vector_extra_bytes."""
         data = ceil(width * self.bits / 8)
         groups = ceil(width / self.group_size) if self.group_size else 0
-        return data + groups * self.scale_bytes
+        return data + groups * self.scale_bytes + self.vector_extra_bytes
 
     @property
     def bits_per_element(self) -> float:
@@ -52,6 +55,21 @@ CACHE_DTYPES: dict[str, StorageFormat] = {
             "int4 packed two per byte, asymmetric, an fp16 scale and an fp16 zero point per "
             "group of 64 values (+0.5 bit), as in KIVI (arXiv 2402.02750)",
         ),
+        StorageFormat(
+            "tq3.5",
+            3.5,
+            description="TurboQuant-style (arXiv 2504.19874): random rotation, per-coordinate Lloyd-Max "
+            "codebooks, 3.5 bits per channel on average (outlier channels get one bit more), an fp16 norm "
+            "per vector; the paper reports quality neutrality at 3.5 bits",
+            vector_extra_bytes=2,
+        ),
+        StorageFormat(
+            "tq2.5",
+            2.5,
+            description="TurboQuant-style at 2.5 bits per channel on average plus an fp16 norm per vector; "
+            "the paper reports marginal quality loss at 2.5 bits",
+            vector_extra_bytes=2,
+        ),
     )
 }
 
@@ -61,6 +79,7 @@ WEIGHT_DTYPES: dict[str, StorageFormat] = {
     for f in (
         StorageFormat("fp32", 32, description="float32"),
         StorageFormat("bf16", 16, description="bfloat16"),
+        StorageFormat("fp16", 16, description="float16"),
         StorageFormat("fp8", 8, 128 * 128, 4, "fp8 e4m3 with an fp32 scale per 128x128 block (DeepSeek-V3)"),
         StorageFormat("int8", 8, 128, 2, "int8 with an fp16 scale per 128 values"),
         StorageFormat("mxfp4", 4, 32, 1, "MXFP4: fp4 e2m1 with an 8-bit shared exponent per 32 values"),

@@ -17,7 +17,7 @@ def bytes_per_token_latex(spec: ModelSpec, kv_dtype: str = "bf16") -> str:
     kinds = spec.layer_kinds
     a = spec.attention[0]
     l = spec.n_layers
-    scales = r"\ (+\text{scales})" if fmt.group_size else ""
+    scales = r"\ (+\text{scales})" if fmt.group_size or fmt.vector_extra_bytes else ""
     if len(kinds) == 1 and isinstance(a, GQASpec) and not a.sliding_window:
         return (
             rf"2\,l\,n_{{kv}}\,d_h\,b = 2 \times {l} \times {a.n_kv_heads} \times {a.head_dim} \times {bstr}"

@@ -268,6 +268,25 @@ def _mlps(r: _Reader, n_layers: int) -> list[MLPSpec]:
     return [DenseMLP(r.int("intermediate_size"))] * n_layers
 
 
+def _native_weights(cfg: dict[str, Any]) -> tuple[str, str, str]:
+    """Formats of (embeddings + lm_head, routed experts, the rest) as released, from torch_dtype,
+    quantization_config (fp8 block-scaled: DeepSeek; mxfp4 on experts only: gpt-oss) and V4's
+    expert_dtype ("fp4": packed e2m1 with an 8-bit scale per 32 values, the MXFP4 layout)."""
+    dtype = {"float32": "fp32", "float16": "fp16"}.get(str(cfg.get("torch_dtype") or cfg.get("dtype")), "bf16")
+    experts = rest = dtype
+    q = cfg.get("quantization_config")
+    method = q.get("quant_method") if isinstance(q, dict) else None
+    if method == "fp8":
+        experts = rest = "fp8"
+    elif method == "mxfp4":
+        experts = "mxfp4"
+    if cfg.get("expert_dtype") == "fp4" or cfg.get("model_type") == "deepseek_v4":
+        # V4 checkpoints store routed experts as packed fp4 + an e8m0 scale per 32 values, whether or
+        # not the config says expert_dtype (the V4-Pro file does not; its tensor list shows it)
+        experts = "mxfp4"
+    return dtype, experts, rest
+
+
 def from_hf_config(cfg: dict[str, Any], name: str | None = None) -> ModelSpec:
     """Build a ModelSpec from the dict of a Hugging Face config.json (see module docstring)."""
     if not isinstance(cfg, dict):
@@ -313,6 +332,14 @@ def from_hf_config(cfg: dict[str, Any], name: str | None = None) -> ModelSpec:
 
         extra.append(("hyper-connections", hyper_connection_params(hidden, n_layers, r.int("hc_mult", hi=64))))
     n_mtp = r.int("num_nextn_predict_layers", 0, 0, MAX_LAYERS)
+    native = _native_weights(r.cfg)
+    if len(set(native)) > 1:
+        notes.append(
+            f"released weights: embeddings {native[0]}, routed experts {native[1]}, the rest {native[2]} "
+            "(from quantization_config / expert_dtype)."
+        )
+    elif native[0] != "bf16":
+        notes.append(f"released weights: {native[0]} (torch_dtype).")
     return ModelSpec(
         name=name or str(cfg.get("_name_or_path") or mt),
         model_type=mt,
@@ -322,6 +349,7 @@ def from_hf_config(cfg: dict[str, Any], name: str | None = None) -> ModelSpec:
         mlp=tuple(_mlps(r, n_layers)),
         tie_word_embeddings=r.bool("tie_word_embeddings", False),
         n_mtp_layers=n_mtp,
+        native_weights=native,
         extra_params=tuple(extra),
         notes=tuple(notes),
     )

@@ -232,6 +232,8 @@ class ModelSpec:
     mlp: tuple[MLPSpec, ...]
     tie_word_embeddings: bool = False
     n_mtp_layers: int = 0  # next-token-prediction modules beyond num_hidden_layers (not counted)
+    # weight formats the release ships: (embeddings and lm_head, routed experts, everything else)
+    native_weights: tuple[str, str, str] = ("bf16", "bf16", "bf16")
     extra_params: tuple[tuple[str, int], ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = field(default_factory=tuple)  # what the parser decided and why
 
