@@ -20,18 +20,19 @@ TOKENS_LABEL = (
 
 
 def cache_vs_context(
-    models: dict[str, ModelSpec], contexts: list[int], kv_dtype: str = "bf16", batch: int = 1
+    models: dict[str, ModelSpec], contexts: list[int], kv_dtype: str = "bf16", batch: int = 1, layout: str = "latent"
 ) -> pd.DataFrame:
     """Long table: model, design, context, KV cache bytes and GiB."""
     rows = []
     for label, spec in models.items():
         for n in contexts:
-            b = acc.kv_cache_bytes(spec, n, batch, kv_dtype)
+            b = acc.kv_cache_bytes(spec, n, batch, kv_dtype, layout)
             rows.append({"model": label, "design": spec.design, "context": n, "kv_bytes": b, "kv_gib": b / GIB})
     return pd.DataFrame(rows)
 
 
-def _style(chart: alt.Chart) -> alt.Chart:
+def style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    """Fonts and legend placement for the page and for slides; apply once, to the outermost chart."""
     return (
         chart.configure_axis(labelFontSize=FONT, titleFontSize=FONT)
         .configure_legend(labelFontSize=FONT, titleFontSize=FONT, labelLimit=400, orient="bottom", columns=2)
@@ -39,7 +40,7 @@ def _style(chart: alt.Chart) -> alt.Chart:
     )
 
 
-def cache_chart(
+def cache_chart(  # unstyled: wrap in style() before showing
     df: pd.DataFrame, gpu_label: str, gpu_gib: float, context: int, title: str = "KV cache vs context"
 ) -> alt.Chart:
     """Log-log KV cache (GiB) vs context, a line per model, the GPU's memory as a dashed rule and the
@@ -73,7 +74,7 @@ def cache_chart(
         .encode(y="gib:Q", x=alt.value(0), text="label:N")
     )
     now = alt.Chart(pd.DataFrame({"context": [context]})).mark_rule(color="#6b7280").encode(x="context:Q")
-    return _style(alt.layer(lines, rule, text, now).properties(width=720, height=420, title=title))
+    return alt.layer(lines, rule, text, now).properties(width=720, height=420, title=title)
 
 
 def to_png(chart: alt.TopLevelMixin | str, scale: float = 2.0) -> bytes:
@@ -87,3 +88,141 @@ def to_svg(chart: alt.TopLevelMixin | str) -> str:
     import vl_convert as vlc
 
     return vlc.vegalite_to_svg(chart if isinstance(chart, str) else chart.to_json())
+
+
+# ----------------------------------------------------------------------------- memory planner
+
+PART_COLORS = {
+    "weights": "#64748b",
+    "KV cache": "#2563eb",
+    "reserved": "#f59e0b",
+    "free": "#10b981",
+    "over capacity": "#dc2626",
+}
+
+
+def memory_parts(plans: dict) -> pd.DataFrame:
+    """Long table per model: weights, KV cache (paged, the whole batch), reserved, free or over (GiB).
+    `plans` maps a model label to a core.planner.Plan."""
+    rows = []
+    for label, p in plans.items():
+        parts = {"weights": p.weights_bytes, "KV cache": p.kv_paged_bytes, "reserved": p.reserved_bytes}
+        free = p.usable_bytes - sum(parts.values())
+        parts["free" if free >= 0 else "over capacity"] = abs(free)
+        for order, (part, b) in enumerate(parts.items()):
+            rows.append({"model": label, "part": part, "order": order, "bytes": b, "gib": b / GIB})
+    return pd.DataFrame(rows)
+
+
+def memory_chart(df: pd.DataFrame, usable_gib: float, label: str, title: str = "Memory on the GPUs") -> alt.Chart:
+    """Horizontal stacked bars per model; the usable memory as a dashed rule."""
+    bars = (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            y=alt.Y("model:N", title=None, sort=None, axis=alt.Axis(labelLimit=300)),
+            x=alt.X("sum(gib):Q", title="GiB", stack="zero"),
+            color=alt.Color(
+                "part:N",
+                title=None,
+                scale=alt.Scale(domain=list(PART_COLORS), range=list(PART_COLORS.values())),
+                legend=alt.Legend(orient="top", columns=5),
+            ),
+            order=alt.Order("order:Q"),
+            tooltip=["model", "part", alt.Tooltip("gib:Q", format=",.2f", title="GiB")],
+        )
+    )
+    cap = pd.DataFrame({"gib": [usable_gib], "label": [label]})
+    rule = alt.Chart(cap).mark_rule(strokeDash=[8, 4], color=GPU_COLOR, strokeWidth=2).encode(x="gib:Q")
+    text = (
+        alt.Chart(cap)
+        .mark_text(align="right", dx=-6, dy=-6, color=GPU_COLOR, fontSize=FONT, fontWeight="bold", baseline="bottom")
+        .encode(x="gib:Q", y=alt.value(0), text="label:N")
+    )
+    return alt.layer(bars, rule, text).properties(width=720, height=alt.Step(48), title=title)
+
+
+def breakdown_table(specs: dict[str, ModelSpec], context: int, batch: int, kv_dtype: str, layout: str) -> pd.DataFrame:
+    """Cache by layer type and tensor, per model (GiB)."""
+    rows = []
+    for label, spec in specs.items():
+        for t in acc.kv_cache(spec, context, batch, kv_dtype, layout).terms:
+            rows.append(
+                {
+                    "model": label,
+                    "layer type": t.layer_kind,
+                    "tensor": t.tensor,
+                    "part": f"{t.layer_kind} {t.tensor}",
+                    "layers": t.n_layers,
+                    "rows per layer": t.rows,
+                    "bytes per row": t.bytes_per_row,
+                    "bytes": t.bytes,
+                    "gib": t.bytes / GIB,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def breakdown_chart(df: pd.DataFrame, title: str) -> alt.Chart:
+    """Share of each layer type and tensor in each model's cache (normalised bars)."""
+    return (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            y=alt.Y("model:N", title=None, sort=None, axis=alt.Axis(labelLimit=300)),
+            x=alt.X("sum(bytes):Q", stack="normalize", title="share of the KV cache", axis=alt.Axis(format="%")),
+            color=alt.Color("part:N", title=None, scale=alt.Scale(scheme="tableau20")),
+            tooltip=[
+                "model",
+                "part",
+                "layers",
+                alt.Tooltip("rows per layer:Q", format=","),
+                alt.Tooltip("gib:Q", format=",.3f", title="GiB"),
+            ],
+        )
+        .properties(width=720, height=alt.Step(40), title=title)
+    )
+
+
+def review_card(
+    title: str, inputs: list[str], table: pd.DataFrame, chart: alt.TopLevelMixin, footer: str
+) -> alt.TopLevelMixin:
+    """One image for a slide: title, the inputs, the comparison table (as text), the main chart, and a
+    footer with the app version and date. Render with to_png."""
+
+    def text_block(lines: list[str], size: int, weight: str = "normal", color: str = "#111827") -> alt.Chart:
+        df = pd.DataFrame({"line": lines, "i": range(len(lines))})
+        return (
+            alt.Chart(df)
+            .mark_text(align="left", baseline="top", fontSize=size, fontWeight=weight, color=color)
+            .encode(x=alt.value(0), y=alt.Y("i:O", axis=None), text="line:N")
+            .properties(width=900, height=(size + 8) * len(lines))
+        )
+
+    cols = list(table.columns)
+    cells = []
+    for r, row in enumerate([dict(zip(cols, cols, strict=True)), *table.astype(str).to_dict("records")]):
+        for c, col in enumerate(cols):
+            cells.append({"r": r, "c": c, "text": str(row[col]), "head": r == 0})
+    base = alt.Chart(pd.DataFrame(cells)).encode(
+        x=alt.X("c:O", axis=None, scale=alt.Scale(align=0)), y=alt.Y("r:O", axis=None), text="text:N"
+    )
+    grid = alt.layer(
+        base.transform_filter("datum.head").mark_text(align="left", baseline="middle", fontSize=13, fontWeight="bold"),
+        base.transform_filter("!datum.head").mark_text(align="left", baseline="middle", fontSize=13),
+    ).properties(width=min(1100, 150 * len(cols)), height=24 * (len(table) + 1))
+    return (
+        alt.vconcat(
+            text_block([title], 22, "bold"),
+            text_block(inputs, 13, color="#374151"),
+            grid,
+            chart,
+            text_block([footer], 11, color="#6b7280"),
+            spacing=14,
+        )
+        .configure_view(stroke=None)
+        .configure_axis(labelFontSize=FONT, titleFontSize=FONT)
+        .configure_legend(labelFontSize=FONT, labelLimit=400, orient="bottom", columns=3)
+        .configure_title(fontSize=FONT + 2)
+        .properties(background="white", padding=24)
+    )

@@ -47,3 +47,27 @@ def bytes_per_token_latex(spec: ModelSpec, kv_dtype: str = "bf16") -> str:
 def _n(x: int) -> str:
     """Thousands separators that LaTeX does not space out: 327{,}680."""
     return f"{x:,}".replace(",", "{,}")
+
+
+def budget_latex(plan, hw) -> str:
+    """KV budget = n x M x u - W - R, with the numbers (GiB)."""
+    def gib(b: float) -> str:
+        return f"{b / 2**30:,.1f}".replace(",", "{,}")
+
+    return (
+        rf"\text{{KV budget}} = n\,M\,u - W - R = {hw.n_gpus} \times {gib(hw.memory_bytes)} \times "
+        rf"{hw.utilization:g} - {gib(plan.weights_bytes)} - {gib(plan.reserved_bytes)} = "
+        rf"{gib(plan.kv_budget_bytes)}\ \text{{GiB}}"
+    )
+
+
+def concurrency_latex(plan) -> str:
+    """vLLM's maximum concurrency: floor(budget / block) / ceil(N / 16), with the numbers."""
+    blocks_per_req = -(-plan.context // 16)
+    return (
+        r"\begin{aligned}\text{concurrency} &= \frac{\lfloor \text{budget} / (16 \times \text{bytes/token}) \rfloor}"
+        r"{\lceil N / 16 \rceil}"
+        rf" = \frac{{\lfloor {_n(plan.kv_budget_bytes)} / {_n(plan.block_bytes)} \rfloor}}"
+        rf"{{\lceil {_n(plan.context)} / 16 \rceil}} \\ &= \frac{{{_n(plan.num_blocks)}\ \text{{blocks}}}}"
+        rf"{{{_n(blocks_per_req)}\ \text{{blocks per request}}}} = {plan.max_concurrency:.2f}\times\end{{aligned}}"
+    )

@@ -1,87 +1,207 @@
 """View state <-> URL query string, as pure functions, so a copied link reproduces the view.
 
-Parsing never raises: unknown keys and bad values are dropped, each with a notice for the page.
+Each page declares its state as a frozen dataclass whose fields carry a `Param` (query key, parser,
+serialiser) in their metadata; `parse_state` and `dump_state` work for any such dataclass. Parsing
+never raises: unknown keys and bad values are dropped, each with a notice the page shows. Only values
+that differ from the defaults go into the link, so links stay short.
+
+An uploaded config.json travels in the link compressed (zlib) and base64url-encoded when it is small;
+decoding refuses anything that inflates past 1 MiB (no zip bombs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import base64
+import binascii
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
-from core.dtypes import CACHE_DTYPES
+from core.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.gpus import GPUS
 from core.presets import preset_names
 
-MAX_CONTEXT = 1 << 20
-DEFAULT_MODELS = ("llama-3.1-70b", "deepseek-v3", "deepseek-v3.2", "deepseek-v4-pro")
+MAX_CONTEXT = 1 << 20  # the sliders' top
+MAX_TYPED_CONTEXT = 1 << 24  # an exact context typed in the planner
+MAX_LINK_CONFIG_CHARS = 2000  # an encoded config longer than this stays out of the link
+CUSTOM = "@config"  # the model slot of an uploaded or pasted config.json
 
 
 @dataclass(frozen=True)
-class OverviewState:
-    models: tuple[str, ...] = DEFAULT_MODELS
-    context: int = 131_072
-    gpu: str = "H200"
-    kv_dtype: str = "bf16"
-    batch: int = 1
-    notices: tuple[str, ...] = field(default=(), compare=False)
+class Param:
+    key: str
+    parse: Callable[[str], Any]  # raises ValueError with a sentence for the notice
+    dump: Callable[[Any], str] = str
 
 
-def _first(v: str | list[str]) -> str:
+def _meta(key: str, parse: Callable[[str], Any], dump: Callable[[Any], str] = str) -> dict:
+    return {"param": Param(key, parse, dump)}
+
+
+def _first(v: Any) -> str:
     """The last value of a repeated key (what the browser shows), '' for an empty list."""
     if isinstance(v, list):
         return str(v[-1]) if v else ""
     return str(v)
 
 
-def _int(raw: str, lo: int, hi: int) -> int | None:
-    raw = raw.strip().replace("_", "").replace(",", "")
-    if not raw.isdigit() or len(raw) > 12:
-        return None
-    v = int(raw)
-    return v if lo <= v <= hi else None
+def int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        raw = raw.strip().replace("_", "").replace(",", "")
+        if not raw.isdigit() or len(raw) > 15 or not lo <= int(raw) <= hi:
+            raise ValueError(f"{what} in the link must be a whole number from {lo:,} to {hi:,}")
+        return int(raw)
+
+    return parse
 
 
-def parse_overview(params: Mapping[str, str | list[str]]) -> OverviewState:
-    d = OverviewState()
+def float_in(lo: float, hi: float, what: str) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            v = float(raw)
+        except ValueError:
+            v = float("nan")
+        if not lo <= v <= hi:  # NaN fails too
+            raise ValueError(f"{what} in the link must be a number from {lo:g} to {hi:g}")
+        return v
+
+    return parse
+
+
+def choice(options: Callable[[], Any], what: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in options():
+            raise ValueError(f"unknown {what} in the link")
+        return raw
+
+    return parse
+
+
+def name_list(options: Callable[[], Any], max_n: int, what: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        names = [m for m in raw.split(",") if m][: max_n * 2]
+        good = tuple(dict.fromkeys(m for m in names if m in options()))[:max_n]
+        if not good:
+            raise ValueError(f"no known {what} in the link")
+        return good
+
+    return parse
+
+
+def _join(v: tuple[str, ...]) -> str:
+    return ",".join(v)
+
+
+def parse_state(cls: type, params: Mapping[str, Any]):
+    """An instance of the state dataclass `cls` from query params; problems become `notices`."""
     notes: list[str] = []
-    known = {"models", "context", "gpu", "kv", "batch"}
+    values: dict[str, Any] = {}
+    by_key = {f.metadata["param"].key: f for f in fields(cls) if "param" in f.metadata}
     for k in params:
-        if k not in known:
-            notes.append(f"ignored unknown link parameter {k!r}")
-    models, context, gpu, kv, batch = d.models, d.context, d.gpu, d.kv_dtype, d.batch
-    if "models" in params:
-        names = [m for m in _first(params["models"]).split(",") if m][:8]
-        good = tuple(dict.fromkeys(m for m in names if m in preset_names()))
-        if len(good) < len(names):
-            notes.append("ignored unknown models in the link")
-        models = good or d.models
-    if "context" in params:
-        v = _int(_first(params["context"]), 1, MAX_CONTEXT)
-        notes += [] if v else [f"context in the link must be 1..{MAX_CONTEXT:,} tokens"]
-        context = v or context
-    if "gpu" in params:
-        g = _first(params["gpu"])
-        notes += [] if g in GPUS else ["unknown GPU in the link"]
-        gpu = g if g in GPUS else gpu
-    if "kv" in params:
-        k = _first(params["kv"])
-        notes += [] if k in CACHE_DTYPES else ["unknown cache dtype in the link"]
-        kv = k if k in CACHE_DTYPES else kv
-    if "batch" in params:
-        v = _int(_first(params["batch"]), 1, 4096)
-        notes += [] if v else ["batch in the link must be 1..4096"]
-        batch = v or batch
-    return OverviewState(models, context, gpu, kv, batch, tuple(notes))
+        if k not in by_key:
+            notes.append(f"ignored unknown link parameter {str(k)[:40]!r}")
+    for key, f in by_key.items():
+        if key in params:
+            try:
+                values[f.name] = f.metadata["param"].parse(_first(params[key]))
+            except ValueError as e:
+                notes.append(str(e))
+    return replace(cls(**values), notices=tuple(notes))
+
+
+def dump_state(state) -> dict[str, str]:
+    """Query params for the fields that differ from the defaults."""
+    default = type(state)()
+    out = {}
+    for f in fields(state):
+        if "param" in f.metadata and getattr(state, f.name) != getattr(default, f.name):
+            out[f.metadata["param"].key] = f.metadata["param"].dump(getattr(state, f.name))
+    return out
+
+
+# ----------------------------------------------------------------------------- config in the link
+
+
+def encode_config(text: str) -> str:
+    """Minified JSON, zlib-compressed, base64url without padding."""
+    import json
+
+    packed = json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(zlib.compress(packed, 9)).decode().rstrip("=")
+
+
+def decode_config(token: str, limit: int = 1 << 20) -> str:
+    """Inverse of encode_config; ValueError for anything malformed or inflating past `limit` bytes."""
+    if len(token) > 4 * MAX_LINK_CONFIG_CHARS or not token.replace("-", "").replace("_", "").isalnum():
+        raise ValueError("the config in the link is not valid")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        d = zlib.decompressobj()
+        out = d.decompress(raw, limit + 1)
+        if len(out) > limit or d.unconsumed_tail:
+            raise ValueError("the config in the link inflates past 1 MiB")
+        return out.decode()
+    except (binascii.Error, zlib.error, UnicodeDecodeError):
+        raise ValueError("the config in the link is not valid") from None
+
+
+# ----------------------------------------------------------------------------- the pages' states
+
+DEFAULT_MODELS = ("llama-3.1-70b", "deepseek-v3", "deepseek-v3.2", "deepseek-v4-pro")
+
+
+@dataclass(frozen=True)
+class OverviewState:
+    models: tuple[str, ...] = field(
+        default=DEFAULT_MODELS, metadata=_meta("models", name_list(preset_names, 6, "models"), _join)
+    )
+    context: int = field(default=131_072, metadata=_meta("context", int_in(1, MAX_CONTEXT, "context")))
+    gpu: str = field(default="H200", metadata=_meta("gpu", choice(lambda: GPUS, "GPU")))
+    kv_dtype: str = field(default="bf16", metadata=_meta("kv", choice(lambda: CACHE_DTYPES, "cache dtype")))
+    batch: int = field(default=1, metadata=_meta("batch", int_in(1, 4096, "batch")))
+    notices: tuple[str, ...] = field(default=(), compare=False)
+
+
+def parse_overview(params: Mapping[str, Any]) -> OverviewState:
+    return parse_state(OverviewState, params)
 
 
 def serialise_overview(s: OverviewState) -> dict[str, str]:
-    """Only what differs from the defaults, so links stay short."""
-    d = OverviewState()
-    out = {
-        "models": ",".join(s.models) if s.models != d.models else None,
-        "context": str(s.context) if s.context != d.context else None,
-        "gpu": s.gpu if s.gpu != d.gpu else None,
-        "kv": s.kv_dtype if s.kv_dtype != d.kv_dtype else None,
-        "batch": str(s.batch) if s.batch != d.batch else None,
-    }
-    return {k: v for k, v in out.items() if v is not None}
+    return dump_state(s)
+
+
+def _planner_models() -> list[str]:
+    return [*preset_names(), CUSTOM]
+
+
+@dataclass(frozen=True)
+class PlannerState:
+    models: tuple[str, ...] = field(
+        default=("llama-3.1-70b", "deepseek-v3"),
+        metadata=_meta("models", name_list(_planner_models, 4, "models"), _join),
+    )
+    context: int = field(default=131_072, metadata=_meta("context", int_in(1, MAX_TYPED_CONTEXT, "context")))
+    batch: int = field(default=1, metadata=_meta("batch", int_in(1, 65_536, "batch")))
+    kv_dtype: str = field(default="bf16", metadata=_meta("kv", choice(lambda: CACHE_DTYPES, "cache dtype")))
+    weight_dtype: str = field(
+        default="native", metadata=_meta("w", choice(lambda: ["native", *WEIGHT_DTYPES], "weight dtype"))
+    )
+    layout: str = field(
+        default="latent",
+        metadata=_meta("layout", choice(lambda: ("latent", "materialised", "fp8_ds_mla"), "cache layout")),
+    )
+    gpu: str = field(default="H200", metadata=_meta("gpu", choice(lambda: [*GPUS, "custom"], "GPU")))
+    memory_gb: float = field(
+        default=80.0, metadata=_meta("mem", float_in(1, 10_000, "custom GPU memory (GB)"), "{:g}".format)
+    )
+    bandwidth_tb_s: float = field(
+        default=3.0, metadata=_meta("bw", float_in(0.01, 1000, "custom GPU bandwidth (TB/s)"), "{:g}".format)
+    )
+    n_gpus: int = field(default=8, metadata=_meta("gpus", int_in(1, 1024, "number of GPUs")))
+    utilization: int = field(default=90, metadata=_meta("util", int_in(5, 100, "memory utilization (%)")))
+    reserved_gib: float = field(
+        default=0.0, metadata=_meta("reserve", float_in(0, 1000, "reserved memory per GPU (GiB)"), "{:g}".format)
+    )
+    config: str = field(default="", metadata=_meta("cfg", lambda raw: decode_config(raw) and raw))
+    notices: tuple[str, ...] = field(default=(), compare=False)

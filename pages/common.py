@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -57,3 +59,35 @@ def _png(spec_json: str) -> bytes:
 @st.cache_data(max_entries=64, show_spinner=False)
 def _svg(spec_json: str) -> str:
     return to_svg(spec_json)
+
+
+def init_widgets(prefix: str, state, extra: dict | None = None) -> None:
+    """Seed widget keys (`prefix + field`) from a parsed URL state once per session, so widgets are
+    created without a `value=` and the URL wins only on first load."""
+    for f in fields(state):
+        if f.name in ("notices", "config"):
+            continue
+        key = prefix + f.name
+        if key not in st.session_state:
+            v = getattr(state, f.name)
+            st.session_state[key] = list(v) if isinstance(v, tuple) else v
+    for k, v in (extra or {}).items():
+        st.session_state.setdefault(prefix + k, v)
+
+
+def ensure_router() -> None:
+    """Make a page opened by its own URL run under app.py's st.navigation.
+
+    With a pages/ folder present, Streamlit runs the first script run of a fresh server in legacy
+    multipage mode (PagesManager.uses_pages_directory), which executes a page such as /planner directly,
+    without app.py: no page config, and every file in pages/ listed as a page. app.py's st.navigation
+    clears the flag; a page that finds it still set clears it and reruns, so the run goes through
+    app.py. Call first thing in every page.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without the legacy mode
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()

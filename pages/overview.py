@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core import accounting as acc
-from core.charts import GIB, cache_chart, cache_vs_context
+from core.charts import GIB, cache_chart, cache_vs_context, style
 from core.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
 from core.dtypes import CACHE_DTYPES
 from core.formulas import bytes_per_token_latex
@@ -15,7 +15,7 @@ from core.gpus import GPUS
 from core.presets import preset_names
 from core.units import fmt_bytes, fmt_params, fmt_si
 from core.urlstate import MAX_CONTEXT, OverviewState, parse_overview, serialise_overview
-from pages.common import downloads, preset
+from pages.common import downloads, ensure_router, preset
 
 CONTEXTS = [2**k for k in range(21)]
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "overview.md"
@@ -106,6 +106,7 @@ def claims_panel() -> None:
     )
 
 
+ensure_router()
 st.title("Why the KV cache decides long-context inference")
 st.markdown(LESSON.read_text())
 state = parse_overview(st.query_params.to_dict())
@@ -116,13 +117,8 @@ st.query_params.from_dict(serialise_overview(s))
 gpu = GPUS[s.gpu]
 gpu_gib = gpu.memory_bytes / GIB
 df = curves(s.models, s.kv_dtype, s.batch)
-chart = cache_chart(
-    df,
-    f"{s.gpu} ({gpu.memory_gb:g} GB)",
-    gpu_gib,
-    s.context,
-    f"KV cache vs context, {s.batch} sequence(s), {s.kv_dtype}",
-)
+title = f"KV cache vs context, {s.batch} sequence(s), {s.kv_dtype}"
+chart = style(cache_chart(df, f"{s.gpu} ({gpu.memory_gb:g} GB)", gpu_gib, s.context, title))
 st.altair_chart(chart, width="stretch", height=460, key="overview.chart")
 downloads(chart, df, f"kv-cache-{s.kv_dtype}", "overview.dl")
 st.dataframe(summary(s, gpu.memory_bytes), hide_index=True, width="stretch")

@@ -1,0 +1,260 @@
+"""Memory planner: weights + KV cache + headroom on GPUs, what fits, and a card for architecture reviews."""
+
+import datetime
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+import core
+from core import planner as pl
+from core.accounting import LAYOUTS, kv_bytes_per_token, param_count
+from core.charts import (
+    GIB,
+    breakdown_chart,
+    breakdown_table,
+    cache_chart,
+    cache_vs_context,
+    memory_chart,
+    memory_parts,
+    review_card,
+    style,
+    to_png,
+)
+from core.describe import describe
+from core.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
+from core.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
+from core.gpus import GPUS
+from core.hf_config import from_hf_config, load_config_text
+from core.presets import preset_names
+from core.specs import ModelSpec
+from core.units import fmt_bytes, fmt_params
+from core.urlstate import (
+    CUSTOM,
+    MAX_CONTEXT,
+    MAX_LINK_CONFIG_CHARS,
+    MAX_TYPED_CONTEXT,
+    PlannerState,
+    decode_config,
+    dump_state,
+    encode_config,
+    parse_state,
+)
+from pages.common import downloads, ensure_router, init_widgets, preset
+
+LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "planner.md"
+P = "planner."
+POWERS = [2**k for k in range(21)]
+LAYOUT_HELP = (
+    "latent: DeepSeek's absorbed cache (c_KV + rope key); materialised: per-head K and V, as HF's code "
+    "caches them; fp8_ds_mla: vLLM's fp8 layout, 656 B per token per layer for V3 shapes"
+)
+
+
+def tokens(n: int) -> str:
+    if n >= 2**20 and n % 2**20 == 0:
+        return f"{n // 2**20}M"
+    return f"{n // 1024}K" if n >= 1024 and n % 1024 == 0 else f"{n:,}"
+
+
+def custom_config(link_token: str) -> tuple[ModelSpec | None, str]:
+    """The user's own config.json (upload > paste > link), parsed; errors are shown, never raised.
+    Returns the spec and the token that carries it in the link ('' when too long)."""
+    with st.expander("Your own config.json", expanded=bool(link_token)):
+        up = st.file_uploader("Upload a config.json (up to 1 MiB)", type=["json"], key=P + "upload")
+        pasted = st.text_area("...or paste its text", key=P + "paste", height=120)
+        text, source = "", ""
+        if up is not None:
+            text, source = up.getvalue(), up.name
+        elif pasted.strip():
+            text, source = pasted, "the pasted config"
+        elif link_token:
+            try:
+                text, source = decode_config(link_token), "the config in the link"
+            except ValueError as e:
+                st.error(f"{e}.")
+        if not text:
+            return None, ""
+        try:
+            cfg = load_config_text(text, source)
+            spec = from_hf_config(cfg, name=str(cfg.get("_name_or_path") or cfg.get("model_type") or "your model"))
+        except ValueError as e:
+            st.error(f"{source}: {e}")
+            return None, ""
+        st.success(f"Read {source}: {spec.model_type}, {spec.n_layers} layers, attention {spec.design}.")
+        token = encode_config(text if isinstance(text, str) else text.decode())
+        if len(token) > MAX_LINK_CONFIG_CHARS:
+            st.info(f"This config is {len(token):,} characters encoded, too long for a link: share the file too.")
+            token = ""
+        return spec, token
+
+
+def sync_slider() -> None:
+    st.session_state[P + "context"] = st.session_state[P + "context_log"]
+
+
+def sync_number() -> None:
+    st.session_state[P + "context_log"] = min(POWERS, key=lambda n: abs(n - st.session_state[P + "context"]))
+
+
+def controls(custom: ModelSpec | None, token: str) -> PlannerState:
+    ss = st.session_state
+    options = preset_names() + ([CUSTOM] if custom else [])
+    if custom and not ss.get(P + "custom_added") and len(ss[P + "models"]) < 4:
+        ss[P + "models"] = [*ss[P + "models"], CUSTOM]  # a newly read config joins the comparison once
+        ss[P + "custom_added"] = True
+    ss[P + "models"] = [m for m in ss[P + "models"] if m in options]
+
+    def label(m: str) -> str:
+        return f"your config: {custom.name}" if m == CUSTOM and custom else m
+
+    st.multiselect("Models (up to four)", options, key=P + "models", max_selections=4, format_func=label)
+    a, b, c = st.columns([3, 1, 1])
+    a.select_slider(
+        "Context (tokens, log scale)", POWERS, key=P + "context_log", format_func=tokens, on_change=sync_slider
+    )
+    b.number_input("Exact context (tokens)", 1, MAX_TYPED_CONTEXT, key=P + "context", on_change=sync_number)
+    c.number_input("Concurrent requests", 1, 65_536, key=P + "batch")
+    c1, c2, c3 = st.columns(3)
+    c1.selectbox(
+        "Cache dtype", list(CACHE_DTYPES), key=P + "kv_dtype", help=CACHE_DTYPES[ss[P + "kv_dtype"]].description
+    )
+    c2.selectbox("Weights", ["native", *WEIGHT_DTYPES], key=P + "weight_dtype", help="native: as released (config)")
+    c3.selectbox("MLA cache layout", list(LAYOUTS), key=P + "layout", help=LAYOUT_HELP)
+    g1, g2, g3, g4 = st.columns(4)
+    gpu = g1.selectbox("GPU", [*GPUS, "custom"], key=P + "gpu")
+    g2.number_input("GPUs", 1, 1024, key=P + "n_gpus")
+    g3.slider("Memory the engine may use (%)", 5, 100, key=P + "utilization")
+    g4.number_input(
+        "Reserved per GPU (GiB)", 0.0, 1000.0, step=0.5, key=P + "reserved_gib",
+        help="activations, CUDA graphs, buffers: vLLM measures this at start-up by profiling",
+    )  # fmt: skip
+    if gpu == "custom":
+        h1, h2, _ = st.columns([1, 1, 2])
+        h1.number_input("Memory per GPU (GB, decimal)", 1.0, 10_000.0, key=P + "memory_gb")
+        h2.number_input("Bandwidth per GPU (TB/s)", 0.01, 1000.0, key=P + "bandwidth_tb_s")
+    values = {f: ss[P + f] for f in PlannerState.__dataclass_fields__ if f not in ("notices", "config")}
+    values["models"] = tuple(values["models"])
+    return PlannerState(**values, config=token if CUSTOM in values["models"] else "")
+
+
+def hardware(s: PlannerState) -> pl.Hardware:
+    if s.gpu == "custom":
+        mem, bw, name = int(s.memory_gb * 1e9), s.bandwidth_tb_s * 1e12, f"custom {s.memory_gb:g} GB GPU"
+    else:
+        g = GPUS[s.gpu]
+        mem, bw, name = g.memory_bytes, g.bandwidth_tb_s * 1e12, s.gpu
+    return pl.Hardware(name, mem, bw, s.n_gpus, s.utilization / 100, int(s.reserved_gib * GIB * s.n_gpus))
+
+
+def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
+    rows = []
+    for m, p in plans.items():
+        spec = specs[m]
+        rows.append(
+            {
+                "model": m,
+                "attention": spec.design,
+                "params": fmt_params(param_count(spec).total),
+                "weights": fmt_bytes(p.weights_bytes),
+                "KV / token": fmt_bytes(kv_bytes_per_token(spec, s.kv_dtype, s.layout)),
+                f"KV {s.batch} x {tokens(s.context)}": fmt_bytes(p.kv_paged_bytes),
+                "KV budget": fmt_bytes(p.kv_budget_bytes) if p.kv_budget_bytes >= 0 else "none",
+                "fits": "yes" if p.fits else "no",
+                "concurrency": f"{p.max_concurrency:,.2f}x",
+                "max context": "unbounded" if p.max_context is None else f"{p.max_context:,}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def verdict(m: str, p: pl.Plan, s: PlannerState) -> None:
+    if p.kv_budget_bytes < 0:
+        st.error(
+            f"{m}: the weights ({fmt_bytes(p.weights_bytes)}) and reserved memory do not fit in "
+            f"{fmt_bytes(p.usable_bytes)}; add GPUs or choose smaller weights."
+        )
+        return
+    blocks = f" ({p.num_blocks:,} blocks of 16 tokens)" if p.linear else ""
+    ctx = "any context (every layer keeps a bounded cache)" if p.max_context is None else f"{p.max_context:,} tokens"
+    st.markdown(
+        f"**{m}**: {p.max_concurrency:,.2f} requests of {s.context:,} tokens fit in the "
+        f"{fmt_bytes(p.kv_budget_bytes)} left for the cache{blocks}; {s.batch} concurrent request(s) "
+        f"can each hold up to {ctx}."
+    )
+
+
+ensure_router()
+st.title("Memory planner")
+st.markdown(LESSON.read_text())
+init = parse_state(PlannerState, st.query_params.to_dict())
+for note in init.notices:
+    st.warning(f"Link: {note}.")
+init_widgets(P, init, extra={"context_log": min(POWERS, key=lambda n: abs(n - init.context))})
+custom, token = custom_config(init.config)
+s = controls(custom, token)
+st.query_params.from_dict(dump_state(s))
+if not s.models:
+    st.info("Pick at least one model.")
+    st.stop()
+hw = hardware(s)
+specs = {("your config" if m == CUSTOM else m): (custom if m == CUSTOM else preset(m)) for m in s.models}
+plans = {m: pl.plan(spec, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout) for m, spec in specs.items()}
+
+st.subheader("What each model caches")
+for m, spec in specs.items():
+    st.markdown(f"**{m}**\n" + "\n".join(f"- {line}" for line in describe(spec)))
+
+usable_name = f"{hw.n_gpus} x {hw.name} usable ({s.utilization}%)"
+usable = f"{usable_name}: {hw.usable_bytes / GIB:,.1f} GiB"
+st.subheader("Memory on the GPUs")
+mem_df = memory_parts(plans)
+mem_chart = memory_chart(mem_df, hw.usable_bytes / GIB, usable, f"{s.batch} request(s) of {s.context:,} tokens")
+st.altair_chart(style(mem_chart), width="stretch", key=P + "mem_chart")
+downloads(style(mem_chart), mem_df, "memory", P + "dl_mem")
+for m, p in plans.items():
+    verdict(m, p, s)
+table = results_table(plans, specs, s)
+st.dataframe(table, hide_index=True, width="stretch")
+st.caption(
+    f"{hw.name}: {hw.memory_bytes / 1e9:g} GB per GPU (vendor, decimal) = {hw.memory_bytes / GIB:,.1f} GiB. "
+    "Concurrency and max context count whole 16-token blocks, as vLLM allocates them; concurrency is vLLM's "
+    "'Maximum concurrency' (blocks in the budget / blocks per request)."
+)
+
+st.subheader("KV cache vs context")
+curves = cache_vs_context(specs, POWERS, s.kv_dtype, s.batch, s.layout)
+title = f"KV cache of {s.batch} request(s), {s.kv_dtype}, {s.layout} layout"
+kv = style(cache_chart(curves, usable_name, hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title))
+st.altair_chart(kv, width="stretch", height=480, key=P + "kv_chart")
+downloads(kv, curves, "kv-vs-context", P + "dl_kv")
+
+st.subheader("By layer type and tensor")
+bd = breakdown_table(specs, s.context, s.batch, s.kv_dtype, s.layout)
+bdc = style(breakdown_chart(bd, f"Where the cache goes at {tokens(s.context)} tokens"))
+st.altair_chart(bdc, width="stretch", key=P + "bd_chart")
+downloads(bdc, bd, "cache-breakdown", P + "dl_bd")
+
+with st.expander("Formulas, with these numbers", expanded=True):
+    for m, spec in specs.items():
+        st.markdown(f"**{m}**")
+        st.latex(r"\text{bytes/token} = " + bytes_per_token_latex(spec, s.kv_dtype))
+        st.latex(budget_latex(plans[m], hw))
+        if plans[m].linear and plans[m].kv_budget_bytes > 0:
+            st.latex(concurrency_latex(plans[m]))
+
+st.subheader("Review card")
+inputs = [
+    f"{hw.n_gpus} x {hw.name}, {s.utilization}% usable, {s.reserved_gib:g} GiB reserved per GPU",
+    f"{s.batch} request(s) of {s.context:,} tokens; cache {s.kv_dtype} ({s.layout} layout); weights {s.weight_dtype}",
+]
+footer = (
+    f"KV Cache Lab {core.__version__}, {datetime.date.today():%Y-%m-%d}. Bytes in binary units (GiB); "
+    "GPU memory from vendor datasheets (GB)."
+)
+card = review_card(f"KV cache plan: {', '.join(specs)}", inputs, table, mem_chart, footer)
+st.download_button(
+    "Download the review card (PNG)", lambda: to_png(card), "kv-cache-review-card.png", "image/png",
+    key=P + "card", on_click="ignore", icon=":material/slideshow:",
+)  # fmt: skip
+st.caption("The address bar holds this whole view: copy it to share exactly what you see.")
