@@ -141,6 +141,8 @@ def decode_config(token: str, limit: int = 1 << 20) -> str:
         out = d.decompress(raw, limit + 1)
         if len(out) > limit or d.unconsumed_tail:
             raise ValueError("the config in the link inflates past 1 MiB")
+        if not d.eof:
+            raise ValueError("the config in the link is cut short")
         return out.decode()
     except (binascii.Error, zlib.error, UnicodeDecodeError):
         raise ValueError("the config in the link is not valid") from None

@@ -475,3 +475,24 @@ def test_one_layer_model_matches_the_per_layer_rows():
     spec = one_layer(attn)
     rows = acc.layer_cache_rows(attn, 9, cache_dtype("fp16"))
     assert acc.kv_cache_bytes(spec, 9, 2, "fp16") == 2 * sum(r * b for _t, r, _w, b in rows) == 2 * 9 * 16 * 2
+
+
+def test_native_weights_match_the_released_checkpoints():
+    """As released: V4-Pro's checkpoint holds 805.32 GiB and V4-Flash's safetensors index 159,609,485,896 B,
+    both including one MTP module that we do not count; DeepSeek-V3 ships fp8 (~ 1 byte per parameter)."""
+    pro = acc.weights_bytes(load_preset("deepseek-v4-pro"), "native") / 2**30
+    assert 0.97 * 805.32 < pro < 805.32
+    flash = acc.weights_bytes(load_preset("deepseek-v4-flash"), "native")
+    assert 0.95 * 159_609_485_896 < flash < 159_609_485_896
+    v3 = load_preset("deepseek-v3")
+    assert acc.weights_bytes(v3, "native") < 0.51 * acc.weights_bytes(v3, "bf16")
+    assert acc.weights_bytes(load_preset("llama-3.1-8b"), "native") == acc.weights_bytes(load_preset("llama-3.1-8b"))
+
+
+def test_turboquant_formats_count_bits_and_the_norm():
+    from core.dtypes import cache_dtype
+
+    assert cache_dtype("tq3.5").vector_bytes(128) == 56 + 2
+    assert cache_dtype("tq2.5").vector_bytes(128) == 40 + 2
+    llama = load_preset("llama-3.1-8b")
+    assert acc.kv_bytes_per_token(llama, "tq3.5") == 32 * 2 * 8 * 58

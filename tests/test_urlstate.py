@@ -30,3 +30,106 @@ def test_bad_values_become_notices():
 def test_any_query_string_parses(params):
     s = parse_overview(params)
     assert 1 <= s.context <= 1 << 20 and s.models
+
+
+# ----------------------------------------------------------------------------- planner and configs in links
+import json  # noqa: E402
+import zlib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from core.urlstate import (  # noqa: E402
+    CUSTOM,
+    MAX_LINK_CONFIG_CHARS,
+    PlannerState,
+    decode_config,
+    dump_state,
+    encode_config,
+    parse_state,
+)
+
+CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "configs"
+
+
+def test_planner_round_trip_of_every_field():
+    token = encode_config((CONFIGS / "mistral-7b.json").read_text())
+    s = PlannerState(("gpt2", CUSTOM), 5000, 3, "int4", "fp8", "materialised", "custom", 96.0, 2.5, 2, 80, 1.5, token)
+    q = dump_state(s)
+    assert set(q) == {
+        "models",
+        "context",
+        "batch",
+        "kv",
+        "w",
+        "layout",
+        "gpu",
+        "mem",
+        "bw",
+        "gpus",
+        "util",
+        "reserve",
+        "cfg",
+    }
+    assert parse_state(PlannerState, q) == s
+    assert dump_state(PlannerState()) == {}
+
+
+def test_config_round_trip_is_the_same_json():
+    text = (CONFIGS / "deepseek-v4-pro.json").read_text()
+    token = encode_config(text)
+    assert len(token) <= MAX_LINK_CONFIG_CHARS
+    assert json.loads(decode_config(token)) == json.loads(text)
+
+
+@pytest.mark.parametrize("token", ["", "!!!", "a" * 20000, "eJzLSM3JyVcozy_KSQEAGgQEXQ"[:-3]])
+def test_bad_config_tokens_raise_value_error(token):
+    with pytest.raises(ValueError):
+        decode_config(token)
+
+
+def test_zip_bomb_is_refused():
+    import base64
+
+    bomb = base64.urlsafe_b64encode(zlib.compress(b" " * (2 << 20), 9)).decode().rstrip("=")
+    assert len(bomb) < 4 * MAX_LINK_CONFIG_CHARS
+    with pytest.raises(ValueError, match="1 MiB"):
+        decode_config(bomb)
+
+
+def test_hostile_planner_links_become_notices():
+    s = parse_state(
+        PlannerState,
+        {"models": "x,y", "context": "99999999999", "util": "0", "mem": "nan", "bw": "inf", "cfg": "%%%", "z": "1"},
+    )
+    assert s == PlannerState()
+    assert len(s.notices) == 7
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "models",
+                "context",
+                "batch",
+                "kv",
+                "w",
+                "layout",
+                "gpu",
+                "mem",
+                "bw",
+                "gpus",
+                "util",
+                "reserve",
+                "cfg",
+                "?",
+            ]
+        ),
+        st.one_of(st.text(max_size=60), st.lists(st.text(max_size=20), max_size=3)),
+    )
+)
+def test_any_planner_query_string_parses(params):
+    s = parse_state(PlannerState, params)
+    assert 1 <= s.context <= 1 << 24 and 1 <= len(s.models) <= 4 and 5 <= s.utilization <= 100
