@@ -436,6 +436,23 @@ def param_count(spec: ModelSpec) -> ParamCount:
     return ParamCount(total, active, matmul_active, embed, attn_total, sum(p.total for p in mlp), routed, head)
 
 
+def weights_bytes_parts(spec: ModelSpec, weight_dtype: str = "bf16") -> tuple[int, int, int, int]:
+    """Bytes of (input embedding, lm_head, routed experts, everything else) in `weight_dtype` ("native":
+    the formats of the release). A tied lm_head is the embedding table and takes 0 extra bytes."""
+    from core.dtypes import weight_dtype as wd
+
+    pc = param_count(spec)
+    names = spec.native_weights if weight_dtype == "native" else (weight_dtype,) * 3
+    embed_fmt, expert_fmt, rest_fmt = (wd(n) for n in names)
+    rest = pc.total - pc.embedding - pc.head - pc.routed_experts
+    return (
+        ceil(pc.embedding * embed_fmt.bits_per_element / 8),
+        ceil(pc.head * embed_fmt.bits_per_element / 8),
+        ceil(pc.routed_experts * expert_fmt.bits_per_element / 8),
+        ceil(rest * rest_fmt.bits_per_element / 8),
+    )
+
+
 def weights_bytes(spec: ModelSpec, weight_dtype: str = "bf16") -> int:
     """Bytes of all weights (MTP modules excluded) in `weight_dtype`, scales included. "native" uses the
     formats the release ships, read from its config (`spec.native_weights`): embeddings and lm_head,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from math import ceil
 
 from core import accounting as acc
-from core.specs import CompressedSpec, GQASpec, ModelSpec
+from core.specs import CompressedSpec, GQASpec, ModelSpec, MoEMLP
 
 BLOCK_TOKENS = 16
 MAX_TOKENS = 1 << 40  # the largest context the planner searches
@@ -80,6 +80,13 @@ class Plan:
     max_concurrency: float  # requests of `context` tokens the budget holds (vLLM's "Maximum concurrency")
     max_context: int | None  # largest context for `batch` requests; None: the cache stops growing
     linear: bool
+    step_bytes_read: int  # one decode step of the whole batch: weights it touches + cache it reads
+    step_seconds: float  # memory-bound lower bound: step_bytes_read / (n_gpus x bandwidth)
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Upper bound on decoded tokens per second for the whole batch (memory-bound)."""
+        return self.batch / self.step_seconds if self.step_seconds else 0.0
 
     @property
     def fits(self) -> bool:
@@ -113,6 +120,7 @@ def plan(
     else:
         num_blocks = 0
         concurrency = max(budget, 0) / per_request if per_request else float("inf")
+    step = decode_step_bytes(spec, context, batch, kv_dtype, weight_dtype, layout)
     return Plan(
         context=context,
         batch=batch,
@@ -128,7 +136,22 @@ def plan(
         max_concurrency=concurrency,
         max_context=max_context(spec, budget, batch, kv_dtype, layout),
         linear=linear,
+        step_bytes_read=step,
+        step_seconds=step / (hw.n_gpus * hw.bandwidth_bytes_s),
     )
+
+
+def decode_step_bytes(spec: ModelSpec, context: int, batch: int, kv_dtype: str, weight_dtype: str, layout: str) -> int:
+    """Bytes one decode step of `batch` requests reads: the weights once for the whole batch (the lm_head
+    or tied embedding, everything that is not a routed expert, and of the routed experts at most the
+    share min(1, batch x top_k / n_routed) the batch's tokens can reach), plus every request's cache
+    reads (sparse layers read only what they select). Bytes / bandwidth bounds the step time from
+    below: decode is memory-bound until arithmetic intensity crosses the ridge (DESIGN.md)."""
+    embed, head, routed, rest = acc.weights_bytes_parts(spec, weight_dtype)
+    moe = [m for m in spec.mlp if isinstance(m, MoEMLP)]
+    share = min(1.0, batch * moe[0].top_k / moe[0].n_routed) if moe else 1.0
+    weights = (head or embed) + rest + int(routed * share)
+    return weights + batch * acc.cache_bytes_read(spec, context, kv_dtype, layout)
 
 
 def max_context(

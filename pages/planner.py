@@ -163,12 +163,14 @@ def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
                 "fits": "yes" if p.fits else "no",
                 "concurrency": f"{p.max_concurrency:,.2f}x",
                 "max context": "unbounded" if p.max_context is None else f"{p.max_context:,}",
+                "decode step ≥": f"{p.step_seconds * 1e3:,.2f} ms",
+                "tokens/s ≤": f"{p.tokens_per_second:,.0f}",
             }
         )
     return pd.DataFrame(rows)
 
 
-def verdict(m: str, p: pl.Plan, s: PlannerState) -> None:
+def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
     if p.kv_budget_bytes < 0:
         st.error(
             f"{m}: the weights ({fmt_bytes(p.weights_bytes)}) and reserved memory do not fit in "
@@ -177,10 +179,11 @@ def verdict(m: str, p: pl.Plan, s: PlannerState) -> None:
         return
     blocks = f" ({p.num_blocks:,} blocks of 16 tokens)" if p.linear else ""
     ctx = "any context (every layer keeps a bounded cache)" if p.max_context is None else f"{p.max_context:,} tokens"
+    per_request = pl.paged_request_bytes(spec, s.context, s.kv_dtype, s.layout)
     st.markdown(
-        f"**{m}**: {p.max_concurrency:,.2f} requests of {s.context:,} tokens fit in the "
-        f"{fmt_bytes(p.kv_budget_bytes)} left for the cache{blocks}; {s.batch} concurrent request(s) "
-        f"can each hold up to {ctx}."
+        f"**{m}**: {p.max_concurrency:,.2f} requests of {s.context:,} tokens fit, because the weights "
+        f"({fmt_bytes(p.weights_bytes)}) leave {fmt_bytes(p.kv_budget_bytes)} for the cache{blocks} and one request "
+        f"needs {fmt_bytes(per_request)}; {s.batch} concurrent request(s) can each hold up to {ctx}."
     )
 
 
@@ -213,13 +216,15 @@ mem_chart = memory_chart(mem_df, hw.usable_bytes / GIB, usable, f"{s.batch} requ
 st.altair_chart(style(mem_chart), width="stretch", key=P + "mem_chart")
 downloads(style(mem_chart), mem_df, "memory", P + "dl_mem")
 for m, p in plans.items():
-    verdict(m, p, s)
+    verdict(m, specs[m], p, s)
 table = results_table(plans, specs, s)
 st.dataframe(table, hide_index=True, width="stretch")
 st.caption(
     f"{hw.name}: {hw.memory_bytes / 1e9:g} GB per GPU (vendor, decimal) = {hw.memory_bytes / GIB:,.1f} GiB. "
     "Concurrency and max context count whole 16-token blocks, as vLLM allocates them; concurrency is vLLM's "
-    "'Maximum concurrency' (blocks in the budget / blocks per request)."
+    "'Maximum concurrency' (blocks in the budget / blocks per request). Decode step and tokens/s are "
+    "memory-bound limits for the whole batch: the bytes one step reads (weights once, each request's cache) "
+    "divided by the GPUs' datasheet bandwidth; real engines reach a fraction of it."
 )
 
 st.subheader("KV cache vs context")

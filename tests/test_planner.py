@@ -94,3 +94,22 @@ def test_bad_hardware_and_requests_raise_value_error():
     spec = load_preset("gpt2")
     with pytest.raises(ValueError, match="at least 1"):
         pl.plan(spec, hw_with_budget(spec, GIB), 0)
+
+
+def test_decode_step_reads_weights_once_and_each_cache():
+    """Dense model: the lm_head and every layer's weights (not the embedding table, a lookup) plus the
+    cache of each request; MoE: routed experts only up to the share the batch can reach."""
+    llama = load_preset("llama-3.1-8b")
+    embed, head, routed, rest = acc.weights_bytes_parts(llama, "bf16")
+    one = pl.decode_step_bytes(llama, 4096, 1, "bf16", "bf16", "latent")
+    assert one == head + rest + acc.cache_bytes_read(llama, 4096)
+    assert pl.decode_step_bytes(llama, 4096, 8, "bf16", "bf16", "latent") - one == 7 * acc.cache_bytes_read(llama, 4096)
+    v3 = load_preset("deepseek-v3")
+    _, head, routed, rest = acc.weights_bytes_parts(v3, "native")
+    b1 = pl.decode_step_bytes(v3, 1, 1, "bf16", "native", "latent") - acc.cache_bytes_read(v3, 1)
+    assert b1 == head + rest + int(routed * 8 / 256)
+    big = pl.decode_step_bytes(v3, 1, 1000, "bf16", "native", "latent") - 1000 * acc.cache_bytes_read(v3, 1)
+    assert big == head + rest + routed
+    hw = pl.Hardware("H200", GPUS["H200"].memory_bytes, 4.8e12, 8, 0.9, 0)
+    p = pl.plan(llama, hw, 4096, 2)
+    assert p.step_seconds == p.step_bytes_read / (8 * 4.8e12) and p.tokens_per_second == 2 / p.step_seconds
