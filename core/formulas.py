@@ -51,6 +51,7 @@ def _n(x: int) -> str:
 
 def budget_latex(plan, hw) -> str:
     """KV budget = n x M x u - W - R, with the numbers (GiB)."""
+
     def gib(b: float) -> str:
         return f"{b / 2**30:,.1f}".replace(",", "{,}")
 

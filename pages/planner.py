@@ -79,7 +79,7 @@ def custom_config(link_token: str) -> tuple[ModelSpec | None, str]:
             cfg = load_config_text(text, source)
             spec = from_hf_config(cfg, name=str(cfg.get("_name_or_path") or cfg.get("model_type") or "your model"))
         except ValueError as e:
-            st.error(f"{source}: {e}")
+            st.error(f"{source[:1].upper()}{source[1:]}: {e}")
             return None, ""
         st.success(f"Read {source}: {spec.model_type}, {spec.n_layers} layers, attention {spec.design}.")
         token = encode_config(text if isinstance(text, str) else text.decode())
@@ -103,6 +103,8 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
     if custom and not ss.get(P + "custom_added") and len(ss[P + "models"]) < 4:
         ss[P + "models"] = [*ss[P + "models"], CUSTOM]  # a newly read config joins the comparison once
         ss[P + "custom_added"] = True
+    if not custom:
+        ss[P + "custom_added"] = False  # a config read again later joins again
     ss[P + "models"] = [m for m in ss[P + "models"] if m in options]
 
     def label(m: str) -> str:
