@@ -7,6 +7,7 @@ st.set_page_config(page_title="KV Cache Lab", page_icon=":material/memory:", lay
 pages = [
     st.Page("pages/overview.py", title="Overview", icon=":material/insights:", url_path="overview", default=True),
     st.Page("pages/planner.py", title="Memory planner", icon=":material/memory:", url_path="planner"),
+    st.Page("pages/inside_mla.py", title="Inside MLA", icon=":material/account_tree:", url_path="inside_mla"),
 ]
 nav = st.navigation(pages)
 with st.sidebar:

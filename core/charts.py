@@ -226,3 +226,53 @@ def review_card(
         .configure_title(fontSize=FONT + 2)
         .properties(background="white", padding=24)
     )
+
+
+# ----------------------------------------------------------------------------- inside MLA
+
+
+def heatmap_frame(probs, head: int) -> pd.DataFrame:
+    """Long table (query, key, p) of one head's attention probabilities (H, T, S) array."""
+    p = probs[head]
+    t, s = p.shape
+    q_idx, k_idx = [i for i in range(t) for _ in range(s)], [j for _ in range(t) for j in range(s)]
+    return pd.DataFrame({"query": q_idx, "key": k_idx, "p": [float(v) for v in p.reshape(-1)]})
+
+
+def attention_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
+    """Query x key heatmap of attention probabilities (causal: the upper triangle is zero)."""
+    n = int(df["query"].max()) + 1
+    size = max(4, min(12, 560 // max(n, 1)))
+    return (
+        alt.Chart(df)
+        .mark_rect()
+        .encode(
+            x=alt.X("key:O", title="key position (attended token)", axis=alt.Axis(labelAngle=0, values=_ticks(n))),
+            y=alt.Y("query:O", title="query position", axis=alt.Axis(values=_ticks(n))),
+            color=alt.Color("p:Q", title="probability", scale=alt.Scale(scheme="blues")),
+            tooltip=["query", "key", alt.Tooltip("p:Q", format=".3f")],
+        )
+        .properties(width=size * n, height=size * n, title=title)
+    )
+
+
+def _ticks(n: int) -> list[int]:
+    step = max(1, n // 8)
+    return list(range(0, n, step))
+
+
+def flops_chart(df: pd.DataFrame, title: str) -> alt.TopLevelMixin:
+    """Measured FLOPs per design, one panel per step (prefill, decode), each on its own linear scale."""
+    panels = []
+    for step, color in zip(df["step"].unique(), ("#2563eb", "#f59e0b"), strict=False):
+        panels.append(
+            alt.Chart(df[df["step"] == step])
+            .mark_bar(color=color)
+            .encode(
+                x=alt.X("design:N", title=None, sort=None, axis=alt.Axis(labelAngle=0)),
+                y=alt.Y("flops:Q", title="FLOPs (measured)", axis=alt.Axis(format="~s")),
+                tooltip=["design", "step", alt.Tooltip("flops:Q", format=",")],
+            )
+            .properties(width=330, height=300, title=step)
+        )
+    return alt.hconcat(*panels).properties(title=title)

@@ -88,9 +88,13 @@ WEIGHT_DTYPES: dict[str, StorageFormat] = {
 }
 
 
+# float64 is what the reference layers use for exact checks; it is not offered as a cache format.
+_REFERENCE = {"fp64": StorageFormat("fp64", 64, description="float64, for exact checks of the reference layers")}
+
+
 def cache_dtype(name: str) -> StorageFormat:
     try:
-        return CACHE_DTYPES[name]
+        return CACHE_DTYPES.get(name) or _REFERENCE[name]
     except KeyError:
         raise ValueError(f"unknown cache dtype {name!r}; choose one of {', '.join(CACHE_DTYPES)}.") from None
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -102,6 +103,12 @@ class LatentCache:
         return tuple(t for t in (self.c_kv, self.k_pe, self.k_index) if t is not None)
 
 
+class AttentionTrace(NamedTuple):
+    out: Tensor  # (B, T, E)
+    cache: object  # KVCache or LatentCache
+    probs: Tensor  # (B, H, T, S) attention probabilities
+
+
 def cache_nbytes(cache) -> int:
     return sum(t.nbytes for t in cache.tensors())
 
@@ -124,6 +131,11 @@ class GQAttention(nn.Module):
         _init(self, seed, device, dtype)
 
     def forward(self, x: Tensor, cache: KVCache | None = None) -> tuple[Tensor, KVCache]:
+        out, cache, _ = self.trace(x, cache)
+        return out, cache
+
+    def trace(self, x: Tensor, cache: KVCache | None = None) -> AttentionTrace:
+        """forward, plus the attention probabilities (B, H, T, S) for heatmaps."""
         s = self.spec
         B, T, _ = x.shape
         H, G, D = s.n_heads, s.n_kv_heads, s.head_dim
@@ -146,7 +158,7 @@ class GQAttention(nn.Module):
         out = self.wo(o.reshape(B, H, T, D).transpose(1, 2).reshape(B, T, H * D))  # (B, T, E)
         if s.sliding_window and S > s.sliding_window:  # keep min(N, w) tokens (DESIGN.md section 3)
             k, v = k[:, :, -s.sliding_window :].contiguous(), v[:, :, -s.sliding_window :].contiguous()
-        return out, KVCache(k, v, p0 + T)
+        return AttentionTrace(out, KVCache(k, v, p0 + T), probs.reshape(B, H, T, S))
 
 
 class MLAttention(nn.Module):
@@ -188,6 +200,11 @@ class MLAttention(nn.Module):
         return self.kv_norm(c_kv), rope(k_pe, pos)  # (B, T, C), (B, T, R)
 
     def forward(self, x: Tensor, cache=None, mode: str = "absorbed"):
+        out, cache, _ = self.trace(x, cache, mode)
+        return out, cache
+
+    def trace(self, x: Tensor, cache=None, mode: str = "absorbed") -> AttentionTrace:
+        """forward, plus the attention probabilities (B, H, T, S) for heatmaps."""
         s = self.spec
         B, T, _ = x.shape
         H, Dn, R, V, C = s.n_heads, s.qk_nope_head_dim, s.qk_rope_head_dim, s.v_head_dim, s.kv_lora_rank
@@ -209,7 +226,7 @@ class MLAttention(nn.Module):
             S = k.shape[2]
             probs = self._softmax(scores, pos, S, p0 + T)
             o = torch.einsum("bhts,bhsv->bthv", probs, v)  # (B, T, H, V)
-            return self.wo(o.reshape(B, T, H * V)), KVCache(k, v, p0 + T)
+            return AttentionTrace(self.wo(o.reshape(B, T, H * V)), KVCache(k, v, p0 + T), probs)
         if mode != "absorbed":
             raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or naive.")
         w = self.wkv_b.weight.view(H, Dn + V, C)
@@ -223,7 +240,7 @@ class MLAttention(nn.Module):
         probs = self._softmax(scores, pos, c_all.shape[1], p0 + T)
         o_lat = torch.einsum("bhts,bsc->bthc", probs, c_all)  # (B, T, H, C)
         o = torch.einsum("bthc,hvc->bthv", o_lat, w_uv)  # (B, T, H, V): W^UV absorbed
-        return self.wo(o.reshape(B, T, H * V)), LatentCache(c_all, pe_all, p0 + T)
+        return AttentionTrace(self.wo(o.reshape(B, T, H * V)), LatentCache(c_all, pe_all, p0 + T), probs)
 
     @staticmethod
     def _softmax(scores: Tensor, pos: Tensor, S: int, end: int) -> Tensor:
@@ -260,7 +277,8 @@ class DSAttention(MLAttention):
         k_pos = torch.arange(pos[-1] + 1 - S, pos[-1] + 1, device=x.device)
         return score.masked_fill(~causal_mask(pos, k_pos), float("-inf"))
 
-    def forward(self, x: Tensor, cache: LatentCache | None = None, mode: str = "absorbed"):
+    def trace(self, x: Tensor, cache: LatentCache | None = None, mode: str = "absorbed") -> AttentionTrace:
+        """forward, plus the attention probabilities scattered to (B, H, T, S): zero where not selected."""
         s = self.spec
         if mode != "absorbed":
             raise ValueError("DSA runs in absorbed mode only (its cache is the latent).")
@@ -293,7 +311,10 @@ class DSAttention(MLAttention):
         probs = scores.softmax(-1)
         o_lat = torch.einsum("bthk,btkc->bthc", probs, c_sel)  # (B, T, H, C)
         o = torch.einsum("bthc,hvc->bthv", o_lat, w[:, Dn:])  # (B, T, H, V)
-        return self.wo(o.reshape(B, T, H * V)), LatentCache(c_all, pe_all, p0 + T, idx_all)
+        full = torch.zeros(B, T, H, S, dtype=probs.dtype, device=probs.device)
+        full.scatter_(3, sel[:, :, None, :].expand(B, T, H, K), probs)  # (B, T, H, S)
+        cache = LatentCache(c_all, pe_all, p0 + T, idx_all)
+        return AttentionTrace(self.wo(o.reshape(B, T, H * V)), cache, full.permute(0, 2, 1, 3))
 
     @staticmethod
     def _top(score: Tensor, k: int) -> tuple[Tensor, Tensor]:

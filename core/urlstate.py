@@ -78,6 +78,15 @@ def choice(options: Callable[[], Any], what: str) -> Callable[[str], str]:
     return parse
 
 
+def flag(what: str) -> Callable[[str], bool]:
+    def parse(raw: str) -> bool:
+        if raw not in ("0", "1"):
+            raise ValueError(f"{what} in the link must be 0 or 1")
+        return raw == "1"
+
+    return parse
+
+
 def name_list(options: Callable[[], Any], max_n: int, what: str) -> Callable[[str], tuple[str, ...]]:
     def parse(raw: str) -> tuple[str, ...]:
         names = [m for m in raw.split(",") if m][: max_n * 2]
@@ -206,4 +215,28 @@ class PlannerState:
         default=0.0, metadata=_meta("reserve", float_in(0, 1000, "reserved memory per GPU (GiB)"), "{:g}".format)
     )
     config: str = field(default="", metadata=_meta("cfg", lambda raw: decode_config(raw) and raw))
+    notices: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class InsideState:
+    d_model: int = field(default=256, metadata=_meta("width", int_in(16, 4096, "model width")))
+    n_heads: int = field(default=8, metadata=_meta("heads", int_in(1, 64, "query heads")))
+    n_kv_heads: int = field(default=2, metadata=_meta("kv", int_in(1, 64, "kv heads")))
+    head_dim: int = field(default=32, metadata=_meta("hd", int_in(4, 256, "head dim")))
+    kv_lora_rank: int = field(default=64, metadata=_meta("dc", int_in(4, 1024, "latent rank")))
+    rope_dim: int = field(default=16, metadata=_meta("dr", int_in(0, 128, "rope dim")))
+    q_lora_rank: int = field(default=0, metadata=_meta("dq", int_in(0, 2048, "query rank")))
+    seq_len: int = field(default=64, metadata=_meta("T", int_in(4, 1024, "sequence length")))
+    source: str = field(default="random", metadata=_meta("input", choice(lambda: ("random", "text"), "input")))
+    precision: str = field(default="fp64", metadata=_meta("prec", choice(lambda: ("fp64", "fp32"), "precision")))
+    device: str = field(default="cpu", metadata=_meta("device", choice(lambda: ("cpu", "cuda"), "device")))
+    coupled_rope: bool = field(
+        default=False, metadata=_meta("coupled", flag("RoPE toggle"), lambda b: "1" if b else "0")
+    )
+    heat_design: str = field(
+        default="MLA absorbed",
+        metadata=_meta("heat", choice(lambda: ("MHA", "GQA", "MLA naive", "MLA absorbed"), "heatmap design")),
+    )
+    heat_head: int = field(default=0, metadata=_meta("head", int_in(0, 63, "heatmap head")))
     notices: tuple[str, ...] = field(default=(), compare=False)

@@ -1,0 +1,227 @@
+"""Inside MLA: MHA, GQA and MLA (naive and absorbed) built from the sliders, run, and measured."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from core import accounting as acc
+from core.charts import attention_heatmap, flops_chart, heatmap_frame, style
+from core.inside import InsideConfig, agreement, dataflow_dot, random_input, rope_experiment, run_designs, text_input
+from core.units import fmt_bytes
+from core.urlstate import InsideState, dump_state, parse_state
+from pages.common import downloads, ensure_router, init_widgets
+
+LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "inside_mla.md"
+P = "inside."
+DESIGNS = ("MHA", "GQA", "MLA naive", "MLA absorbed")
+DTYPES = {"fp64": torch.float64, "fp32": torch.float32}
+
+
+def controls() -> InsideState:
+    ss = st.session_state
+    a, b, c, d = st.columns(4)
+    a.select_slider("Model width E", [16, 32, 64, 128, 256, 512, 1024, 2048, 4096], key=P + "d_model")
+    b.slider("Query heads", 1, 64, key=P + "n_heads")
+    divisors = [g for g in range(1, ss[P + "n_heads"] + 1) if ss[P + "n_heads"] % g == 0]
+    if ss[P + "n_kv_heads"] not in divisors:  # keep GQA valid when the head count changes
+        ss[P + "n_kv_heads"] = max(g for g in divisors if g <= ss[P + "n_kv_heads"])
+    c.select_slider("KV heads (GQA)", divisors, key=P + "n_kv_heads", help="n_heads: MHA; 1: MQA")
+    d.slider("Head dim", 4, 256, step=4, key=P + "head_dim")
+    e, f, g, h = st.columns(4)
+    e.slider("Latent rank d_c", 4, 1024, step=4, key=P + "kv_lora_rank")
+    f.slider("Rope dim d_r", 0, 128, step=2, key=P + "rope_dim")
+    g.slider("Query rank (0: full)", 0, 2048, step=8, key=P + "q_lora_rank")
+    h.slider("Sequence length T", 4, 1024, step=4, key=P + "seq_len")
+    i, j, k, _ = st.columns(4)
+    i.radio("Input", ["random", "text"], key=P + "source", horizontal=True,
+            format_func={"random": "seeded random", "text": "real text (MiniLM)"}.get)  # fmt: skip
+    j.radio("Precision", ["fp64", "fp32"], key=P + "precision", horizontal=True, help="fp64 shows exact agreement")
+    devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    if ss[P + "device"] not in devices:
+        ss[P + "device"] = "cpu"
+    k.radio("Device", devices, key=P + "device", horizontal=True)
+    values = {f: ss[P + f] for f in InsideState.__dataclass_fields__ if f != "notices"}
+    return InsideState(**values)
+
+
+@st.cache_data(max_entries=32, show_spinner="Running the layers...")
+def run(s: InsideState) -> dict:
+    """Plain data for the page: caches, FLOPs, agreement and attention maps of every design."""
+    cfg = config(s)
+    x = text_input(cfg.seq_len + 1, cfg.d_model) if s.source == "text" else random_input(cfg)
+    runs = run_designs(cfg, x, DTYPES[s.precision], s.device)
+    agree = agreement(runs["MLA naive"].out, runs["MLA absorbed"].out)
+    rope = rope_experiment(cfg, x[:, :-1], DTYPES[s.precision])
+    return {
+        "runs": {
+            k: {
+                "cached": [(c.name, c.shape, c.nbytes) for c in r.cached],
+                "nbytes": r.cache_nbytes,
+                "formula": r.cache_formula,
+                "prefill": r.prefill_flops,
+                "prefill_formula": r.prefill_formula,
+                "decode": r.decode_flops,
+                "decode_formula": r.decode_formula,
+                "probs": r.probs.numpy().astype(np.float32),
+            }
+            for k, r in runs.items()
+        },  # fmt: skip
+        "agree": agree,
+        "rope": rope,
+    }
+
+
+def config(s: InsideState) -> InsideConfig:
+    return InsideConfig(
+        s.d_model, s.n_heads, s.n_kv_heads, s.head_dim, s.kv_lora_rank, s.rope_dim, s.q_lora_rank or None, s.seq_len
+    )
+
+
+def cache_table(res: dict, s: InsideState) -> pd.DataFrame:
+    rows = []
+    for k, r in res["runs"].items():
+        rows.append(
+            {
+                "design": k,
+                "cached tensors (shape)": ", ".join(f"{n} {tuple(sh)}" for n, sh, _ in r["cached"]),
+                "measured nbytes": f"{r['nbytes']:,}",
+                "formula": f"{r['formula']:,}",
+                "per token": fmt_bytes(r["nbytes"] // s.seq_len),
+                "match": "yes" if r["nbytes"] == r["formula"] else "NO",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def flops_table(res: dict, s: InsideState) -> pd.DataFrame:
+    rows = []
+    for k, r in res["runs"].items():
+        rows.append(
+            {
+                "design": k,
+                f"prefill {s.seq_len} tokens (measured)": f"{r['prefill']:,}",
+                "prefill (formula)": f"{r['prefill_formula']:,}",
+                "decode 1 token (measured)": f"{r['decode']:,}",
+                "decode (formula)": f"{r['decode_formula']:,}",
+                "match": "yes" if (r["prefill"], r["decode"]) == (r["prefill_formula"], r["decode_formula"]) else "NO",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+ensure_router()
+st.title("Inside MLA")
+st.markdown(LESSON.read_text())
+init = parse_state(InsideState, st.query_params.to_dict())
+for note in init.notices:
+    st.warning(f"Link: {note}.")
+init_widgets(P, init)
+s = controls()
+try:
+    cfg = config(s)
+except ValueError as e:
+    st.error(str(e))
+    st.stop()
+st.query_params.from_dict(dump_state(s))
+res = run(s)
+runs = res["runs"]
+
+st.subheader("What each design caches")
+st.dataframe(cache_table(res, s), hide_index=True, width="stretch")
+mla = cfg.specs()["MLA"]
+latent_width = mla.kv_lora_rank + mla.qk_rope_head_dim
+st.latex(
+    rf"\text{{MHA}}: 2\,n_h\,d_h = 2 \times {s.n_heads} \times {s.head_dim} = {2 * s.n_heads * s.head_dim}"
+    rf"\quad \text{{GQA}}: 2\,n_{{kv}}\,d_h = {2 * s.n_kv_heads * s.head_dim}"
+    rf"\quad \text{{MLA}}: d_c + d_r = {mla.kv_lora_rank} + {mla.qk_rope_head_dim} = {latent_width}"
+    r"\ \text{numbers per token}"
+)
+st.caption(
+    f"Measured: the `nbytes` of the cache tensors after a prefill of {s.seq_len} tokens in {s.precision}. "
+    "MLA naive caches per-head K and V rebuilt from the latent (as HF's code does); absorbed caches the latent."
+)
+
+st.subheader("Data flow, with the live shapes")
+tabs = st.tabs(list(DESIGNS))
+for tab, design in zip(tabs, DESIGNS, strict=True):
+    with tab:
+        st.graphviz_chart(dataflow_dot(design, cfg), width="stretch")
+st.caption("Blue: cached. Amber: rebuilt from the cache. Grey: computed and thrown away.")
+
+st.subheader("FLOPs: counted by PyTorch, next to the formula")
+st.dataframe(flops_table(res, s), hide_index=True, width="stretch")
+fl = pd.DataFrame(
+    [{"design": k, "step": f"prefill {s.seq_len}", "flops": r["prefill"]} for k, r in runs.items()]
+    + [{"design": k, "step": "decode 1", "flops": r["decode"]} for k, r in runs.items()]
+)
+flc = style(flops_chart(fl, "Attention block FLOPs, measured (FlopCounterMode)"))
+st.altair_chart(flc, width="stretch", key=P + "flops_chart")
+downloads(flc, fl, "inside-flops", P + "dl_flops")
+
+st.subheader("Naive vs absorbed: same weights, same function")
+a = res["agree"]
+n, ab = runs["MLA naive"], runs["MLA absorbed"]
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("max |naive - absorbed|", f"{a.max_abs_diff:.1e}")
+c2.metric("1 - cosine similarity", f"{1 - a.cosine:.1e}")
+c3.metric(
+    "cache, naive / absorbed",
+    f"{n['nbytes'] / ab['nbytes']:.1f}x",
+    f"{fmt_bytes(n['nbytes'])} vs {fmt_bytes(ab['nbytes'])}",
+    delta_color="off",
+    delta_arrow="off",
+)
+c4.metric(
+    "prefill FLOPs, absorbed / naive",
+    f"{ab['prefill'] / n['prefill']:.2f}x",
+    f"decode {ab['decode'] / n['decode']:.2f}x",
+    delta_color="off",
+    delta_arrow="off",
+)
+per_pair_n, per_pair_a = acc.pair_flops(mla, "naive"), acc.pair_flops(mla, "absorbed")
+st.markdown(
+    f"Per (query, cached token) pair the naive core costs 2 n_h (d_nope + d_r + d_v) = **{per_pair_n:,}** FLOPs and "
+    f"the absorbed core 2 n_h (2 d_c + d_r) = **{per_pair_a:,}**. Absorbed reads a {latent_width}"
+    f"-wide latent per token instead of {s.n_heads} x ({s.head_dim + s.rope_dim} + {s.head_dim}) numbers: at decode, "
+    "where bytes read decide the time, absorbed wins; in a long prefill, where every query meets every key and "
+    + ("FLOPs decide, naive wins here." if per_pair_n < per_pair_a else "FLOPs decide, absorbed still wins here.")
+)
+
+st.subheader("Why RoPE is decoupled")
+st.toggle("Apply RoPE to the key rebuilt from the latent instead", key=P + "coupled_rope")
+r = res["rope"]
+if s.coupled_rope:
+    st.error(
+        f"Absorbing W_UK into the query now gives the wrong answer: relative output error **{r.coupled_error:.2%}**. "
+        "The score q_s . R_t W_UK c_t has the key's rotation R_t between the query and W_UK, so W_UK cannot be folded "
+        "into the query once: it would have to be redone for every (query, key) pair."
+    )
+else:
+    st.success(
+        f"With the decoupled rope key, absorbed equals naive: relative output error {r.decoupled_error:.1e}. "
+        "Turn the toggle on to see what breaks."
+    )
+st.markdown(
+    f"The price of decoupling: a {s.rope_dim}-wide rope key per token, {fmt_bytes(r.rope_key_bytes_per_token)} next to "
+    f"the {fmt_bytes(r.latent_bytes_per_token)} latent "
+    f"({r.rope_key_bytes_per_token / max(r.latent_bytes_per_token, 1):.0%} more cache), "
+    "and 2 n_h d_r more FLOPs per pair."
+)
+
+st.subheader("Attention pattern")
+h1, h2 = st.columns(2)
+h1.selectbox("Design", DESIGNS, key=P + "heat_design")
+if st.session_state[P + "heat_head"] >= s.n_heads:
+    st.session_state[P + "heat_head"] = 0
+h2.slider("Head", 0, max(s.n_heads - 1, 1), key=P + "heat_head", disabled=s.n_heads == 1)
+hd = heatmap_frame(
+    runs[st.session_state[P + "heat_design"]]["probs"], min(st.session_state[P + "heat_head"], s.n_heads - 1)
+)
+hm = style(attention_heatmap(hd, f"{st.session_state[P + 'heat_design']}, head {st.session_state[P + 'heat_head']}"))
+st.altair_chart(hm, key=P + "heatmap")
+downloads(hm, hd, "attention-heatmap", P + "dl_heat")
+tokens = "MiniLM embeddings of the shipped text" if s.source == "text" else "seeded random"
+st.caption(f"Device: {s.device}. Precision: {s.precision}. Tokens: {tokens}.")
