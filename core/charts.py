@@ -249,7 +249,9 @@ def attention_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
         .encode(
             x=alt.X("key:O", title="key position (attended token)", axis=alt.Axis(labelAngle=0, values=_ticks(n))),
             y=alt.Y("query:O", title="query position", axis=alt.Axis(values=_ticks(n))),
-            color=alt.Color("p:Q", title="probability", scale=alt.Scale(scheme="blues")),
+            color=alt.Color(
+                "p:Q", title="probability", scale=alt.Scale(type="sqrt", domain=[0, 1], range=["#ffffff", "#1e3a8a"])
+            ),
             tooltip=["query", "key", alt.Tooltip("p:Q", format=".3f")],
         )
         .properties(width=size * n, height=size * n, title=title)
