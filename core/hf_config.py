@@ -63,7 +63,9 @@ def load_config_text(data: str | bytes, source: str = "config") -> dict[str, Any
     """Parse the text of a config.json; refuse files over 1 MiB, non-JSON and non-objects."""
     size = len(data.encode() if isinstance(data, str) else data)
     if size > MAX_CONFIG_BYTES:
-        raise ValueError(f"{source} is {size / 2**20:.1f} MiB; a config.json is a few KiB, the limit is 1 MiB.")
+        raise ValueError(
+            f"{source} is {size / 2**20:.2f} MiB ({size:,} bytes); a config.json is a few KiB, the limit is 1 MiB."
+        )
     try:
         cfg = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

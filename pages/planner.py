@@ -76,7 +76,11 @@ def custom_config(link_token: str) -> tuple[ModelSpec | None, str]:
         if not text:
             return None, ""
         try:
-            cfg = load_config_text(text, source)
+            cfg = load_config_text(text, source)  # its errors name the source already
+        except ValueError as e:
+            st.error(f"{str(e)[:1].upper()}{str(e)[1:]}")
+            return None, ""
+        try:
             spec = from_hf_config(cfg, name=str(cfg.get("_name_or_path") or cfg.get("model_type") or "your model"))
         except ValueError as e:
             st.error(f"{source[:1].upper()}{source[1:]}: {e}")
@@ -100,7 +104,7 @@ def sync_number() -> None:
 def controls(custom: ModelSpec | None, token: str) -> PlannerState:
     ss = st.session_state
     options = preset_names() + ([CUSTOM] if custom else [])
-    if custom and not ss.get(P + "custom_added") and len(ss[P + "models"]) < 4:
+    if custom and CUSTOM not in ss[P + "models"] and not ss.get(P + "custom_added") and len(ss[P + "models"]) < 4:
         ss[P + "models"] = [*ss[P + "models"], CUSTOM]  # a newly read config joins the comparison once
         ss[P + "custom_added"] = True
     if not custom:
@@ -197,8 +201,14 @@ for note in init.notices:
     st.warning(f"Link: {note}.")
 init_widgets(P, init, extra={"context_log": min(POWERS, key=lambda n: abs(n - init.context))})
 custom, token = custom_config(init.config)
+if CUSTOM in init.models and custom is None and not init.config:
+    st.warning(
+        "Link: it names your own config.json but does not carry it (too long for a link, or damaged): "
+        "upload or paste the file above to see it."
+    )
 s = controls(custom, token)
-st.query_params.from_dict(dump_state(s))
+if s.models:  # an empty selection is a moment in editing, not a view worth a link
+    st.query_params.from_dict(dump_state(s))
 if not s.models:
     st.info("Pick at least one model.")
     st.stop()

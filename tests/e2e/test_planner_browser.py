@@ -1,0 +1,142 @@
+"""In real Chromium: a shared link opens the Memory planner with the issue's numbers (20.35x, 37.15x); the
+sidebar lists the pages app.py registers, not the files in pages/; typing a batch updates the URL and the
+table; the review card and a chart download as real PNGs; and a fresh server whose very first request is
+/planner runs the page through app.py's router (pages/common.py `ensure_router`), not in legacy
+multipage mode."""
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = "[data-testid='stVegaLiteChart']"
+TABLE = "[data-testid='stDataFrame']"
+NAV = "[data-testid='stSidebarNav']"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SHARED = "/planner?models=llama-3.1-70b,deepseek-v3&context=131072&gpus=8"
+
+
+def wait_ready(page):
+    page.wait_for_selector(f"{CHART} canvas, {CHART} svg", timeout=60_000)
+    page.wait_for_selector(TABLE, timeout=60_000)
+    page.wait_for_timeout(500)
+
+
+def no_exception(page):
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def table_text(page) -> str:
+    return page.locator(TABLE).first.text_content()
+
+
+def nav_is_app_pys(page):
+    nav = page.locator(NAV)
+    nav.wait_for(timeout=60_000)
+    links = [a.split("\n")[-1].strip() for a in page.locator(f"{NAV} a").all_inner_texts()]  # after the icon
+    assert "Overview" in links and "Memory planner" in links, links
+    # legacy mode lists every file as a page, named by its stem: app, common, overview, planner, ...
+    assert not any("common" in a.lower() for a in links), links
+    assert not {"app", "overview", "planner"} & set(links), links
+
+
+def test_shared_link_shows_planner_numbers_and_only_registered_pages(page, app_url):
+    page.goto(app_url + SHARED)
+    wait_ready(page)
+    no_exception(page)
+    assert page.locator("h1").first.inner_text() == "Memory planner"
+    text = table_text(page)
+    assert "20.35x" in text and "37.15x" in text, text
+    assert page.locator(CHART).count() == 3
+    nav_is_app_pys(page)
+
+
+def test_typing_a_batch_updates_url_and_table(page, app_url):
+    page.goto(app_url + SHARED)
+    wait_ready(page)
+    assert "KV 1 x 128K" in table_text(page)
+    box = page.get_by_label("Concurrent requests")
+    box.fill("4")
+    box.press("Enter")
+    page.wait_for_function("() => window.location.search.includes('batch=4')", timeout=30_000)
+    page.wait_for_function(
+        f"() => document.querySelector(\"{TABLE}\").textContent.includes('KV 4 x 128K')", timeout=30_000
+    )
+    assert "batch=4" in page.url
+    text = table_text(page)
+    assert "KV 1 x 128K" not in text and "160 GiB" in text  # llama-3.1-70b: 4 x 40 GiB of cache
+    assert "20.35x" in text  # concurrency does not depend on the batch
+    box.press("ArrowUp")  # the keyboard steps the number too
+    page.wait_for_function("() => window.location.search.includes('batch=5')", timeout=30_000)
+    page.wait_for_function(
+        f"() => document.querySelector(\"{TABLE}\").textContent.includes('KV 5 x 128K')", timeout=30_000
+    )
+    no_exception(page)
+
+
+def download(page, button) -> bytes:
+    with page.expect_download(timeout=60_000) as d:
+        button.click()
+    return Path(d.value.path()).read_bytes()
+
+
+def test_review_card_and_chart_png_downloads(page, app_url):
+    page.goto(app_url + SHARED)
+    wait_ready(page)
+    card = download(page, page.get_by_role("button", name="Download the review card (PNG)"))
+    assert card[:8] == PNG_MAGIC and len(card) > 30_000
+    chart = download(page, page.get_by_role("button", name="PNG", exact=True).first)
+    assert chart[:8] == PNG_MAGIC and len(chart) > 20_000
+    no_exception(page)
+
+
+# ----------------------------------------------------------------------------- a fresh server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def fresh_server(root: Path = ROOT):
+    """A new streamlit process (the same start as tests/e2e/conftest.py) on its own free port; only the
+    health endpoint is touched before the test's first page request."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://localhost:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            pytest.fail("the fresh app did not start")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_fresh_server_first_request_to_planner_runs_through_the_router(page):
+    with fresh_server() as url:
+        page.goto(url + "/planner")
+        wait_ready(page)
+        no_exception(page)
+        assert page.locator("h1").first.inner_text() == "Memory planner"
+        nav_is_app_pys(page)
+        assert "KV Cache Lab" in page.title()  # app.py's page config applied
+        assert "20.35x" in table_text(page)
