@@ -8,6 +8,7 @@ pages = [
     st.Page("pages/overview.py", title="Overview", icon=":material/insights:", url_path="overview", default=True),
     st.Page("pages/planner.py", title="Memory planner", icon=":material/memory:", url_path="planner"),
     st.Page("pages/inside_mla.py", title="Inside MLA", icon=":material/account_tree:", url_path="inside_mla"),
+    st.Page("pages/latent_rank.py", title="Latent rank", icon=":material/compress:", url_path="latent_rank"),
 ]
 nav = st.navigation(pages)
 with st.sidebar:

@@ -278,3 +278,72 @@ def flops_chart(df: pd.DataFrame, title: str) -> alt.TopLevelMixin:
             .properties(width=330, height=300, title=step)
         )
     return alt.hconcat(*panels).properties(title=title)
+
+
+# ----------------------------------------------------------------------------- latent rank
+
+
+def _rank_rule(rank: int) -> alt.Chart:
+    return (
+        alt.Chart(pd.DataFrame({"rank": [rank], "label": [f"d_c = {rank}"]}))
+        .mark_rule(color=GPU_COLOR, strokeDash=[6, 4], strokeWidth=2)
+        .encode(x="rank:Q")
+    )
+
+
+def spectra_chart(df: pd.DataFrame, title: str) -> alt.Chart:
+    """Singular values (log) vs index, one line per matrix (columns: index, value, matrix)."""
+    return (
+        alt.Chart(df)
+        .mark_line(strokeWidth=2.5)
+        .encode(
+            x=alt.X("index:Q", title="singular direction (largest first)"),
+            y=alt.Y("value:Q", title="singular value (log scale)", scale=alt.Scale(type="log")),
+            color=alt.Color("matrix:N", title=None, scale=alt.Scale(range=MODEL_COLORS)),
+            tooltip=["matrix", "index", alt.Tooltip("value:Q", format=".4g")],
+        )
+        .properties(width=720, height=320, title=title)
+    )
+
+
+def energy_chart(df: pd.DataFrame, rank: int, title: str) -> alt.Chart:
+    """Cumulative energy share vs rank, one line per matrix, the chosen rank marked."""
+    lines = (
+        alt.Chart(df)
+        .mark_line(strokeWidth=2.5)
+        .encode(
+            x=alt.X("rank:Q", title="latent rank d_c (directions kept)"),
+            y=alt.Y("energy:Q", title="energy captured", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("matrix:N", title=None, scale=alt.Scale(range=MODEL_COLORS)),
+            tooltip=["matrix", "rank", alt.Tooltip("energy:Q", format=".1%")],
+        )
+    )
+    return alt.layer(lines, _rank_rule(rank)).properties(width=720, height=320, title=title)
+
+
+ERROR_LABELS = {
+    "k_error": "keys",
+    "v_error": "values",
+    "scores_error": "attention scores",
+    "probs_tv": "attention probabilities (TV)",
+    "out_error": "layer output",
+}
+
+
+def errors_chart(sweep: pd.DataFrame, rank: int, title: str) -> alt.Chart:
+    """Relative errors of the converted layer vs rank (K, V, scores, probabilities, output)."""
+    long = sweep.melt(id_vars=["rank"], value_vars=list(ERROR_LABELS), var_name="what", value_name="error")
+    long["what"] = long["what"].map(ERROR_LABELS)
+    lines = (
+        alt.Chart(long)
+        .mark_line(point=True, strokeWidth=2.5)
+        .encode(
+            x=alt.X("rank:Q", title="latent rank d_c"),
+            y=alt.Y("error:Q", title="relative error (TV for probabilities)"),
+            color=alt.Color(
+                "what:N", title=None, sort=list(ERROR_LABELS.values()), scale=alt.Scale(range=MODEL_COLORS)
+            ),
+            tooltip=["what", "rank", alt.Tooltip("error:Q", format=".4f")],
+        )
+    )
+    return alt.layer(lines, _rank_rule(rank)).properties(width=720, height=340, title=title)

@@ -240,3 +240,24 @@ class InsideState:
     )
     heat_head: int = field(default=0, metadata=_meta("head", int_in(0, 63, "heatmap head")))
     notices: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class LatentState:
+    layer: int = field(default=0, metadata=_meta("layer", int_in(0, 5, "layer")))
+    head: int = field(
+        default=-1,
+        metadata=_meta(
+            "head", lambda raw: -1 if raw == "all" else int_in(0, 11, "head")(raw), lambda h: "all" if h < 0 else str(h)
+        ),
+    )
+    passage: int = field(
+        default=0,
+        metadata=_meta(
+            "text",
+            lambda raw: -1 if raw == "all" else int_in(0, 9, "passage")(raw),
+            lambda p: "all" if p < 0 else str(p),
+        ),
+    )
+    rank: int = field(default=64, metadata=_meta("rank", int_in(1, 384, "rank")))
+    notices: tuple[str, ...] = field(default=(), compare=False)
