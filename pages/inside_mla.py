@@ -158,7 +158,7 @@ fl = pd.DataFrame(
     + [{"design": k, "step": "decode 1", "flops": r["decode"]} for k, r in runs.items()]
 )
 flc = style(flops_chart(fl, "Attention block FLOPs, measured (FlopCounterMode)"))
-st.altair_chart(flc, width="stretch", key=P + "flops_chart")
+st.altair_chart(flc, width="stretch", height=380, key=P + "flops_chart")
 downloads(flc, fl, "inside-flops", P + "dl_flops")
 
 st.subheader("Naive vs absorbed: same weights, same function")

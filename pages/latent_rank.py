@@ -89,12 +89,12 @@ sv, en = spectra_frames(s.layer, s.head, s.passage)
 who = "all heads jointly" if s.head < 0 else f"head {s.head}"
 st.subheader("Singular values: weights vs what the layer computes on text")
 spc = style(spectra_chart(sv, f"Layer {s.layer}, {who}"))
-st.altair_chart(spc, width="stretch", key=P + "spectra")
+st.altair_chart(spc, width="stretch", height=420, key=P + "spectra")
 downloads(spc, sv, "spectra", P + "dl_sv")
 
 st.subheader("Energy captured by the first d_c directions")
 enc = style(energy_chart(en, s.rank, f"Layer {s.layer}, {who}: cumulative share of squared singular values"))
-st.altair_chart(enc, width="stretch", key=P + "energy")
+st.altair_chart(enc, width="stretch", height=420, key=P + "energy")
 downloads(enc, en, "energy", P + "dl_en")
 
 
@@ -127,12 +127,15 @@ c4.metric(
     delta_arrow="off",
 )
 erc = style(errors_chart(sw, s.rank, f"Layer {s.layer} converted to MLA by joint SVD, measured on the text"))
-st.altair_chart(erc, width="stretch", key=P + "errors")
+st.altair_chart(erc, width="stretch", height=460, key=P + "errors")
 downloads(erc, sw, "rank-sweep", P + "dl_sw")
 st.latex(
-    rf"[W_K; W_V] \approx U_{{d_c}} \Sigma_{{d_c}} V_{{d_c}}^T,\quad c_{{KV}} = x\,(\Sigma_{{d_c}} V_{{d_c}}^T)^T"
-    rf"\in \mathbb{{R}}^{{{s.rank}}},\quad \text{{cache}} = d_c \times 2\,\text{{B}} = {int(row.cache_bytes_bf16)}"
-    rf"\ \text{{B vs }} 2 \times 384 \times 2 = {mha}\ \text{{B per token per layer}}"
+    rf"[W_K; W_V] \approx U_{{d_c}} \Sigma_{{d_c}} V_{{d_c}}^T,\qquad c_{{KV}} = x\,(\Sigma_{{d_c}} V_{{d_c}}^T)^T"
+    rf"\in \mathbb{{R}}^{{{s.rank}}}"
+)
+st.latex(
+    rf"\text{{cache}} = d_c \times 2\,\text{{B}} = {int(row.cache_bytes_bf16)}\ \text{{B}}"
+    rf"\quad\text{{vs MHA}}\quad 2 \times 384 \times 2 = {mha}\ \text{{B per token per layer}}"
 )
 st.caption(
     "Relative errors are Frobenius norms over every token and head; probabilities use the mean total-variation "
