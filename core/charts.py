@@ -347,3 +347,67 @@ def errors_chart(sweep: pd.DataFrame, rank: int, title: str) -> alt.Chart:
         )
     )
     return alt.layer(lines, _rank_rule(rank)).properties(width=720, height=340, title=title)
+
+
+# ----------------------------------------------------------------------------- sparse and compressed
+
+HOW_COLORS = {
+    "raw (window)": "#1d4ed8",
+    "in a selected entry": "#10b981",
+    "in an entry not selected": "#e5e7eb",
+}
+
+
+def selection_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
+    """Query x key: the indexer's score in grey, the top-k tokens each query keeps in blue."""
+    n = int(df["query"].max()) + 1
+    size = max(4, min(12, 560 // max(n, 1)))
+    x = alt.X("key:O", title="key position", axis=alt.Axis(labelAngle=0, values=_ticks(n)))
+    y = alt.Y("query:O", title="query position", axis=alt.Axis(values=_ticks(n)))
+    base = alt.Chart(df).encode(x=x, y=y, tooltip=["query", "key", alt.Tooltip("score:Q", format=".3f"), "selected"])
+    scores = base.mark_rect().encode(
+        color=alt.Color("score:Q", title="indexer score", scale=alt.Scale(range=["#f9fafb", "#9ca3af"]))
+    )
+    chosen = base.transform_filter("datum.selected").mark_rect(color="#1d4ed8")
+    return alt.layer(scores, chosen).properties(width=size * n, height=size * n, title=title)
+
+
+def visibility_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
+    """Query x original token: seen raw, through a selected entry, or compressed but not selected."""
+    n = int(df["query"].max()) + 1
+    size = max(4, min(12, 560 // max(n, 1)))
+    return (
+        alt.Chart(df)
+        .mark_rect()
+        .encode(
+            x=alt.X("token:O", title="original token", axis=alt.Axis(labelAngle=0, values=_ticks(n))),
+            y=alt.Y("query:O", title="query position", axis=alt.Axis(values=_ticks(n))),
+            color=alt.Color(
+                "how:N", title=None, scale=alt.Scale(domain=list(HOW_COLORS), range=list(HOW_COLORS.values()))
+            ),
+            tooltip=["query", "token", "how"],
+        )
+        .properties(width=size * n, height=size * n, title=title)
+    )
+
+
+def parts_vs_context(df: pd.DataFrame, title: str) -> alt.Chart:
+    """FLOPs per decoded token by part vs context (log-log), one line style per model."""
+    return (
+        alt.Chart(df)
+        .mark_line(strokeWidth=2.5)
+        .encode(
+            x=alt.X(
+                "context:Q",
+                scale=alt.Scale(type="log", base=2),
+                axis=alt.Axis(
+                    title="context (tokens, log scale)", values=[4**k for k in range(11)], labelExpr=TOKENS_LABEL
+                ),
+            ),
+            y=alt.Y("flops:Q", title="FLOPs per decoded token (log scale)", scale=alt.Scale(type="log")),
+            color=alt.Color("part:N", title=None, scale=alt.Scale(range=MODEL_COLORS)),
+            strokeDash=alt.StrokeDash("model:N", title=None),
+            tooltip=["model", "part", alt.Tooltip("context:Q", format=","), alt.Tooltip("flops:Q", format=".3s")],
+        )
+        .properties(width=720, height=400, title=title)
+    )

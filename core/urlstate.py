@@ -261,3 +261,15 @@ class LatentState:
     )
     rank: int = field(default=64, metadata=_meta("rank", int_in(1, 384, "rank")))
     notices: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class SparseState:
+    tokens: int = field(default=64, metadata=_meta("T", int_in(8, 256, "tokens")))
+    index_topk: int = field(default=8, metadata=_meta("k", int_in(1, 64, "top-k")))
+    window: int = field(default=8, metadata=_meta("w", int_in(1, 64, "window")))
+    hca_ratio: int = field(default=16, metadata=_meta("m", int_in(2, 64, "HCA ratio")))
+    kind: str = field(default="CSA", metadata=_meta("layer", choice(lambda: ("CSA", "HCA", "SWA"), "V4 layer type")))
+    source: str = field(default="random", metadata=_meta("input", choice(lambda: ("random", "text"), "input")))
+    precision: str = field(default="bf16", metadata=_meta("prec", choice(lambda: ("bf16", "production"), "precision")))
+    notices: tuple[str, ...] = field(default=(), compare=False)
