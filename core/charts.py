@@ -392,9 +392,10 @@ def visibility_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
 
 
 def parts_vs_context(df: pd.DataFrame, title: str) -> alt.Chart:
-    """FLOPs per decoded token by part vs context (log-log), one line style per model."""
+    """FLOPs per decoded token by part vs context (log-log), one line style per model. Zero values (no
+    indexer yet below one compressed entry) are left out: a log axis has no zero."""
     return (
-        alt.Chart(df)
+        alt.Chart(df[df["flops"] > 0])
         .mark_line(strokeWidth=2.5)
         .encode(
             x=alt.X(
