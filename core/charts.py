@@ -405,7 +405,12 @@ def parts_vs_context(df: pd.DataFrame, title: str) -> alt.Chart:
                     title="context (tokens, log scale)", values=[4**k for k in range(11)], labelExpr=TOKENS_LABEL
                 ),
             ),
-            y=alt.Y("flops:Q", title="FLOPs per decoded token (log scale)", scale=alt.Scale(type="log")),
+            y=alt.Y(
+                "flops:Q",
+                title="FLOPs per decoded token (log scale)",
+                scale=alt.Scale(type="log"),
+                axis=alt.Axis(format="~s"),
+            ),
             color=alt.Color("part:N", title=None, scale=alt.Scale(range=MODEL_COLORS)),
             strokeDash=alt.StrokeDash("model:N", title=None),
             tooltip=["model", "part", alt.Tooltip("context:Q", format=","), alt.Tooltip("flops:Q", format=".3s")],
