@@ -8,6 +8,10 @@ import pandas as pd
 from core import accounting as acc
 from core.specs import ModelSpec
 
+# Heatmaps and sweeps are built from computed data of a known, bounded size; Altair's default limit of
+# 5,000 rows would refuse a 104 x 104 causal map. Our largest chart is about 33,000 rows.
+alt.data_transformers.disable_max_rows()
+
 GIB = 2**30
 GPU_COLOR = "#a855f7"  # the memory line: purple, a colour no model line uses, visible on dark and light
 MODEL_COLORS = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#06b6d4", "#ec4899"]
@@ -231,10 +235,24 @@ def review_card(
 # ----------------------------------------------------------------------------- inside MLA
 
 
-def heatmap_frame(probs, head: int) -> pd.DataFrame:
-    """Long table (query, key, p) of one head's attention probabilities (H, T, S) array."""
+def heatmap_frame(probs, head: int, max_side: int = 128) -> pd.DataFrame:
+    """Long table (query, key, p) of one head's attention probabilities (H, T, S) array. Longer maps
+    are averaged over square blocks so at most max_side x max_side cells reach the browser (query
+    and key then index blocks: the first position of each block)."""
     p = probs[head]
     t, s = p.shape
+    f = -(-max(t, s) // max_side)
+    if f > 1:
+        import numpy as np
+
+        tt, ss = -(-t // f) * f, -(-s // f) * f
+        padded = np.zeros((tt, ss), dtype=p.dtype)
+        padded[:t, :s] = p
+        p = padded.reshape(tt // f, f, ss // f, f).mean(axis=(1, 3))
+        t, s = p.shape
+        q_idx = [i * f for i in range(t) for _ in range(s)]
+        k_idx = [j * f for _ in range(t) for j in range(s)]
+        return pd.DataFrame({"query": q_idx, "key": k_idx, "p": [float(v) for v in p.reshape(-1)]})
     q_idx, k_idx = [i for i in range(t) for _ in range(s)], [j for _ in range(t) for j in range(s)]
     return pd.DataFrame({"query": q_idx, "key": k_idx, "p": [float(v) for v in p.reshape(-1)]})
 

@@ -34,6 +34,8 @@ class SmallSparse:
             raise ValueError("tokens must be between 2 and 512 for the small layers.")
         if self.index_topk < 1 or self.window < 1 or self.ratio < 2 or self.hca_ratio < 2:
             raise ValueError("top-k and window must be at least 1, compress ratios at least 2.")
+        if self.hca_ratio == 4:
+            raise ValueError("an HCA ratio of 4 would make a CSA layer: DeepSeek V4 indexes the ratio-4 layers.")
 
 
 def _input(cfg: SmallSparse, source: str) -> torch.Tensor:
@@ -73,6 +75,8 @@ def dsa_selection(cfg: SmallSparse, source: str = "random") -> pd.DataFrame:
 
 
 def v4_spec(cfg: SmallSparse, kind: str) -> CompressedSpec:
+    if kind not in ("CSA", "HCA", "SWA"):
+        raise ValueError(f"the V4 layer type must be CSA, HCA or SWA, got {kind!r}.")
     ratio = {"CSA": cfg.ratio, "HCA": cfg.hca_ratio, "SWA": 0}[kind]
     index = dict(index_n_heads=2, index_head_dim=8, index_topk=cfg.index_topk) if kind == "CSA" else {}
     if kind == "CSA" and ratio != 4:

@@ -268,7 +268,9 @@ class SparseState:
     tokens: int = field(default=64, metadata=_meta("T", int_in(8, 256, "tokens")))
     index_topk: int = field(default=8, metadata=_meta("k", int_in(1, 64, "top-k")))
     window: int = field(default=8, metadata=_meta("w", int_in(1, 64, "window")))
-    hca_ratio: int = field(default=16, metadata=_meta("m", int_in(2, 64, "HCA ratio")))
+    hca_ratio: int = field(
+        default=16, metadata=_meta("m", lambda raw: int(choice(lambda: ("2", "8", "16", "32", "64"), "HCA ratio")(raw)))
+    )
     kind: str = field(default="CSA", metadata=_meta("layer", choice(lambda: ("CSA", "HCA", "SWA"), "V4 layer type")))
     source: str = field(default="random", metadata=_meta("input", choice(lambda: ("random", "text"), "input")))
     precision: str = field(default="bf16", metadata=_meta("prec", choice(lambda: ("bf16", "production"), "precision")))

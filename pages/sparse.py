@@ -16,6 +16,7 @@ from pages.common import downloads, ensure_router, init_widgets, preset
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "sparse.md"
 P = "sparse."
 CONTEXTS = [2**k for k in range(21)]
+HCA_RATIOS = [2, 8, 16, 32, 64]
 NO_DELTA = {"delta_color": "off", "delta_arrow": "off"}
 
 
@@ -24,7 +25,7 @@ def controls() -> SparseState:
     a.slider("Tokens", 8, 256, step=8, key=P + "tokens")
     b.slider("Top-k (indexer)", 1, 64, key=P + "index_topk")
     c.slider("Window (V4)", 1, 64, key=P + "window")
-    d.select_slider("HCA compress ratio", [2, 4, 8, 16, 32, 64], key=P + "hca_ratio")
+    d.select_slider("HCA compress ratio", HCA_RATIOS, key=P + "hca_ratio", help="4 is CSA's ratio")
     e, f, _ = st.columns([1, 1, 2])
     e.radio("Input", ["random", "text"], key=P + "source", horizontal=True,
             format_func={"random": "seeded random", "text": "real text (MiniLM)"}.get)  # fmt: skip
