@@ -10,6 +10,7 @@ pages = [
     st.Page("pages/inside_mla.py", title="Inside MLA", icon=":material/account_tree:", url_path="inside_mla"),
     st.Page("pages/latent_rank.py", title="Latent rank", icon=":material/compress:", url_path="latent_rank"),
     st.Page("pages/sparse.py", title="Sparse & compressed", icon=":material/filter_alt:", url_path="sparse"),
+    st.Page("pages/quantized.py", title="Quantized caches", icon=":material/grain:", url_path="quantized"),
 ]
 nav = st.navigation(pages)
 with st.sidebar:

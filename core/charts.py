@@ -435,3 +435,72 @@ def parts_vs_context(df: pd.DataFrame, title: str) -> alt.Chart:
         )
         .properties(width=720, height=400, title=title)
     )
+
+
+# ----------------------------------------------------------------------------- quantized caches
+
+
+def pareto_frontier(df: pd.DataFrame, x: str, y: str) -> pd.Series:
+    """True for the rows no other row beats on both x (smaller) and y (smaller)."""
+    keep = []
+    for _, r in df.iterrows():
+        beaten = ((df[x] <= r[x]) & (df[y] <= r[y]) & ((df[x] < r[x]) | (df[y] < r[y]))).any()
+        keep.append(not beaten)
+    return pd.Series(keep, index=df.index)
+
+
+def pareto_chart(df: pd.DataFrame, x: str, y: str, title: str) -> alt.Chart:
+    """Bytes per token vs error, one labelled point per scheme, the Pareto frontier as a line."""
+    d = df.assign(frontier=pareto_frontier(df, x, y))
+    base = alt.Chart(d).encode(
+        x=alt.X(f"{x}:Q", title=f"{x} (log scale)", scale=alt.Scale(type="log")),
+        y=alt.Y(f"{y}:Q", title=y, axis=alt.Axis(format="%")),
+    )
+    pts = base.mark_circle(size=90).encode(
+        color=alt.Color(
+            "frontier:N", title="Pareto frontier", scale=alt.Scale(domain=[True, False], range=["#2563eb", "#9ca3af"])
+        ),
+        tooltip=["scheme", alt.Tooltip(f"{x}:Q", format=",.1f"), alt.Tooltip(f"{y}:Q", format=".2%")],
+    )
+    labels = base.mark_text(align="left", dx=7, dy=-6, fontSize=12).encode(text="scheme:N")
+    front = base.transform_filter("datum.frontier").mark_line(color="#2563eb", strokeDash=[4, 3])
+    return alt.layer(front, pts, labels).properties(width=720, height=420, title=title)
+
+
+def bias_chart(df: pd.DataFrame, title: str) -> alt.Chart:
+    """Estimated / true inner products (ratio) by bits and estimator; 1 is unbiased."""
+    bars = (
+        alt.Chart(df)
+        .mark_bar()
+        .encode(
+            x=alt.X("bits:O", title="bits per coordinate (codebook)"),
+            xOffset="estimator:N",
+            y=alt.Y("ratio:Q", title="estimate / truth (least-squares slope)", scale=alt.Scale(domain=[0, 1.1])),
+            color=alt.Color("estimator:N", title=None, scale=alt.Scale(range=["#f59e0b", "#2563eb"])),
+            tooltip=[
+                "bits",
+                "estimator",
+                alt.Tooltip("ratio:Q", format=".3f"),
+                alt.Tooltip("relative error:Q", format=".3f"),
+            ],
+        )
+    )
+    one = alt.Chart(pd.DataFrame({"y": [1.0]})).mark_rule(color="#111827", strokeDash=[6, 4]).encode(y="y:Q")
+    return alt.layer(bars, one).properties(width=480, height=320, title=title)
+
+
+def rotation_chart(df: pd.DataFrame, title: str) -> alt.Chart:
+    """Per-channel RMS of the keys, channels sorted by RMS, before and after a random rotation."""
+    d = df.copy()
+    d["order"] = d.groupby("when")["rms"].rank(ascending=False, method="first")
+    return (
+        alt.Chart(d)
+        .mark_line(strokeWidth=2.5)
+        .encode(
+            x=alt.X("order:Q", title="channels, sorted by RMS"),
+            y=alt.Y("rms:Q", title="channel RMS"),
+            color=alt.Color("when:N", title=None, scale=alt.Scale(range=["#2563eb", "#ef4444"])),
+            tooltip=["when", "channel", alt.Tooltip("rms:Q", format=".3f")],
+        )
+        .properties(width=720, height=320, title=title)
+    )

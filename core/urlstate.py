@@ -275,3 +275,18 @@ class SparseState:
     source: str = field(default="random", metadata=_meta("input", choice(lambda: ("random", "text"), "input")))
     precision: str = field(default="bf16", metadata=_meta("prec", choice(lambda: ("bf16", "production"), "precision")))
     notices: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class QuantState:
+    layer: int = field(default=0, metadata=_meta("layer", int_in(0, 5, "layer")))
+    passage: int = field(default=0, metadata=_meta("text", int_in(0, 9, "passage")))
+    rank: int = field(default=128, metadata=_meta("rank", int_in(8, 384, "latent rank")))
+    metric: str = field(
+        default="output error",
+        metadata=_meta(
+            "metric",
+            choice(lambda: ("output error", "key error", "value error", "score error", "probability TV"), "error"),
+        ),
+    )
+    notices: tuple[str, ...] = field(default=(), compare=False)

@@ -1,0 +1,135 @@
+"""Quantized caches: every scheme of core.quant on real keys, values and MLA latents, with what it costs
+and what it loses."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core import minilm, quantlab
+from core.charts import bias_chart, pareto_chart, rotation_chart, style
+from core.urlstate import QuantState, dump_state, parse_state
+from pages.common import downloads, ensure_router, init_widgets
+
+LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "quantized.md"
+P = "quant."
+METRICS = ("output error", "key error", "value error", "score error", "probability TV")
+
+
+@st.cache_resource(show_spinner="Loading all-MiniLM-L6-v2...")
+def model() -> minilm.MiniLM:
+    return minilm.load_minilm()
+
+
+def ids(passage: int):
+    return minilm.tokenize(minilm.load_passages()[passage].text, 512)
+
+
+@st.cache_data(show_spinner="Quantizing the real keys and values with every scheme...")
+def errors(layer: int, passage: int) -> pd.DataFrame:
+    return quantlab.scheme_errors(model(), layer, ids(passage))
+
+
+@st.cache_data(show_spinner="Quantizing the MLA latents...")
+def latents(layer: int, passage: int, rank: int) -> pd.DataFrame:
+    return quantlab.latent_errors(model(), layer, ids(passage), rank)
+
+
+@st.cache_data(show_spinner=False)
+def bias(layer: int, passage: int) -> pd.DataFrame:
+    return quantlab.inner_product_bias(model(), layer, ids(passage))
+
+
+@st.cache_data(show_spinner=False)
+def rotation(layer: int, passage: int) -> pd.DataFrame:
+    return quantlab.rotation_effect(model(), layer, ids(passage))
+
+
+def controls() -> QuantState:
+    names = [p.title for p in minilm.load_passages()]
+    a, b, c, d = st.columns([1, 2, 1, 2])
+    a.selectbox("Layer", list(range(6)), key=P + "layer")
+    b.selectbox("Text", list(range(len(names))), key=P + "passage", format_func=lambda i: names[i])
+    c.select_slider("MLA latent rank", [8, 16, 32, 64, 128, 192, 256, 384], key=P + "rank")
+    d.selectbox("Error shown", METRICS, key=P + "metric")
+    ss = st.session_state
+    return QuantState(ss[P + "layer"], ss[P + "passage"], ss[P + "rank"], ss[P + "metric"])
+
+
+ensure_router()
+st.title("Quantized caches")
+st.markdown(LESSON.read_text())
+init = parse_state(QuantState, st.query_params.to_dict())
+for note in init.notices:
+    st.warning(f"Link: {note}.")
+init_widgets(P, init)
+try:
+    model()
+except RuntimeError as e:
+    st.error(str(e))
+    st.stop()
+s = controls()
+st.query_params.from_dict(dump_state(s))
+
+st.subheader("Bytes per token vs what is lost (real keys and values, per head)")
+df = errors(s.layer, s.passage)
+pc = style(pareto_chart(df, "bytes per token", s.metric, f"Layer {s.layer}: {s.metric} vs cache bytes per token"))
+st.altair_chart(pc, width="stretch", height=480, key=P + "pareto")
+downloads(pc, df, "quantization-pareto", P + "dl_pareto")
+shown = df[["scheme", "bits per element", "bytes per token", *METRICS]].copy()
+st.dataframe(
+    shown.style.format({"bits per element": "{:.2f}", "bytes per token": "{:,.0f}", **{m: "{:.2%}" for m in METRICS}}),
+    hide_index=True,
+    width="stretch",
+)
+fp16 = df.set_index("scheme").loc["fp16", "bytes per token"]
+st.caption(
+    f"Bytes per token for one layer's keys and values (12 heads x 32 x 2; fp16: {fp16:,.0f} B). Bits include every "
+    "scale, zero, norm and codebook for this many tokens; KIVI's 128 most recent tokens stay in fp16, which dominates "
+    "a short text. The +qjl schemes store the unbiased-scores reconstruction, which trades squared error for bias."
+)
+with st.expander("What each scheme stores"):
+    st.dataframe(df[["scheme", "description"]], hide_index=True, width="stretch")
+
+st.subheader("Quantizing the MLA latent instead")
+lat = latents(s.layer, s.passage, s.rank)
+lc = style(
+    pareto_chart(
+        lat, "bytes per token", "error vs MLA layer", f"Layer {s.layer} as MLA at rank {s.rank}: latent quantized"
+    )
+)
+st.altair_chart(lc, width="stretch", height=480, key=P + "latent")
+downloads(lc, lat, "latent-quantization", P + "dl_latent")
+best = lat.set_index("scheme")
+st.markdown(
+    f"At rank {s.rank} the unquantized MLA layer already differs from the original by "
+    f"**{best.loc['fp16', 'error vs original layer']:.1%}** (the latent-rank lesson); quantizing the latent to 8 bits "
+    f"adds {best.loc['int8-token', 'error vs MLA layer']:.1%} on top, to 4 bits per token "
+    f"{best.loc['int4-token', 'error vs MLA layer']:.1%}. The two compressions multiply: "
+    f"{s.rank} numbers x bits instead of 768 x 16 bits per token."
+)
+
+st.subheader("Inner products: the bias of MSE quantizers, and QJL's correction")
+bd = bias(s.layer, s.passage)
+bc = style(bias_chart(bd, f"Layer {s.layer}, head 0: estimated q . k against the truth"))
+st.altair_chart(bc, height=380, key=P + "bias")
+downloads(bc, bd, "inner-product-bias", P + "dl_bias")
+one = bd[bd.bits == 1].set_index("estimator")["ratio"]
+st.markdown(
+    f"A quantizer that minimises squared error shrinks vectors toward the codebook's centres, so scores come out "
+    f"too small: at 1 bit the MSE-only estimate is **{one['MSE only']:.2f}x** the true inner product (2/pi = 0.64 in "
+    f"theory). A 1-bit QJL sketch of the residual (sign(S r) and ||r||) makes the estimate unbiased: "
+    f"**{one['MSE + QJL']:.2f}x**, at the price of more variance (TurboQuant, arXiv 2504.19874; QJL, arXiv 2406.03482)."
+)
+
+st.subheader("What a random rotation does to outlier channels")
+rd = rotation(s.layer, s.passage)
+ratios = quantlab.outlier_ratio(rd)
+rc = style(rotation_chart(rd, f"Layer {s.layer} keys: channel RMS, sorted"))
+st.altair_chart(rc, width="stretch", height=380, key=P + "rotation")
+downloads(rc, rd, "rotation-outliers", P + "dl_rot")
+st.markdown(
+    f"Before rotation the largest key channel has **{ratios['before rotation']:.1f}x** the median channel's RMS; after "
+    f"a random orthogonal rotation **{ratios['after rotation']:.1f}x**. With the energy spread evenly, one scale (a "
+    "norm) per vector and one codebook per coordinate fit every coordinate: that is why TurboQuant rotates first."
+)
