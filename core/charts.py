@@ -451,9 +451,10 @@ def pareto_frontier(df: pd.DataFrame, x: str, y: str) -> pd.Series:
 
 def pareto_chart(df: pd.DataFrame, x: str, y: str, title: str) -> alt.Chart:
     """Bytes per token vs error, one labelled point per scheme, the Pareto frontier as a line."""
-    d = df.assign(frontier=pareto_frontier(df, x, y))
+    front_mask = pareto_frontier(df, x, y)
+    d = df.assign(frontier=front_mask, kind=front_mask.map({True: "on the Pareto frontier", False: "dominated"}))
     base = alt.Chart(d).encode(
-        x=alt.X(f"{x}:Q", title=f"{x} (log scale)", scale=alt.Scale(type="log")),
+        x=alt.X(f"{x}:Q", title=f"{x} (log scale)", scale=alt.Scale(type="log", nice=False, padding=20)),
         y=alt.Y(f"{y}:Q", title=y, axis=alt.Axis(format="%")),
     )
     pts = base.mark_circle(size=90).encode(
