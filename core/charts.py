@@ -459,7 +459,9 @@ def pareto_chart(df: pd.DataFrame, x: str, y: str, title: str) -> alt.Chart:
     )
     pts = base.mark_circle(size=90).encode(
         color=alt.Color(
-            "frontier:N", title="Pareto frontier", scale=alt.Scale(domain=[True, False], range=["#2563eb", "#9ca3af"])
+            "kind:N",
+            title=None,
+            scale=alt.Scale(domain=["on the Pareto frontier", "dominated"], range=["#2563eb", "#9ca3af"]),
         ),
         tooltip=["scheme", alt.Tooltip(f"{x}:Q", format=",.1f"), alt.Tooltip(f"{y}:Q", format=".2%")],
     )
