@@ -23,6 +23,8 @@ from core.specs import DenseMLP, GQASpec, MLASpec, ModelSpec
 
 DTYPE_NAMES = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "bf16", torch.float16: "fp16"}
 MAX_ELEMENTS = 64 << 20  # refuse configurations whose largest intermediate would exceed ~256 MiB in fp32
+MAX_PARAMS = 48_000_000  # attention weights of the three layers together (~384 MB in float64)
+MAX_FLOPS = 30_000_000_000  # one page run: prefill + decode of the four designs
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,25 @@ class InsideConfig:
             raise ValueError(
                 f"this configuration needs tensors of {biggest:,} numbers; the limit here is {MAX_ELEMENTS:,}. "
                 "Use fewer heads or a shorter sequence."
+            )
+        specs = self.specs()
+        params = sum(acc.attention_params(sp, self.d_model).total for sp in specs.values())
+        runs = [
+            (specs["MHA"], "absorbed"),
+            (specs["GQA"], "absorbed"),
+            (specs["MLA"], "naive"),
+            (specs["MLA"], "absorbed"),
+        ]
+        flops = sum(
+            acc.prefill_core_flops(sp, self.seq_len, mode, causal=False)
+            + 2 * self.seq_len * acc.attention_params(sp, self.d_model).matmul
+            for sp, mode in runs
+        )
+        if params > MAX_PARAMS or flops > MAX_FLOPS:
+            raise ValueError(
+                f"this configuration has {params / 1e6:,.1f} M attention weights and needs {flops / 1e9:,.1f} GFLOP to "
+                f"run; the limits here are {MAX_PARAMS / 1e6:.0f} M and {MAX_FLOPS / 1e9:.0f} GFLOP so that a slider "
+                "move stays quick on a laptop. Use a narrower model, fewer heads or a shorter sequence."
             )
 
     def specs(self) -> dict[str, GQASpec | MLASpec]:

@@ -6,7 +6,9 @@
 
 Layers are stateless: a cache is an explicit object passed in and returned, so its size is literally
 the `nbytes` of its tensors, and one built layer can be shared by many users. Every attention product
-is an explicit einsum (no fused SDPA kernel) so `FlopCounterMode` sees each matmul.
+is an explicit einsum or matmul (no fused SDPA kernel) so `FlopCounterMode` sees each one; the value
+mixing is a matmul because torch lowers an einsum that sums over a single key (the first token) to an
+elementwise multiply, which FlopCounterMode does not count.
 
 RoPE convention: rotate-half (GPT-NeoX / Hugging Face Llama): the first and second halves of a rotary
 vector form the (real, imaginary) pairs. DeepSeek's own code uses the interleaved convention; the
@@ -154,7 +156,7 @@ class GQAttention(nn.Module):
         scores = torch.einsum("bgrtd,bgsd->bgrts", q, k) / math.sqrt(D)  # (B, G, H/G, T, S)
         scores = scores.masked_fill(~causal_mask(pos, k_pos, s.sliding_window), float("-inf"))
         probs = scores.softmax(-1)
-        o = torch.einsum("bgrts,bgsd->bgrtd", probs, v)  # (B, G, H/G, T, D)
+        o = probs @ v[:, :, None]  # (B, G, H/G, T, D); a matmul, so a single key still counts (see top)
         out = self.wo(o.reshape(B, H, T, D).transpose(1, 2).reshape(B, T, H * D))  # (B, T, E)
         if s.sliding_window and S > s.sliding_window:  # keep min(N, w) tokens (DESIGN.md section 3)
             k, v = k[:, :, -s.sliding_window :].contiguous(), v[:, :, -s.sliding_window :].contiguous()
@@ -225,7 +227,7 @@ class MLAttention(nn.Module):
             scores = torch.einsum("bhtd,bhsd->bhts", qh, k) * scale  # (B, H, T, S)
             S = k.shape[2]
             probs = self._softmax(scores, pos, S, p0 + T)
-            o = torch.einsum("bhts,bhsv->bthv", probs, v)  # (B, T, H, V)
+            o = (probs @ v).transpose(1, 2)  # (B, T, H, V)
             return AttentionTrace(self.wo(o.reshape(B, T, H * V)), KVCache(k, v, p0 + T), probs)
         if mode != "absorbed":
             raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or naive.")
@@ -238,7 +240,7 @@ class MLAttention(nn.Module):
             torch.einsum("bthc,bsc->bhts", q_lat, c_all) + torch.einsum("bthr,bsr->bhts", q_pe, pe_all)
         ) * scale  # (B, H, T, S)
         probs = self._softmax(scores, pos, c_all.shape[1], p0 + T)
-        o_lat = torch.einsum("bhts,bsc->bthc", probs, c_all)  # (B, T, H, C)
+        o_lat = (probs @ c_all[:, None]).transpose(1, 2)  # (B, T, H, C)
         o = torch.einsum("bthc,hvc->bthv", o_lat, w_uv)  # (B, T, H, V): W^UV absorbed
         return AttentionTrace(self.wo(o.reshape(B, T, H * V)), LatentCache(c_all, pe_all, p0 + T), probs)
 
@@ -309,7 +311,7 @@ class DSAttention(MLAttention):
         ) / math.sqrt(s.qk_head_dim)  # (B, T, H, K)
         scores = scores.masked_fill(top_vals.isinf()[:, :, None, :], float("-inf"))  # future tokens
         probs = scores.softmax(-1)
-        o_lat = torch.einsum("bthk,btkc->bthc", probs, c_sel)  # (B, T, H, C)
+        o_lat = probs @ c_sel  # (B, T, H, C)
         o = torch.einsum("bthc,hvc->bthv", o_lat, w[:, Dn:])  # (B, T, H, V)
         full = torch.zeros(B, T, H, S, dtype=probs.dtype, device=probs.device)
         full.scatter_(3, sel[:, :, None, :].expand(B, T, H, K), probs)  # (B, T, H, S)

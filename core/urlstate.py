@@ -218,9 +218,24 @@ class PlannerState:
     notices: tuple[str, ...] = field(default=(), compare=False)
 
 
+WIDTHS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)  # the Inside MLA page's model widths
+
+
+def _passage(raw: str) -> int:
+    from core.minilm import load_passages
+
+    n = len(load_passages())
+    if raw == "all":
+        return -1
+    return int_in(0, n - 1, f"passage (there are {n})")(raw)
+
+
 @dataclass(frozen=True)
 class InsideState:
-    d_model: int = field(default=256, metadata=_meta("width", int_in(16, 4096, "model width")))
+    d_model: int = field(
+        default=256,
+        metadata=_meta("width", lambda raw: int(choice(lambda: [str(w) for w in WIDTHS], "model width")(raw))),
+    )
     n_heads: int = field(default=8, metadata=_meta("heads", int_in(1, 64, "query heads")))
     n_kv_heads: int = field(default=2, metadata=_meta("kv", int_in(1, 64, "kv heads")))
     head_dim: int = field(default=32, metadata=_meta("hd", int_in(4, 256, "head dim")))
@@ -255,7 +270,7 @@ class LatentState:
         default=0,
         metadata=_meta(
             "text",
-            lambda raw: -1 if raw == "all" else int_in(0, 9, "passage")(raw),
+            _passage,
             lambda p: "all" if p < 0 else str(p),
         ),
     )
@@ -280,7 +295,7 @@ class SparseState:
 @dataclass(frozen=True)
 class QuantState:
     layer: int = field(default=0, metadata=_meta("layer", int_in(0, 5, "layer")))
-    passage: int = field(default=0, metadata=_meta("text", int_in(0, 9, "passage")))
+    passage: int = field(default=0, metadata=_meta("text", lambda raw: max(_passage(raw), 0)))
     rank: int = field(default=128, metadata=_meta("rank", int_in(8, 384, "latent rank")))
     metric: str = field(
         default="output error",

@@ -11,7 +11,7 @@ from core import accounting as acc
 from core.charts import attention_heatmap, flops_chart, heatmap_frame, style
 from core.inside import InsideConfig, agreement, dataflow_dot, random_input, rope_experiment, run_designs, text_input
 from core.units import fmt_bytes
-from core.urlstate import InsideState, dump_state, parse_state
+from core.urlstate import WIDTHS, InsideState, dump_state, parse_state
 from pages.common import downloads, ensure_router, init_widgets
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "inside_mla.md"
@@ -23,7 +23,7 @@ DTYPES = {"fp64": torch.float64, "fp32": torch.float32}
 def controls() -> InsideState:
     ss = st.session_state
     a, b, c, d = st.columns(4)
-    a.select_slider("Model width E", [16, 32, 64, 128, 256, 512, 1024, 2048, 4096], key=P + "d_model")
+    a.select_slider("Model width E", list(WIDTHS), key=P + "d_model")
     b.slider("Query heads", 1, 64, key=P + "n_heads")
     divisors = [g for g in range(1, ss[P + "n_heads"] + 1) if ss[P + "n_heads"] % g == 0]
     if ss[P + "n_kv_heads"] not in divisors:  # keep GQA valid when the head count changes
@@ -43,18 +43,20 @@ def controls() -> InsideState:
     if ss[P + "device"] not in devices:
         ss[P + "device"] = "cpu"
     k.radio("Device", devices, key=P + "device", horizontal=True)
+    if ss[P + "heat_head"] >= ss[P + "n_heads"]:  # the heatmap head must exist (before the URL is written)
+        ss[P + "heat_head"] = 0
     values = {f: ss[P + f] for f in InsideState.__dataclass_fields__ if f != "notices"}
     return InsideState(**values)
 
 
 @st.cache_data(max_entries=32, show_spinner="Running the layers...")
-def run(s: InsideState) -> dict:
-    """Plain data for the page: caches, FLOPs, agreement and attention maps of every design."""
-    cfg = config(s)
-    x = text_input(cfg.seq_len + 1, cfg.d_model) if s.source == "text" else random_input(cfg)
-    runs = run_designs(cfg, x, DTYPES[s.precision], s.device)
+def run(cfg: InsideConfig, source: str, precision: str, device: str) -> dict:
+    """Plain data for the page: caches, FLOPs, agreement and attention maps of every design. Keyed on what
+    the layers compute from only, so the heatmap and RoPE controls do not rerun them."""
+    x = text_input(cfg.seq_len + 1, cfg.d_model) if source == "text" else random_input(cfg)
+    runs = run_designs(cfg, x, DTYPES[precision], device)
     agree = agreement(runs["MLA naive"].out, runs["MLA absorbed"].out)
-    rope = rope_experiment(cfg, x[:, :-1], DTYPES[s.precision])
+    rope = rope_experiment(cfg, x[:, :-1], DTYPES[precision])
     return {
         "runs": {
             k: {
@@ -126,7 +128,7 @@ except ValueError as e:
     st.error(str(e))
     st.stop()
 st.query_params.from_dict(dump_state(s))
-res = run(s)
+res = run(cfg, s.source, s.precision, s.device)
 runs = res["runs"]
 
 st.subheader("What each design caches")
@@ -214,8 +216,6 @@ st.markdown(
 st.subheader("Attention pattern")
 h1, h2 = st.columns(2)
 h1.selectbox("Design", DESIGNS, key=P + "heat_design")
-if st.session_state[P + "heat_head"] >= s.n_heads:
-    st.session_state[P + "heat_head"] = 0
 h2.slider("Head", 0, max(s.n_heads - 1, 1), key=P + "heat_head", disabled=s.n_heads == 1)
 hd = heatmap_frame(
     runs[st.session_state[P + "heat_design"]]["probs"], min(st.session_state[P + "heat_head"], s.n_heads - 1)

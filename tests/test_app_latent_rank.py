@@ -1,0 +1,227 @@
+"""The Latent rank page, run through app.py's router with Streamlit's AppTest.
+
+What it proves:
+- at the defaults the page renders the lesson, three charts (spectra, energy, errors vs rank) and four
+  metrics, with no exception and no error, and writes a bare link;
+- every layer 0..5 x head all/0/11 x text all/each passage renders the same three charts and four
+  metrics, with titles that name the layer and head, and (at rank 384) a 0.0% output error; the URL
+  written back parses to the widgets;
+- the rank slider at 1 and 384: at 384 the converted layer is exact (output error "0.0%") and caches half
+  of MHA (768 of 1,536 B per token per layer in bf16); at 1 it caches 2 B and the error is large; the
+  output error falls as the rank grows, and the rank rule on the energy and error charts follows the slider;
+- a link restores every widget and is written back unchanged; hostile links give st.warning notices,
+  never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from core.minilm import load_passages
+from core.urlstate import LatentState, parse_state
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+P = "latent."
+N_PASSAGES = len(load_passages())
+METRICS = ["layer output error", "keys / values error", "probabilities (mean TV)", "cache per token per layer (bf16)"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: with the 2 cores shared by other jobs, torch's 2-thread pool spin-waits and the
+    layers run 10-100x slower; results do not depend on it."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.switch_page("pages/latent_rank.py")
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert [m.label for m in at.metric] == METRICS
+    assert len(at.get("vega_lite_chart")) == 3
+
+
+def titles(at: AppTest) -> list[str]:
+    out = []
+    for c in at.get("vega_lite_chart"):
+        t = json.loads(c.proto.spec).get("title")
+        out.append(t["text"] if isinstance(t, dict) else t)
+    return out
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def url_state(at: AppTest) -> LatentState:
+    s = parse_state(LatentState, dict(at.query_params))
+    assert not s.notices, s.notices
+    return s
+
+
+def rule_rows(dataset) -> dict:
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(dataset.data.data).read_all().to_pydict()
+
+
+def pct(v: str) -> float:
+    assert v.endswith("%"), v
+    return float(v[:-1])
+
+
+def test_defaults_render_four_metrics_and_three_charts():
+    at = run()
+    ok(at)
+    assert at.title[0].value == "Latent rank"
+    assert dict(at.query_params) == {}
+    assert at.selectbox(key=P + "layer").value == 0 and at.selectbox(key=P + "head").value == -1
+    assert at.selectbox(key=P + "passage").value == 0 and at.slider(key=P + "rank").value == 64
+    assert at.selectbox(key=P + "head").options[0] == "all (joint)"
+    assert at.selectbox(key=P + "passage").options == ["all passages", *(p.title for p in load_passages())]
+    t = titles(at)
+    assert t[0] == "Layer 0, all heads jointly" and t[1].startswith("Layer 0, all heads jointly: cumulative")
+    assert t[2].startswith("Layer 0 converted to MLA")
+    m = metrics(at)
+    assert 0 < pct(m["layer output error"]) < 100
+    assert m["cache per token per layer (bf16)"] == "128 B"  # 64 numbers x 2 bytes
+    assert at.metric[3].delta == "8% of MHA's 1.5 KiB"  # 128 B of 2 x 384 x 2 B
+    latex = " ".join(x.value for x in at.get("latex"))
+    assert r"\mathbb{R}^{64}" in latex and "= 128" in latex and "= 1536" in latex
+    assert "The first **64** directions keep" in " ".join(x.value for x in at.markdown)
+
+
+def test_every_layer_head_and_passage():
+    """At rank 384 (the full width), so every combination also shows the exact conversion: 0.0% error."""
+    at = run({"rank": "384"})
+    for layer in range(6):
+        at.selectbox(key=P + "layer").set_value(layer)
+        for head in (-1, 0, 11):
+            at.selectbox(key=P + "head").set_value(head)
+            for passage in (-1, *range(N_PASSAGES)):
+                at.selectbox(key=P + "passage").set_value(passage).run()
+                ok(at)
+                who = "all heads jointly" if head < 0 else f"head {head}"
+                t = titles(at)
+                assert t[0] == f"Layer {layer}, {who}", t
+                assert t[2].startswith(f"Layer {layer} converted")
+                s = url_state(at)
+                assert (s.layer, s.head, s.passage, s.rank) == (layer, head, passage, 384)
+                assert metrics(at)["layer output error"] == "0.0%", (layer, head, passage)
+
+
+@pytest.mark.parametrize("rank", [1, 384])
+def test_rank_extremes(rank):
+    at = run()
+    at.slider(key=P + "rank").set_value(rank).run()
+    ok(at)
+    m = metrics(at)
+    assert url_state(at).rank == rank and at.query_params["rank"] == str(rank)
+    assert m["cache per token per layer (bf16)"] == f"{2 * rank} B"
+    if rank == 384:
+        assert m["layer output error"] == "0.0%"
+        assert m["keys / values error"] == "0.0% / 0.0%"
+        assert m["probabilities (mean TV)"] == "0.000"
+        assert at.metric[3].delta == "50% of MHA's 1.5 KiB"  # the latent is as wide as K alone
+    else:
+        assert pct(m["layer output error"]) > 50
+        assert at.metric[3].delta == "0% of MHA's 1.5 KiB"
+    assert f"The first **{rank}** directions keep" in " ".join(x.value for x in at.markdown)
+
+
+def test_error_falls_as_the_rank_grows():
+    at = run({"layer": "2"})
+    errs = []
+    for rank in (1, 16, 128, 384):
+        at.slider(key=P + "rank").set_value(rank).run()
+        ok(at)
+        errs.append(pct(metrics(at)["layer output error"]))
+    # not monotone at the very bottom (layer 2: 1 -> 102%, 16 -> 104%), but far lower by 128 and 0 at 384
+    assert min(errs[:2]) > errs[2] + 20 and errs[3] == 0.0, errs
+
+
+def test_rank_rule_follows_the_slider():
+    at = run({"rank": "100"})
+    ok(at)
+    for chart in at.get("vega_lite_chart")[1:]:  # the energy and error charts carry a rule at d_c
+        layers = json.loads(chart.proto.spec)["layer"]
+        rules = [lay for lay in layers if lay["mark"] == "rule" or lay["mark"].get("type") == "rule"]
+        assert len(rules) == 1
+        names = {d.name: d for d in chart.proto.datasets}
+        rule_data = rule_rows(names[rules[0]["data"]["name"]])
+        assert rule_data["rank"] == [100]
+
+
+LINK = {"layer": "3", "head": "5", "text": "all", "rank": "100"}
+
+
+def test_link_restores_every_widget_and_round_trips():
+    at = run(LINK)
+    ok(at)
+    assert not at.warning
+    assert at.selectbox(key=P + "layer").value == 3
+    assert at.selectbox(key=P + "head").value == 5
+    assert at.selectbox(key=P + "passage").value == -1
+    assert at.slider(key=P + "rank").value == 100
+    assert dict(at.query_params) == LINK
+    assert titles(at)[0] == "Layer 3, head 5"
+    at.slider(key=P + "rank").set_value(64).run()  # back to the default: the key leaves the link
+    assert dict(at.query_params) == {k: v for k, v in LINK.items() if k != "rank"}
+
+
+def test_a_written_link_reopens_the_same_view():
+    at = run()
+    at.selectbox(key=P + "layer").set_value(5)
+    at.selectbox(key=P + "head").set_value(11)
+    at.selectbox(key=P + "passage").set_value(N_PASSAGES - 1)
+    at.slider(key=P + "rank").set_value(7).run()
+    link = dict(at.query_params)
+    assert link == {"layer": "5", "head": "11", "text": str(N_PASSAGES - 1), "rank": "7"}
+    again = run(link)
+    ok(again)
+    assert metrics(again) == metrics(at) and titles(again) == titles(at)
+    assert dict(again.query_params) == link
+
+
+@pytest.mark.parametrize(
+    "query,words",
+    [
+        ({"zzz": "1", "layer": "9", "head": "12", "text": "-1", "rank": "0"}, ["unknown link parameter", "layer"]),
+        ({"layer": "x", "head": "<script>", "text": "", "rank": "1e3"}, ["head", "passage", "rank"]),
+        ({"rank": "385", "head": "ALL", "layer": "-0"}, ["rank", "head", "layer"]),
+        ({"rank": "9" * 40, "text": "all,all"}, ["rank", "passage"]),
+    ],
+    ids=["out-of-range", "garbage", "near-misses", "long"],
+)
+def test_hostile_links_give_notices_not_exceptions(query, words):
+    at = run(query)
+    ok(at)
+    notes = [w.value for w in at.warning]
+    assert notes and all(n.startswith("Link: ") for n in notes)
+    assert len(notes) == len(query), notes  # one notice per bad parameter
+    text = " ".join(notes)
+    for w in words:
+        assert w in text, text
+    assert "9" * 41 not in text
+    assert url_state(at) == LatentState()  # every bad value fell back to the default
+
+
+def test_a_passage_that_does_not_exist_gives_a_notice():
+    at = run({"text": str(N_PASSAGES)})
+    assert not at.exception
+    assert at.warning, "no notice for a passage past the last"
