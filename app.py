@@ -9,8 +9,10 @@ pages = [
     st.Page("pages/planner.py", title="Memory planner", icon=":material/memory:", url_path="planner"),
     st.Page("pages/inside_mla.py", title="Inside MLA", icon=":material/account_tree:", url_path="inside_mla"),
     st.Page("pages/latent_rank.py", title="Latent rank", icon=":material/compress:", url_path="latent_rank"),
+    st.Page("pages/compute.py", title="Compute & roofline", icon=":material/speed:", url_path="compute"),
     st.Page("pages/sparse.py", title="Sparse & compressed", icon=":material/filter_alt:", url_path="sparse"),
     st.Page("pages/quantized.py", title="Quantized caches", icon=":material/grain:", url_path="quantized"),
+    st.Page("pages/needle.py", title="Needle in a haystack", icon=":material/search:", url_path="needle"),
 ]
 nav = st.navigation(pages)
 with st.sidebar:

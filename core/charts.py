@@ -507,3 +507,94 @@ def rotation_chart(df: pd.DataFrame, title: str) -> alt.Chart:
         )
         .properties(width=720, height=320, title=title)
     )
+
+
+# ----------------------------------------------------------------------------- compute and roofline
+
+
+def roofline_chart(roof: pd.DataFrame, points: pd.DataFrame, title: str) -> alt.Chart:
+    """Log-log roofline: the roof of one GPU, and each design's decode (whole step: filled; attention core
+    alone: hollow) at its arithmetic intensity."""
+    x = alt.X("intensity:Q", title="arithmetic intensity (FLOP per byte, log scale)", scale=alt.Scale(type="log"))
+    y = alt.Y("attainable_tflops:Q", title="attainable TFLOP/s (log scale)", scale=alt.Scale(type="log"))
+    line = alt.Chart(roof).mark_line(color="#111827", strokeWidth=2).encode(x=x, y=y)
+    pts = (
+        alt.Chart(points)
+        .mark_point(size=140, strokeWidth=2.5)
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color("design:N", title=None, scale=alt.Scale(range=MODEL_COLORS + ["#84cc16"])),
+            shape=alt.Shape("what:N", title=None),
+            fill=alt.condition("datum.what == 'whole decode step'", alt.Color("design:N"), alt.value("transparent")),
+            tooltip=[
+                "design",
+                "what",
+                alt.Tooltip("intensity:Q", format=".1f"),
+                "bound",
+                alt.Tooltip("step_ms:Q", format=".2f", title="step ms"),
+                alt.Tooltip("tokens_per_s:Q", format=",.0f", title="tokens/s"),
+            ],
+        )
+    )
+    return alt.layer(line, pts).properties(width=720, height=440, title=title)
+
+
+def per_token_chart(df: pd.DataFrame, quantity: str, title: str) -> alt.Chart:
+    """One quantity per decoded token vs context (log-log), a line per design."""
+    d = df[(df["quantity"] == quantity) & (df["value"] > 0)]
+    unit = "bytes" if "bytes" in quantity else "FLOPs"
+    return (
+        alt.Chart(d)
+        .mark_line(strokeWidth=2.5)
+        .encode(
+            x=alt.X(
+                "context:Q",
+                scale=alt.Scale(type="log", base=2),
+                axis=alt.Axis(
+                    title="context (tokens, log scale)", values=[4**k for k in range(11)], labelExpr=TOKENS_LABEL
+                ),
+            ),
+            y=alt.Y(
+                "value:Q",
+                title=f"{quantity} ({unit}, log scale)",
+                scale=alt.Scale(type="log"),
+                axis=alt.Axis(format="~s"),
+            ),
+            color=alt.Color("design:N", title=None, scale=alt.Scale(range=MODEL_COLORS + ["#84cc16"])),
+            tooltip=["design", alt.Tooltip("context:Q", format=","), alt.Tooltip("value:Q", format=".3s")],
+        )
+        .properties(width=720, height=400, title=title)
+    )
+
+
+# ----------------------------------------------------------------------------- needle in a haystack
+
+
+def needle_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
+    """Context length x needle depth -> retrieval accuracy, the classic picture."""
+    base = alt.Chart(df).encode(
+        x=alt.X("depth:O", title="needle depth (0: start of the context, 1: just before the question)"),
+        y=alt.Y("length:O", title="context length (tokens)", sort="descending"),
+    )
+    rect = base.mark_rect().encode(
+        color=alt.Color(
+            "accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1], range=["#dc2626", "#fde68a", "#16a34a"])
+        ),
+        tooltip=["length", "depth", alt.Tooltip("accuracy:Q", format=".0%"), alt.Tooltip("cache_bytes:Q", format=",")],
+    )
+    text = base.mark_text(fontSize=FONT, color="#111827").encode(text=alt.Text("accuracy:Q", format=".0%"))
+    return alt.layer(rect, text).properties(width=520, height=300, title=title)
+
+
+def needle_summary_chart(df: pd.DataFrame, title: str) -> alt.Chart:
+    """Accuracy vs cache bytes per sequence, a line through the strengths of each method."""
+    base = alt.Chart(df).encode(
+        x=alt.X("cache_bytes:Q", title="cache bytes per sequence (log scale)", scale=alt.Scale(type="log")),
+        y=alt.Y("accuracy:Q", title="retrieval accuracy", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1.02])),
+        color=alt.Color("method:N", title=None, scale=alt.Scale(range=MODEL_COLORS + ["#84cc16", "#64748b"])),
+        tooltip=["label", alt.Tooltip("cache_bytes:Q", format=","), alt.Tooltip("accuracy:Q", format=".0%")],
+    )
+    return alt.layer(base.mark_line(strokeWidth=2.5), base.mark_point(size=70, filled=True)).properties(
+        width=720, height=420, title=title
+    )

@@ -305,3 +305,37 @@ class QuantState:
         ),
     )
     notices: tuple[str, ...] = field(default=(), compare=False)
+
+
+def _needle_methods() -> tuple[str, ...]:
+    from core.needle import METHODS
+
+    return METHODS
+
+
+@dataclass(frozen=True)
+class NeedleState:
+    model: str = field(
+        default="tiny-mla", metadata=_meta("model", choice(lambda: ("tiny-mha", "tiny-gqa", "tiny-mla"), "model"))
+    )
+    method: str = field(default="H2O", metadata=_meta("method", choice(_needle_methods, "compression method")))
+    strength: str = field(default="", metadata=_meta("strength", lambda raw: raw[:32]))
+    notices: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class ComputeState:
+    gpu: str = field(default="H200", metadata=_meta("gpu", choice(lambda: GPUS, "GPU")))
+    context: int = field(default=32_768, metadata=_meta("context", int_in(1, MAX_CONTEXT, "context")))
+    batch: int = field(default=1, metadata=_meta("batch", int_in(1, 1024, "batch")))
+    quantity: str = field(
+        default="decode: attention FLOPs",
+        metadata=_meta(
+            "show",
+            choice(
+                lambda: ("decode: attention FLOPs", "decode: cache bytes read", "prefill: attention FLOPs per token"),
+                "quantity",
+            ),
+        ),
+    )
+    notices: tuple[str, ...] = field(default=(), compare=False)

@@ -1,0 +1,114 @@
+"""Needle in a haystack: which compression loses the needle first, and at what cache size, on tiny
+models trained here."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core import needle as nd
+from core import tiny
+from core.charts import needle_heatmap, needle_summary_chart, style
+from core.units import fmt_bytes
+from core.urlstate import NeedleState, dump_state, parse_state
+from pages.common import downloads, ensure_router, init_widgets
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSON = ROOT / "assets" / "lessons" / "needle.md"
+RESULTS = ROOT / "assets" / "needle" / "results.json"
+P = "needle."
+
+
+@st.cache_resource
+def model(name: str) -> tiny.TinyLM:
+    return tiny.load(ROOT / "assets" / "models" / f"{name}.safetensors")
+
+
+@st.cache_resource
+def precomputed() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"heatmaps": {}, "summary": {}}
+
+
+@st.cache_data(show_spinner="Running the model on 600 prompts with this compression...")
+def heat(name: str, method: str, strength: str) -> pd.DataFrame:
+    m = nd.Method(method, None if method == "none" else _typed(method, strength))
+    key = f"{name}|{m.label}"
+    if key in precomputed()["heatmaps"]:
+        return pd.DataFrame(precomputed()["heatmaps"][key])
+    return nd.heatmap(model(name), m, nd.LENGTHS, nd.DEPTHS, n=30, seed=0)
+
+
+@st.cache_data(show_spinner="Sweeping every method at every strength (about a minute)...")
+def summary(name: str) -> pd.DataFrame:
+    if name in precomputed()["summary"]:
+        return pd.DataFrame(precomputed()["summary"][name])
+    return nd.summary(model(name), 256, 40, seed=1)
+
+
+def _typed(method: str, strength: str):
+    return strength if method == "quantization" else int(strength)
+
+
+def controls(init: NeedleState) -> NeedleState:
+    ss = st.session_state
+    a, b, c = st.columns([1, 1, 2])
+    a.selectbox("Model", nd.MODELS, key=P + "model")
+    b.selectbox("Compression", nd.METHODS, key=P + "method")
+    method = ss[P + "method"]
+    if method == "none":
+        c.caption("No compression: the full cache.")
+        strength = ""
+    else:
+        options = [str(x) for x in nd.STRENGTHS[method]]
+        switched = ss.get(P + "last_method") not in (None, method)  # a new method starts at its default
+        if switched or ss.get(P + "strength") not in options:
+            ss[P + "strength"] = str(nd.DEFAULT_STRENGTH[method])
+        unit = {"quantization": "scheme", "low rank": "rank r", "top-k": "k tokens", "pooling": "m tokens per entry"}
+        c.select_slider(f"Strength ({unit.get(method, 'tokens kept')})", options, key=P + "strength")
+        strength = ss[P + "strength"]
+    ss[P + "last_method"] = method
+    return NeedleState(ss[P + "model"], method, strength)
+
+
+ensure_router()
+st.title("Needle in a haystack")
+st.markdown(LESSON.read_text())
+init = parse_state(NeedleState, st.query_params.to_dict())
+for note in init.notices:
+    st.warning(f"Link: {note}.")
+init_widgets(P, init)
+s = controls(init)
+st.query_params.from_dict(dump_state(s))
+
+label = nd.Method(s.method, None if s.method == "none" else _typed(s.method, s.strength)).label
+st.subheader(f"{s.model}: {label}")
+hd = heat(s.model, s.method, s.strength)
+base = heat(s.model, "none", "")
+hc = style(needle_heatmap(hd, f"Retrieval accuracy, {label}"))
+st.altair_chart(hc, height=380, key=P + "heat")
+downloads(hc, hd, "needle-heatmap", P + "dl_heat")
+c1, c2, c3 = st.columns(3)
+c1.metric(
+    "accuracy (all cells)",
+    f"{hd['accuracy'].mean():.0%}",
+    f"{hd['accuracy'].mean() - base['accuracy'].mean():+.0%} vs none",
+)
+at256 = hd[hd.length == 256]
+kept, raw = int(at256["cache_bytes"].iloc[0]), int(at256["raw_bytes"].iloc[0])
+c2.metric(
+    "cache at 256 tokens", fmt_bytes(kept), f"of {fmt_bytes(raw)} uncompressed", delta_color="off", delta_arrow="off"
+)
+c3.metric("worst cell", f"{hd['accuracy'].min():.0%}")
+st.caption(
+    "30 prompts per cell, fixed seed; accuracy is an exact match of both digits (chance 1%). The cache is compressed "
+    "after the prompt; the question and both answer digits are decoded from the compressed cache."
+)
+
+st.subheader("Accuracy vs cache size, every method")
+sm = summary(s.model)
+sc = style(needle_summary_chart(sm, f"{s.model} at 256 tokens, accuracy averaged over needle depths"))
+st.altair_chart(sc, width="stretch", height=480, key=P + "summary")
+downloads(sc, sm, "needle-summary", P + "dl_summary")
+with st.expander("How each method compresses"):
+    st.markdown(nd.__doc__.split("Methods (strength in brackets):")[1])

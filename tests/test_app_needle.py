@@ -1,0 +1,60 @@
+"""AppTest for the Needle page: defaults come from the shipped sweep at once, every method at its
+weakest and strongest setting renders without an exception, links round-trip and hostile links warn."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import needle as nd
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+P = "needle."
+
+
+def run(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.switch_page("pages/needle.py")
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_defaults_render_heatmap_summary_and_metrics():
+    at = run()
+    ok(at)
+    assert len(at.get("vega_lite_chart")) == 2
+    labels = [m.label for m in at.metric]
+    assert labels == ["accuracy (all cells)", "cache at 256 tokens", "worst cell"]
+
+
+@pytest.mark.parametrize("method", [m for m in nd.METHODS if m != "none"])
+def test_every_method_at_its_extremes(method):
+    at = run({"model": "tiny-gqa", "method": method})
+    ok(at)
+    for s in (nd.STRENGTHS[method][0], nd.STRENGTHS[method][-1]):
+        at.select_slider(key=P + "strength").set_value(str(s)).run()
+        ok(at)
+        assert at.query_params["strength"] == str(s) or str(s) == str(nd.DEFAULT_STRENGTH[method])
+
+
+def test_switching_method_starts_at_its_default_strength():
+    at = run({"method": "top-k"})
+    at.select_slider(key=P + "strength").set_value("64").run()
+    at.selectbox(key=P + "method").set_value("pooling").run()
+    assert at.select_slider(key=P + "strength").value == str(nd.DEFAULT_STRENGTH["pooling"])
+
+
+def test_link_round_trip_and_hostile_links():
+    at = run({"model": "tiny-mha", "method": "quantization", "strength": "tq-2bit"})
+    ok(at)
+    assert at.selectbox(key=P + "model").value == "tiny-mha"
+    assert at.select_slider(key=P + "strength").value == "tq-2bit"
+    at = run({"model": "gpt-5", "method": "magic", "zzz": "1", "strength": "x" * 500})
+    assert not at.exception
+    assert any("Link:" in w.value for w in at.warning)
