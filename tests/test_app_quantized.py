@@ -1,0 +1,51 @@
+"""AppTest for the Quantized caches page: renders at defaults (four charts), every layer, the latent
+rank at its extremes and every error metric without an exception; links round-trip, hostile links warn."""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+P = "quant."
+
+
+def run(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    at.switch_page("pages/quantized.py")
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_defaults():
+    at = run()
+    ok(at)
+    assert len(at.get("vega_lite_chart")) == 4
+    table = at.dataframe[0].value
+    assert "fp16" in set(table["scheme"]) and (table["output error"] >= 0).all()
+
+
+@pytest.mark.parametrize("layer", [0, 5])
+def test_layers_ranks_and_metrics(layer):
+    at = run({"layer": str(layer)})
+    ok(at)
+    for r in (8, 384):
+        at.select_slider(key=P + "rank").set_value(r).run()
+        ok(at)
+    for m in ("key error", "probability TV"):
+        at.selectbox(key=P + "metric").set_value(m).run()
+        ok(at)
+
+
+def test_links():
+    at = run({"layer": "3", "text": "1", "rank": "64", "metric": "value error"})
+    ok(at)
+    assert at.selectbox(key=P + "layer").value == 3 and at.selectbox(key=P + "metric").value == "value error"
+    at = run({"layer": "9", "text": "99", "rank": "0", "metric": "?"})
+    assert not at.exception and len(at.warning) >= 4

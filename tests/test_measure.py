@@ -1,0 +1,297 @@
+"""Measure here (core/measure.py): timing, bandwidth, decode benchmarks and the MLA crossover.
+
+Proves, without asserting anything about how fast this machine is (no timing asserts):
+(a) `time_fn` runs the warm-ups and any setup untimed and reports the median, min and nearest-rank p90
+    of exactly what its clock measured (a fake clock makes the durations known);
+(b) `copy_bandwidth` and `matmul_rate` return positive finite numbers on tiny sizes;
+(c) `decode_benchmark` reports consistent fields for every design, cold or warm: bytes = accounting's
+    cache_bytes_read x batch, FLOPs = decode_core_flops x batch, achieved = bytes / seconds,
+    predicted = bytes / bandwidth, the roofline is the slower roof; the result is plain JSON data;
+    the shipped designs' 64K caches have the sizes the bench quotes; `explain` names why measurement and
+    model part (caches, fixed costs, compute-bound, slow streaming) on hand-made measurements;
+(d) `mla_path_cost` equals FlopCounterMode on `mla_attention` for each path, and its bytes are the
+    buffer's; `mla_crossover` finds what is true of DeepSeek-V2-Lite shapes: the latent (absorbed,
+    expand) is read with fewer bytes than a materialised cache at every point, naive-materialised does
+    the fewest FLOPs at every point, absorbed beats expand in FLOPs at decode and expand beats absorbed
+    at long query length, the flip happens at `query_len_crossover`, and batch moves nothing;
+(e) on CUDA (skipped without a GPU) a decode benchmark runs and reports consistent fields.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from core import accounting as acc
+from core.decode_kernels import empty_buffer, mla_attention
+from core.measure import (
+    DESIGNS,
+    PATHS,
+    V2_LITE_MLA,
+    DecodeMeasurement,
+    Design,
+    Timing,
+    copy_bandwidth,
+    decode_benchmark,
+    explain,
+    last_level_cache_bytes,
+    matmul_rate,
+    mla_crossover,
+    mla_crossover_measured,
+    mla_path_cost,
+    query_len_crossover,
+    random_buffer,
+    time_fn,
+)
+from core.specs import GQASpec, MLASpec
+
+SMALL_MLA = MLASpec(4, 12, 8, 4, 6)
+SMALL = [
+    Design("MHA", GQASpec(4, 4, 8)),
+    Design("GQA", GQASpec(4, 2, 8)),
+    Design("MQA", GQASpec(4, 1, 8)),
+    Design("MLA absorbed", SMALL_MLA, "absorbed"),
+    Design("MLA naive", SMALL_MLA, "naive"),
+]
+
+
+# ----------------------------------------------------------------------------- (a) time_fn
+
+
+def fake_clock(durations):
+    """A clock whose successive start/stop readings are `durations` apart."""
+    readings, now = [], 100.0
+    for d in durations:
+        readings += [now, now + d]
+        now += d + 1.0
+    it = iter(readings)
+    return lambda: next(it)
+
+
+def test_time_fn_reports_the_median_min_and_p90_of_what_it_measured():
+    calls = []
+    durations = [5.0, 1.0, 3.0, 2.0, 4.0, 9.0, 7.0, 6.0, 8.0, 10.0]
+    t = time_fn(lambda: calls.append(1), "cpu", warmup=3, repeats=10, clock=fake_clock(durations))
+    assert len(calls) == 13  # 3 warm-ups + 10 timed
+    assert t.samples == tuple(durations)
+    assert t.median == 5.5 and t.min == 1.0 and t.p90 == 9.0
+
+
+def test_time_fn_odd_repeats_median_is_the_middle_sample():
+    t = time_fn(lambda: None, "cpu", warmup=0, repeats=3, clock=fake_clock([0.2, 0.9, 0.4]))
+    assert t.median == pytest.approx(0.4) and t.p90 == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="repeats"):
+        time_fn(lambda: None, "cpu", repeats=0)
+
+
+def test_time_fn_runs_setup_untimed_before_every_call():
+    events, readings = [], iter([0.0, 2.0, 10.0, 13.0])
+
+    def clock():
+        events.append("clock")
+        return next(readings)
+
+    t = time_fn(lambda: events.append("fn"), "cpu", 1, 2, clock=clock, setup=lambda: events.append("setup"))
+    assert events == ["setup", "fn"] + ["setup", "clock", "fn", "clock"] * 2
+    assert t.samples == (2.0, 3.0)
+
+
+def test_time_fn_with_the_real_clock_returns_nonnegative_samples():
+    t = time_fn(lambda: sum(range(100)), "cpu", warmup=1, repeats=3)
+    assert len(t.samples) == 3 and all(s >= 0 for s in t.samples)
+
+
+# ----------------------------------------------------------------------------- (b) roofs
+
+
+def test_copy_bandwidth_and_matmul_rate_are_positive_finite_on_tiny_sizes():
+    bw = copy_bandwidth("cpu", nbytes=1 << 16, repeats=3)
+    rate = matmul_rate("cpu", n=32, repeats=3)
+    assert math.isfinite(bw) and bw > 0
+    assert math.isfinite(rate) and rate > 0
+
+
+# ----------------------------------------------------------------------------- (c) decode benchmark
+
+
+@pytest.mark.parametrize("design", SMALL, ids=lambda d: d.label)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_decode_benchmark_fields_are_consistent(design, dtype):
+    name = {torch.float32: "fp32", torch.bfloat16: "bf16"}[dtype]
+    m = decode_benchmark(
+        design, 37, 2, "cpu", dtype, bandwidth=1e10, peak_flops=1e9, chunk=8, cold=False, warmup=0, repeats=2
+    )
+    assert m.bytes_read == 2 * acc.cache_bytes_read(design.model, 37, name, design.layout)
+    assert m.flops == 2 * acc.decode_core_flops(design.spec, 37, design.mode)
+    assert m.seconds == m.timing.median > 0
+    assert m.achieved_bytes_per_s == pytest.approx(m.bytes_read / m.seconds)
+    assert m.achieved_flops_per_s == pytest.approx(m.flops / m.seconds)
+    assert m.predicted_seconds == pytest.approx(m.bytes_read / 1e10)
+    assert m.fraction_of_bandwidth == pytest.approx(m.achieved_bytes_per_s / 1e10)
+    assert m.roofline_seconds == pytest.approx(max(m.bytes_read / 1e10, m.flops / 1e9))
+    assert m.bound == ("compute" if m.flops / 1e9 > m.bytes_read / 1e10 else "memory")
+    d = json.loads(json.dumps(m.to_dict()))
+    assert d["bytes_read"] == m.bytes_read and d["timing"]["median"] == m.seconds and d["chunk_tokens"] == 8
+    assert d["parallel"] >= 1
+
+
+def test_decode_benchmark_measures_bandwidth_when_not_given_and_refuses_bad_input():
+    m = decode_benchmark(SMALL[1], 5, device="cpu", warmup=0, repeats=1)
+    assert m.bandwidth > 0 and m.peak_flops is None and m.roofline_seconds == m.predicted_seconds
+    assert m.cold and m.seconds > 0
+    with pytest.raises(ValueError, match="context"):
+        decode_benchmark(SMALL[1], 0, device="cpu", bandwidth=1.0)
+    with pytest.raises(ValueError, match="dtype"):
+        decode_benchmark(SMALL[1], 4, device="cpu", dtype=torch.float64, bandwidth=1.0)
+    with pytest.raises(ValueError, match="mode"):
+        Design("x", SMALL_MLA, "fast")
+
+
+def test_random_buffer_is_filled_finite_and_seeded():
+    a = random_buffer(SMALL[3], 2, 9, "cpu", seed=1)
+    b = random_buffer(SMALL[3], 2, 9, "cpu", seed=1)
+    assert a.length == 9 and torch.isfinite(a.kv).all() and torch.equal(a.kv, b.kv)
+    naive = random_buffer(SMALL[4], 1, 9, "cpu")
+    assert naive.keys.shape == (1, 4, 9, 12) and naive.values.shape == (1, 4, 9, 6)
+
+
+def test_shipped_designs_have_the_cache_sizes_the_bench_quotes():
+    n, mib = 65536, 1 << 20
+    sizes = {k: acc.cache_bytes_read(d.model, n, "fp32", d.layout) for k, d in DESIGNS.items()}
+    assert sizes == {
+        "MHA": 1024 * mib,
+        "GQA": 256 * mib,
+        "MQA": 64 * mib,
+        "MLA absorbed": 144 * mib,
+        "MLA naive": 1280 * mib,
+    }
+
+
+def measurement(seconds: float, bytes_read: int, flops: int, cold: bool = True, device: str = "cpu"):
+    timing = Timing(seconds, seconds, seconds, (seconds,))
+    return DecodeMeasurement(
+        "x", 1, 1, device, "fp32", 16, 1, timing, bytes_read, flops, bandwidth=1e10, peak_flops=1e11, cold=cold
+    )
+
+
+def test_explain_names_the_reason_measurement_and_model_part():
+    mib = 1 << 20
+    # 64 MiB at 10 GB/s: 6.7 ms predicted, memory-bound (1 FLOP/B < ridge 10)
+    assert "agrees with the memory-bound" in explain(measurement(7.0e-3, 64 * mib, 64 * mib))
+    assert "0.0 GB/s" not in explain(measurement(20e-3, 64 * mib, 64 * mib))
+    assert "streams" in explain(measurement(20e-3, 64 * mib, 64 * mib))
+    assert "reading alone" in explain(measurement(3e-3, 64 * mib, 64 * mib), llc_bytes=32 * mib)
+    warm = explain(measurement(0.4e-3, 16 * mib, 16 * mib, cold=False), llc_bytes=32 * mib)
+    assert "fits in the 32 MiB last-level cache" in warm and "back-to-back" in warm
+    assert "fixed costs" in explain(measurement(50e-6, 64 * 1024, 1000))
+    # 100 FLOP/B > ridge 10: compute-bound; roofline = 64 MiB * 100 / 1e11 = 67 ms
+    assert "compute-bound" in explain(measurement(70e-3, 64 * mib, 100 * 64 * mib))
+    assert "small matmuls" in explain(measurement(200e-3, 64 * mib, 100 * 64 * mib))
+
+
+def test_last_level_cache_is_positive_or_unknown():
+    llc = last_level_cache_bytes("cpu")
+    assert llc is None or llc > 0
+
+
+# ----------------------------------------------------------------------------- (d) MLA crossover
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    "spec", [SMALL_MLA, MLASpec(2, 6, 0, 4, 6), MLASpec(2, 6, 4, 0, 6)], ids=["mla", "rope-only", "no-rope"]
+)
+@pytest.mark.parametrize("context, batch, query_len", [(9, 1, 1), (9, 2, 3), (5, 1, 5)])
+def test_mla_path_cost_equals_flop_counter_and_buffer_bytes(path, spec, context, batch, query_len):
+    g = torch.Generator().manual_seed(0)
+    H, C, R, Dn, V = spec.n_heads, spec.kv_lora_rank, spec.qk_rope_head_dim, spec.qk_nope_head_dim, spec.v_head_dim
+    f64 = dict(generator=g, dtype=torch.float64)
+    wkv_b = torch.randn(H * (Dn + V), C, **f64)
+    new = (
+        torch.randn(batch, query_len, H, Dn, **f64),
+        torch.randn(batch, query_len, H, R, **f64),
+        torch.randn(batch, query_len, C, **f64),
+        torch.randn(batch, query_len, R, **f64),
+    )
+    buf = empty_buffer(spec, batch, context, "naive" if path == "naive" else "absorbed", "cpu", torch.float64)
+    for t in buf.__dict__.values():
+        if isinstance(t, torch.Tensor):
+            t.normal_(generator=g)
+    buf = replace(buf, length=context - query_len)
+    with FlopCounterMode(display=False) as counter:
+        out, full = mla_attention(spec, wkv_b, *new, buf, path, chunk=4)
+    cost = mla_path_cost(spec, context, batch, query_len, path, "fp32")
+    assert counter.get_total_flops() == cost.flops
+    assert out.shape == (batch, query_len, H, V)
+    assert sum(t.nbytes for t in full.tensors()) == 2 * cost.bytes_read  # float64 buffer, fp32 accounting
+
+
+def test_mla_path_cost_at_decode_matches_the_accounting_core():
+    for n in (1, 100, 4096):
+        absorbed = mla_path_cost(V2_LITE_MLA, n, 1, 1, "absorbed")
+        naive = mla_path_cost(V2_LITE_MLA, n, 1, 1, "naive")
+        projections = 2 * 16 * 512 * (128 + 128)
+        assert absorbed.flops == acc.decode_core_flops(V2_LITE_MLA, n, "absorbed") + projections
+        assert naive.flops == acc.decode_core_flops(V2_LITE_MLA, n, "naive") + projections
+    with pytest.raises(ValueError, match="query_len"):
+        mla_path_cost(V2_LITE_MLA, 4, 1, 5)
+    with pytest.raises(ValueError, match="path"):
+        mla_path_cost(V2_LITE_MLA, 4, 1, 1, "fast")
+
+
+def test_mla_crossover_on_v2_lite_shapes():
+    contexts, batches, lens = (512, 4096, 65536), (1, 8), (1, 16, 64, 128, 256, 1024, 4096)
+    df = mla_crossover(V2_LITE_MLA, contexts, batches, lens)
+    assert len(df) == sum(t <= n for n in contexts for t in lens) * len(batches)
+    # bytes: the latent is read by absorbed and expand alike, 8.9x fewer bytes than a materialised cache
+    assert (df.absorbed_bytes == df.expand_bytes).all() and (df.fewer_bytes == "absorbed").all()
+    assert (df.naive_bytes * 576 == df.absorbed_bytes * 16 * 320).all()
+    # FLOPs: naive-materialised fewest everywhere (tied with expand at T = N, where both expand every
+    # token once); absorbed beats expand at decode, expand wins at long query length
+    assert (df.naive_flops < df.absorbed_flops).all() and (df.naive_flops <= df.expand_flops).all()
+    assert (df[df.query_len < df.context].naive_flops < df[df.query_len < df.context].expand_flops).all()
+    assert (df[df.query_len == 1].fewer_flops == "absorbed").all()
+    assert (df[df.query_len >= 256].fewer_flops == "expand").all()
+    for n in contexts:
+        star = query_len_crossover(V2_LITE_MLA, n)
+        sub = df[df.context == n]
+        assert (sub[sub.query_len < star].fewer_flops == "absorbed").all()
+        assert (sub[sub.query_len > star].fewer_flops == "expand").all()
+    assert query_len_crossover(V2_LITE_MLA, 10**12) == pytest.approx(512 * 256 / (1024 - 256))
+    # batch scales every path alike
+    one, eight = df[df.batch == 1].reset_index(drop=True), df[df.batch == 8].reset_index(drop=True)
+    assert (one.fewer_flops == eight.fewer_flops).all() and (eight.absorbed_flops == 8 * one.absorbed_flops).all()
+
+
+def test_mla_crossover_roofline_columns_and_a_latent_that_never_loses():
+    df = mla_crossover(V2_LITE_MLA, [4096], [1], [1, 1024], bandwidth=4.8e12, peak_flops=989e12)
+    assert {f"{p}_seconds" for p in PATHS} <= set(df.columns)
+    for _, row in df.iterrows():
+        assert row.fastest == min(PATHS, key=lambda p: row[f"{p}_seconds"])
+    wide_heads = MLASpec(4, 64, 128, 16, 128)  # 2 d_c < d_nope + d_v: absorbing never costs more
+    assert query_len_crossover(wide_heads, 4096) == math.inf
+
+
+def test_mla_crossover_measured_returns_every_path_at_each_point():
+    df = mla_crossover_measured(SMALL_MLA, [(16, 1, 1), (16, 2, 4)], "cpu", warmup=0, repeats=1)
+    assert len(df) == 6 and set(df.path) == set(PATHS)
+    assert (df.seconds > 0).all()
+    row = df[(df.path == "expand") & (df.query_len == 4)].iloc[0]
+    assert row.flops == mla_path_cost(SMALL_MLA, 16, 2, 4, "expand", "fp32").flops
+
+
+# ----------------------------------------------------------------------------- (e) CUDA
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("design", SMALL, ids=lambda d: d.label)
+def test_decode_benchmark_on_cuda(design):
+    bw = copy_bandwidth("cuda", nbytes=1 << 24, repeats=3)
+    m = decode_benchmark(design, 300, 2, "cuda", torch.bfloat16, bandwidth=bw, warmup=1, repeats=3)
+    assert m.device.startswith("cuda") and m.seconds > 0
+    assert m.predicted_seconds == pytest.approx(m.bytes_read / bw)
