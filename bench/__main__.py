@@ -5,9 +5,9 @@
 2. The attention core of one decode step (core/measure.decode_benchmark: chunked kernels over a cache
    built once) for MHA, GQA, MLA absorbed and MLA naive with DeepSeek-V2-Lite's attention shapes (hidden
    2048, 16 heads; MHA/GQA heads of 128, GQA 4 kv heads; MLA d_c 512, d_r 64) at 4K, 16K and 64K tokens,
-   one sequence. CPU runs fp32: torch's CPU bf16 matmuls with one query row per head (MHA decode) are far
-   slower than fp32 here and erratic, so bf16 would time torch's CPU kernels, not memory. CUDA, when
-   present, runs bf16, as serving does.
+   one sequence. CPU runs fp32: torch's CPU bf16 matrix-vector products (MHA, GQA and naive MLA decode)
+   streamed 8-14 GB/s on this machine against 23-38 GB/s in fp32, so bf16 would time torch's CPU kernels,
+   not memory. CUDA, when present, runs bf16, as serving does.
    Targets (benchmarks report, they never fail the build): absorbed MLA at 64K reaches at least half of
    the copy bandwidth, and its measured speed-up over MHA is at least 80% of the byte ratio.
 3. Naive vs absorbed MLA: the analytic crossover and a measured check at a few small points.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -48,6 +49,7 @@ from core.units import fmt_bytes
 RESULTS = Path("bench/results/latest.json")
 BENCH_DESIGNS = ("MHA", "GQA", "MLA absorbed", "MLA naive")
 HALF_BANDWIDTH, SPEEDUP_SHARE = 0.5, 0.8
+BUSY = 0.1  # share of the CPUs other processes may use before a run is flagged
 
 
 def devices() -> list[tuple[torch.device, torch.dtype]]:
@@ -57,19 +59,61 @@ def devices() -> list[tuple[torch.device, torch.dtype]]:
     return out
 
 
+class OtherLoad:
+    """The share of this machine's CPU time that other processes used while a block ran (Linux
+    /proc/stat minus this process's own CPU time): timings taken beside busy neighbours are not to be
+    trusted, and with two threads on two cores a single busy neighbour can slow a step tenfold."""
+
+    share: float | None = None
+
+    @staticmethod
+    def _busy() -> float | None:
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> OtherLoad:
+        self.busy, self.own, self.wall = self._busy(), time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy = self._busy()
+        if busy is not None and self.busy is not None:
+            other = busy - self.busy - (time.process_time() - self.own)
+            self.share = max(0.0, other / ((time.perf_counter() - self.wall) * (os.cpu_count() or 1)))
+
+    def report(self, what: str) -> str:
+        if self.share is None:
+            return f"(could not read how busy the machine was during {what})"
+        warning = " -- the machine was busy: rerun on an idle one" if self.share > BUSY else ""
+        return f"other processes used {self.share:.0%} of the CPUs during {what}{warning}"
+
+
 def decode_section(device: torch.device, dtype: torch.dtype, contexts: list[int], repeats: int) -> dict:
-    bandwidth = copy_bandwidth(device)
-    peak = matmul_rate(device, dtype, n=2048 if device.type == "cpu" else 8192)
-    rows, warm = [], []
-    for name in BENCH_DESIGNS:
-        for n in contexts:
-            for cold, out in ((True, rows), (False, warm)):
-                kw = dict(bandwidth=bandwidth, peak_flops=peak, cold=cold, repeats=repeats)
-                out.append(decode_benchmark(DESIGNS[name], n, 1, device, dtype, **kw))
+    with OtherLoad() as load:
+        bandwidth = copy_bandwidth(device)
+        peak = matmul_rate(device, dtype)
+        rows, warm = [], []
+        for name in BENCH_DESIGNS:
+            for n in contexts:
+                for cold, out in ((True, rows), (False, warm)):
+                    kw = dict(bandwidth=bandwidth, peak_flops=peak, cold=cold, repeats=repeats)
+                    out.append(decode_benchmark(DESIGNS[name], n, 1, device, dtype, **kw))
+        bandwidth_after = copy_bandwidth(device)
     print(
         f"\n== decode step on {device} ({torch.get_num_threads()} threads), {rows[0].dtype}: copy bandwidth "
-        f"{bandwidth / 1e9:.1f} GB/s (read + write), matmul {peak / 1e9:.0f} GFLOP/s =="
+        f"{bandwidth / 1e9:.1f} GB/s (read + write; {bandwidth_after / 1e9:.1f} when measured again after the "
+        f"steps), matmul {peak / 1e9:.0f} GFLOP/s =="
     )
+    print(load.report("these runs"))
+    if abs(bandwidth_after / bandwidth - 1) > 0.2:
+        print(
+            "the copy bandwidth moved by more than 20% during the runs (on a shared host, memory bandwidth is "
+            "shared with neighbours too): % of copy and predictions are uncertain; rerun to compare"
+        )
     print("ms: median, last-level cache evicted before each run (cold); warm: back-to-back repeats")
     print(
         f"{'design':<13}{'context':>8}{'ms':>8}{'warm ms':>9}{'cache MiB':>11}{'GB/s':>7}{'% copy':>8}"
@@ -120,13 +164,15 @@ def decode_section(device: torch.device, dtype: torch.dtype, contexts: list[int]
         f"why: absorbed MLA does {intensity:.1f} FLOPs per cache byte ({mla.dtype}); this device's ridge point is "
         f"{ridge:.1f} FLOP/B (matmul rate / copy bandwidth), so it is {mla.bound}-bound here: the roofline "
         f"predicts {mla.roofline_seconds * 1e3:.2f} ms, bytes alone {mla.predicted_seconds * 1e3:.2f} ms; "
-        f"its 16-row matmuls ran at {mla.achieved_flops_per_s / 1e9:.0f} GFLOP/s."
+        f"its {V2_LITE_MLA.n_heads}-row matmuls ran at {mla.achieved_flops_per_s / 1e9:.0f} GFLOP/s."
     )
     return {
         "device": str(device),
         "dtype": rows[0].dtype,
         "threads": torch.get_num_threads(),
         "copy_bandwidth_bytes_per_s": bandwidth,
+        "copy_bandwidth_after_bytes_per_s": bandwidth_after,
+        "other_processes_cpu_share": load.share,
         "matmul_flops_per_s": peak,
         "ridge_flops_per_byte": ridge,
         "last_level_cache_bytes": llc,
@@ -148,7 +194,8 @@ def crossover_section(device: torch.device, dtype: torch.dtype, roofs: dict, qui
     )
     n, t_lens = (512, [1, 64, 256]) if quick else (2048, [1, 16, 64, 256, 1024])
     points = [(n, 1, t) for t in t_lens]
-    measured = mla_crossover_measured(spec, points, device, dtype, warmup=1, repeats=2 if quick else 3)
+    with OtherLoad() as load:
+        measured = mla_crossover_measured(spec, points, device, dtype, warmup=1, repeats=2 if quick else 3)
     stars = {str(c): query_len_crossover(spec, c) for c in (n, *contexts)}
     stars["limit"] = query_len_crossover(spec, 10**15)
 
@@ -168,14 +215,19 @@ def crossover_section(device: torch.device, dtype: torch.dtype, roofs: dict, qui
             f"{a.context:>8}{a.query_len:>6}{a.absorbed_flops / 1e9:>16.2f}{a.naive_flops / 1e9:>13.2f}"
             f"{a.expand_flops / 1e9:>14.2f}{a.fewer_flops:>13}{a.fewer_bytes:>13}{a.fastest:>14}{h.fastest:>14}"
         )
-    print(f"measured here ({device}, {str(dtype).removeprefix('torch.')}), context {n}, one sequence:")
-    print(f"{'T':>6}{'absorbed ms':>13}{'naive ms':>10}{'expand ms':>11}{'fewest FLOPs':>14}{'fastest':>10}")
+    kind = str(dtype).removeprefix("torch.")
+    print(f"measured here ({device}, {kind}), context {n}, one sequence; {load.report('it')}:")
+    print(
+        f"{'T':>6}{'absorbed ms':>13}{'naive ms':>10}{'expand ms':>11}{'fastest':>10}"
+        f"{'absorbed vs expand: fewer FLOPs':>33}{'faster':>10}"
+    )
     for t, g in measured.groupby("query_len"):
         ms = dict(zip(g.path, g.seconds * 1e3, strict=True))
         fl = dict(zip(g.path, g.flops, strict=True))
+        pair = ("absorbed", "expand")
         print(
-            f"{t:>6}{ms['absorbed']:>13.2f}{ms['naive']:>10.2f}{ms['expand']:>11.2f}"
-            f"{min(fl, key=fl.get):>14}{min(ms, key=ms.get):>10}"
+            f"{t:>6}{ms['absorbed']:>13.2f}{ms['naive']:>10.2f}{ms['expand']:>11.2f}{min(ms, key=ms.get):>10}"
+            f"{min(pair, key=fl.get):>33}{min(pair, key=ms.get):>10}"
         )
     return {
         "spec": "DeepSeek-V2-Lite attention: 16 heads, d_c 512, d_r 64, d_nope 128, d_v 128",
@@ -183,6 +235,7 @@ def crossover_section(device: torch.device, dtype: torch.dtype, roofs: dict, qui
         "analytic_h200_bf16": analytic.to_dict("records"),
         "analytic_here_fp32": here.to_dict("records"),
         "measured": measured.to_dict("records"),
+        "measured_other_processes_cpu_share": load.share,
     }
 
 

@@ -48,13 +48,13 @@ class Plan:
 
 # How the kernels cut the cache, by device and by whether a chunk is used twice. "reuse" (the latent:
 # keys for the scores, then values): a block must stay in the processor's cache between the two
-# products: on this CPU, 1 MiB chunks (one core's L2) side by side in 8 MiB blocks (L3 is 32 MiB);
-# on a GPU, 16 MiB blocks (an H100's L2 is 50 MB). Chunks side by side are flash-decoding's split-KV:
-# one batched matmul spreads them over the cores (measured here at 64K tokens, 2 threads: 512-token
-# chunks 8 at a time 18 ms, one 2048-token chunk at a time 27 ms). "stream" (separate keys and values,
-# each used by one product): nothing needs to stay, so chunks are large, which cuts per-block overhead
-# (Python, kernel launches); they only bound the score buffer (MHA at 64K: 256 -> 2048-token chunks,
-# 53 -> 46 ms on one busy core).
+# products: on this CPU, 1 MiB chunks (one core's L2) side by side, 2 per thread, in 4 MiB blocks (L3
+# is 32 MiB); on a GPU, 16 MiB blocks (an H100's L2 is 50 MB). Chunks side by side are flash-decoding's
+# split-KV: one batched matmul spreads them over the cores (absorbed MLA at 64K tokens, 2 threads, idle
+# machine: 512-token chunks 4 at a time 21 ms, one 2048-token chunk at a time 23 ms, 256 x 16 26 ms).
+# "stream" (separate keys and values, each used by one product): nothing needs to stay, so chunks are
+# large, which cuts per-block overhead (Python, kernel launches); they only bound the score buffer
+# (MHA at 64K on this machine: 256-token chunks 53 ms, 2048-token chunks 46 ms).
 PLANS = {
     "cpu": {"reuse": Plan(1 * MIB, 0), "stream": Plan(32 * MIB, 1)},
     "cuda": {"reuse": Plan(4 * MIB, 4), "stream": Plan(64 * MIB, 1)},
@@ -193,7 +193,7 @@ def _check_mode(mode: str) -> None:
 
 def default_plan(row_bytes: int, device: torch.device | str | None, reuse: bool) -> tuple[int, int]:
     """(tokens per chunk, chunks per block) for a cache of `row_bytes` per token (whole batch);
-    `reuse`: whether the kernel uses each chunk twice (see CHUNK_BYTES)."""
+    `reuse`: whether the kernel uses each chunk twice (see PLANS)."""
     kind = torch.device(device).type if device is not None else "cpu"
     plan = PLANS.get(kind, PLANS["cuda"])["reuse" if reuse else "stream"]
     chunk = max(16, plan.chunk_bytes // max(row_bytes, 1))
