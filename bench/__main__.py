@@ -270,6 +270,22 @@ def legacy_section(quick: bool) -> dict:
     return out
 
 
+def needle_section(quick: bool) -> dict:
+    """One full needle sweep, as the Needle page computes a view it has not precomputed: the heatmap of
+    one model and one compression (4 lengths x 5 depths x 30 prompts)."""
+    from core import needle as nd
+    from core import tiny
+
+    model = tiny.load(Path(__file__).resolve().parent.parent / "assets" / "models" / "tiny-mla.safetensors")
+    n = 6 if quick else 30
+    t = time.perf_counter()
+    df = nd.heatmap(model, nd.Method("H2O", 32), nd.LENGTHS, nd.DEPTHS, n=n, seed=0)
+    seconds = time.perf_counter() - t
+    print(f"\n== needle sweep ==\none heatmap (tiny-mla, H2O 32, {len(df)} cells x {n} prompts): {seconds:.2f} s, "
+          f"accuracy {df['accuracy'].mean():.0%}")  # fmt: skip
+    return {"needle_sweep_s": seconds, "needle_cells": len(df), "needle_prompts_per_cell": n}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small contexts and few repeats (smoke run)")
@@ -283,6 +299,7 @@ def main() -> None:
         roofs["crossover"] = crossover_section(device, dtype, roofs, args.quick)
         out["devices"].append(roofs)
     out |= legacy_section(args.quick)
+    out |= needle_section(args.quick)
     out["wall_s"] = time.perf_counter() - start
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2, default=float))
