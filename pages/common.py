@@ -91,3 +91,15 @@ def ensure_router() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+def link_state(cls, prefix: str, extra: dict | None = None):
+    """The page's state from the URL (core.urlstate `cls`): warn about what the link got wrong, seed the
+    widgets from it once per session, and return it."""
+    from core.urlstate import parse_state
+
+    init = parse_state(cls, st.query_params.to_dict())
+    for note in init.notices:
+        st.warning(f"Link: {note}.")
+    init_widgets(prefix, init, extra(init) if callable(extra) else extra)
+    return init

@@ -13,8 +13,8 @@ from core.charts import per_token_chart, roofline_chart, style
 from core.gpus import GPUS
 from core.presets import load_preset
 from core.units import fmt_bytes
-from core.urlstate import ComputeState, dump_state, parse_state
-from pages.common import downloads, ensure_router, init_widgets
+from core.urlstate import ComputeState, dump_state
+from pages.common import downloads, ensure_router, link_state
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "compute.md"
 P = "compute."
@@ -71,10 +71,7 @@ def measured(device: str, contexts: tuple[int, ...]) -> pd.DataFrame:
 ensure_router()
 st.title("Compute & roofline")
 st.markdown(LESSON.read_text())
-init = parse_state(ComputeState, st.query_params.to_dict())
-for note in init.notices:
-    st.warning(f"Link: {note}.")
-init_widgets(P, init)
+init = link_state(ComputeState, P)
 a, b, c = st.columns([1, 2, 1])
 a.selectbox("GPU", list(GPUS), key=P + "gpu")
 b.select_slider("Context (tokens, log scale)", CONTEXTS, key=P + "context", format_func=tokens)

@@ -11,8 +11,8 @@ from core import accounting as acc
 from core.charts import attention_heatmap, flops_chart, heatmap_frame, style
 from core.inside import InsideConfig, agreement, dataflow_dot, random_input, rope_experiment, run_designs, text_input
 from core.units import fmt_bytes
-from core.urlstate import WIDTHS, InsideState, dump_state, parse_state
-from pages.common import downloads, ensure_router, init_widgets
+from core.urlstate import WIDTHS, InsideState, dump_state
+from pages.common import downloads, ensure_router, link_state
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "inside_mla.md"
 P = "inside."
@@ -117,10 +117,7 @@ def flops_table(res: dict, s: InsideState) -> pd.DataFrame:
 ensure_router()
 st.title("Inside MLA")
 st.markdown(LESSON.read_text())
-init = parse_state(InsideState, st.query_params.to_dict())
-for note in init.notices:
-    st.warning(f"Link: {note}.")
-init_widgets(P, init)
+init = link_state(InsideState, P)
 s = controls()
 try:
     cfg = config(s)

@@ -9,8 +9,8 @@ from core import lowrank as lr
 from core import minilm
 from core.charts import energy_chart, errors_chart, spectra_chart, style
 from core.units import fmt_bytes
-from core.urlstate import LatentState, dump_state, parse_state
-from pages.common import downloads, ensure_router, init_widgets
+from core.urlstate import LatentState, dump_state
+from pages.common import downloads, ensure_router, link_state
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "latent_rank.md"
 P = "latent."
@@ -73,10 +73,7 @@ def controls() -> LatentState:
 ensure_router()
 st.title("Latent rank")
 st.markdown(LESSON.read_text())
-init = parse_state(LatentState, st.query_params.to_dict())
-for note in init.notices:
-    st.warning(f"Link: {note}.")
-init_widgets(P, init)
+init = link_state(LatentState, P)
 try:
     model()
 except RuntimeError as e:

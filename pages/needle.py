@@ -11,8 +11,8 @@ from core import needle as nd
 from core import tiny
 from core.charts import needle_heatmap, needle_summary_chart, style
 from core.units import fmt_bytes
-from core.urlstate import NeedleState, dump_state, parse_state
-from pages.common import downloads, ensure_router, init_widgets
+from core.urlstate import NeedleState, dump_state
+from pages.common import downloads, ensure_router, link_state
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "assets" / "lessons" / "needle.md"
@@ -74,10 +74,7 @@ def controls(init: NeedleState) -> NeedleState:
 ensure_router()
 st.title("Needle in a haystack")
 st.markdown(LESSON.read_text())
-init = parse_state(NeedleState, st.query_params.to_dict())
-for note in init.notices:
-    st.warning(f"Link: {note}.")
-init_widgets(P, init)
+init = link_state(NeedleState, P)
 s = controls(init)
 st.query_params.from_dict(dump_state(s))
 

@@ -38,9 +38,8 @@ from core.urlstate import (
     decode_config,
     dump_state,
     encode_config,
-    parse_state,
 )
-from pages.common import downloads, ensure_router, init_widgets, preset
+from pages.common import downloads, ensure_router, link_state, preset
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "planner.md"
 P = "planner."
@@ -196,10 +195,7 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
 ensure_router()
 st.title("Memory planner")
 st.markdown(LESSON.read_text())
-init = parse_state(PlannerState, st.query_params.to_dict())
-for note in init.notices:
-    st.warning(f"Link: {note}.")
-init_widgets(P, init, extra={"context_log": min(POWERS, key=lambda n: abs(n - init.context))})
+init = link_state(PlannerState, P, extra=lambda init: {"context_log": min(POWERS, key=lambda n: abs(n - init.context))})
 custom, token = custom_config(init.config)
 if CUSTOM in init.models and custom is None and not init.config:
     st.warning(

@@ -8,8 +8,8 @@ import streamlit as st
 
 from core import minilm, quantlab
 from core.charts import bias_chart, pareto_chart, rotation_chart, style
-from core.urlstate import QuantState, dump_state, parse_state
-from pages.common import downloads, ensure_router, init_widgets
+from core.urlstate import QuantState, dump_state
+from pages.common import downloads, ensure_router, link_state
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "quantized.md"
 P = "quant."
@@ -59,10 +59,7 @@ def controls() -> QuantState:
 ensure_router()
 st.title("Quantized caches")
 st.markdown(LESSON.read_text())
-init = parse_state(QuantState, st.query_params.to_dict())
-for note in init.notices:
-    st.warning(f"Link: {note}.")
-init_widgets(P, init)
+init = link_state(QuantState, P)
 try:
     model()
 except RuntimeError as e:

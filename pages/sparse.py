@@ -10,8 +10,8 @@ from core.charts import parts_vs_context, selection_heatmap, style, visibility_h
 from core.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
 from core.sparse import SmallSparse, claim_steps, dsa_selection, flops_vs_context, v4_visibility
 from core.units import fmt_bytes, fmt_si
-from core.urlstate import SparseState, dump_state, parse_state
-from pages.common import downloads, ensure_router, init_widgets, preset
+from core.urlstate import SparseState, dump_state
+from pages.common import downloads, ensure_router, link_state, preset
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "sparse.md"
 P = "sparse."
@@ -51,10 +51,7 @@ def parts() -> pd.DataFrame:
 ensure_router()
 st.title("Sparse & compressed attention")
 st.markdown(LESSON.read_text())
-init = parse_state(SparseState, st.query_params.to_dict())
-for note in init.notices:
-    st.warning(f"Link: {note}.")
-init_widgets(P, init)
+init = link_state(SparseState, P)
 s = controls()
 cfg = SmallSparse(s.tokens, s.index_topk, 4, s.hca_ratio, s.window)
 
