@@ -361,3 +361,18 @@ def evaluate(
 def cache_bytes(caches: list) -> int:
     """Bytes held by a list of per-layer caches (the `nbytes` of their tensors)."""
     return sum(cache_nbytes(c) for c in caches)
+
+
+@torch.no_grad()
+def kv_spectra(model: TinyLM, layer: int = 0, n: int = 16, length: int = 256, seed: int = 0) -> dict[str, Tensor]:
+    """Singular values of a GQA/MHA tiny model's joint key/value projection [W_K; W_V] of `layer`, and of
+    the keys and values it actually caches on passkey prompts (all kv heads joint, N tokens x 2 G D): the
+    latent-rank question of the MiniLM lesson, asked of the models trained here."""
+    attn = model.blocks[layer].attn
+    if not isinstance(attn, GQAttention):
+        raise ValueError("kv_spectra needs an MHA/GQA model; an MLA model caches its latent already.")
+    w = torch.cat([attn.wk.weight, attn.wv.weight]).double()  # (2 G D, E)
+    caches = model(make_batch(n, length, seed).tokens)[1]
+    c = caches[layer]
+    kv = torch.cat([c.k, c.v], dim=1).permute(0, 2, 1, 3).reshape(-1, 2 * c.k.shape[1] * c.k.shape[3]).double()
+    return {"weights": torch.linalg.svdvals(w), "activations": torch.linalg.svdvals(kv - kv.mean(0))}

@@ -53,7 +53,7 @@ def ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert [m.label for m in at.metric] == METRICS
-    assert len(at.get("vega_lite_chart")) == 3
+    assert len(at.get("vega_lite_chart")) == 4  # spectra, energy, errors, tiny models
 
 
 def titles(at: AppTest) -> list[str]:
@@ -85,7 +85,7 @@ def pct(v: str) -> float:
     return float(v[:-1])
 
 
-def test_defaults_render_four_metrics_and_three_charts():
+def test_defaults_render_four_metrics_and_four_charts():
     at = run()
     ok(at)
     assert at.title[0].value == "Latent rank"
@@ -158,7 +158,7 @@ def test_error_falls_as_the_rank_grows():
 def test_rank_rule_follows_the_slider():
     at = run({"rank": "100"})
     ok(at)
-    for chart in at.get("vega_lite_chart")[1:]:  # the energy and error charts carry a rule at d_c
+    for chart in at.get("vega_lite_chart")[1:3]:  # the energy and error charts carry a rule at d_c
         layers = json.loads(chart.proto.spec)["layer"]
         rules = [lay for lay in layers if lay["mark"] == "rule" or lay["mark"].get("type") == "rule"]
         assert len(rules) == 1

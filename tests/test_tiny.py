@@ -33,6 +33,7 @@ from core.tiny import (
     cache_bytes,
     evaluate,
     evaluate_detail,
+    kv_spectra,
     load,
     make_batch,
     n_params,
@@ -233,3 +234,14 @@ def test_training_script_smoke(tmp_path):
     assert model.cfg.design == "MLA"
     card = (tmp_path / "README.md").read_text()
     assert "tiny-mla" in card and "scripts/train_tiny.py" in card
+
+
+def test_kv_spectra_of_the_trained_models():
+    """The latent-rank question on the models trained here: singular values of [W_K; W_V] (2 G D of them, at
+    most E) and of the cached keys and values; energy ends at 1; an MLA model is refused (its cache is a latent)."""
+    from core import lowrank as lr
+
+    s = kv_spectra(load(MODELS / "tiny-mha.safetensors"), 0, n=4, length=64)
+    assert s["weights"].shape == (128,) and float(lr.energy(s["activations"])[-1]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="MLA"):
+        kv_spectra(load(MODELS / "tiny-mla.safetensors"))
