@@ -73,10 +73,10 @@ def metric(page, label: str) -> str:
 def test_latent_rank_slider_keyboard_moves_url_and_charts(page, app_url):
     page.goto(app_url + "/latent_rank?rank=32")
     page.wait_for_selector("[data-testid='stMetric']", timeout=60_000)
-    wait_charts(page, 3)
+    wait_charts(page, 4)
     no_exception(page)
     assert page.locator("h1").first.inner_text() == "Latent rank"
-    assert page.locator(CHART).count() == 3
+    assert page.locator(CHART).count() == 4  # spectra, energy, errors, tiny models
     assert metric(page, "cache per token per layer") == "64 B"  # 32 numbers x 2 bytes
     err_before = metric(page, "layer output error")
     energy = page.locator(CHART).nth(1)
@@ -91,7 +91,7 @@ def test_latent_rank_slider_keyboard_moves_url_and_charts(page, app_url):
         "() => [...document.querySelectorAll(\"[data-testid='stMetricValue']\")].some(m => m.innerText === '80 B')",
         timeout=30_000,
     )
-    wait_charts(page, 3)
+    wait_charts(page, 4)
     page.wait_for_timeout(1000)
     assert "rank=40" in page.url and slider.input_value() == "40"
     assert metric(page, "layer output error") != err_before
