@@ -23,6 +23,21 @@ TOKENS_LABEL = (
 )
 
 
+def context_x(field: str = "context") -> alt.X:
+    """The log-2 context axis every context chart shares: 1, 4, ..., 1K, 4K, ..., 1M."""
+    return alt.X(
+        f"{field}:Q",
+        scale=alt.Scale(type="log", base=2),
+        axis=alt.Axis(title="context (tokens, log scale)", values=[4**k for k in range(11)], labelExpr=TOKENS_LABEL),
+    )
+
+
+def _grid(df: pd.DataFrame) -> tuple[int, int]:
+    """(n, cell size in px) of a square query-by-position heatmap: at most ~560 px wide."""
+    n = int(df["query"].max()) + 1
+    return n, max(4, min(12, 560 // max(n, 1)))
+
+
 def cache_vs_context(
     models: dict[str, ModelSpec], contexts: list[int], kv_dtype: str = "bf16", batch: int = 1, layout: str = "latent"
 ) -> pd.DataFrame:
@@ -49,11 +64,7 @@ def cache_chart(  # unstyled: wrap in style() before showing
 ) -> alt.Chart:
     """Log-log KV cache (GiB) vs context, a line per model, the GPU's memory as a dashed rule and the
     chosen context as a vertical rule."""
-    x = alt.X(
-        "context:Q",
-        scale=alt.Scale(type="log", base=2, domain=[int(df.context.min()), int(df.context.max())]),
-        axis=alt.Axis(title="context (tokens, log scale)", values=[4**k for k in range(11)], labelExpr=TOKENS_LABEL),
-    )
+    x = context_x().scale(type="log", base=2, domain=[int(df.context.min()), int(df.context.max())])
     y = alt.Y("kv_gib:Q", scale=alt.Scale(type="log"), axis=alt.Axis(title="KV cache (GiB, log scale)", format="~g"))
     lines = (
         alt.Chart(df)
@@ -259,8 +270,7 @@ def heatmap_frame(probs, head: int, max_side: int = 128) -> pd.DataFrame:
 
 def attention_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
     """Query x key heatmap of attention probabilities (causal: the upper triangle is zero)."""
-    n = int(df["query"].max()) + 1
-    size = max(4, min(12, 560 // max(n, 1)))
+    n, size = _grid(df)
     return (
         alt.Chart(df)
         .mark_rect()
@@ -378,8 +388,7 @@ HOW_COLORS = {
 
 def selection_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
     """Query x key: the indexer's score in grey, the top-k tokens each query keeps in blue."""
-    n = int(df["query"].max()) + 1
-    size = max(4, min(12, 560 // max(n, 1)))
+    n, size = _grid(df)
     x = alt.X("key:O", title="key position", axis=alt.Axis(labelAngle=0, values=_ticks(n)))
     y = alt.Y("query:O", title="query position", axis=alt.Axis(values=_ticks(n)))
     base = alt.Chart(df).encode(x=x, y=y, tooltip=["query", "key", alt.Tooltip("score:Q", format=".3f"), "selected"])
@@ -392,8 +401,7 @@ def selection_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
 
 def visibility_heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
     """Query x original token: seen raw, through a selected entry, or compressed but not selected."""
-    n = int(df["query"].max()) + 1
-    size = max(4, min(12, 560 // max(n, 1)))
+    n, size = _grid(df)
     return (
         alt.Chart(df)
         .mark_rect()
@@ -416,13 +424,7 @@ def parts_vs_context(df: pd.DataFrame, title: str) -> alt.Chart:
         alt.Chart(df[df["flops"] > 0])
         .mark_line(strokeWidth=2.5)
         .encode(
-            x=alt.X(
-                "context:Q",
-                scale=alt.Scale(type="log", base=2),
-                axis=alt.Axis(
-                    title="context (tokens, log scale)", values=[4**k for k in range(11)], labelExpr=TOKENS_LABEL
-                ),
-            ),
+            x=context_x(),
             y=alt.Y(
                 "flops:Q",
                 title="FLOPs per decoded token (log scale)",
@@ -548,13 +550,7 @@ def per_token_chart(df: pd.DataFrame, quantity: str, title: str) -> alt.Chart:
         alt.Chart(d)
         .mark_line(strokeWidth=2.5)
         .encode(
-            x=alt.X(
-                "context:Q",
-                scale=alt.Scale(type="log", base=2),
-                axis=alt.Axis(
-                    title="context (tokens, log scale)", values=[4**k for k in range(11)], labelExpr=TOKENS_LABEL
-                ),
-            ),
+            x=context_x(),
             y=alt.Y(
                 "value:Q",
                 title=f"{quantity} ({unit}, log scale)",
