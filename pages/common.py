@@ -103,3 +103,28 @@ def link_state(cls, prefix: str, extra: dict | None = None):
         st.warning(f"Link: {note}.")
     init_widgets(prefix, init, extra(init) if callable(extra) else extra)
     return init
+
+
+@st.cache_resource(show_spinner="Loading all-MiniLM-L6-v2...")
+def minilm_model():
+    """The pretrained MiniLM of the real-weight lessons, loaded once per server."""
+    from core import minilm
+
+    return minilm.load_minilm()
+
+
+def require_minilm() -> None:
+    """Stop the page with the reason when MiniLM cannot be loaded (its package is missing)."""
+    try:
+        minilm_model()
+    except RuntimeError as e:
+        st.error(str(e))
+        st.stop()
+
+
+def passage_ids(passage: int) -> list:
+    """Token ids of one shipped passage (a list of one), or of all of them (passage < 0)."""
+    from core import minilm
+
+    texts = [p.text for p in minilm.load_passages()]
+    return [minilm.tokenize(t, 512) for t in (texts if passage < 0 else [texts[passage]])]

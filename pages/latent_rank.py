@@ -10,26 +10,19 @@ from core import minilm
 from core.charts import energy_chart, errors_chart, spectra_chart, style
 from core.units import fmt_bytes
 from core.urlstate import LatentState, dump_state
-from pages.common import downloads, ensure_router, link_state
+from pages.common import downloads, ensure_router, link_state, minilm_model, passage_ids, require_minilm
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "latent_rank.md"
 P = "latent."
 RANKS = [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384]
 
 
-@st.cache_resource(show_spinner="Loading all-MiniLM-L6-v2...")
-def model() -> minilm.MiniLM:
-    return minilm.load_minilm()
+model = minilm_model
+token_ids = passage_ids
 
 
-@st.cache_resource
 def passages() -> tuple:
     return minilm.load_passages()
-
-
-def token_ids(passage: int) -> list:
-    texts = [p.text for p in passages()] if passage < 0 else [passages()[passage].text]
-    return [minilm.tokenize(t, 512) for t in texts]
 
 
 @st.cache_data(show_spinner=False)
@@ -87,11 +80,7 @@ ensure_router()
 st.title("Latent rank")
 st.markdown(LESSON.read_text())
 init = link_state(LatentState, P)
-try:
-    model()
-except RuntimeError as e:
-    st.error(str(e))
-    st.stop()
+require_minilm()
 s = controls()
 st.query_params.from_dict(dump_state(s))
 

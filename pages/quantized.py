@@ -9,20 +9,18 @@ import streamlit as st
 from core import minilm, quantlab
 from core.charts import bias_chart, pareto_chart, rotation_chart, style
 from core.urlstate import QuantState, dump_state
-from pages.common import downloads, ensure_router, link_state
+from pages.common import downloads, ensure_router, link_state, minilm_model, passage_ids, require_minilm
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "quantized.md"
 P = "quant."
 METRICS = ("output error", "key error", "value error", "score error", "probability TV")
 
 
-@st.cache_resource(show_spinner="Loading all-MiniLM-L6-v2...")
-def model() -> minilm.MiniLM:
-    return minilm.load_minilm()
+model = minilm_model
 
 
 def ids(passage: int):
-    return minilm.tokenize(minilm.load_passages()[passage].text, 512)
+    return passage_ids(passage)[0]
 
 
 @st.cache_data(show_spinner="Quantizing the real keys and values with every scheme...")
@@ -60,11 +58,7 @@ ensure_router()
 st.title("Quantized caches")
 st.markdown(LESSON.read_text())
 init = link_state(QuantState, P)
-try:
-    model()
-except RuntimeError as e:
-    st.error(str(e))
-    st.stop()
+require_minilm()
 s = controls()
 st.query_params.from_dict(dump_state(s))
 
