@@ -2,28 +2,20 @@
 roofline numbers are the core's, measuring on this machine runs real decode steps (small contexts),
 links round-trip and hostile links warn."""
 
-from pathlib import Path
-
 import pytest
+from apptest import assert_clean, open_page
 from streamlit.testing.v1 import AppTest
 
 from core.gpus import GPUS
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
 P = "compute."
 
 
 def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=180)
-    at.switch_page("pages/compute.py")
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at.run()
+    return open_page("pages/compute.py", query)
 
 
-def ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+ok = assert_clean
 
 
 def test_defaults_render_two_charts_and_the_tables():

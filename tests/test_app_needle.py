@@ -1,28 +1,20 @@
 """AppTest for the Needle page: defaults come from the shipped sweep at once, every method at its
 weakest and strongest setting renders without an exception, links round-trip and hostile links warn."""
 
-from pathlib import Path
-
 import pytest
+from apptest import assert_clean, open_page
 from streamlit.testing.v1 import AppTest
 
 from core import needle as nd
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
 P = "needle."
 
 
 def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.switch_page("pages/needle.py")
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at.run()
+    return open_page("pages/needle.py", query)
 
 
-def ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+ok = assert_clean
 
 
 def test_defaults_render_heatmap_summary_and_metrics():

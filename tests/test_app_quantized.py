@@ -1,26 +1,18 @@
 """AppTest for the Quantized caches page: renders at defaults (four charts), every layer, the latent
 rank at its extremes and every error metric without an exception; links round-trip, hostile links warn."""
 
-from pathlib import Path
-
 import pytest
+from apptest import assert_clean, open_page
 from streamlit.testing.v1 import AppTest
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
 P = "quant."
 
 
 def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=180)
-    at.switch_page("pages/quantized.py")
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at.run()
+    return open_page("pages/quantized.py", query)
 
 
-def ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+ok = assert_clean
 
 
 def test_defaults():

@@ -1,0 +1,22 @@
+"""Shared AppTest helpers: open one page of the app (optionally from a link) and check a run was clean."""
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+
+
+def open_page(page: str, query: dict | None = None, timeout: int = 180) -> AppTest:
+    """Run app.py on `page` (e.g. "pages/needle.py") with the query params of a link."""
+    at = AppTest.from_file(str(APP), default_timeout=timeout)
+    at.switch_page(page)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception and no st.error in the last run."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
