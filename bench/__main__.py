@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from core import accounting as acc
-from core.gpus import GPUS
-from core.layers import build_layer
-from core.measure import (
+from core.accounting import totals as acc
+from core.lab import needle as nd
+from core.lab import tiny
+from core.lab.measure import (
     DESIGNS,
     V2_LITE_MLA,
     copy_bandwidth,
@@ -42,9 +42,11 @@ from core.measure import (
     query_len_crossover,
     time_fn,
 )
-from core.presets import load_preset, preset_names
-from core.specs import DSASpec, GQASpec, MLASpec
-from core.units import fmt_bytes
+from core.layers.build import build_layer
+from core.model.gpus import GPUS
+from core.model.presets import load_preset, preset_names
+from core.model.specs import DSASpec, GQASpec, MLASpec
+from core.model.units import fmt_bytes
 
 RESULTS = Path("bench/results/latest.json")
 BENCH_DESIGNS = ("MHA", "GQA", "MLA absorbed", "MLA naive")
@@ -273,8 +275,6 @@ def legacy_section(quick: bool) -> dict:
 def needle_section(quick: bool) -> dict:
     """One full needle sweep, as the Needle page computes a view it has not precomputed: the heatmap of
     one model and one compression (4 lengths x 5 depths x 30 prompts)."""
-    from core import needle as nd
-    from core import tiny
 
     model = tiny.load(Path(__file__).resolve().parent.parent / "assets" / "models" / "tiny-mla.safetensors")
     n = 6 if quick else 30

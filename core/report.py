@@ -14,11 +14,11 @@ import os
 import sys
 from typing import Any
 
-from core import accounting as acc
-from core.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
-from core.presets import preset_names, resolve
-from core.specs import ModelSpec
-from core.units import fmt_bytes, fmt_params, fmt_si
+from core.accounting import totals as acc
+from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
+from core.model.presets import preset_names, resolve
+from core.model.specs import ModelSpec
+from core.model.units import fmt_bytes, fmt_params, fmt_si
 
 
 def report(

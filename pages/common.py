@@ -8,9 +8,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.charts import to_png, to_svg
-from core.presets import load_preset
-from core.specs import ModelSpec
+from core.model.presets import load_preset
+from core.model.specs import ModelSpec
+from core.view.charts import to_png, to_svg
 
 
 @st.cache_resource
@@ -96,7 +96,7 @@ def ensure_router() -> None:
 def link_state(cls, prefix: str, extra: dict | None = None):
     """The page's state from the URL (core.urlstate `cls`): warn about what the link got wrong, seed the
     widgets from it once per session, and return it."""
-    from core.urlstate import parse_state
+    from core.view.urlstate import parse_state
 
     init = parse_state(cls, st.query_params.to_dict())
     for note in init.notices:
@@ -108,7 +108,7 @@ def link_state(cls, prefix: str, extra: dict | None = None):
 @st.cache_resource(show_spinner="Loading all-MiniLM-L6-v2...")
 def minilm_model():
     """The pretrained MiniLM of the real-weight lessons, loaded once per server."""
-    from core import minilm
+    from core.lab import minilm
 
     return minilm.load_minilm()
 
@@ -124,7 +124,7 @@ def require_minilm() -> None:
 
 def passage_ids(passage: int) -> list:
     """Token ids of one shipped passage (a list of one), or of all of them (passage < 0)."""
-    from core import minilm
+    from core.lab import minilm
 
     texts = [p.text for p in minilm.load_passages()]
     return [minilm.tokenize(t, 512) for t in (texts if passage < 0 else [texts[passage]])]

@@ -7,13 +7,13 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import measure
-from core import roofline as rl
-from core.charts import per_token_chart, roofline_chart, style
-from core.gpus import GPUS
-from core.presets import load_preset
-from core.units import fmt_bytes
-from core.urlstate import ComputeState, dump_state
+from core.accounting import roofline as rl
+from core.lab import measure
+from core.model.gpus import GPUS
+from core.model.presets import load_preset
+from core.model.units import fmt_bytes
+from core.view.charts import per_token_chart, roofline_chart, style
+from core.view.urlstate import ComputeState, dump_state
 from pages.common import downloads, ensure_router, link_state
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "compute.md"

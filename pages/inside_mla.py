@@ -7,11 +7,19 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import accounting as acc
-from core.charts import attention_heatmap, flops_chart, heatmap_frame, style
-from core.inside import InsideConfig, agreement, dataflow_dot, random_input, rope_experiment, run_designs, text_input
-from core.units import fmt_bytes
-from core.urlstate import WIDTHS, InsideState, dump_state
+from core.accounting import totals as acc
+from core.lab.inside import (
+    InsideConfig,
+    agreement,
+    dataflow_dot,
+    random_input,
+    rope_experiment,
+    run_designs,
+    text_input,
+)
+from core.model.units import fmt_bytes
+from core.view.charts import attention_heatmap, flops_chart, heatmap_frame, style
+from core.view.urlstate import WIDTHS, InsideState, dump_state
 from pages.common import downloads, ensure_router, link_state
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "inside_mla.md"

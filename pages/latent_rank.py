@@ -5,11 +5,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import lowrank as lr
-from core import minilm
-from core.charts import energy_chart, errors_chart, spectra_chart, style
-from core.units import fmt_bytes
-from core.urlstate import LatentState, dump_state
+from core.lab import lowrank as lr
+from core.lab import minilm
+from core.model.units import fmt_bytes
+from core.view.charts import energy_chart, errors_chart, spectra_chart, style
+from core.view.urlstate import LatentState, dump_state
 from pages.common import downloads, ensure_router, link_state, minilm_model, passage_ids, require_minilm
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "latent_rank.md"
@@ -53,7 +53,7 @@ def at_rank(layer: int, passage: int, rank: int) -> pd.Series:
 
 @st.cache_data(show_spinner=False)
 def tiny_energy() -> pd.DataFrame:
-    from core import tiny
+    from core.lab import tiny
 
     rows = []
     for name in ("tiny-mha", "tiny-gqa"):

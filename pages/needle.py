@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import needle as nd
-from core import tiny
-from core.charts import needle_heatmap, needle_summary_chart, style
-from core.units import fmt_bytes
-from core.urlstate import NeedleState, dump_state
+from core.lab import needle as nd
+from core.lab import tiny
+from core.model.units import fmt_bytes
+from core.view.charts import needle_heatmap, needle_summary_chart, style
+from core.view.urlstate import NeedleState, dump_state
 from pages.common import downloads, ensure_router, link_state
 
 ROOT = Path(__file__).resolve().parent.parent

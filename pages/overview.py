@@ -6,15 +6,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import accounting as acc
-from core.charts import GIB, cache_chart, cache_vs_context, style
-from core.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
-from core.dtypes import CACHE_DTYPES
-from core.formulas import bytes_per_token_latex
-from core.gpus import GPUS
-from core.presets import preset_names
-from core.units import fmt_bytes, fmt_params, fmt_si
-from core.urlstate import MAX_CONTEXT, OverviewState, parse_overview, serialise_overview
+from core.accounting import totals as acc
+from core.accounting.base import design_of
+from core.accounting.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
+from core.accounting.formulas import bytes_per_token_latex
+from core.model.dtypes import CACHE_DTYPES
+from core.model.gpus import GPUS
+from core.model.presets import preset_names
+from core.model.units import fmt_bytes, fmt_params, fmt_si
+from core.view.charts import GIB, cache_chart, cache_vs_context, style
+from core.view.urlstate import MAX_CONTEXT, OverviewState, parse_overview, serialise_overview
 from pages.common import downloads, ensure_router, preset
 
 CONTEXTS = [2**k for k in range(21)]
@@ -133,5 +134,7 @@ with st.expander("Formulas, with these models' numbers"):
         st.markdown(f"**{m}** ({preset(m).design})")
         st.latex(bytes_per_token_latex(preset(m), s.kv_dtype))
 with st.expander("Show the code behind the cache numbers"):
-    st.code(inspect.getsource(acc.layer_cache_rows), language="python")
+    layer_specs = {type(a): a for name in s.models for a in preset(name).attention}
+    for a in layer_specs.values():  # each design's own accounting module
+        st.code(inspect.getsource(type(design_of(a)).cache_rows), language="python")
 claims_panel()

@@ -7,9 +7,17 @@ import pandas as pd
 import streamlit as st
 
 import core
-from core import planner as pl
-from core.accounting import LAYOUTS, kv_bytes_per_token, param_count
-from core.charts import (
+from core.accounting import planner as pl
+from core.accounting.describe import describe
+from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
+from core.accounting.totals import LAYOUTS, kv_bytes_per_token, param_count
+from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
+from core.model.gpus import GPUS
+from core.model.hf_config import from_hf_config, load_config_text
+from core.model.presets import preset_names
+from core.model.specs import ModelSpec
+from core.model.units import fmt_bytes, fmt_params
+from core.view.charts import (
     GIB,
     breakdown_chart,
     breakdown_table,
@@ -21,15 +29,7 @@ from core.charts import (
     style,
     to_png,
 )
-from core.describe import describe
-from core.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
-from core.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
-from core.gpus import GPUS
-from core.hf_config import from_hf_config, load_config_text
-from core.presets import preset_names
-from core.specs import ModelSpec
-from core.units import fmt_bytes, fmt_params
-from core.urlstate import (
+from core.view.urlstate import (
     CUSTOM,
     MAX_CONTEXT,
     MAX_LINK_CONFIG_CHARS,

@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import minilm, quantlab
-from core.charts import bias_chart, pareto_chart, rotation_chart, style
-from core.urlstate import QuantState, dump_state
+from core.lab import minilm, quantlab
+from core.view.charts import bias_chart, pareto_chart, rotation_chart, style
+from core.view.urlstate import QuantState, dump_state
 from pages.common import downloads, ensure_router, link_state, minilm_model, passage_ids, require_minilm
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "quantized.md"

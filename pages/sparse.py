@@ -6,11 +6,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.charts import parts_vs_context, selection_heatmap, style, visibility_heatmap
-from core.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
-from core.sparse import SmallSparse, claim_steps, dsa_selection, flops_vs_context, v4_visibility
-from core.units import fmt_bytes, fmt_si
-from core.urlstate import SparseState, dump_state
+from core.accounting.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
+from core.lab.sparse import SmallSparse, claim_steps, dsa_selection, flops_vs_context, v4_visibility
+from core.model.units import fmt_bytes, fmt_si
+from core.view.charts import parts_vs_context, selection_heatmap, style, visibility_heatmap
+from core.view.urlstate import SparseState, dump_state
 from pages.common import downloads, ensure_router, link_state, preset
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "sparse.md"

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.specs import GQASpec, MLASpec  # noqa: E402
-from core.tiny import TinyConfig, TinyLM, evaluate_detail, make_batch, n_params, read_metadata, save  # noqa: E402
+from core.lab.tiny import TinyConfig, TinyLM, evaluate_detail, make_batch, n_params, read_metadata, save  # noqa: E402
+from core.model.specs import GQASpec, MLASpec  # noqa: E402
 
 D_MODEL, N_LAYERS, HEADS, HEAD_DIM, MLP_MHA = 128, 2, 4, 32, 256
 SPECS = {

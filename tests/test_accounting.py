@@ -16,11 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import accounting as acc
-from core.dtypes import CACHE_DTYPES, WEIGHT_DTYPES, StorageFormat, cache_dtype, weight_dtype
-from core.presets import load_preset, preset_names
-from core.specs import CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec
-from core.units import fmt_bytes
+from core.accounting import totals as acc
+from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES, StorageFormat, cache_dtype, weight_dtype
+from core.model.presets import load_preset, preset_names
+from core.model.specs import CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec
+from core.model.units import fmt_bytes
 
 M = 1_048_576  # "1M tokens"
 GiB = 1 << 30
@@ -490,7 +490,7 @@ def test_native_weights_match_the_released_checkpoints():
 
 
 def test_turboquant_formats_count_bits_and_the_norm():
-    from core.dtypes import cache_dtype
+    from core.model.dtypes import cache_dtype
 
     assert cache_dtype("tq3.5").vector_bytes(128) == 56 + 2
     assert cache_dtype("tq2.5").vector_bytes(128) == 40 + 2

@@ -6,7 +6,7 @@ import pytest
 from apptest import assert_clean, open_page
 from streamlit.testing.v1 import AppTest
 
-from core.gpus import GPUS
+from core.model.gpus import GPUS
 
 P = "compute."
 

@@ -26,7 +26,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core.urlstate import InsideState, parse_state
+from core.view.urlstate import InsideState, parse_state
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 P = "inside."

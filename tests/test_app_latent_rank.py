@@ -22,8 +22,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core.minilm import load_passages
-from core.urlstate import LatentState, parse_state
+from core.lab.minilm import load_passages
+from core.view.urlstate import LatentState, parse_state
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 P = "latent."

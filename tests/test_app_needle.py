@@ -5,7 +5,7 @@ import pytest
 from apptest import assert_clean, open_page
 from streamlit.testing.v1 import AppTest
 
-from core import needle as nd
+from core.lab import needle as nd
 
 P = "needle."
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.dtypes import CACHE_DTYPES
-from core.gpus import GPUS
+from core.model.dtypes import CACHE_DTYPES
+from core.model.gpus import GPUS
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
@@ -70,7 +70,7 @@ def test_cache_column_follows_context():
 
 
 def test_every_preset_can_be_shown():
-    from core.presets import preset_names
+    from core.model.presets import preset_names
 
     names = preset_names()
     for i in range(0, len(names), 6):

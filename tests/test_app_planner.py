@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
-from core.gpus import GPUS
-from core.presets import preset_names
-from core.urlstate import PlannerState, encode_config, parse_state
+from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
+from core.model.gpus import GPUS
+from core.model.presets import preset_names
+from core.view.urlstate import PlannerState, encode_config, parse_state
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.urlstate import SparseState, parse_state
+from core.view.urlstate import SparseState, parse_state
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"

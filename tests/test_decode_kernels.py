@@ -29,8 +29,9 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from core import accounting as acc
-from core.decode_kernels import (
+from core.accounting import totals as acc
+from core.layers.attention import DSAttention, GQAttention, MLAttention
+from core.layers.decode_kernels import (
     KVBuffer,
     LatentBuffer,
     attend_kv,
@@ -41,8 +42,7 @@ from core.decode_kernels import (
     gqa_step,
     mla_step,
 )
-from core.layers import DSAttention, GQAttention, MLAttention
-from core.specs import DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec
+from core.model.specs import DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec
 
 F64 = torch.float64
 D_MODEL = 16

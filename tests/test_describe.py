@@ -1,8 +1,8 @@
 """The attention design said in words matches the config: the numbers in the sentences are the
 config's, hybrids name every layer type, and MLA says why num_key_value_heads is ignored."""
 
-from core.describe import describe
-from core.presets import load_preset, preset_names
+from core.accounting.describe import describe
+from core.model.presets import load_preset, preset_names
 
 
 def test_every_preset_is_described():

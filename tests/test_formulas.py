@@ -1,10 +1,10 @@
 """The formulas shown with live numbers carry the same numbers the accounting computes."""
 
-from core import accounting as acc
-from core import planner as pl
-from core.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
-from core.gpus import GPUS
-from core.presets import load_preset
+from core.accounting import planner as pl
+from core.accounting import totals as acc
+from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
+from core.model.gpus import GPUS
+from core.model.presets import load_preset
 
 
 def test_bytes_per_token_formula_ends_in_the_accounted_total():

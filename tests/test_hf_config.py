@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import accounting as acc
-from core.hf_config import MAX_CONFIG_BYTES, from_hf_config, load_config_file, load_config_text
-from core.presets import CONFIG_DIR, load_preset, preset_names, resolve
-from core.specs import CompressedSpec, DSASpec, GQASpec, MLASpec, ModelSpec
+from core.accounting import totals as acc
+from core.model.hf_config import MAX_CONFIG_BYTES, from_hf_config, load_config_file, load_config_text
+from core.model.presets import CONFIG_DIR, load_preset, preset_names, resolve
+from core.model.specs import CompressedSpec, DSASpec, GQASpec, MLASpec, ModelSpec
 
 
 def raw(name: str) -> dict:
@@ -236,7 +236,8 @@ def test_load_config_file_reads_a_path(tmp_path):
     "text, words",
     [
         ("{not json", "not valid JSON"),
-        ("", "not valid JSON"),
+        ("", "is empty"),
+        ("  \n", "is empty"),
         ('{"a": 1,}', "not valid JSON"),
         ("[1, 2, 3]", "JSON object"),
         ('"a string"', "JSON object"),
@@ -351,8 +352,6 @@ def test_bad_field_raises_value_error_naming_it(base, change, field):
         ("llama-3.1-8b", "hidden_size"),
         ("llama-3.1-8b", "num_hidden_layers"),
         ("llama-3.1-8b", "num_attention_heads"),
-        ("llama-3.1-8b", "vocab_size"),
-        ("llama-3.1-8b", "intermediate_size"),
         ("deepseek-v3", "qk_nope_head_dim"),
         ("deepseek-v3", "v_head_dim"),
         ("deepseek-v3.2", "index_head_dim"),
@@ -364,6 +363,23 @@ def test_bad_field_raises_value_error_naming_it(base, change, field):
 def test_missing_required_field_raises_value_error_naming_it(base, field):
     with pytest.raises(ValueError, match=field):
         from_hf_config(_without(raw(base), field))
+
+
+@pytest.mark.parametrize("fields", [("vocab_size",), ("intermediate_size",), ("vocab_size", "intermediate_size")])
+def test_kv_only_configs_give_the_cache_and_say_parameters_are_unknown(fields):
+    """Configs with only what the cache needs (as other calculators' fixtures are) are not refused: the KV
+    figures are exact and the parameter count raises ParamsUnknown naming the missing fields."""
+    full = from_hf_config(raw("llama-3.1-8b"))
+    cfg = raw("llama-3.1-8b")
+    for f in fields:
+        cfg = _without(cfg, f)
+    m = from_hf_config(cfg)
+    assert m.params_unknown == fields
+    assert acc.kv_cache_bytes(m, 1000) == acc.kv_cache_bytes(full, 1000) == 1000 * 131_072
+    with pytest.raises(acc.ParamsUnknown, match=" and ".join(fields).replace(" and ", ", ")):
+        acc.param_count(m)
+    assert acc.decode_cost(m, 1000).model_flops is None
+    assert any("parameters unknown" in n for n in m.notes)
 
 
 def test_heads_not_divisible_message_gives_both_numbers():

@@ -27,7 +27,7 @@ from functools import cache
 import pytest
 import torch
 
-from core.inside import (
+from core.lab.inside import (
     MAX_ELEMENTS,
     InsideConfig,
     agreement,
@@ -233,7 +233,7 @@ def test_probabilities_are_causal_rows_that_sum_to_one(name):
 
 def test_decode_step_matches_a_full_forward():
     """The decode after the prefill continues the same sequence: its output is the full forward's last row."""
-    from core.layers import GQAttention, MLAttention
+    from core.layers.attention import GQAttention, MLAttention
 
     cfg, x, res = runs("defaults")
     specs = cfg.specs()

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import torch
 
-from core.lowrank import (
+from core.lab.lowrank import (
     absorbed_attention,
     activation_spectra,
     cache_bytes_per_token,
@@ -36,7 +36,7 @@ from core.lowrank import (
     spectra,
     to_mla,
 )
-from core.minilm import attention_io, load_minilm, load_passages, tokenize
+from core.lab.minilm import attention_io, load_minilm, load_passages, tokenize
 
 RANKS = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384]
 ERRORS = ["k_error", "v_error", "kv_error", "scores_error", "probs_tv", "out_error"]

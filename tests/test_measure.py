@@ -27,9 +27,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from core import accounting as acc
-from core.decode_kernels import empty_buffer, mla_attention
-from core.measure import (
+from core.accounting import totals as acc
+from core.lab.measure import (
     DESIGNS,
     PATHS,
     V2_LITE_MLA,
@@ -48,7 +47,8 @@ from core.measure import (
     random_buffer,
     time_fn,
 )
-from core.specs import GQASpec, MLASpec
+from core.layers.decode_kernels import empty_buffer, mla_attention
+from core.model.specs import GQASpec, MLASpec
 
 SMALL_MLA = MLASpec(4, 12, 8, 4, 6)
 SMALL = [

@@ -16,8 +16,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core import minilm
-from core.minilm import (
+from core.lab import minilm
+from core.lab.minilm import (
     attention_io,
     hidden_states,
     layer_forward,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import needle as nd
-from core import tiny
-from core.layers import KVCache, LatentCache, cache_nbytes
+from core.lab import needle as nd
+from core.lab import tiny
+from core.layers.attention import KVCache, LatentCache, cache_nbytes
 
 ROOT = Path(__file__).resolve().parent.parent
 LENGTH, N = 128, 24

@@ -8,10 +8,10 @@ report no limit; hybrid models fall back to bytes; a model whose weights do not 
 
 import pytest
 
-from core import accounting as acc
-from core import planner as pl
-from core.gpus import GPUS
-from core.presets import load_preset
+from core.accounting import planner as pl
+from core.accounting import totals as acc
+from core.model.gpus import GPUS
+from core.model.presets import load_preset
 
 GIB = 2**30
 

@@ -16,8 +16,7 @@ import math
 import pytest
 import torch
 
-from core.dtypes import cache_dtype
-from core.quant import (
+from core.layers.quant import (
     DTYPE_SCHEMES,
     SCHEMES,
     Fp8,
@@ -33,6 +32,7 @@ from core.quant import (
     relative_mse,
     unpack_bits,
 )
+from core.model.dtypes import cache_dtype
 
 
 def gaussian(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from core import accounting as acc
-from core.presets import load_preset, preset_names
+from core.accounting import totals as acc
+from core.model.presets import load_preset, preset_names
 from core.report import main, report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,6 +207,6 @@ def test_the_cli_never_imports_torch():
 
 def test_torch_check_can_fail():
     """Guards the test above: the same check does notice torch when it is imported."""
-    code = "import sys, core.layers\nassert 'torch' not in sys.modules\n"
+    code = "import sys, core.layers.attention\nassert 'torch' not in sys.modules\n"
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0

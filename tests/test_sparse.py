@@ -28,10 +28,9 @@ import math
 import pytest
 import torch
 
-from core import accounting as acc
-from core.claims import PRECISIONS, v4_claims
-from core.presets import load_preset
-from core.sparse import (
+from core.accounting import totals as acc
+from core.accounting.claims import PRECISIONS, v4_claims
+from core.lab.sparse import (
     D_MODEL,
     SmallSparse,
     _input,
@@ -41,7 +40,8 @@ from core.sparse import (
     v4_spec,
     v4_visibility,
 )
-from core.v4_layers import CompressedAttention
+from core.layers.compressed import CompressedAttention
+from core.model.presets import load_preset
 
 V32 = load_preset("deepseek-v3.2")
 V4 = load_preset("deepseek-v4-pro")

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.specs import (
+from core.model.specs import (
     MAX_VOCAB,
     CompressedSpec,
     DenseMLP,

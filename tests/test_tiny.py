@@ -23,9 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.layers import KVCache, LatentCache
-from core.specs import GQASpec, MLASpec
-from core.tiny import (
+from core.lab.tiny import (
     TASK,
     NeedleTask,
     TinyConfig,
@@ -39,6 +37,8 @@ from core.tiny import (
     n_params,
     read_metadata,
 )
+from core.layers.attention import KVCache, LatentCache
+from core.model.specs import GQASpec, MLASpec
 
 MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 NAMES = ("mha", "gqa", "mla")
@@ -239,7 +239,7 @@ def test_training_script_smoke(tmp_path):
 def test_kv_spectra_of_the_trained_models():
     """The latent-rank question on the models trained here: singular values of [W_K; W_V] (2 G D of them, at
     most E) and of the cached keys and values; energy ends at 1; an MLA model is refused (its cache is a latent)."""
-    from core import lowrank as lr
+    from core.lab import lowrank as lr
 
     s = kv_spectra(load(MODELS / "tiny-mha.safetensors"), 0, n=4, length=64)
     assert s["weights"].shape == (128,) and float(lr.energy(s["activations"])[-1]) == pytest.approx(1.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.units import fmt_bytes, fmt_params, fmt_si
+from core.model.units import fmt_bytes, fmt_params, fmt_si
 
 
 @pytest.mark.parametrize(

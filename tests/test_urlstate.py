@@ -4,7 +4,7 @@ query strings never raise (each problem becomes a notice)."""
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.urlstate import OverviewState, parse_overview, serialise_overview
+from core.view.urlstate import OverviewState, parse_overview, serialise_overview
 
 
 def test_defaults_make_an_empty_link():
@@ -39,7 +39,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from core.urlstate import (  # noqa: E402
+from core.view.urlstate import (  # noqa: E402
     CUSTOM,
     MAX_LINK_CONFIG_CHARS,
     PlannerState,

@@ -1,0 +1,151 @@
+"""What every design's accounting module provides, and the one dispatch that finds it.
+
+A design module under `core/accounting/designs/` subclasses `Design` for its spec type(s) and registers
+an instance with `@register(SpecType)`. Model-level totals (`core.accounting.totals`) only ever ask
+`design_of(layer_spec)`; a spec type nobody registered raises TypeError naming it, so no layer is ever
+counted as some other design by default.
+
+Conventions (DESIGN.md section 3): per layer, per sequence; elements and bytes are ints; FLOPs are 2 per
+multiply-add and cover the matmuls of the block (projections) and of the core (scores and value mixing
+over the attended tokens, indexer scoring, recurrent-state products).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from core.model.dtypes import StorageFormat
+
+LAYOUTS = ("latent", "materialised", "fp8_ds_mla")
+MODES = ("absorbed", "naive")
+
+
+class CacheRows(NamedTuple):
+    """One tensor one layer keeps for one sequence: `rows` vectors of `width` elements."""
+
+    tensor: str
+    rows: int  # vectors per sequence
+    width: int  # elements per vector
+    bytes_per_row: int
+
+
+@dataclass(frozen=True)
+class Params:
+    matmul: int  # weights of matrix multiplies (what costs 2 FLOPs each per token)
+    other: int = 0  # norms, biases, embeddings, scalars, convolution taps
+
+    @property
+    def total(self) -> int:
+        return self.matmul + self.other
+
+    def __add__(self, o: Params) -> Params:
+        return Params(self.matmul + o.matmul, self.other + o.other)
+
+    def scale(self, k: int) -> Params:
+        return Params(self.matmul * k, self.other * k)
+
+
+def sum_min(a: int, b: int, c: int) -> int:
+    """sum_{p=a}^{b} min(p, c)."""
+    if b < a:
+        return 0
+    lo_end = min(b, c)
+    s = (lo_end - a + 1) * (a + lo_end) // 2 if lo_end >= a else 0
+    if b > c:
+        s += (b - max(a, c + 1) + 1) * c
+    return s
+
+
+class Design:
+    """The accounting of one attention (or recurrent) design. Every method is per layer, one sequence.
+
+    Subclasses implement all abstract methods; the few defaults here are the truth for every design
+    that does not override them (no fixed-size state, no indexer, every layout is the default one).
+    """
+
+    layouts: tuple[str, ...] = ("latent",)  # cache layouts this design can be stored in
+
+    def grows_linearly(self, attn) -> bool:
+        """True when every token adds the same bytes (no window, chunk or pooling)."""
+        return True
+
+    def cache_rows(self, attn, context: int, fmt: StorageFormat, layout: str) -> list[CacheRows]:
+        """Tensors that grow with the context (keys, values, latents, entries, windows)."""
+        raise NotImplementedError
+
+    def state_rows(self, attn) -> list[CacheRows]:
+        """Fixed-size per-sequence state (recurrent and convolution state), in the layer's own formats:
+        the same at any context."""
+        return []
+
+    def read_rows(self, attn, context: int, rows: CacheRows) -> int:
+        """How many of `rows`' vectors one decoded token reads (sparse designs read fewer)."""
+        return rows.rows
+
+    def attended(self, attn, context: int) -> int:
+        """Tokens (or compressed entries) one query at position `context` attends to, itself included."""
+        raise NotImplementedError
+
+    def indexed_rows(self, attn, context: int) -> int:
+        """Keys an indexer scores for one query; 0 without an indexer."""
+        return 0
+
+    def index_flops_per_row(self, attn) -> int:
+        return 0
+
+    def pair_flops(self, attn, mode: str) -> int:
+        """Core FLOPs per (query token, attended key) pair, all heads."""
+        raise NotImplementedError
+
+    def decode_core_flops(self, attn, context: int, mode: str) -> int:
+        """Core FLOPs of one new token at `context`: attended x pair FLOPs + indexed rows x indexer FLOPs."""
+        return self.attended(attn, context) * self.pair_flops(attn, mode) + self.indexed_rows(
+            attn, context
+        ) * self.index_flops_per_row(attn)
+
+    def prefill_core_flops(self, attn, n_tokens: int, mode: str, causal: bool) -> int:
+        raise NotImplementedError
+
+    def params(self, attn, hidden: int) -> Params:
+        """Weights of one block (projections, norms inside the block, biases)."""
+        raise NotImplementedError
+
+    def describe(self, attn, layers: str, multi: bool) -> str:
+        """One sentence a person can check against the config. `layers` is "12 of 48 layers" or
+        "all 61 layers"; `multi` says the model mixes layer kinds."""
+        raise NotImplementedError
+
+
+_DESIGNS: dict[type, Design] = {}
+
+
+def register(*spec_types: type) -> Callable[[type[Design]], type[Design]]:
+    """Class decorator: the decorated Design handles exactly these spec types (not their subclasses)."""
+
+    def deco(cls: type[Design]) -> type[Design]:
+        for t in spec_types:
+            if t in _DESIGNS:
+                raise RuntimeError(f"{t.__name__} already has an accounting module.")
+            _DESIGNS[t] = cls()
+        return cls
+
+    return deco
+
+
+def design_of(attn: object) -> Design:
+    """The accounting of `attn`'s design; TypeError naming the type when there is none."""
+    try:
+        return _DESIGNS[type(attn)]
+    except KeyError:
+        raise TypeError(f"no accounting for layer spec {type(attn).__name__}") from None
+
+
+def registered() -> tuple[type, ...]:
+    return tuple(_DESIGNS)
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or naive.")

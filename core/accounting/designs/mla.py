@@ -1,0 +1,131 @@
+"""DeepSeek MLA (V2/V3, arXiv 2405.04434) and DSA, MLA plus V3.2's lightning indexer.
+
+Cache layouts: "latent" (DeepSeek's absorbed inference: c_KV + shared rope key, the default),
+"materialised" (per-head K and V, as HF's modelling code caches), "fp8_ds_mla" (vLLM's DeepSeek fp8
+layout: 656 B per token per layer for V3 shapes, and V3.2's fp8 indexer key at 132 B).
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+from core.accounting.base import CacheRows, Design, Params, check_mode, register, sum_min
+from core.model.dtypes import StorageFormat
+from core.model.specs import DSASpec, MLASpec
+
+
+def fp8_ds_mla_bytes(kv_lora_rank: int, qk_rope_head_dim: int) -> int:
+    """vLLM's fp8_ds_mla: latent in fp8 e4m3 with an fp32 scale per 128 values, rope key in bf16.
+    512 + 4*4 + 2*64 = 656 bytes for DeepSeek-V3 shapes (vllm/attention/backends/mla/flashmla_sparse)."""
+    return kv_lora_rank + 4 * ceil(kv_lora_rank / 128) + 2 * qk_rope_head_dim
+
+
+def fp8_scaled_bytes(width: int) -> int:
+    """An fp8 vector with an fp32 scale per 128 values: V3.2's indexer key cache (128 + 4 B)."""
+    return width + 4 * ceil(width / 128)
+
+
+@register(MLASpec)
+class MLADesign(Design):
+    layouts = ("latent", "materialised", "fp8_ds_mla")
+
+    def cache_rows(self, attn: MLASpec, context: int, fmt: StorageFormat, layout: str) -> list[CacheRows]:
+        n = context
+        if layout == "materialised":
+            k, v = attn.qk_head_dim, attn.v_head_dim
+            return [
+                CacheRows("keys", n * attn.n_heads, k, fmt.vector_bytes(k)),
+                CacheRows("values", n * attn.n_heads, v, fmt.vector_bytes(v)),
+            ]
+        if layout == "fp8_ds_mla":
+            w = attn.kv_lora_rank + attn.qk_rope_head_dim
+            return [
+                CacheRows(
+                    "latent + rope key (fp8_ds_mla)", n, w, fp8_ds_mla_bytes(attn.kv_lora_rank, attn.qk_rope_head_dim)
+                )
+            ]
+        out = [CacheRows("latent c_KV", n, attn.kv_lora_rank, fmt.vector_bytes(attn.kv_lora_rank))]
+        if attn.qk_rope_head_dim:
+            out.append(CacheRows("rope key", n, attn.qk_rope_head_dim, fmt.vector_bytes(attn.qk_rope_head_dim)))
+        return out
+
+    def attended(self, attn: MLASpec, context: int) -> int:
+        return context
+
+    def pair_flops(self, attn: MLASpec, mode: str) -> int:
+        """naive 2 n_h (d_nope + d_r + d_v); absorbed 2 n_h (d_c + d_r + d_c)."""
+        check_mode(mode)
+        if mode == "naive":
+            return 2 * attn.n_heads * (attn.qk_head_dim + attn.v_head_dim)
+        return 2 * attn.n_heads * (2 * attn.kv_lora_rank + attn.qk_rope_head_dim)
+
+    def prefill_core_flops(self, attn: MLASpec, n_tokens: int, mode: str, causal: bool) -> int:
+        t = n_tokens
+        return (t * (t + 1) // 2 if causal else t * t) * self.pair_flops(attn, mode)
+
+    def params(self, attn: MLASpec, hidden: int) -> Params:
+        h = hidden
+        qk = attn.n_heads * attn.qk_head_dim
+        if attn.q_lora_rank:
+            p = Params(h * attn.q_lora_rank + attn.q_lora_rank * qk, attn.q_lora_rank)
+        else:
+            p = Params(h * qk)
+        p += Params(h * (attn.kv_lora_rank + attn.qk_rope_head_dim), attn.kv_lora_rank)  # W^DKV, W^KR, norm
+        p += Params(attn.kv_lora_rank * attn.n_heads * (attn.qk_nope_head_dim + attn.v_head_dim))  # W^UK, W^UV
+        return p + Params(attn.n_heads * attn.v_head_dim * h)  # W^O
+
+    def describe(self, attn: MLASpec, layers: str, multi: bool) -> str:
+        a = attn
+        where = f" ({layers})" if multi else ""
+        return (
+            f"MLA{where}: caches a {a.kv_lora_rank}-wide latent plus a {a.qk_rope_head_dim}-wide rope key per token "
+            f"per layer, shared by all {a.n_heads} heads; keys and values ({a.qk_head_dim} and {a.v_head_dim} wide "
+            "per head) are rebuilt from the latent, or folded into the query and output projections (absorbed)."
+        )
+
+
+@register(DSASpec)
+class DSADesign(MLADesign):
+    def cache_rows(self, attn: DSASpec, context: int, fmt: StorageFormat, layout: str) -> list[CacheRows]:
+        d = attn.index_head_dim
+        row_b = fp8_scaled_bytes(d) if layout == "fp8_ds_mla" else fmt.vector_bytes(d)
+        return super().cache_rows(attn, context, fmt, layout) + [CacheRows("indexer keys", context, d, row_b)]
+
+    def read_rows(self, attn: DSASpec, context: int, rows: CacheRows) -> int:
+        """The indexer reads every key; attention reads only the top-k tokens."""
+        if rows.tensor == "indexer keys":
+            return rows.rows
+        return rows.rows * min(context, attn.index_topk) // max(context, 1)
+
+    def attended(self, attn: DSASpec, context: int) -> int:
+        return min(context, attn.index_topk)
+
+    def indexed_rows(self, attn: DSASpec, context: int) -> int:
+        return context
+
+    def index_flops_per_row(self, attn: DSASpec) -> int:
+        """2 H^I d^I (the ReLU-weighted head sum is not a matmul and is not counted)."""
+        return 2 * attn.index_n_heads * attn.index_head_dim
+
+    def prefill_core_flops(self, attn: DSASpec, n_tokens: int, mode: str, causal: bool) -> int:
+        t, pf, ix = n_tokens, self.pair_flops(attn, mode), self.index_flops_per_row(attn)
+        if not causal:
+            return t * min(t, attn.index_topk) * pf + t * t * ix
+        return sum_min(1, t, attn.index_topk) * pf + t * (t + 1) // 2 * ix
+
+    def params(self, attn: DSASpec, hidden: int) -> Params:
+        q_in = attn.q_lora_rank or hidden
+        return super().params(attn, hidden) + Params(
+            q_in * attn.index_n_heads * attn.index_head_dim
+            + hidden * attn.index_head_dim
+            + hidden * attn.index_n_heads,
+            2 * attn.index_head_dim,
+        )
+
+    def describe(self, attn: DSASpec, layers: str, multi: bool) -> str:
+        a = attn
+        return (
+            f"DSA (MLA + lightning indexer): caches a {a.kv_lora_rank}-wide latent, a {a.qk_rope_head_dim}-wide "
+            f"rope key and a {a.index_head_dim}-wide indexer key per token per layer; each query attends to at "
+            f"most {a.index_topk:,} tokens chosen by a {a.index_n_heads}-head indexer that scores every token."
+        )

@@ -1,0 +1,945 @@
+"""Turn a real Hugging Face `config.json` into a ModelSpec, or refuse with one sentence that names why.
+
+Families read: llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, gemma, gemma2, gemma3
+(incl. the multimodal `text_config` nesting), gpt2, gpt_oss, deepseek_v2, deepseek_v3 (and files
+such as Kimi-K2 that reuse it), deepseek_v32, deepseek_v4; and the hybrids qwen3_next and qwen3_5
+(Gated DeltaNet + attention), nemotron_h (Mamba-2 + attention), llama4 (chunked local attention),
+gemma4 (per-type head shapes), mimo_v2_flash (per-type heads, K and V of different widths),
+nemotron-nas / DeciLM (`block_configs`) and kimi_linear (KDA + MLA). Unknown families with the
+standard fields (hidden_size, num_hidden_layers, num_attention_heads, ...) work too.
+
+Never a guessed layout: a config that carries a field that changes the cache layout and that the
+parser did not read (any `*_pattern`, `block_configs`, `attention_chunk_size`, `linear_*`, `mamba_*`,
+`ssm_*`, per-type head sizes, an unknown `layer_types` value, ...) is refused, naming the field.
+Parameter-only fields (`vocab_size`, `intermediate_size`) may be missing: the cache is still exact and
+the parameter count says it is unknown (`ModelSpec.params_unknown`).
+
+Anything inconsistent raises ValueError with a sentence that names the field; values from the file are
+shown truncated, never whole.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from core.model.specs import (
+    MAX_EXPERTS,
+    MAX_HEADS,
+    MAX_LAYERS,
+    MAX_VOCAB,
+    MAX_WIDTH,
+    AttentionSpec,
+    CompressedSpec,
+    DenseMLP,
+    DSASpec,
+    GQASpec,
+    LinearAttentionSpec,
+    Mamba2Spec,
+    MLASpec,
+    MLPSpec,
+    ModelSpec,
+    MoEMLP,
+    NoMixer,
+)
+
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: real config.json files are a few KiB
+MAX_DEPTH = 32  # real configs nest 3-4 levels; json.loads recurses, so the depth is checked first
+MAX_DIGITS = 40  # digits of one JSON number
+SHOW_CHARS = 60  # characters of a value from the file an error message shows
+
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gemma": {"vocab_size": 256_000, "tie_word_embeddings": True},
+    "gemma2": {"vocab_size": 256_000, "tie_word_embeddings": True, "sliding_window": 4096},
+    "gemma3_text": {
+        "vocab_size": 262_208,
+        "tie_word_embeddings": True,
+        "sliding_window": 4096,
+        "sliding_window_pattern": 6,
+    },
+    "gpt2": {"vocab_size": 50_257, "n_positions": 1024, "tie_word_embeddings": True},
+    "llama": {"tie_word_embeddings": False},
+    "mistral": {"tie_word_embeddings": False},
+    "qwen2": {"tie_word_embeddings": False},
+    "qwen3": {"tie_word_embeddings": False},
+}
+
+# GPT-2 style names for the standard fields.
+ALIASES = {
+    "n_embd": "hidden_size",
+    "n_layer": "num_hidden_layers",
+    "n_head": "num_attention_heads",
+    "n_inner": "intermediate_size",
+}
+
+
+def show(value: Any, limit: int = SHOW_CHARS) -> str:
+    """A value from the file, as plain text of at most `limit` characters (the rest counted, not shown)."""
+    if isinstance(value, str):
+        more = len(value) - limit
+        return repr(value[:limit]) + (f" (... {more:,} more characters)" if more > 0 else "")
+    text = repr(value)
+    more = len(text) - limit
+    return text[:limit] + (f" (... {more:,} more characters)" if more > 0 else "")
+
+
+def _decode(data: bytes, source: str) -> str:
+    """UTF-8 (with or without a BOM) or UTF-16 (with a BOM, or detected from zero bytes, as Notepad saves)."""
+    if data.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    elif len(data) >= 2 and data[0] == 0 and data[1] != 0:
+        encoding = "utf-16-be"
+    elif len(data) >= 2 and data[1] == 0 and data[0] != 0:
+        encoding = "utf-16-le"
+    else:
+        encoding = "utf-8"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        raise ValueError(f"{source} is not text in UTF-8 or UTF-16; save it as UTF-8 and try again.") from None
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before json.loads (which recurses) sees it."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ValueError(
+                    f"{source} nests objects or lists more than {MAX_DEPTH} levels deep; a config.json nests 3 or 4."
+                )
+        elif ch in "]}":
+            depth -= 1
+
+
+def _parse_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_DIGITS:
+        raise ValueError(f"a number with {len(digits):,} digits")
+    return int(digits)
+
+
+def load_config_text(data: str | bytes, source: str = "config") -> dict[str, Any]:
+    """Parse the text of a config.json. Refuses, with one sentence each: files over 1 MiB, empty files,
+    encodings other than UTF-8/UTF-16, nesting deeper than MAX_DEPTH, numbers longer than MAX_DIGITS,
+    non-JSON and non-objects."""
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    size = len(raw)
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(
+            f"{source} is {size / 2**20:.2f} MiB ({size:,} bytes); a config.json is a few KiB, the limit is 1 MiB."
+        )
+    text = data if isinstance(data, str) else _decode(raw, source)
+    if not text.strip():
+        raise ValueError(f'{source} is empty; a config.json is a JSON object such as {{"hidden_size": 4096, ...}}.')
+    _check_depth(text, source)
+    try:
+        cfg = json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{source} is not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}.") from None
+    except (ValueError, RecursionError) as e:
+        raise ValueError(f"{source} is not a usable config: it holds {e}; real configs hold small numbers.") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{source} must be a JSON object ({{...}}), got a {type(cfg).__name__}.")
+    return cfg
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{p} is a folder; give the path of a config.json file.")
+    if not p.is_file():
+        raise ValueError(f"no such file: {p}.")
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{p.name} is over 1 MiB; a config.json is a few KiB.")
+    return load_config_text(p.read_bytes(), p.name)
+
+
+class MissingField(ValueError):
+    """A required field is absent (the parser turns this into `params_unknown` where only the parameter
+    count needs the field)."""
+
+    def __init__(self, key: str):
+        super().__init__(f"the config has no {key!r}, which is required.")
+        self.key = key
+
+
+class _Reader:
+    """Typed, bounded access to config fields; every error names the field. Remembers what it read, so
+    the parser can refuse layout fields nobody read."""
+
+    def __init__(self, cfg: dict[str, Any], prefix: str = ""):
+        self.cfg = cfg
+        self.prefix = prefix  # "block_configs[3].attention." for nested readers
+        self.used: set[str] = set()
+
+    def get(self, key: str) -> Any:
+        self.used.add(key)
+        return self.cfg.get(key)
+
+    def ignore(self, *keys: str) -> None:
+        """Fields read and deliberately not used (they change nothing the engine counts)."""
+        self.used.update(keys)
+
+    def has(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def int(self, key: str, default: Any = ..., lo: int = 1, hi: int = MAX_WIDTH) -> Any:
+        v = self.get(key)
+        name = self.prefix + key
+        if v is None:
+            if default is ...:
+                raise MissingField(name)
+            return default
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"{name} must be a whole number, got {show(v)}.")
+        if not lo <= v <= hi:
+            raise ValueError(f"{name} must be between {lo:,} and {hi:,}, got {v:,}.")
+        return v
+
+    def bool(self, key: str, default: bool) -> bool:
+        v = self.get(key)
+        if v is None:
+            return default
+        if not isinstance(v, bool):
+            raise ValueError(f"{self.prefix}{key} must be true or false, got {show(v)}.")
+        return v
+
+    def str(self, key: str, default: Any = ..., max_len: int = 100_000) -> Any:
+        v = self.get(key)
+        if v is None:
+            if default is ...:
+                raise MissingField(self.prefix + key)
+            return default
+        if not isinstance(v, str) or len(v) > max_len:
+            raise ValueError(f"{self.prefix}{key} must be a string of at most {max_len:,} characters, got {show(v)}.")
+        return v
+
+    def dict(self, key: str) -> dict[str, Any]:
+        v = self.get(key)
+        if not isinstance(v, dict):
+            raise ValueError(f"{self.prefix}{key} must be a JSON object, got {show(v)}.")
+        return v
+
+    def int_list(self, key: str, lo: int = 0, hi: int = MAX_WIDTH) -> list[int]:
+        v = self.get(key)
+        if not isinstance(v, list) or len(v) > 100_000:
+            raise ValueError(f"{self.prefix}{key} must be a list of whole numbers, got {show(v)}.")
+        return [_as_int(self.prefix + key, i, x, lo, hi) for i, x in enumerate(v)]
+
+
+def _as_int(key: str, i: int, x: Any, lo: int, hi: int) -> int:
+    if isinstance(x, float) and x.is_integer() and abs(x) < 2**53:
+        x = int(x)
+    if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
+        raise ValueError(f"{key}[{i}] must be a whole number between {lo:,} and {hi:,}, got {show(x)}.")
+    return x
+
+
+def _flatten(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Lift `text_config` (multimodal files) to the top, apply aliases and family defaults."""
+    top_type = cfg.get("model_type")
+    text = cfg.get("text_config")
+    if text is not None:
+        if not isinstance(text, dict):
+            raise ValueError("text_config must be a JSON object.")
+        merged = {k: v for k, v in cfg.items() if k not in ("text_config", "vision_config", "audio_config")}
+        merged.update(text)
+        cfg = merged
+    out = dict(cfg)
+    for old, new in ALIASES.items():
+        if old in out and out.get(new) is None:
+            out[new] = out[old]
+    mt = out.get("model_type") or top_type or "unknown"
+    if not isinstance(mt, str) or len(mt) > 100:
+        raise ValueError(f"model_type must be a short string, got {show(mt)}.")
+    mt = FAMILY_ALIASES.get(mt, mt)
+    out["model_type"] = mt
+    for k, v in FAMILY_DEFAULTS.get(mt, {}).items():
+        if out.get(k) is None:
+            out[k] = v
+    return out
+
+
+# Model types that are the same family for this parser.
+FAMILY_ALIASES = {
+    "gemma3": "gemma3_text",  # a text-only gemma3 file without nesting
+    "gemma4": "gemma4_text",
+    "llama4": "llama4_text",
+    "qwen3_5_text": "qwen3_5",
+    "qwen3_5_moe": "qwen3_5",
+    "qwen3_5_moe_text": "qwen3_5",
+    "deci": "nemotron-nas",
+}
+
+# layer_types values this parser understands, and what each is.
+FULL_TYPES = {"full_attention", "attention", "global"}
+SLIDING_TYPES = {"sliding_attention", "sliding_window", "local"}
+
+# Fields that change which tensors are cached, or how many: if one is present and no family parser
+# read it, the config is refused rather than counted as plain attention.
+LAYOUT_FIELD = re.compile(
+    r"_pattern$|^block_configs$|^attention_chunk_size$|^linear_|^mamba|^ssm_|^hybrid|^swa_|"
+    r"^global_head_dim$|^num_global_key_value_heads$|^attention_k_eq_v$|^full_attention_interval$|"
+    r"^layers_block_type$|^attn_layer_|kv_shar|^cross_attention_layers$|^no_rope_layers$|^compress_ratio|"
+    r"^kv_lora_rank$|^index_topk$|^layer_types$|^sliding_window|^local_attention|^attention_window|"
+    r"^attention_type|^hidden_size_per_layer_input$|^kda_|^conv_kernel$|^d_state$|^time_mix"
+)
+
+
+def _unread_layout_fields(r: _Reader) -> list[str]:
+    return sorted(
+        k
+        for k, v in r.cfg.items()
+        if LAYOUT_FIELD.search(k) and k not in r.used and v not in (None, False, 0, "", [], {})
+    )
+
+
+def _dtype_name(value: Any) -> str | None:
+    return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16", "float": "fp32"}.get(
+        str(value).removeprefix("torch.")
+    )
+
+
+def _model_dtype(r: _Reader) -> str:
+    """The model's dtype (vLLM's "auto" for caches and state): torch_dtype / dtype, bf16 when absent."""
+    return _dtype_name(r.get("torch_dtype") or r.get("dtype")) or "bf16"
+
+
+def _state_dtype(r: _Reader, key: str, default: str) -> str:
+    v = r.get(key)
+    if v is None:
+        return default
+    name = _dtype_name(v)
+    if name is None:
+        raise ValueError(f"{key} must be float32, bfloat16 or float16, got {show(v)}.")
+    return name
+
+
+def _layer_types(r: _Reader, n_layers: int, known: set[str]) -> list[str] | None:
+    types = r.get("layer_types")
+    if types is None:
+        return None
+    if not isinstance(types, list) or len(types) < n_layers or not all(isinstance(t, str) for t in types):
+        raise ValueError(f"layer_types must be a list of {n_layers} strings, one per layer.")
+    for i, t in enumerate(types[:n_layers]):
+        if t not in known:
+            raise ValueError(
+                f"layer_types[{i}] is {show(t)}, a layer type this engine does not support for "
+                f"{r.cfg['model_type']}; refusing to guess its cache."
+            )
+    return types[:n_layers]
+
+
+def _head_dim(r: _Reader, hidden: int, n_heads: int, *keys: str) -> int:
+    for k in keys:
+        if r.has(k):
+            return r.int(k)
+    if hidden % n_heads:
+        raise ValueError(
+            f"hidden_size ({hidden}) must be a multiple of num_attention_heads ({n_heads}) "
+            "when the config gives no head_dim."
+        )
+    return hidden // n_heads
+
+
+def _kv_heads(r: _Reader, key: str, n_heads: int, default: Any = ...) -> int:
+    n_kv = r.int(key, n_heads if default is ... else default, hi=MAX_HEADS)
+    if n_heads % n_kv:
+        raise ValueError(f"num_attention_heads ({n_heads}) must be a multiple of {key} ({n_kv}).")
+    return n_kv
+
+
+def _windows(r: _Reader, n_layers: int) -> list[int | None]:
+    """Per-layer sliding window (None = full attention), from whichever fields the family uses."""
+    cfg, mt = r.cfg, r.cfg["model_type"]
+    sw = r.int("sliding_window", None, 1, 1 << 30) if r.has("sliding_window") else None
+    if mt == "gemma2" and r.has("sliding_window_size") and r.int("sliding_window_size", hi=1 << 30) != sw:
+        raise ValueError("sliding_window and sliding_window_size disagree.")
+    types = _layer_types(r, n_layers, FULL_TYPES | SLIDING_TYPES)
+    if types is not None:
+        sliding = [t in SLIDING_TYPES for t in types]
+        if any(sliding) and sw is None:
+            raise ValueError("layer_types names sliding layers but sliding_window is missing.")
+        return [sw if s else None for s in sliding]
+    if sw is None:
+        return [None] * n_layers
+    if mt == "gemma2" or mt == "gpt_oss":  # alternate: even layers local, odd layers global
+        return [sw if i % 2 == 0 else None for i in range(n_layers)]
+    if r.has("sliding_window_pattern"):  # gemma3: every p-th layer is global
+        p = r.int("sliding_window_pattern", hi=MAX_LAYERS)
+        return [None if (i + 1) % p == 0 else sw for i in range(n_layers)]
+    if "use_sliding_window" in cfg:  # qwen2/qwen3: off unless asked; then layers >= max_window_layers
+        if not r.bool("use_sliding_window", False):
+            return [None] * n_layers
+        first = r.int("max_window_layers", 0, 0, MAX_LAYERS)
+        return [sw if i >= first else None for i in range(n_layers)]
+    return [sw] * n_layers  # mistral and other all-sliding models
+
+
+def _gqa(r: _Reader, hidden: int, windows: list[int | None]) -> list[AttentionSpec]:
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    n_kv = _kv_heads(r, "num_key_value_heads", n_heads)
+    head_dim = _head_dim(r, hidden, n_heads, "head_dim")
+    mt = r.cfg["model_type"]
+    qkv_bias = mt in ("gpt2", "qwen2", "qwen2_moe") or r.bool("attention_bias", False)
+    o_bias = mt == "gpt2" or r.bool("attention_bias", False)
+    return [GQASpec(n_heads, n_kv, head_dim, w, qkv_bias, o_bias) for w in windows]
+
+
+def _mla_fields(r: _Reader) -> dict[str, Any]:
+    return dict(
+        n_heads=r.int("num_attention_heads", hi=MAX_HEADS),
+        kv_lora_rank=r.int("kv_lora_rank"),
+        qk_nope_head_dim=r.int("qk_nope_head_dim", lo=0),
+        qk_rope_head_dim=r.int("qk_rope_head_dim", lo=0),
+        v_head_dim=r.int("v_head_dim"),
+        q_lora_rank=r.int("q_lora_rank", None),
+    )
+
+
+def _mla(r: _Reader, n_layers: int, notes: list[str]) -> list[AttentionSpec]:
+    fields = _mla_fields(r)
+    if r.has("index_topk") or r.cfg["model_type"] == "deepseek_v32":
+        spec: AttentionSpec = DSASpec(
+            **fields,
+            index_n_heads=r.int("index_n_heads", hi=MAX_HEADS),
+            index_head_dim=r.int("index_head_dim"),
+            index_topk=r.int("index_topk", hi=1 << 30),
+        )
+    else:
+        spec = MLASpec(**fields)
+    if r.has("num_key_value_heads"):
+        n_kv = r.int("num_key_value_heads", hi=MAX_HEADS)
+        notes.append(
+            f"num_key_value_heads ({n_kv}) is ignored: MLA caches one shared latent per token, "
+            "not per-head keys and values."
+        )
+    return [spec] * n_layers
+
+
+def _v4(r: _Reader, n_layers: int, notes: list[str]) -> list[AttentionSpec]:
+    ratios = r.int_list("compress_ratios", 0, 1 << 20)
+    if len(ratios) < n_layers:
+        raise ValueError(f"compress_ratios has {len(ratios)} entries; it needs one per layer ({n_layers}).")
+    common = dict(
+        n_heads=r.int("num_attention_heads", hi=MAX_HEADS),
+        head_dim=r.int("head_dim"),
+        qk_rope_head_dim=r.int("qk_rope_head_dim", lo=0),
+        sliding_window=r.int("sliding_window", hi=1 << 30),
+        q_lora_rank=r.int("q_lora_rank", None),
+        o_groups=r.int("o_groups", 1, hi=MAX_HEADS),
+        o_lora_rank=r.int("o_lora_rank", None),
+        index_n_heads=r.int("index_n_heads", 0, 0, MAX_HEADS),
+        index_head_dim=r.int("index_head_dim", 0, 0),
+        index_topk=r.int("index_topk", 0, 0, 1 << 30),
+    )
+    notes.append(
+        "DeepSeek V4: each layer compresses the cache by its compress_ratios entry "
+        "(4: CSA with an indexer, 128: HCA, 0: sliding window only)."
+    )
+    return [CompressedSpec(compress_ratio=m, **common) for m in ratios[:n_layers]]
+
+
+def _qwen_next(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> list[AttentionSpec]:
+    """Qwen3-Next and Qwen3.5: Gated DeltaNet layers, and gated full attention every
+    `full_attention_interval`-th layer (HF Qwen3NextConfig: layer i is full iff (i+1) % interval == 0;
+    an explicit layer_types wins). State dtypes as vLLM keeps them: the conv state in the model dtype,
+    the recurrent state in `mamba_ssm_dtype` when the config names one (Qwen3.5: float32)."""
+    types = _layer_types(r, n_layers, {"linear_attention", "full_attention"})
+    if types is None:
+        interval = r.int("full_attention_interval", hi=MAX_LAYERS)
+        types = ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n_layers)]
+    else:
+        r.ignore("full_attention_interval")
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    bias = r.bool("attention_bias", False)
+    full = GQASpec(
+        n_heads,
+        _kv_heads(r, "num_key_value_heads", n_heads),
+        _head_dim(r, hidden, n_heads, "head_dim"),
+        qkv_bias=bias,
+        o_bias=bias,
+        output_gate=r.bool("attn_output_gate", True),
+    )
+    model = _model_dtype(r)
+    linear = LinearAttentionSpec(
+        n_key_heads=r.int("linear_num_key_heads", hi=MAX_HEADS),
+        n_value_heads=r.int("linear_num_value_heads", hi=MAX_HEADS),
+        key_head_dim=r.int("linear_key_head_dim"),
+        value_head_dim=r.int("linear_value_head_dim"),
+        conv_kernel=r.int("linear_conv_kernel_dim", hi=1024),
+        variant="GDN",
+        ssm_dtype=_state_dtype(r, "mamba_ssm_dtype", model),
+        conv_dtype=model,
+    )
+    notes.append(
+        f"Gated DeltaNet: {types.count('linear_attention')} linear-attention layers keep a fixed state per "
+        f"sequence (recurrent {linear.ssm_dtype}, convolution {linear.conv_dtype}) instead of a KV cache."
+    )
+    return [full if t == "full_attention" else linear for t in types]
+
+
+def _nemotron_h(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> tuple[list, list]:
+    """Nemotron-H: one block per layer, from `hybrid_override_pattern` (M Mamba-2, * attention, - MLP with
+    squared ReLU, E MoE; HF NemotronHConfig). SSM state in `mamba_ssm_cache_dtype` (float32 when absent,
+    as vLLM's NemotronH config does), conv state in the model dtype."""
+    pattern = r.str("hybrid_override_pattern", max_len=MAX_LAYERS)
+    if len(pattern) != n_layers:
+        raise ValueError(f"hybrid_override_pattern has {len(pattern)} characters; num_hidden_layers is {n_layers}.")
+    for i, ch in enumerate(pattern):
+        if ch not in "M*-E":
+            raise ValueError(
+                f"hybrid_override_pattern[{i}] is {show(ch)}; this engine knows M (Mamba-2), * (attention), "
+                "- (MLP) and E (MoE), and refuses to guess the rest."
+            )
+    model = _model_dtype(r)
+    attn = mamba = None
+    if "*" in pattern:
+        n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+        bias = r.bool("attention_bias", False)
+        attn = GQASpec(
+            n_heads,
+            _kv_heads(r, "num_key_value_heads", n_heads),
+            _head_dim(r, hidden, n_heads, "head_dim", "attention_head_dim"),
+            qkv_bias=bias,
+            o_bias=bias,
+        )
+    if "M" in pattern:
+        mamba = Mamba2Spec(
+            n_heads=r.int("mamba_num_heads", hi=MAX_HEADS),
+            head_dim=r.int("mamba_head_dim"),
+            state_size=r.int("ssm_state_size"),
+            n_groups=r.int("n_groups", 1, hi=MAX_HEADS),
+            conv_kernel=r.int("conv_kernel", 4, hi=1024),
+            ssm_dtype=_state_dtype(r, "mamba_ssm_cache_dtype", "fp32"),
+            conv_dtype=model,
+            conv_bias=r.bool("use_conv_bias", True),
+            proj_bias=r.bool("use_bias", False),
+        )
+        r.ignore("mamba_hidden_act", "mamba_proj_bias", "mamba_chunk_size")
+    mlp: MLPSpec | None = None
+    moe: MLPSpec | None = None
+    try:
+        if "-" in pattern:
+            mlp = DenseMLP(r.int("intermediate_size"), gated=False, bias=r.bool("mlp_bias", False))
+        if "E" in pattern:
+            moe = MoEMLP(
+                n_routed=r.int("n_routed_experts", hi=MAX_EXPERTS),
+                top_k=r.int("num_experts_per_tok", hi=MAX_EXPERTS),
+                expert_intermediate_size=r.int("moe_intermediate_size"),
+                n_shared=r.int("n_shared_experts", 0, 0, MAX_EXPERTS),
+                shared_intermediate_size=r.int("moe_shared_expert_intermediate_size", 0, 0),
+                gated=False,
+            )
+    except MissingField as e:
+        unknown.append(e.key)
+    blocks = {"M": (mamba, None), "*": (attn, None), "-": (NoMixer(), mlp), "E": (NoMixer(), moe)}
+    notes.append(
+        f"Nemotron-H: {pattern.count('*')} attention, {pattern.count('M')} Mamba-2 and "
+        f"{pattern.count('-') + pattern.count('E')} MLP layers (hybrid_override_pattern); Mamba-2 layers keep a "
+        f"fixed state per sequence (SSM {mamba.ssm_dtype if mamba else '-'}, convolution {model})."
+    )
+    return [blocks[c][0] for c in pattern], [blocks[c][1] for c in pattern]
+
+
+def _llama4(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> tuple[list, list]:
+    """Llama-4: chunked local attention on the RoPE layers (`no_rope_layers[i]` 1; default every layer
+    but each 4th, HF Llama4TextConfig), global attention on the others; MoE every
+    `interleave_moe_layer_step`-th layer with one routed expert and a shared expert."""
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    n_kv = _kv_heads(r, "num_key_value_heads", n_heads)
+    head_dim = _head_dim(r, hidden, n_heads, "head_dim")
+    bias = r.bool("attention_bias", False)
+    chunk = r.int("attention_chunk_size", None, hi=1 << 30)
+    rope_layers = r.get("no_rope_layers")
+    if rope_layers:
+        uses_rope = r.int_list("no_rope_layers", 0, 1)
+        if len(uses_rope) < n_layers:
+            raise ValueError(f"no_rope_layers has {len(uses_rope)} entries; it needs one per layer ({n_layers}).")
+    else:
+        interval = r.int("no_rope_layer_interval", 4, hi=MAX_LAYERS)
+        uses_rope = [int((i + 1) % interval != 0) for i in range(n_layers)]
+    attention = [
+        GQASpec(n_heads, n_kv, head_dim, None, bias, bias, chunk_size=chunk if uses_rope[i] and chunk else None)
+        for i in range(n_layers)
+    ]
+    try:
+        step = r.int("interleave_moe_layer_step", 1, hi=MAX_LAYERS)
+        moe_layers = set(r.int_list("moe_layers", 0, MAX_LAYERS)) if r.has("moe_layers") else None
+        if moe_layers is None:
+            moe_layers = set(range(step - 1, n_layers, step))
+        size = r.int("intermediate_size")
+        moe = MoEMLP(
+            n_routed=r.int("num_local_experts", hi=MAX_EXPERTS),
+            top_k=r.int("num_experts_per_tok", hi=MAX_EXPERTS),
+            expert_intermediate_size=size,
+            n_shared=1,
+            shared_intermediate_size=size,
+            router_bias=False,
+        )
+        dense = DenseMLP(r.int("intermediate_size_mlp")) if len(moe_layers) < n_layers else None
+        mlps = [moe if i in moe_layers else dense for i in range(n_layers)]
+    except MissingField as e:
+        unknown.append(e.key)
+        mlps = [None] * n_layers
+    if chunk:
+        n_chunked = sum(1 for a in attention if a.chunk_size)
+        notes.append(
+            f"Llama-4: {n_chunked} of {n_layers} layers attend within chunks of {chunk:,} tokens "
+            "(attention_chunk_size), so they keep at most that many; the NoPE layers attend to everything."
+        )
+    return attention, mlps
+
+
+def _gemma4(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> list[AttentionSpec]:
+    """Gemma-4: sliding layers with `head_dim` x `num_key_value_heads`, full layers with `global_head_dim`
+    and, when `attention_k_eq_v`, `num_global_key_value_heads` (HF Gemma4TextConfig). k_eq_v full layers
+    have no v_proj: the value is the key projection's output (v_norm, no RoPE), but K and V are both
+    cached (HF Gemma4TextAttention, vLLM loads k_proj into both shards)."""
+    if r.int("num_kv_shared_layers", 0, 0, MAX_LAYERS):
+        raise ValueError("num_kv_shared_layers is not supported: layers that share another layer's cache.")
+    if r.int("hidden_size_per_layer_input", 0, 0):
+        raise ValueError("hidden_size_per_layer_input is not supported (per-layer input embeddings).")
+    r.ignore("vocab_size_per_layer_input")
+    types = _layer_types(r, n_layers, FULL_TYPES | SLIDING_TYPES)
+    if types is None:
+        raise MissingField("layer_types")
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    bias = r.bool("attention_bias", False)
+    sliding = GQASpec(
+        n_heads,
+        _kv_heads(r, "num_key_value_heads", n_heads),
+        _head_dim(r, hidden, n_heads, "head_dim"),
+        r.int("sliding_window", hi=1 << 30),
+        bias,
+        bias,
+    )
+    k_eq_v = r.bool("attention_k_eq_v", False)
+    global_kv = _kv_heads(r, "num_global_key_value_heads", n_heads) if k_eq_v else sliding.n_kv_heads
+    global_dim = r.int("global_head_dim", None) or sliding.head_dim
+    full = GQASpec(n_heads, global_kv, global_dim, None, bias, bias, k_eq_v=k_eq_v)
+    return [sliding if t in SLIDING_TYPES else full for t in types]
+
+
+def _mimo_v2(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> list[AttentionSpec]:
+    """MiMo-V2-Flash: `hybrid_layer_pattern` 0 = full, 1 = sliding window (vLLM mimo_v2.py); full layers
+    use head_dim / v_head_dim and num_key_value_heads, sliding layers the swa_* shapes; keys and values
+    differ in width. The window is `sliding_window_size` tokens, as vLLM keeps it."""
+    pattern = r.int_list("hybrid_layer_pattern", 0, 1)
+    if len(pattern) != n_layers:
+        raise ValueError(f"hybrid_layer_pattern has {len(pattern)} entries; num_hidden_layers is {n_layers}.")
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    bias = r.bool("attention_bias", False)
+    full = GQASpec(
+        n_heads,
+        _kv_heads(r, "num_key_value_heads", n_heads),
+        r.int("head_dim"),
+        None,
+        bias,
+        bias,
+        v_head_dim=r.int("v_head_dim"),
+    )
+    swa_heads = r.int("swa_num_attention_heads", hi=MAX_HEADS)
+    window = r.int("sliding_window_size", None, hi=1 << 30) or r.int("sliding_window", hi=1 << 30)
+    swa = GQASpec(
+        swa_heads,
+        _kv_heads(r, "swa_num_key_value_heads", swa_heads),
+        r.int("swa_head_dim"),
+        window,
+        bias,
+        bias,
+        v_head_dim=r.int("swa_v_head_dim"),
+    )
+    r.ignore("sliding_window", "swa_rope_theta", "add_swa_attention_sink_bias", "add_full_attention_sink_bias")
+    if r.has("attention_chunk_size"):
+        notes.append(
+            f"attention_chunk_size ({r.int('attention_chunk_size', hi=1 << 30)}) is not used by MiMo-V2's "
+            "attention (vLLM's mimo_v2 reads the pattern and the window only)."
+        )
+    return [swa if p else full for p in pattern]
+
+
+def _ffn_mult_to_intermediate_size(ffn_mult: float, hidden: int) -> int:
+    """DeciLM: int(2 ffn_mult hidden / 3) rounded up to a multiple of 256 (vLLM nemotron_nas.py)."""
+    size = int(2 * ffn_mult * hidden / 3)
+    return -(-size // 256) * 256
+
+
+def _decilm(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> tuple[list, list]:
+    """DeciLM / Nemotron-NAS: one `block_configs` entry per layer. Attention: no_op (none),
+    replace_with_linear (one hidden x hidden matrix) or GQA with heads / n_heads_in_group kv heads;
+    FFN: no_op or a gated MLP of _ffn_mult_to_intermediate_size(ffn_mult). Windows, sinks and
+    sparsification change the cache and are refused."""
+    blocks = r.get("block_configs")
+    if not isinstance(blocks, list) or len(blocks) != n_layers:
+        raise ValueError(f"block_configs must be a list of {n_layers} objects, one per layer.")
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    head_dim = _head_dim(r, hidden, n_heads, "head_dim")
+    r.ignore("num_key_value_heads", "intermediate_size")  # null in these files: per layer instead
+    attention: list[AttentionSpec] = []
+    mlps: list[MLPSpec | None] = []
+    for i, block in enumerate(blocks):
+        if not isinstance(block, dict):
+            raise ValueError(f"block_configs[{i}] must be a JSON object.")
+        b = _Reader(block, f"block_configs[{i}].")
+        a = _Reader(b.dict("attention"), f"block_configs[{i}].attention.")
+        f = _Reader(b.dict("ffn"), f"block_configs[{i}].ffn.")
+        for sub, keys in ((a, ("window_length", "num_sink_tokens", "sparsify")), (f, ("sparsify",))):
+            for k in keys:
+                if sub.get(k) not in (None, False):
+                    raise ValueError(f"{sub.prefix}{k} is not supported: it changes what the layer caches or computes.")
+        a.ignore("unshifted_sink", "use_prefill_window_in_sink_attention")
+        if a.bool("no_op", False):
+            attention.append(NoMixer())
+        elif a.bool("replace_with_linear", False):
+            attention.append(NoMixer(linear=True))
+        else:
+            group = a.int("n_heads_in_group", hi=MAX_HEADS)
+            if n_heads % group:
+                raise ValueError(f"{a.prefix}n_heads_in_group ({group}) must divide num_attention_heads ({n_heads}).")
+            attention.append(GQASpec(n_heads, n_heads // group, head_dim))
+        if f.bool("no_op", False):
+            mlps.append(None)
+        elif f.bool("replace_with_linear", False):
+            raise ValueError(f"{f.prefix}replace_with_linear is not supported.")
+        else:
+            mult = f.get("ffn_mult")
+            if isinstance(mult, bool) or not isinstance(mult, int | float) or not 0 < mult <= 1000:
+                raise ValueError(f"{f.prefix}ffn_mult must be a positive number, got {show(mult)}.")
+            mlps.append(DenseMLP(_ffn_mult_to_intermediate_size(mult, hidden)))
+    kinds = {"none": 0, "linear": 0}
+    for a_ in attention:
+        if isinstance(a_, NoMixer):
+            kinds["linear" if a_.linear else "none"] += 1
+    notes.append(
+        f"block_configs: {n_layers - kinds['none'] - kinds['linear']} attention layers with their own kv heads; "
+        f"{kinds['none']} have no attention and cache nothing"
+        + (f", {kinds['linear']} replace it with a linear map" if kinds["linear"] else "")
+        + "."
+    )
+    return attention, mlps
+
+
+def _kimi_linear(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> list[AttentionSpec]:
+    """Kimi-Linear: `linear_attn_config` lists KDA layers and MLA layers, 1-based (vLLM
+    kimi_linear.py is_kda_layer). KDA keeps a fixed state: recurrent in float32 (vLLM kda_state_dtype
+    under "auto"), the q, k and v short convolutions in the model dtype."""
+    lac = _Reader(r.dict("linear_attn_config"), "linear_attn_config.")
+    kda = set(lac.int_list("kda_layers", 1, MAX_LAYERS))
+    full = set(lac.int_list("full_attn_layers", 1, MAX_LAYERS))
+    every = set(range(1, n_layers + 1))
+    if kda & full or (kda | full) != every:
+        raise ValueError(
+            f"linear_attn_config.kda_layers and full_attn_layers must split layers 1..{n_layers} between them."
+        )
+    heads, dim = lac.int("num_heads", hi=MAX_HEADS), lac.int("head_dim")
+    kda_spec = LinearAttentionSpec(
+        heads,
+        heads,
+        dim,
+        dim,
+        conv_kernel=lac.int("short_conv_kernel_size", hi=1024),
+        variant="KDA",
+        ssm_dtype="fp32",
+        conv_dtype=_model_dtype(r),
+    )
+    mla = MLASpec(**_mla_fields(r))
+    r.ignore("num_key_value_heads", "mla_use_nope", "head_dim")
+    notes.append(
+        f"Kimi-Linear: {len(full)} MLA layers cache a latent; {len(kda)} KDA layers keep a fixed state per "
+        f"sequence (recurrent fp32, convolution {kda_spec.conv_dtype})."
+    )
+    return [kda_spec if i + 1 in kda else mla for i in range(n_layers)]
+
+
+def _mlps(r: _Reader, n_layers: int) -> list[MLPSpec | None]:
+    cfg = r.cfg
+    mt = cfg["model_type"]
+    bias = mt == "gpt2"
+    hidden = r.int("hidden_size")
+    if mt == "gemma4_text":  # a dense MLP on every layer, and with enable_moe_block routed experts beside it
+        size = r.int("intermediate_size")
+        r.ignore("use_double_wide_mlp", "num_experts", "top_k_experts", "moe_intermediate_size")
+        if not r.bool("enable_moe_block", False):
+            return [DenseMLP(size)] * n_layers
+        moe = MoEMLP(
+            n_routed=r.int("num_experts", hi=MAX_EXPERTS),
+            top_k=r.int("top_k_experts", hi=MAX_EXPERTS),
+            expert_intermediate_size=r.int("moe_intermediate_size"),
+            n_shared=1,
+            shared_intermediate_size=size,
+        )
+        return [moe] * n_layers
+    if r.has("n_routed_experts") or mt == "kimi_linear":  # DeepSeek family (and MiMo, Kimi-Linear)
+        routed = r.int("n_routed_experts", None, hi=MAX_EXPERTS) or r.int("num_experts", hi=MAX_EXPERTS)
+        top_k = r.int("num_experts_per_tok", None, hi=MAX_EXPERTS) or r.int("num_experts_per_token", hi=MAX_EXPERTS)
+        shared = r.int("n_shared_experts", None, 0, MAX_EXPERTS)
+        moe = MoEMLP(
+            n_routed=routed,
+            top_k=top_k,
+            expert_intermediate_size=r.int("moe_intermediate_size"),
+            n_shared=shared if shared is not None else r.int("num_shared_experts", 0, 0, MAX_EXPERTS),
+            shared_intermediate_size=r.int("moe_intermediate_size"),
+        )
+        first_dense = r.int("first_k_dense_replace", 0, 0, MAX_LAYERS)
+        if isinstance(r.get("moe_layer_freq"), list):  # MiMo: one 0/1 flag per layer
+            flags = r.int_list("moe_layer_freq", 0, 1)
+            if len(flags) < n_layers:
+                raise ValueError(f"moe_layer_freq has {len(flags)} entries; it needs one per layer ({n_layers}).")
+            dense = DenseMLP(r.int("intermediate_size")) if not all(flags[:n_layers]) else None
+            return [moe if flags[i] and i >= first_dense else dense for i in range(n_layers)]
+        freq = r.int("moe_layer_freq", 1, 1, MAX_LAYERS)
+        dense = DenseMLP(r.int("intermediate_size")) if first_dense or freq > 1 else None
+        return [moe if i >= first_dense and i % freq == 0 else dense for i in range(n_layers)]
+    n_experts = r.int("num_experts", 0, 0, MAX_EXPERTS) or r.int("num_local_experts", 0, 0, MAX_EXPERTS)
+    if n_experts:
+        top_k = r.int("num_experts_per_tok", None, hi=MAX_EXPERTS) or r.int("experts_per_token", hi=MAX_EXPERTS)
+        size = r.int("moe_intermediate_size", None) or r.int("intermediate_size")
+        shared = r.int("shared_expert_intermediate_size", 0, 0)
+        moe = MoEMLP(n_experts, top_k, size, 1 if shared else 0, shared, bias=mt == "gpt_oss")
+        step = r.int("decoder_sparse_step", 1, 1, MAX_LAYERS)
+        only_dense = set(r.int_list("mlp_only_layers", 0, MAX_LAYERS)) if r.has("mlp_only_layers") else set()
+        if only_dense or step > 1:
+            dense = DenseMLP(r.int("intermediate_size"))
+            return [moe if i not in only_dense and (i + 1) % step == 0 else dense for i in range(n_layers)]
+        return [moe] * n_layers
+    if mt == "gpt2":
+        return [DenseMLP(r.int("intermediate_size", 4 * hidden), gated=False, bias=bias)] * n_layers
+    return [DenseMLP(r.int("intermediate_size"))] * n_layers
+
+
+def _native_weights(cfg: dict[str, Any]) -> tuple[str, str, str]:
+    """Formats of (embeddings + lm_head, routed experts, the rest) as released, from torch_dtype,
+    quantization_config (fp8 block-scaled: DeepSeek; mxfp4 on experts only: gpt-oss) and V4's
+    expert_dtype ("fp4": packed e2m1 with an 8-bit scale per 32 values, the MXFP4 layout)."""
+    dtype = {"float32": "fp32", "float16": "fp16"}.get(str(cfg.get("torch_dtype") or cfg.get("dtype")), "bf16")
+    experts = rest = dtype
+    q = cfg.get("quantization_config")
+    method = q.get("quant_method") if isinstance(q, dict) else None
+    if method == "fp8":
+        experts = rest = "fp8"
+    elif method == "mxfp4":
+        experts = "mxfp4"
+    if cfg.get("expert_dtype") == "fp4" or cfg.get("model_type") == "deepseek_v4":
+        # V4 checkpoints store routed experts as packed fp4 + an e8m0 scale per 32 values, whether or
+        # not the config says expert_dtype (the V4-Pro file does not; its tensor list shows it)
+        experts = "mxfp4"
+    return dtype, experts, rest
+
+
+def hyper_connection_params(d: int, n_layers: int, hc_mult: int) -> int:
+    """DeepSeek V4 mHC mixers (inference/model.py Block): per block (attention and FFN)
+    fn [(2+hc)*hc, hc*d], base [(2+hc)*hc], scale [3]; the head adds fn [hc, hc*d], base [hc], scale [1].
+    """
+    mix = (2 + hc_mult) * hc_mult
+    per_block = mix * hc_mult * d + mix + 3
+    return 2 * per_block * n_layers + hc_mult * hc_mult * d + hc_mult + 1
+
+
+# Families whose attention layout has its own parser: model_type -> parser(reader, hidden, n_layers, notes,
+# unknown) (notes: what the parser decided; unknown: parameter fields the config lacks),
+# returning the attention specs, or (attention specs, MLP specs) when the family lays out its MLPs itself.
+FAMILIES = {
+    "qwen3_next": _qwen_next,
+    "qwen3_5": _qwen_next,
+    "nemotron_h": _nemotron_h,
+    "llama4_text": _llama4,
+    "gemma4_text": _gemma4,
+    "mimo_v2_flash": _mimo_v2,
+    "nemotron-nas": _decilm,
+    "kimi_linear": _kimi_linear,
+}
+
+
+def from_hf_config(cfg: dict[str, Any], name: str | None = None) -> ModelSpec:
+    """Build a ModelSpec from the dict of a Hugging Face config.json (see module docstring)."""
+    if not isinstance(cfg, dict):
+        raise ValueError("the config must be a JSON object.")
+    r = _Reader(_flatten(cfg))
+    mt = r.get("model_type")
+    hidden = r.int("hidden_size")
+    n_layers = r.int("num_hidden_layers", hi=MAX_LAYERS)
+    notes: list[str] = []
+    extra: list[tuple[str, int]] = []
+    unknown: list[str] = []
+    mlps: list[MLPSpec | None] | None = None
+
+    if mt in FAMILIES:
+        out = FAMILIES[mt](r, hidden, n_layers, notes, unknown)
+        attention, mlps = out if isinstance(out, tuple) else (out, None)
+    elif r.has("compress_ratios") or mt == "deepseek_v4":
+        attention = _v4(r, n_layers, notes)
+    elif r.has("kv_lora_rank"):
+        attention = _mla(r, n_layers, notes)
+    else:
+        attention = _gqa(r, hidden, _windows(r, n_layers))
+
+    unread = _unread_layout_fields(r)
+    if unread:
+        fields = ", ".join(unread[:4]) + (f" and {len(unread) - 4} more" if len(unread) > 4 else "")
+        raise ValueError(
+            f"this architecture ({show(mt, 40)}) is not supported: the config's {fields} change what is cached, and "
+            "this engine does not read them; refusing to guess the cache layout."
+        )
+
+    try:
+        vocab = r.int("vocab_size", hi=MAX_VOCAB)
+    except MissingField:
+        vocab = 0
+        unknown.append("vocab_size")
+    if mlps is None:
+        try:
+            mlps = _mlps(r, n_layers)
+        except MissingField as e:
+            unknown.append(e.key)
+            mlps = [None] * n_layers
+    if unknown:
+        notes.append(
+            f"parameters unknown: the config has no {', '.join(unknown)}; the cache figures need only the "
+            "attention fields and are exact."
+        )
+
+    if mt == "gpt2":
+        extra.append(("position embeddings", r.int("n_positions", 1024) * hidden))
+    if r.has("hc_mult"):
+        extra.append(("hyper-connections", hyper_connection_params(hidden, n_layers, r.int("hc_mult", hi=64))))
+    n_mtp = r.int("num_nextn_predict_layers", 0, 0, MAX_LAYERS)
+    native = _native_weights(r.cfg)
+    if len(set(native)) > 1:
+        notes.append(
+            f"released weights: embeddings {native[0]}, routed experts {native[1]}, the rest {native[2]} "
+            "(from quantization_config / expert_dtype)."
+        )
+    elif native[0] != "bf16":
+        notes.append(f"released weights: {native[0]} (torch_dtype).")
+    return ModelSpec(
+        name=name or show(str(cfg.get("_name_or_path") or mt), 80).strip("'"),
+        model_type=mt,
+        hidden_size=hidden,
+        vocab_size=vocab,
+        attention=tuple(attention),
+        mlp=tuple(mlps),
+        tie_word_embeddings=r.bool("tie_word_embeddings", False),
+        params_unknown=tuple(unknown),
+        n_mtp_layers=n_mtp,
+        native_weights=native,
+        extra_params=tuple(extra),
+        notes=tuple(notes),
+    )
