@@ -29,10 +29,19 @@ def report(
     layout: str = "latent",
     weight_dtype: str = "bf16",
 ) -> dict[str, Any]:
-    """The numbers the CLI prints, as one JSON-serialisable dict (ints for bytes, FLOPs, params)."""
+    """The numbers the CLI prints, as one JSON-serialisable dict (ints for bytes, FLOPs, params). Fixed-size
+    state (linear attention, Mamba) is reported apart from the KV cache: it does not grow with the context.
+    Parameter figures are None (JSON null) when the config lacks what they need, and a note says why."""
+    acc.check_layout(spec, layout)
     cache = acc.kv_cache(spec, context, batch, kv_dtype, layout)
-    pc = acc.param_count(spec)
+    state = acc.state(spec, batch)
     cost = acc.decode_cost(spec, context, kv_dtype, layout)
+    try:
+        pc = acc.param_count(spec)
+        params_total, params_active = pc.total, pc.active
+        weights: int | None = acc.weights_bytes(spec, weight_dtype)
+    except acc.ParamsUnknown:
+        params_total = params_active = weights = None
     return {
         "model": spec.name,
         "model_type": spec.model_type,
@@ -47,10 +56,13 @@ def report(
         "kv_cache_bytes_by_layer_type": cache.by_layer_type(),
         "kv_cache_bytes_by_tensor": cache.by_tensor(),
         "kv_bytes_per_token_at_context_1": acc.kv_bytes_per_token(spec, kv_dtype, layout),
-        "params_total": pc.total,
-        "params_active": pc.active,
+        "state_bytes": state.total,
+        "state_bytes_by_layer_type": state.by_layer_type(),
+        "state_bytes_by_tensor": state.by_tensor(),
+        "params_total": params_total,
+        "params_active": params_active,
         "weight_dtype": weight_dtype,
-        "weights_bytes": acc.weights_bytes(spec, weight_dtype),
+        "weights_bytes": weights,
         "decode_attention_flops_per_token": cost.attention_core_flops,
         "decode_attention_block_flops_per_token": cost.attention_block_flops,
         "decode_flops_per_token": cost.model_flops,
@@ -61,20 +73,35 @@ def report(
 
 
 def _text(r: dict[str, Any]) -> str:
+    if r["params_total"] is None:
+        params = "  parameters        unknown (see the note)"
+    else:
+        params = (
+            f"  parameters        {fmt_params(r['params_total'])} total, {fmt_params(r['params_active'])} active "
+            f"per token (embedding lookup excluded); weights {fmt_bytes(r['weights_bytes'])} in {r['weight_dtype']}"
+        )
     lines = [
         f"{r['model']} ({r['model_type']}): {r['layers']} layers, attention {r['attention']}",
-        f"  parameters        {fmt_params(r['params_total'])} total, {fmt_params(r['params_active'])} active per token"
-        f" (embedding lookup excluded); weights {fmt_bytes(r['weights_bytes'])} in {r['weight_dtype']}",
+        params,
         f"  context           {r['context']:,} tokens x batch {r['batch']}, "
         f"cache dtype {r['kv_dtype']}, layout {r['layout']}",
         f"  KV cache          {fmt_bytes(r['kv_cache_bytes'])} ({r['kv_cache_bytes']:,} bytes)",
     ]
     for k, v in r["kv_cache_bytes_by_tensor"].items():
         lines.append(f"    {k:<30} {fmt_bytes(v)}")
+    if r["state_bytes"]:
+        lines.append(
+            f"  fixed state       {fmt_bytes(r['state_bytes'])} ({r['state_bytes']:,} bytes) for {r['batch']} "
+            "sequence(s), the same at any context"
+        )
+        for k, v in r["state_bytes_by_tensor"].items():
+            lines.append(f"    {k:<30} {fmt_bytes(v)}")
+    model_flops = r["decode_flops_per_token"]
     lines += [
         f"  decode, per token attention core {fmt_si(r['decode_attention_flops_per_token'], 'FLOP')}, "
-        f"whole model {fmt_si(r['decode_flops_per_token'], 'FLOP')}",
-        f"  cache read/token  {fmt_bytes(r['decode_cache_bytes_read_per_token'])}, "
+        f"whole model {fmt_si(model_flops, 'FLOP') if model_flops is not None else 'unknown'}",
+        f"  {'cache + state read' if r['state_bytes'] else 'cache read/token  '}"
+        f"{'/token' if r['state_bytes'] else ''} {fmt_bytes(r['decode_cache_bytes_read_per_token'])}, "
         f"intensity {r['attention_arithmetic_intensity']:.1f} FLOP/byte",
     ]
     lines += [f"  note: {n}" for n in r["notes"]]
@@ -93,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--context", type=int, default=4096, help="tokens in context (default 4096)")
     p.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
     p.add_argument("--kv-dtype", default="bf16", choices=list(CACHE_DTYPES), help="cache dtype")
-    p.add_argument("--layout", default="latent", choices=list(acc.LAYOUTS), help="MLA cache layout")
+    p.add_argument(
+        "--layout", default="latent", choices=list(acc.LAYOUTS), help="MLA / DSA / V4 cache layout (not for GQA)"
+    )
     p.add_argument("--weight-dtype", default="bf16", choices=list(WEIGHT_DTYPES), help="weights format")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--list", action="store_true", help="list the presets")

@@ -10,7 +10,7 @@ import core
 from core.accounting import planner as pl
 from core.accounting.describe import describe
 from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
-from core.accounting.totals import LAYOUTS, kv_bytes_per_token, param_count
+from core.accounting.totals import LAYOUTS, check_layout, kv_bytes_per_token, param_count
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
 from core.model.hf_config import from_hf_config, load_config_text
@@ -154,6 +154,7 @@ def hardware(s: PlannerState) -> pl.Hardware:
 
 def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
     rows = []
+    stateful = any(p.state_bytes for p in plans.values())
     for m, p in plans.items():
         spec = specs[m]
         rows.append(
@@ -161,9 +162,14 @@ def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
                 "model": m,
                 "attention": spec.design,
                 "params": fmt_params(param_count(spec).total),
+                **(
+                    {"state / request": fmt_bytes(p.state_bytes // p.batch) if p.state_bytes else "none"}
+                    if stateful
+                    else {}
+                ),
                 "weights": fmt_bytes(p.weights_bytes),
                 "KV / token": fmt_bytes(kv_bytes_per_token(spec, s.kv_dtype, s.layout)),
-                f"KV {s.batch} x {tokens(s.context)}": fmt_bytes(p.kv_paged_bytes),
+                f"KV{' + state' if stateful else ''} {s.batch} x {tokens(s.context)}": fmt_bytes(p.kv_paged_bytes),
                 "KV budget": fmt_bytes(p.kv_budget_bytes) if p.kv_budget_bytes >= 0 else "none",
                 "fits": "yes" if p.fits else "no",
                 "concurrency": f"{p.max_concurrency:,.2f}x",
@@ -210,6 +216,21 @@ if not s.models:
     st.stop()
 hw = hardware(s)
 specs = {("your config" if m == CUSTOM else m): (custom if m == CUSTOM else preset(m)) for m in s.models}
+for m, spec in list(specs.items()):
+    if spec.params_unknown:  # a KV-only config: the cache is exact, the weights are not known
+        st.warning(
+            f"{m}: the config has no {', '.join(spec.params_unknown)}, so its weights are unknown and it cannot "
+            f"be planned. Its KV cache is exact: {fmt_bytes(kv_bytes_per_token(spec, s.kv_dtype))} per token."
+        )
+        del specs[m]
+if not specs:
+    st.stop()
+if s.layout != "latent":
+    for m, spec in specs.items():
+        try:
+            check_layout(spec, s.layout)
+        except ValueError:
+            st.info(f"{m}: the {s.layout} layout applies to MLA, DSA and DeepSeek V4 layers; {m} is shown as it is.")
 plans = {m: pl.plan(spec, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout) for m, spec in specs.items()}
 
 st.subheader("What each model caches")

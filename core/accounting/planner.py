@@ -52,15 +52,17 @@ class Hardware:
 
 
 def grows_linearly(spec: ModelSpec) -> bool:
-    """True when every layer caches the same bytes for every token (no windows, no compression)."""
-    return all(design_of(a).grows_linearly(a) for a in spec.attention)
+    """True when every layer caches the same bytes for every token (no windows, no compression) and no
+    layer keeps a fixed-size state (linear attention, Mamba)."""
+    return all(design_of(a).grows_linearly(a) for a in spec.attention) and not acc.state_bytes(spec)
 
 
 def paged_request_bytes(
     spec: ModelSpec, tokens: int, kv_dtype: str = "bf16", layout: str = "latent", block: int = BLOCK_TOKENS
 ) -> int:
-    """Cache one request of `tokens` occupies when allocated in blocks of `block` token positions."""
-    return acc.kv_cache_bytes(spec, ceil(tokens / block) * block, 1, kv_dtype, layout)
+    """Cache one request of `tokens` occupies when allocated in blocks of `block` token positions, plus the
+    fixed-size state its linear-attention or Mamba layers keep (one per request, whatever its length)."""
+    return acc.kv_cache_bytes(spec, ceil(tokens / block) * block, 1, kv_dtype, layout) + acc.state_bytes(spec)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ class Plan:
     reserved_bytes: int
     kv_budget_bytes: int  # usable - weights - reserved (negative: the weights do not fit)
     kv_bytes: int  # batch x cache at context, unpaged
-    kv_paged_bytes: int  # batch x cache at context rounded up to whole blocks
+    kv_paged_bytes: int  # batch x (cache at context rounded up to whole blocks + fixed-size state)
+    state_bytes: int  # batch x fixed-size state (linear attention, Mamba), included in kv_paged_bytes
     block_bytes: int  # one 16-token block across all layers (full-attention models)
     num_blocks: int  # vLLM's "GPU KV cache size" in blocks (full-attention models), else 0
     max_concurrency: float  # requests of `context` tokens the budget holds (vLLM's "Maximum concurrency")
@@ -130,6 +133,7 @@ def plan(
         kv_budget_bytes=budget,
         kv_bytes=acc.kv_cache_bytes(spec, context, batch, kv_dtype, layout),
         kv_paged_bytes=batch * per_request,
+        state_bytes=acc.state_bytes(spec, batch),
         block_bytes=block,
         num_blocks=num_blocks,
         max_concurrency=concurrency,

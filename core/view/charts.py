@@ -110,6 +110,7 @@ def to_svg(chart: alt.TopLevelMixin | str) -> str:
 PART_COLORS = {
     "weights": "#64748b",
     "KV cache": "#2563eb",
+    "fixed state": "#7c3aed",
     "reserved": "#f59e0b",
     "free": "#10b981",
     "over capacity": "#dc2626",
@@ -117,11 +118,15 @@ PART_COLORS = {
 
 
 def memory_parts(plans: dict) -> pd.DataFrame:
-    """Long table per model: weights, KV cache (paged, the whole batch), reserved, free or over (GiB).
-    `plans` maps a model label to a core.planner.Plan."""
+    """Long table per model: weights, KV cache (paged, the whole batch), fixed state (linear attention,
+    Mamba; only for models that have it), reserved, free or over (GiB). `plans` maps a model label to a
+    core.accounting.planner.Plan."""
     rows = []
     for label, p in plans.items():
-        parts = {"weights": p.weights_bytes, "KV cache": p.kv_paged_bytes, "reserved": p.reserved_bytes}
+        parts = {"weights": p.weights_bytes, "KV cache": p.kv_paged_bytes - p.state_bytes}
+        if p.state_bytes:
+            parts["fixed state"] = p.state_bytes
+        parts["reserved"] = p.reserved_bytes
         free = p.usable_bytes - sum(parts.values())
         parts["free" if free >= 0 else "over capacity"] = abs(free)
         for order, (part, b) in enumerate(parts.items()):
