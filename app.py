@@ -11,6 +11,7 @@ pages = [
     st.Page("pages/latent_rank.py", title="Latent rank", icon=":material/compress:", url_path="latent_rank"),
     st.Page("pages/compute.py", title="Compute & roofline", icon=":material/speed:", url_path="compute"),
     st.Page("pages/sparse.py", title="Sparse & compressed", icon=":material/filter_alt:", url_path="sparse"),
+    st.Page("pages/hybrid.py", title="Hybrid models", icon=":material/join_inner:", url_path="hybrid"),
     st.Page("pages/quantized.py", title="Quantized caches", icon=":material/grain:", url_path="quantized"),
     st.Page("pages/needle.py", title="Needle in a haystack", icon=":material/search:", url_path="needle"),
 ]

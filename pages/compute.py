@@ -12,18 +12,13 @@ from core.lab import measure
 from core.model.gpus import GPUS
 from core.model.presets import load_preset
 from core.model.units import fmt_bytes
-from core.view.charts import per_token_chart, roofline_chart, style
+from core.view.charts import CONTEXTS, per_token_chart, roofline_chart, style, token_label
 from core.view.urlstate import ComputeState, dump_state
 from pages.common import downloads, ensure_router, link_state
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "compute.md"
 P = "compute."
-CONTEXTS = [2**k for k in range(21)]
 QUANTITIES = ("decode: attention FLOPs", "decode: cache bytes read", "prefill: attention FLOPs per token")
-
-
-def tokens(n: int) -> str:
-    return f"{n // 2**20}M" if n >= 2**20 else f"{n // 1024}K" if n >= 1024 else str(n)
 
 
 @st.cache_resource
@@ -74,7 +69,7 @@ st.markdown(LESSON.read_text())
 init = link_state(ComputeState, P)
 a, b, c = st.columns([1, 2, 1])
 a.selectbox("GPU", list(GPUS), key=P + "gpu")
-b.select_slider("Context (tokens, log scale)", CONTEXTS, key=P + "context", format_func=tokens)
+b.select_slider("Context (tokens, log scale)", CONTEXTS, key=P + "context", format_func=token_label)
 c.select_slider("Batch (sequences)", [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], key=P + "batch")
 ss = st.session_state
 s = ComputeState(ss[P + "gpu"], ss[P + "context"], ss[P + "batch"], ss.get(P + "quantity", init.quantity))
@@ -121,7 +116,7 @@ st.subheader("Measure here")
 device = "cuda" if torch.cuda.is_available() else "cpu"
 chosen = st.multiselect(
     "Contexts to time", [1024, 4096, 16384, 65536], default=[1024, 4096, 16384], key=P + "measure_contexts",
-    format_func=tokens,
+    format_func=token_label,
 )  # fmt: skip
 st.toggle(f"Time decode steps on this {device.upper()}", key=P + "measure")
 if st.session_state[P + "measure"] and chosen:

@@ -14,16 +14,11 @@ from core.model.dtypes import CACHE_DTYPES
 from core.model.gpus import GPUS
 from core.model.presets import preset_names
 from core.model.units import fmt_bytes, fmt_params, fmt_si
-from core.view.charts import GIB, cache_chart, cache_vs_context, style
+from core.view.charts import CONTEXTS, GIB, cache_chart, cache_vs_context, style, token_label
 from core.view.urlstate import MAX_CONTEXT, OverviewState, parse_overview, serialise_overview
 from pages.common import downloads, ensure_router, preset
 
-CONTEXTS = [2**k for k in range(21)]
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "overview.md"
-
-
-def tokens(n: int) -> str:
-    return f"{n // 2**20}M" if n >= 2**20 else f"{n // 1024}K" if n >= 1024 else str(n)
 
 
 def controls(init: OverviewState) -> OverviewState:
@@ -37,7 +32,7 @@ def controls(init: OverviewState) -> OverviewState:
     batch = d.number_input("Sequences", 1, 4096, init.batch, key="overview.batch")
     ctx = init.context if init.context in CONTEXTS else min(CONTEXTS, key=lambda n: abs(n - init.context))
     context = st.select_slider(
-        "Context length (tokens, log scale)", CONTEXTS, value=ctx, format_func=tokens, key="overview.context"
+        "Context length (tokens, log scale)", CONTEXTS, value=ctx, format_func=token_label, key="overview.context"
     )
     return OverviewState(tuple(models) or init.models, int(context), gpu, kv, int(batch))
 
@@ -49,9 +44,11 @@ def curves(models: tuple[str, ...], kv: str, batch: int) -> pd.DataFrame:
 
 def summary(s: OverviewState, gpu_bytes: int) -> pd.DataFrame:
     rows = []
+    stateful = any(acc.state_bytes(preset(m)) for m in s.models)
     for m in s.models:
         spec = preset(m)
         kv = acc.kv_cache_bytes(spec, s.context, s.batch, s.kv_dtype)
+        state = acc.state_bytes(spec, s.batch)
         pc = acc.param_count(spec)
         rows.append(
             {
@@ -59,9 +56,10 @@ def summary(s: OverviewState, gpu_bytes: int) -> pd.DataFrame:
                 "attention": spec.design,
                 "params total / active": f"{fmt_params(pc.total)} / {fmt_params(pc.active)}",
                 "KV / token": fmt_bytes(acc.kv_bytes_per_token(spec, s.kv_dtype)),
-                f"KV cache at {tokens(s.context)} x {s.batch}": fmt_bytes(kv),
-                f"% of {s.gpu}": f"{100 * kv / gpu_bytes:.1f}%",
-                "fit (cache only)": f"{gpu_bytes // max(kv // s.batch, 1):,}",
+                f"KV cache at {token_label(s.context)} x {s.batch}": fmt_bytes(kv),
+                **({f"fixed state x {s.batch}": fmt_bytes(state) if state else "none"} if stateful else {}),
+                f"% of {s.gpu}": f"{100 * (kv + state) / gpu_bytes:.1f}%",
+                "fit (cache only)": f"{gpu_bytes // max((kv + state) // s.batch, 1):,}",
                 "FLOPs / token": fmt_si(acc.decode_cost(spec, s.context, s.kv_dtype).model_flops, "FLOP"),
             }
         )
@@ -125,6 +123,7 @@ downloads(chart, df, f"kv-cache-{s.kv_dtype}", "overview.dl")
 st.dataframe(summary(s, gpu.memory_bytes), hide_index=True, width="stretch")
 st.caption(
     f"{s.gpu}: {gpu.memory_gb:g} GB (vendor, decimal) = {gpu_gib:.1f} GiB. 'Fit': sequences whose cache alone "
+    "(with its fixed state, for hybrids) "
     "fits (the Memory planner adds weights and headroom). FLOPs / token: whole model, one decoded token. "
     "Context goes up to "
     f"{MAX_CONTEXT:,} tokens; everything here is exact arithmetic on the configs, checked by tests against real layers."

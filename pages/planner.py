@@ -18,6 +18,7 @@ from core.model.presets import preset_names
 from core.model.specs import ModelSpec
 from core.model.units import fmt_bytes, fmt_params
 from core.view.charts import (
+    CONTEXTS,
     GIB,
     breakdown_chart,
     breakdown_table,
@@ -28,6 +29,7 @@ from core.view.charts import (
     review_card,
     style,
     to_png,
+    token_label,
 )
 from core.view.urlstate import (
     CUSTOM,
@@ -43,17 +45,10 @@ from pages.common import downloads, ensure_router, link_state, preset
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "planner.md"
 P = "planner."
-POWERS = [2**k for k in range(21)]
 LAYOUT_HELP = (
     "latent: DeepSeek's absorbed cache (c_KV + rope key); materialised: per-head K and V, as HF's code "
     "caches them; fp8_ds_mla: vLLM's fp8 layout, 656 B per token per layer for V3 shapes"
 )
-
-
-def tokens(n: int) -> str:
-    if n >= 2**20 and n % 2**20 == 0:
-        return f"{n // 2**20}M"
-    return f"{n // 1024}K" if n >= 1024 and n % 1024 == 0 else f"{n:,}"
 
 
 def custom_config(link_token: str) -> tuple[ModelSpec | None, str]:
@@ -97,7 +92,7 @@ def sync_slider() -> None:
 
 
 def sync_number() -> None:
-    st.session_state[P + "context_log"] = min(POWERS, key=lambda n: abs(n - st.session_state[P + "context"]))
+    st.session_state[P + "context_log"] = min(CONTEXTS, key=lambda n: abs(n - st.session_state[P + "context"]))
 
 
 def controls(custom: ModelSpec | None, token: str) -> PlannerState:
@@ -116,7 +111,7 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
     st.multiselect("Models (up to four)", options, key=P + "models", max_selections=4, format_func=label)
     a, b, c = st.columns([3, 1, 1])
     a.select_slider(
-        "Context (tokens, log scale)", POWERS, key=P + "context_log", format_func=tokens, on_change=sync_slider
+        "Context (tokens, log scale)", CONTEXTS, key=P + "context_log", format_func=token_label, on_change=sync_slider
     )
     b.number_input("Exact context (tokens)", 1, MAX_TYPED_CONTEXT, key=P + "context", on_change=sync_number)
     c.number_input("Concurrent requests", 1, 65_536, key=P + "batch")
@@ -169,7 +164,7 @@ def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
                 ),
                 "weights": fmt_bytes(p.weights_bytes),
                 "KV / token": fmt_bytes(kv_bytes_per_token(spec, s.kv_dtype, s.layout)),
-                f"KV{' + state' if stateful else ''} {s.batch} x {tokens(s.context)}": fmt_bytes(p.kv_paged_bytes),
+                f"KV{' + state' if stateful else ''} {s.batch} x {token_label(s.context)}": fmt_bytes(p.kv_paged_bytes),
                 "KV budget": fmt_bytes(p.kv_budget_bytes) if p.kv_budget_bytes >= 0 else "none",
                 "fits": "yes" if p.fits else "no",
                 "concurrency": f"{p.max_concurrency:,.2f}x",
@@ -201,7 +196,9 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
 ensure_router()
 st.title("Memory planner")
 st.markdown(LESSON.read_text())
-init = link_state(PlannerState, P, extra=lambda init: {"context_log": min(POWERS, key=lambda n: abs(n - init.context))})
+init = link_state(
+    PlannerState, P, extra=lambda init: {"context_log": min(CONTEXTS, key=lambda n: abs(n - init.context))}
+)
 custom, token = custom_config(init.config)
 if CUSTOM in init.models and custom is None and not init.config:
     st.warning(
@@ -257,7 +254,7 @@ st.caption(
 )
 
 st.subheader("KV cache vs context")
-curves = cache_vs_context(specs, POWERS, s.kv_dtype, s.batch, s.layout)
+curves = cache_vs_context(specs, CONTEXTS, s.kv_dtype, s.batch, s.layout)
 title = f"KV cache of {s.batch} request(s), {s.kv_dtype}, {s.layout} layout"
 kv = style(cache_chart(curves, usable_name, hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title))
 st.altair_chart(kv, width="stretch", height=480, key=P + "kv_chart")
@@ -265,7 +262,7 @@ downloads(kv, curves, "kv-vs-context", P + "dl_kv")
 
 st.subheader("By layer type and tensor")
 bd = breakdown_table(specs, s.context, s.batch, s.kv_dtype, s.layout)
-bdc = style(breakdown_chart(bd, f"Where the cache goes at {tokens(s.context)} tokens"))
+bdc = style(breakdown_chart(bd, f"Where the cache goes at {token_label(s.context)} tokens"))
 st.altair_chart(bdc, width="stretch", key=P + "bd_chart")
 downloads(bdc, bd, "cache-breakdown", P + "dl_bd")
 

@@ -9,13 +9,12 @@ import streamlit as st
 from core.accounting.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
 from core.lab.sparse import SmallSparse, claim_steps, dsa_selection, flops_vs_context, v4_visibility
 from core.model.units import fmt_bytes, fmt_si
-from core.view.charts import parts_vs_context, selection_heatmap, style, visibility_heatmap
+from core.view.charts import CONTEXTS, parts_vs_context, selection_heatmap, style, visibility_heatmap
 from core.view.urlstate import SparseState, dump_state
 from pages.common import downloads, ensure_router, link_state, preset
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "sparse.md"
 P = "sparse."
-CONTEXTS = [2**k for k in range(21)]
 HCA_RATIOS = [2, 8, 16, 32, 64]
 NO_DELTA = {"delta_color": "off", "delta_arrow": "off"}
 

@@ -23,6 +23,16 @@ TOKENS_LABEL = (
 )
 
 
+CONTEXTS = [2**k for k in range(21)]  # the context grid of every page: 1, 2, 4, ..., 1M tokens
+
+
+def token_label(n: int) -> str:
+    """1,000 -> "1,000"; 4,096 -> "4K"; 1,048,576 -> "1M" (exact multiples only)."""
+    if n >= 2**20 and n % 2**20 == 0:
+        return f"{n // 2**20}M"
+    return f"{n // 1024}K" if n >= 1024 and n % 1024 == 0 else f"{n:,}"
+
+
 def context_x(field: str = "context") -> alt.X:
     """The log-2 context axis every context chart shares: 1, 4, ..., 1K, 4K, ..., 1M."""
     return alt.X(
@@ -41,12 +51,34 @@ def _grid(df: pd.DataFrame) -> tuple[int, int]:
 def cache_vs_context(
     models: dict[str, ModelSpec], contexts: list[int], kv_dtype: str = "bf16", batch: int = 1, layout: str = "latent"
 ) -> pd.DataFrame:
-    """Long table: model, design, context, KV cache bytes and GiB."""
+    """Long table: model, design, context, part ("KV cache", or "fixed state" for models with linear-attention
+    or Mamba layers: the same at every context), bytes and GiB (columns kv_bytes, kv_gib)."""
     rows = []
     for label, spec in models.items():
+        state = acc.state_bytes(spec, batch)
         for n in contexts:
             b = acc.kv_cache_bytes(spec, n, batch, kv_dtype, layout)
-            rows.append({"model": label, "design": spec.design, "context": n, "kv_bytes": b, "kv_gib": b / GIB})
+            rows.append(
+                {
+                    "model": label,
+                    "design": spec.design,
+                    "context": n,
+                    "part": "KV cache",
+                    "kv_bytes": b,
+                    "kv_gib": b / GIB,
+                }
+            )
+            if state:
+                rows.append(
+                    {
+                        "model": label,
+                        "design": spec.design,
+                        "context": n,
+                        "part": "fixed state",
+                        "kv_bytes": state,
+                        "kv_gib": state / GIB,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -63,24 +95,32 @@ def cache_chart(  # unstyled: wrap in style() before showing
     df: pd.DataFrame, gpu_label: str, gpu_gib: float, context: int, title: str = "KV cache vs context"
 ) -> alt.Chart:
     """Log-log KV cache (GiB) vs context, a line per model, the GPU's memory as a dashed rule and the
-    chosen context as a vertical rule."""
+    chosen context as a vertical rule. Models with a fixed-size state (linear attention, Mamba) get a
+    second, dotted line in their colour for the state, which does not grow."""
     x = context_x().scale(type="log", base=2, domain=[int(df.context.min()), int(df.context.max())])
-    y = alt.Y("kv_gib:Q", scale=alt.Scale(type="log"), axis=alt.Axis(title="KV cache (GiB, log scale)", format="~g"))
-    lines = (
-        alt.Chart(df)
-        .mark_line(strokeWidth=3)
-        .encode(
-            x=x,
-            y=y,
-            color=alt.Color("model:N", title=None, scale=alt.Scale(range=MODEL_COLORS)),
-            tooltip=[
-                "model",
-                "design",
-                alt.Tooltip("context:Q", format=","),
-                alt.Tooltip("kv_gib:Q", format=".3~f", title="GiB"),
-            ],
-        )
+    stateful = "part" in df and (df["part"] == "fixed state").any()
+    y_title = "KV cache and fixed state (GiB, log scale)" if stateful else "KV cache (GiB, log scale)"
+    y = alt.Y("kv_gib:Q", scale=alt.Scale(type="log"), axis=alt.Axis(title=y_title, format="~g"))
+    encoding = dict(
+        x=x,
+        y=y,
+        color=alt.Color("model:N", title=None, scale=alt.Scale(range=MODEL_COLORS)),
+        tooltip=[
+            "model",
+            "design",
+            *(["part"] if stateful else []),
+            alt.Tooltip("context:Q", format=","),
+            alt.Tooltip("kv_gib:Q", format=".3~f", title="GiB"),
+        ],
     )
+    if stateful:
+        encoding["strokeDash"] = alt.StrokeDash(
+            "part:N",
+            title=None,
+            scale=alt.Scale(domain=["KV cache", "fixed state"], range=[[1, 0], [2, 3]]),
+        )
+        encoding["detail"] = "part:N"
+    lines = alt.Chart(df).mark_line(strokeWidth=3).encode(**encoding)
     gpu = pd.DataFrame({"gib": [gpu_gib], "label": [f"{gpu_label}: {gpu_gib:.1f} GiB"]})
     rule = alt.Chart(gpu).mark_rule(strokeDash=[8, 4], color=GPU_COLOR, strokeWidth=2).encode(y="gib:Q")
     text = (
@@ -163,10 +203,12 @@ def memory_chart(df: pd.DataFrame, usable_gib: float, label: str, title: str = "
 
 
 def breakdown_table(specs: dict[str, ModelSpec], context: int, batch: int, kv_dtype: str, layout: str) -> pd.DataFrame:
-    """Cache by layer type and tensor, per model (GiB)."""
+    """Cache by layer type and tensor, per model (GiB), then the fixed-size state (linear attention, Mamba),
+    whose rows do not depend on the context."""
     rows = []
     for label, spec in specs.items():
-        for t in acc.kv_cache(spec, context, batch, kv_dtype, layout).terms:
+        terms = acc.kv_cache(spec, context, batch, kv_dtype, layout).terms + acc.state(spec, batch).terms
+        for t in terms:
             rows.append(
                 {
                     "model": label,
@@ -190,7 +232,7 @@ def breakdown_chart(df: pd.DataFrame, title: str) -> alt.Chart:
         .mark_bar()
         .encode(
             y=alt.Y("model:N", title=None, sort=None, axis=alt.Axis(labelLimit=300)),
-            x=alt.X("sum(bytes):Q", stack="normalize", title="share of the KV cache", axis=alt.Axis(format="%")),
+            x=alt.X("sum(bytes):Q", stack="normalize", title="share of what is kept", axis=alt.Axis(format="%")),
             color=alt.Color("part:N", title=None, scale=alt.Scale(scheme="tableau20")),
             tooltip=[
                 "model",
@@ -599,3 +641,28 @@ def needle_summary_chart(df: pd.DataFrame, title: str) -> alt.Chart:
     return alt.layer(base.mark_line(strokeWidth=2.5), base.mark_point(size=70, filled=True)).properties(
         width=720, height=420, title=title
     )
+
+
+# ----------------------------------------------------------------------------- hybrid models
+
+HOLDS_COLORS = {"attention (GQA)": "#2563eb", "Gated DeltaNet": "#7c3aed", "Mamba-2": "#10b981"}
+
+
+def held_chart(
+    df: pd.DataFrame, value: str, measured: str, title: str, y_title: str, axis_format: str = "~g"
+) -> alt.Chart:
+    """Log-log: what each layer holds (or computes) vs context; the accounting as a line, the measurement
+    as points on it (core.lab.hybrid.run's table)."""
+    x = context_x().scale(type="log", base=2, domain=[1, int(df.context.max())])
+    color = alt.Color(
+        "layer:N", title=None, scale=alt.Scale(domain=list(HOLDS_COLORS), range=list(HOLDS_COLORS.values()))
+    )
+    y = alt.Y(f"{value}:Q", scale=alt.Scale(type="log"), axis=alt.Axis(title=y_title, format=axis_format))
+    tip = ["layer", "holds", alt.Tooltip("context:Q", format=","), alt.Tooltip(f"{measured}:Q", format=",.6~g")]
+    line = alt.Chart(df).mark_line(strokeWidth=3).encode(x=x, y=y, color=color, tooltip=tip)
+    points = (
+        alt.Chart(df)
+        .mark_point(size=90, filled=True, stroke="white", strokeWidth=1)
+        .encode(x=x, y=alt.Y(f"{measured}:Q"), color=color, tooltip=tip)
+    )
+    return alt.layer(line, points).properties(width=720, height=340, title=title)

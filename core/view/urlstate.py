@@ -292,6 +292,31 @@ class SparseState:
     notices: tuple[str, ...] = field(default=(), compare=False)
 
 
+HYBRID_TOKENS = (16, 32, 64, 128, 256, 512, 1024, 2048)  # the Hybrid page's run lengths
+HYBRID_MODELS = (
+    "qwen3-next-80b-a3b",
+    "qwen3.5-27b",
+    "nemotron-h-56b",
+    "nemotron-3-nano-30b-a3b",
+    "kimi-linear-48b-a3b",
+    "llama-4-scout",
+    "gemma-4-26b-a4b",
+    "mimo-v2-flash",
+    "llama-3.3-nemotron-super-49b",
+)
+
+
+@dataclass(frozen=True)
+class HybridState:
+    tokens: int = field(
+        default=512, metadata=_meta("T", lambda raw: int(choice(lambda: tuple(map(str, HYBRID_TOKENS)), "tokens")(raw)))
+    )
+    source: str = field(default="random", metadata=_meta("input", choice(lambda: ("random", "text"), "input")))
+    model: str = field(default="qwen3-next-80b-a3b", metadata=_meta("model", choice(lambda: HYBRID_MODELS, "model")))
+    context: int = field(default=131_072, metadata=_meta("context", int_in(1, MAX_CONTEXT, "context")))
+    notices: tuple[str, ...] = field(default=(), compare=False)
+
+
 @dataclass(frozen=True)
 class QuantState:
     layer: int = field(default=0, metadata=_meta("layer", int_in(0, 5, "layer")))
