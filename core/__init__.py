@@ -1,7 +1,13 @@
-"""KV Cache Lab engine: attention specs, config parsing, exact accounting and real layers.
+"""KV Cache Lab engine, in layers that import downwards only:
 
-Nothing in this package imports streamlit. The accounting path (specs, hf_config, accounting,
-report) does not import torch either, so the CLI answers quickly; only the layers need torch.
+    core.model       specs, config parsing, presets, storage formats, GPUs, units   (no torch)
+    core.accounting  exact cache, state, FLOPs, parameters; one module per design   (no torch)
+    core.layers      real torch layers with explicit caches and states
+    core.lab         the runs behind each lesson
+    core.view        Altair charts and URL state for the pages
+    core.report      the command line (model + accounting only, so it answers without torch)
+
+Nothing in this package imports streamlit.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -81,12 +81,12 @@ st.dataframe(
 )
 spec = SmallHybrid().specs
 st.caption(
-    f"Width 64, float32, seeded. Attention: 4 query heads sharing 2 kv heads of 16, so 2 x 2 x 16 x 4 B = 256 B "
-    f"per token. Gated DeltaNet: 2 key heads of 32 and 4 value heads of 16 (state 4 x 32 x 16 plus a 3-step "
-    f"convolution over {spec['Gated DeltaNet'].conv_dim} channels). Mamba-2: 4 heads of 16 with state size 16. Scaled down from "
-    "Qwen3-Next (32 value heads of 128) and Nemotron-H (256 heads of 64, state 256). Each layer reads the tokens in "
-    "pieces with its cache or state passed in and returned; the points are the tensors' nbytes, the lines the "
-    "accounting's formulas."
+    "Width 64, float32, seeded. Attention: 4 query heads sharing 2 kv heads of 16, so 2 x 2 x 16 x 4 B = 256 B "
+    "per token. Gated DeltaNet: 2 key heads of 32 and 4 value heads of 16 (state 4 x 32 x 16 plus a 3-step "
+    f"convolution over {spec['Gated DeltaNet'].conv_dim} channels). Mamba-2: 4 heads of 16 with state size 16. "
+    "Scaled down from Qwen3-Next (32 value heads of 128) and Nemotron-H (256 heads of 64, state 256). "
+    "Each layer reads the tokens in pieces with its cache or state passed in and returned; the points are "
+    "the tensors' nbytes, the lines the accounting's formulas."
 )
 
 st.subheader("Today's hybrid models, from their config files")
