@@ -20,15 +20,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 import torch
+from apptest import assert_clean, assert_no_exception, open_page
 from streamlit.testing.v1 import AppTest
 
 from core.view.urlstate import InsideState, parse_state
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
 P = "inside."
 DESIGNS = ["MHA", "GQA", "MLA naive", "MLA absorbed"]
 WIDTHS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
@@ -46,21 +45,15 @@ def one_torch_thread():
 
 
 def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.switch_page("pages/inside_mla.py")
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at.run()
+    return open_page("pages/inside_mla.py", query)
 
 
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
+no_exception = assert_no_exception
 
 
 def ok(at: AppTest) -> None:
     """No exception, no st.error, and the tables say measured == formula everywhere."""
-    no_exception(at)
-    assert not at.error, [e.value for e in at.error]
+    assert_clean(at)
     tables_match(at)
 
 

@@ -16,16 +16,15 @@ What it proves:
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from apptest import assert_clean, open_page
 from streamlit.testing.v1 import AppTest
 
 from core.lab.minilm import load_passages
 from core.view.urlstate import LatentState, parse_state
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
 P = "latent."
 N_PASSAGES = len(load_passages())
 METRICS = ["layer output error", "keys / values error", "probabilities (mean TV)", "cache per token per layer (bf16)"]
@@ -42,16 +41,12 @@ def one_torch_thread():
 
 
 def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.switch_page("pages/latent_rank.py")
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at.run()
+    return open_page("pages/latent_rank.py", query)
 
 
 def ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+    """No exception, no st.error, the four metrics and the four charts."""
+    assert_clean(at)
     assert [m.label for m in at.metric] == METRICS
     assert len(at.get("vega_lite_chart")) == 4  # spectra, energy, errors, tiny models
 

@@ -1,27 +1,19 @@
 """The Overview page renders without exceptions at defaults, at every widget's extremes, and from
 shared links (good and hostile); the numbers it shows follow the widgets."""
 
-from pathlib import Path
-
 import pytest
+from apptest import assert_clean, open_page
 from streamlit.testing.v1 import AppTest
 
 from core.model.dtypes import CACHE_DTYPES
 from core.model.gpus import GPUS
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
-
 
 def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at.run()
+    return open_page("pages/overview.py", query)
 
 
-def ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+ok = assert_clean
 
 
 def test_defaults_render_chart_table_and_claims():

@@ -21,6 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from apptest import assert_clean, assert_no_exception, open_page
 from streamlit.testing.v1 import AppTest
 
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
@@ -28,34 +29,27 @@ from core.model.gpus import GPUS
 from core.model.presets import preset_names
 from core.view.urlstate import PlannerState, encode_config, parse_state
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "app.py"
-CONFIGS = ROOT / "assets" / "configs"
+CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "configs"
 P = "planner."
 LAYOUTS = ["latent", "materialised", "fp8_ds_mla"]
 QUERY_KEYS = {f.metadata["param"].key for f in fields(PlannerState) if "param" in f.metadata}
 
 
 def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.switch_page("pages/planner.py")
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at.run()
+    return open_page("pages/planner.py", query)
 
 
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
+no_exception = assert_no_exception
 
 
 def ok(at: AppTest, allow_no_fit: bool = False) -> None:
     """No exception; no st.error, or (allow_no_fit) only errors that say the weights do not fit."""
+    if not allow_no_fit:
+        assert_clean(at)
+        return
     no_exception(at)
     errors = [e.value for e in at.error]
-    if allow_no_fit:
-        assert all("do not fit" in e for e in errors), errors
-    else:
-        assert not errors, errors
+    assert all("do not fit" in e for e in errors), errors
 
 
 def table(at: AppTest):

@@ -11,15 +11,13 @@ What it proves:
 """
 
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
+from apptest import assert_clean, assert_no_exception, open_page
 from streamlit.testing.v1 import AppTest
 
 from core.view.urlstate import SparseState, parse_state
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = ROOT / "app.py"
 P = "sparse."
 KV_BF16, KV_PRODUCTION, FLOPS = "11.5%", "10.5%", "26.2%"
 HCA_RATIO_4_BUG = (
@@ -30,15 +28,10 @@ HCA_RATIO_4_BUG = (
 
 
 def run(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.switch_page("pages/sparse.py")
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    return at.run()
+    return open_page("pages/sparse.py", query)
 
 
-def no_exception(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
+no_exception = assert_no_exception
 
 
 def charts(at: AppTest) -> int:
@@ -57,8 +50,7 @@ def url_state(at: AppTest) -> SparseState:
 
 
 def rendered(at: AppTest, kv: str = KV_BF16) -> None:
-    no_exception(at)
-    assert not at.error, [e.value for e in at.error]
+    assert_clean(at)
     assert charts(at) == 3
     assert metrics(at) == [("V4-Pro / V3.2", kv), ("V4-Pro / V3.2", FLOPS)]
 

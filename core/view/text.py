@@ -1,0 +1,33 @@
+"""Text that came from a stranger (a link, an upload, a paste), made safe to show.
+
+Streamlit renders the text of st.markdown, st.warning, st.error, st.info, st.success and st.caption as
+Markdown with KaTeX: a value such as `![b](http://host/x)` becomes an image the viewer's browser fetches,
+`[text](url)` a link, `$...$` a formula. `plain` escapes every character Markdown or KaTeX give a meaning
+to, folds line breaks, and truncates, so the value reads exactly as it was typed and nothing more.
+Use it for every user-controlled value a page puts into one of those elements.
+"""
+
+from __future__ import annotations
+
+import re
+
+LIMIT = 120  # characters of a user value a message shows
+
+# CommonMark's escapable ASCII punctuation, plus $ (KaTeX) and the characters Streamlit's markdown
+# extensions react to (:emoji: shortcodes and :color[...] directives use ':').
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&'\"=^%@])")
+
+
+def truncate(text: str, limit: int = LIMIT) -> str:
+    """At most `limit` characters of `text`, then "(... N more characters)"."""
+    more = len(text) - limit
+    return text if more <= 0 else f"{text[:limit]} (... {more:,} more characters)"
+
+
+def plain(value: object, limit: int = LIMIT) -> str:
+    """`value` as Markdown that renders as its literal text: truncated to `limit` characters, control
+    characters and line breaks shown as spaces, every Markdown/KaTeX special character escaped."""
+    text = value if isinstance(value, str) else str(value)
+    text = truncate(text, limit)
+    text = "".join(" " if (ord(ch) < 32 or ord(ch) == 127 or ch in "\u2028\u2029") else ch for ch in text)
+    return _SPECIAL.sub(r"\\\1", text)
