@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import altair as alt
 import pandas as pd
@@ -11,6 +11,8 @@ import streamlit as st
 from core.model.presets import load_preset
 from core.model.specs import ModelSpec
 from core.view.charts import to_png, to_svg
+from core.view.text import plain
+from core.view.urlstate import parse_state
 
 
 @st.cache_resource
@@ -93,15 +95,23 @@ def ensure_router() -> None:
         st.rerun()
 
 
-def link_state(cls, prefix: str, extra: dict | None = None):
+def link_state(cls, prefix: str, extra=None):
     """The page's state from the URL (core.urlstate `cls`): warn about what the link got wrong, seed the
-    widgets from it once per session, and return it."""
-    from core.view.urlstate import parse_state
-
+    widgets from it once per session, and return it. `extra` (a dict, or a function of the parsed state)
+    gives widget values derived from the link; where one replaces a field's value (a context between a
+    slider's stops snapped to the nearest), the replacement is announced and wins."""
     init = parse_state(cls, st.query_params.to_dict())
-    for note in init.notices:
-        st.warning(f"Link: {note}.")
-    init_widgets(prefix, init, extra(init) if callable(extra) else extra)
+    derived = (extra(init) if callable(extra) else extra) or {}
+    notes = list(init.notices)
+    names = {f.name for f in fields(init)}
+    for k, v in derived.items():
+        if k in names and getattr(init, k) != v:
+            old = getattr(init, k)
+            notes.append(f"{k} {old:,} is not on the slider; showing the nearest, {v:,}")
+            init = replace(init, **{k: v})
+    for note in notes:
+        st.warning(f"Link: {plain(note, 300)}.")
+    init_widgets(prefix, init, {k: v for k, v in derived.items() if k not in names})
     return init
 
 

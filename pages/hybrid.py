@@ -13,7 +13,7 @@ from core.lab.hybrid import SmallHybrid, run
 from core.model.units import fmt_bytes, fmt_si
 from core.view.charts import CONTEXTS, breakdown_chart, breakdown_table, held_chart, style, token_label
 from core.view.urlstate import HYBRID_MODELS, HYBRID_TOKENS, HybridState, dump_state
-from pages.common import downloads, ensure_router, link_state, preset
+from pages.common import downloads, ensure_router, link_state, preset, require_minilm
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "hybrid.md"
 P = "hybrid."
@@ -36,6 +36,8 @@ a.select_slider("Tokens", HYBRID_TOKENS, key=P + "tokens")
 b.radio("Input", ["random", "text"], key=P + "source", horizontal=True,
         format_func={"random": "seeded random", "text": "real text (MiniLM)"}.get)  # fmt: skip
 ss = st.session_state
+if ss[P + "source"] == "text":
+    require_minilm()
 df = measured(ss[P + "tokens"], ss[P + "source"])
 held = style(
     held_chart(

@@ -19,6 +19,7 @@ from core.lab.inside import (
 )
 from core.model.units import fmt_bytes
 from core.view.charts import attention_heatmap, flops_chart, heatmap_frame, style
+from core.view.text import plain
 from core.view.urlstate import WIDTHS, InsideState, dump_state
 from pages.common import downloads, ensure_router, link_state
 
@@ -130,7 +131,7 @@ s = controls()
 try:
     cfg = config(s)
 except ValueError as e:
-    st.error(str(e))
+    st.error(plain(e, 400))
     st.stop()
 st.query_params.from_dict(dump_state(s))
 res = run(cfg, s.source, s.precision, s.device)

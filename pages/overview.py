@@ -15,6 +15,7 @@ from core.model.gpus import GPUS
 from core.model.presets import preset_names
 from core.model.units import fmt_bytes, fmt_params, fmt_si
 from core.view.charts import CONTEXTS, GIB, cache_chart, cache_vs_context, style, token_label
+from core.view.text import plain
 from core.view.urlstate import MAX_CONTEXT, OverviewState, parse_overview, serialise_overview
 from pages.common import downloads, ensure_router, preset
 
@@ -110,7 +111,7 @@ st.title("Why the KV cache decides long-context inference")
 st.markdown(LESSON.read_text())
 state = parse_overview(st.query_params.to_dict())
 for note in state.notices:
-    st.warning(f"Link: {note}.")
+    st.warning(f"Link: {plain(note, 300)}.")
 s = controls(state)
 st.query_params.from_dict(serialise_overview(s))
 gpu = GPUS[s.gpu]

@@ -1,6 +1,7 @@
 """Memory planner: weights + KV cache + headroom on GPUs, what fits, and a card for architecture reviews."""
 
 import datetime
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,7 @@ from core.view.charts import (
     to_png,
     token_label,
 )
+from core.view.text import plain, truncate
 from core.view.urlstate import (
     CUSTOM,
     MAX_CONTEXT,
@@ -59,28 +61,29 @@ def custom_config(link_token: str) -> tuple[ModelSpec | None, str]:
         pasted = st.text_area("...or paste its text", key=P + "paste", height=120)
         text, source = "", ""
         if up is not None:
-            text, source = up.getvalue(), up.name
+            text, source = up.getvalue(), truncate(up.name, 80)
         elif pasted.strip():
             text, source = pasted, "the pasted config"
         elif link_token:
             try:
                 text, source = decode_config(link_token), "the config in the link"
             except ValueError as e:
-                st.error(f"{e}.")
-        if not text:
+                st.error(f"{plain(e, 400)}.")
+        if not source:
             return None, ""
-        try:
-            cfg = load_config_text(text, source)  # its errors name the source already
-        except ValueError as e:
-            st.error(f"{str(e)[:1].upper()}{str(e)[1:]}")
-            return None, ""
-        try:
+        try:  # decoding, size, depth, JSON: every problem is one sentence naming the source
+            cfg = load_config_text(text, source)
             spec = from_hf_config(cfg, name=str(cfg.get("_name_or_path") or cfg.get("model_type") or "your model"))
         except ValueError as e:
-            st.error(f"{source[:1].upper()}{source[1:]}: {e}")
+            msg = str(e)
+            msg = msg if msg.startswith(source) else f"{source}: {msg}"
+            st.error(plain(msg[:1].upper() + msg[1:], 400))
             return None, ""
-        st.success(f"Read {source}: {spec.model_type}, {spec.n_layers} layers, attention {spec.design}.")
-        token = encode_config(text if isinstance(text, str) else text.decode())
+        st.success(
+            f"Read {plain(source)}: {plain(spec.model_type, 60)}, {spec.n_layers} layers, "
+            f"attention {plain(spec.design)}."
+        )
+        token = encode_config(json.dumps(cfg, separators=(",", ":")))
         if len(token) > MAX_LINK_CONFIG_CHARS:
             st.info(f"This config is {len(token):,} characters encoded, too long for a link: share the file too.")
             token = ""
@@ -232,7 +235,7 @@ plans = {m: pl.plan(spec, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.
 
 st.subheader("What each model caches")
 for m, spec in specs.items():
-    st.markdown(f"**{m}**\n" + "\n".join(f"- {line}" for line in describe(spec)))
+    st.markdown(f"**{plain(m)}**\n" + "\n".join(f"- {plain(line, 600)}" for line in describe(spec)))
 
 usable_name = f"{hw.n_gpus} x {hw.name} usable ({s.utilization}%)"
 usable = f"{usable_name}: {hw.usable_bytes / GIB:,.1f} GiB"

@@ -1,5 +1,6 @@
 """Shared AppTest helpers: open one page of the app (optionally from a link) and check a run was clean."""
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -25,3 +26,8 @@ def assert_clean(at: AppTest) -> None:
     """No exception and no st.error in the last run."""
     assert_no_exception(at)
     assert not at.error, [e.value for e in at.error]
+
+
+def unescaped(markdown: str) -> str:
+    """The text a message shows: core.view.text.plain's backslash escapes removed."""
+    return re.sub(r"\\(.)", r"\1", markdown)

@@ -23,7 +23,7 @@ from dataclasses import fields
 
 import pytest
 import torch
-from apptest import assert_clean, assert_no_exception, open_page
+from apptest import assert_clean, assert_no_exception, open_page, unescaped
 from streamlit.testing.v1 import AppTest
 
 from core.view.urlstate import InsideState, parse_state
@@ -124,7 +124,7 @@ def test_defaults_render_tables_diagrams_charts_and_metrics():
     assert float(m["max |naive - absorbed|"]) < 1e-12
     assert abs(float(m["1 - cosine similarity"])) < 1e-12
     assert m["cache, naive / absorbed"] == "8.0x"  # 8 x (48 + 32) vs 64 + 16
-    assert len(at.success) == 1 and "relative output error" in at.success[0].value
+    assert len(at.success) == 1 and "relative output error" in unescaped(at.success[0].value)
     assert not at.toggle(key=P + "coupled_rope").value
     assert at.select_slider(key=P + "d_model").options == [str(w) for w in WIDTHS]
 
@@ -149,7 +149,7 @@ def test_every_slider_at_its_extremes(kind, field, values):
     for v in values:
         getattr(at, kind)(key=P + field).set_value(v).run()
         no_exception(at)
-        errors = [e.value for e in at.error]
+        errors = [unescaped(e.value) for e in at.error]
         if errors:  # the page may refuse a too-large combination, in a sentence
             assert len(errors) == 1 and "limit" in errors[0] and errors[0].endswith("."), errors
             continue
@@ -250,7 +250,7 @@ def test_rope_toggle_shows_the_error_with_a_percentage():
     no_exception(at)
     tables_match(at)
     assert len(at.error) == 1
-    msg = at.error[0].value
+    msg = unescaped(at.error[0].value)
     assert "wrong answer" in msg
     pct = re.search(r"relative output error \*\*(\d+\.\d\d)%\*\*", msg)
     assert pct and float(pct.group(1)) > 0.1, msg
@@ -369,7 +369,7 @@ def test_hostile_links_give_notices_not_exceptions(query):
     at = run(query)
     no_exception(at)
     ok(at)
-    notes = [w.value for w in at.warning]
+    notes = [unescaped(w.value) for w in at.warning]
     assert notes and all(n.startswith("Link: ") for n in notes)
     assert len(notes) == len(query), notes  # one notice per bad parameter
     assert len(graphs(at)) == 4 and len(charts(at)) == 2
@@ -378,7 +378,7 @@ def test_hostile_links_give_notices_not_exceptions(query):
 
 def test_hostile_link_notice_wording():
     at = run(HOSTILE[0])
-    text = " ".join(w.value for w in at.warning)
+    text = " ".join(unescaped(w.value) for w in at.warning)
     for words in ("unknown link parameter 'zzz'", "model width", "sequence length", "precision", "RoPE toggle"):
         assert words in text, text
     assert "X" * 41 not in text  # a long value is not echoed
@@ -407,7 +407,7 @@ def test_links_the_sliders_cannot_make_still_render(query, shown):
 def test_odd_rope_dim_from_a_link_is_an_error_sentence():
     at = run({"dr": "3"})
     no_exception(at)
-    assert [e.value for e in at.error] == ["the rope dimension (3) must be even (RoPE rotates pairs)."]
+    assert [unescaped(e.value) for e in at.error] == ["the rope dimension (3) must be even (RoPE rotates pairs)."]
     assert at.slider(key=P + "rope_dim").value == 3  # the controls stay, so the slider can fix it
     at.slider(key=P + "rope_dim").set_value(4).run()
     ok(at)

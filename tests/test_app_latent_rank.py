@@ -19,7 +19,7 @@ import json
 
 import pytest
 import torch
-from apptest import assert_clean, open_page
+from apptest import assert_clean, open_page, unescaped
 from streamlit.testing.v1 import AppTest
 
 from core.lab.minilm import load_passages
@@ -206,7 +206,7 @@ def test_a_written_link_reopens_the_same_view():
 def test_hostile_links_give_notices_not_exceptions(query, words):
     at = run(query)
     ok(at)
-    notes = [w.value for w in at.warning]
+    notes = [unescaped(w.value) for w in at.warning]
     assert notes and all(n.startswith("Link: ") for n in notes)
     assert len(notes) == len(query), notes  # one notice per bad parameter
     text = " ".join(notes)

@@ -2,7 +2,7 @@
 weakest and strongest setting renders without an exception, links round-trip and hostile links warn."""
 
 import pytest
-from apptest import assert_clean, open_page
+from apptest import assert_clean, open_page, unescaped
 from streamlit.testing.v1 import AppTest
 
 from core.lab import needle as nd
@@ -49,4 +49,4 @@ def test_link_round_trip_and_hostile_links():
     assert at.select_slider(key=P + "strength").value == "tq-2bit"
     at = run({"model": "gpt-5", "method": "magic", "zzz": "1", "strength": "x" * 500})
     assert not at.exception
-    assert any("Link:" in w.value for w in at.warning)
+    assert any("Link:" in unescaped(w.value) for w in at.warning)

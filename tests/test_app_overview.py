@@ -2,7 +2,7 @@
 shared links (good and hostile); the numbers it shows follow the widgets."""
 
 import pytest
-from apptest import assert_clean, open_page
+from apptest import assert_clean, open_page, unescaped
 from streamlit.testing.v1 import AppTest
 
 from core.model.dtypes import CACHE_DTYPES
@@ -83,6 +83,6 @@ def test_shared_link_reproduces_view():
 def test_hostile_link_gives_notices_not_errors():
     at = run({"models": "nope,<script>", "context": "1e99", "gpu": "X" * 500, "batch": "-3", "zzz": "1"})
     assert not at.exception
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = " ".join(unescaped(w.value) for w in at.warning)
     assert "unknown link parameter" in warnings and "context" in warnings and "GPU" in warnings
     assert len(at.get("vega_lite_chart")) == 1

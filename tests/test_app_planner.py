@@ -21,7 +21,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-from apptest import assert_clean, assert_no_exception, open_page
+from apptest import assert_clean, assert_no_exception, open_page, unescaped
 from streamlit.testing.v1 import AppTest
 
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
@@ -48,7 +48,7 @@ def ok(at: AppTest, allow_no_fit: bool = False) -> None:
         assert_clean(at)
         return
     no_exception(at)
-    errors = [e.value for e in at.error]
+    errors = [unescaped(e.value) for e in at.error]
     assert all("do not fit" in e for e in errors), errors
 
 
@@ -126,7 +126,7 @@ def test_every_widget_at_its_extremes(kind, field, values):
 def test_weights_that_do_not_fit_say_so():
     at = run({"gpus": "1"})  # 1 x H200 cannot hold either model's native weights
     no_exception(at)
-    errors = [e.value for e in at.error]
+    errors = [unescaped(e.value) for e in at.error]
     assert len(errors) == 2 and all("do not fit" in e for e in errors), errors
     t = table(at)
     assert (t["fits"] == "no").all() and (t["KV budget"] == "none").all()
@@ -213,7 +213,7 @@ def test_pasted_good_config_joins_the_table():
     text = (CONFIGS / "qwen2.5-7b.json").read_text()
     at = paste(run(), text)
     ok(at)
-    assert len(at.success) == 1 and "qwen2" in at.success[0].value
+    assert len(at.success) == 1 and "qwen2" in unescaped(at.success[0].value)
     assert list(table(at).index) == ["llama-3.1-70b", "deepseek-v3", "your config"]
     assert at.multiselect(key=P + "models").value == ["llama-3.1-70b", "deepseek-v3", "@config"]
     assert charts(at) == 3
@@ -247,7 +247,7 @@ BAD_PASTES = [
 def test_bad_pasted_config_names_the_problem_and_page_keeps_working(text, problem):
     at = paste(run(), text)
     no_exception(at)
-    errors = [e.value for e in at.error]
+    errors = [unescaped(e.value) for e in at.error]
     assert len(errors) == 1 and problem in errors[0], errors
     assert "pasted config" in errors[0]
     assert not at.success
@@ -262,7 +262,7 @@ def test_breaking_a_pasted_config_drops_it_and_fixing_it_brings_it_back():
     assert "your config" in table(at).index
     paste(at, text.replace('"hidden_size": 3584', '"hidden_size": 0'))
     no_exception(at)
-    assert len(at.error) == 1 and "hidden_size" in at.error[0].value
+    assert len(at.error) == 1 and "hidden_size" in unescaped(at.error[0].value)
     assert list(table(at).index) == ["llama-3.1-70b", "deepseek-v3"] and charts(at) == 3
     paste(at, text)
     ok(at)
@@ -322,7 +322,7 @@ def test_config_in_the_link_restores_the_custom_model():
     at = run(query)
     ok(at)
     assert not at.warning
-    assert len(at.success) == 1 and "config in the link" in at.success[0].value
+    assert len(at.success) == 1 and "config in the link" in unescaped(at.success[0].value)
     assert list(table(at).index) == ["llama-3.1-70b", "your config"]
     assert "@config" in at.multiselect(key=P + "models").value
     assert at.query_params["cfg"] == token
@@ -399,11 +399,11 @@ HOSTILE = [
 def test_hostile_link_gives_warnings_not_exceptions(query, notices):
     at = run(query)
     no_exception(at)
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = " ".join(unescaped(w.value) for w in at.warning)
     assert all(w.value.startswith("Link: ") for w in at.warning)
     for n in notices:
         assert n in warnings, (n, warnings)
-    assert not [e.value for e in at.error if "do not fit" not in e.value]
+    assert not [unescaped(e.value) for e in at.error if "do not fit" not in unescaped(e.value)]
     assert charts(at) == 3 and len(table(at)) >= 1
     assert set(at.query_params) <= QUERY_KEYS  # garbage and unknown keys are not written back
     assert "cfg" not in at.query_params
@@ -418,7 +418,7 @@ def test_hostile_link_gives_warnings_not_exceptions(query, notices):
 def test_link_config_that_decodes_but_is_not_a_model_names_the_problem(payload, problem):
     at = run({"models": "llama-3.1-70b,@config", "cfg": b64(zlib.compress(payload))})
     no_exception(at)
-    messages = " ".join(m.value for m in [*at.error, *at.warning])
+    messages = " ".join(unescaped(m.value) for m in [*at.error, *at.warning])
     assert problem in messages and "config in the link" in messages
     assert list(table(at).index) == ["llama-3.1-70b"] and charts(at) == 3
 

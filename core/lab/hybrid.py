@@ -53,6 +53,8 @@ class SmallHybrid:
 
 def checkpoints(tokens: int) -> list[int]:
     """Powers of two up to `tokens`, and `tokens` itself."""
+    if tokens < 1:
+        raise ValueError(f"tokens must be at least 1, got {tokens:,}.")
     out = [1 << k for k in range(tokens.bit_length()) if 1 << k <= tokens]
     return out + ([tokens] if out[-1] != tokens else [])
 

@@ -13,9 +13,10 @@ import re
 
 LIMIT = 120  # characters of a user value a message shows
 
-# CommonMark's escapable ASCII punctuation, plus $ (KaTeX) and the characters Streamlit's markdown
-# extensions react to (:emoji: shortcodes and :color[...] directives use ':').
-_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&'\"=^%@])")
+# The characters that start Markdown inline syntax (code, emphasis, links, images, autolinks and HTML,
+# tables, strikethrough, headings), KaTeX ($) and Streamlit's directives (:red[...], :material/icon:).
+# Line breaks are folded first, so block syntax that needs a line start (lists, setext headings) cannot form.
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~<>$:])")
 
 
 def truncate(text: str, limit: int = LIMIT) -> str:
