@@ -4,8 +4,16 @@ import streamlit as st
 
 st.set_page_config(page_title="KV Cache Lab", page_icon=":material/memory:", layout="wide")
 
+overview = st.Page("pages/overview.py", title="Overview", icon=":material/insights:", url_path="home", default=True)
+
+
+def _old_overview_url() -> None:
+    """/overview (the default page lives at /): open the Overview with the link's parameters, no dialog."""
+    st.switch_page(overview, query_params=st.query_params.to_dict())
+
+
 pages = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/insights:", url_path="overview", default=True),
+    overview,
     st.Page("pages/planner.py", title="Memory planner", icon=":material/memory:", url_path="planner"),
     st.Page("pages/inside_mla.py", title="Inside MLA", icon=":material/account_tree:", url_path="inside_mla"),
     st.Page("pages/latent_rank.py", title="Latent rank", icon=":material/compress:", url_path="latent_rank"),
@@ -15,6 +23,9 @@ pages = [
     st.Page("pages/quantized.py", title="Quantized caches", icon=":material/grain:", url_path="quantized"),
     st.Page("pages/needle.py", title="Needle in a haystack", icon=":material/search:", url_path="needle"),
 ]
+# Hidden: reachable by URL only. The default page is served at "/", so its own url_path would otherwise
+# open Streamlit's "Page not found" dialog.
+pages.append(st.Page(_old_overview_url, title="Overview", url_path="overview", visibility="hidden"))
 nav = st.navigation(pages)
 with st.sidebar:
     st.caption(

@@ -12,7 +12,7 @@ from core.model.presets import load_preset
 from core.model.specs import ModelSpec
 from core.view.charts import to_png, to_svg
 from core.view.text import plain
-from core.view.urlstate import parse_state
+from core.view.urlstate import Replaced, nearest, parse_state
 
 
 @st.cache_resource
@@ -95,19 +95,26 @@ def ensure_router() -> None:
         st.rerun()
 
 
-def link_state(cls, prefix: str, extra=None):
+def link_state(cls, prefix: str, extra=None, grids: dict | None = None):
     """The page's state from the URL (core.urlstate `cls`): warn about what the link got wrong, seed the
-    widgets from it once per session, and return it. `extra` (a dict, or a function of the parsed state)
-    gives widget values derived from the link; where one replaces a field's value (a context between a
-    slider's stops snapped to the nearest), the replacement is announced and wins."""
+    widgets from it once per session, and return it. `grids` maps a field to the values its widget offers
+    (a select_slider's options, a slider's steps): a link value off the grid becomes the nearest one, and
+    the page says so. `extra` (a dict, or a function of the parsed state) gives further widget values
+    derived from the link; one that replaces a field's value is announced and wins too."""
     init = parse_state(cls, st.query_params.to_dict())
-    derived = (extra(init) if callable(extra) else extra) or {}
     notes = list(init.notices)
+    for k, grid in (grids or {}).items():
+        try:
+            nearest(getattr(init, k), grid, k)
+        except Replaced as e:
+            notes.append(str(e))
+            init = replace(init, **{k: e.value})
+    derived = (extra(init) if callable(extra) else extra) or {}
     names = {f.name for f in fields(init)}
     for k, v in derived.items():
         if k in names and getattr(init, k) != v:
             old = getattr(init, k)
-            notes.append(f"{k} {old:,} is not on the slider; showing the nearest, {v:,}")
+            notes.append(f"{k} {old:,} is not offered here; showing the nearest, {v:,}")
             init = replace(init, **{k: v})
     for note in notes:
         st.warning(f"Link: {plain(note, 300)}.")
@@ -128,7 +135,7 @@ def require_minilm() -> None:
     try:
         minilm_model()
     except RuntimeError as e:
-        st.error(str(e))
+        st.error(plain(e, 400))
         st.stop()
 
 

@@ -66,11 +66,12 @@ def measured(device: str, contexts: tuple[int, ...]) -> pd.DataFrame:
 ensure_router()
 st.title("Compute & roofline")
 st.markdown(LESSON.read_text())
-init = link_state(ComputeState, P)
+BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+init = link_state(ComputeState, P, grids={"context": CONTEXTS, "batch": BATCHES})
 a, b, c = st.columns([1, 2, 1])
 a.selectbox("GPU", list(GPUS), key=P + "gpu")
 b.select_slider("Context (tokens, log scale)", CONTEXTS, key=P + "context", format_func=token_label)
-c.select_slider("Batch (sequences)", [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024], key=P + "batch")
+c.select_slider("Batch (sequences)", BATCHES, key=P + "batch")
 ss = st.session_state
 s = ComputeState(ss[P + "gpu"], ss[P + "context"], ss[P + "batch"], ss.get(P + "quantity", init.quantity))
 gpu = GPUS[s.gpu]

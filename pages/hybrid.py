@@ -28,7 +28,7 @@ def measured(tokens_: int, source: str) -> pd.DataFrame:
 ensure_router()
 st.title("Hybrid models: a fixed state beside a growing cache")
 st.markdown(LESSON.read_text())
-link_state(HybridState, P, extra=lambda init: {"context": min(REAL_CONTEXTS, key=lambda n: abs(n - init.context))})
+link_state(HybridState, P, grids={"context": REAL_CONTEXTS})
 
 st.subheader("Run here: three small layers on the same tokens")
 a, b = st.columns([3, 1])

@@ -58,7 +58,7 @@ def controls() -> InsideState:
     return InsideState(**values)
 
 
-@st.cache_data(max_entries=32, show_spinner="Running the layers...")
+@st.cache_data(max_entries=16, show_spinner="Running the layers...")
 def run(cfg: InsideConfig, source: str, precision: str, device: str) -> dict:
     """Plain data for the page: caches, FLOPs, agreement and attention maps of every design. Keyed on what
     the layers compute from only, so the heatmap and RoPE controls do not rerun them."""
@@ -76,7 +76,8 @@ def run(cfg: InsideConfig, source: str, precision: str, device: str) -> dict:
                 "prefill_formula": r.prefill_formula,
                 "decode": r.decode_flops,
                 "decode_formula": r.decode_formula,
-                "probs": r.probs.numpy().astype(np.float32),
+                "probs": r.probs.numpy().astype(np.float32),  # at most 128 x 128 per head
+                "block": r.probs_block,
             }
             for k, r in runs.items()
         },  # fmt: skip
@@ -126,7 +127,19 @@ def flops_table(res: dict, s: InsideState) -> pd.DataFrame:
 ensure_router()
 st.title("Inside MLA")
 st.markdown(LESSON.read_text())
-init = link_state(InsideState, P)
+init = link_state(
+    InsideState,
+    P,
+    grids={
+        "head_dim": range(4, 257, 4),
+        "kv_lora_rank": range(4, 1025, 4),
+        "rope_dim": range(0, 129, 2),
+        "q_lora_rank": range(0, 2049, 8),
+        "seq_len": range(4, 1025, 4),
+    },
+)
+if init.device == "cuda" and not torch.cuda.is_available():
+    st.warning("Link: device cuda is not available on this server; running on the CPU.")
 s = controls()
 try:
     cfg = config(s)
@@ -223,9 +236,8 @@ st.subheader("Attention pattern")
 h1, h2 = st.columns(2)
 h1.selectbox("Design", DESIGNS, key=P + "heat_design")
 h2.slider("Head", 0, max(s.n_heads - 1, 1), key=P + "heat_head", disabled=s.n_heads == 1)
-hd = heatmap_frame(
-    runs[st.session_state[P + "heat_design"]]["probs"], min(st.session_state[P + "heat_head"], s.n_heads - 1)
-)
+heat = runs[st.session_state[P + "heat_design"]]
+hd = heatmap_frame(heat["probs"], min(st.session_state[P + "heat_head"], s.n_heads - 1), block=heat["block"])
 hm = style(attention_heatmap(hd, f"{st.session_state[P + 'heat_design']}, head {st.session_state[P + 'heat_head']}"))
 st.altair_chart(hm, key=P + "heatmap")
 downloads(hm, hd, "attention-heatmap", P + "dl_heat")

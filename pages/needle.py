@@ -11,6 +11,7 @@ from core.lab import needle as nd
 from core.lab import tiny
 from core.model.units import fmt_bytes
 from core.view.charts import needle_heatmap, needle_summary_chart, style
+from core.view.text import plain
 from core.view.urlstate import NeedleState, dump_state
 from pages.common import downloads, ensure_router, link_state
 
@@ -63,6 +64,11 @@ def controls(init: NeedleState) -> NeedleState:
         options = [str(x) for x in nd.STRENGTHS[method]]
         switched = ss.get(P + "last_method") not in (None, method)  # a new method starts at its default
         if switched or ss.get(P + "strength") not in options:
+            if not switched and ss.get(P + "last_method") is None and init.strength:
+                st.warning(
+                    f"Link: strength {plain(init.strength, 40)} is not offered for {plain(method)}; showing the "
+                    f"default, {nd.DEFAULT_STRENGTH[method]}."
+                )
             ss[P + "strength"] = str(nd.DEFAULT_STRENGTH[method])
         unit = {"quantization": "scheme", "low rank": "rank r", "top-k": "k tokens", "pooling": "m tokens per entry"}
         c.select_slider(f"Strength ({unit.get(method, 'tokens kept')})", options, key=P + "strength")

@@ -31,7 +31,9 @@ def controls(init: OverviewState) -> OverviewState:
         "Cache dtype", list(CACHE_DTYPES), index=list(CACHE_DTYPES).index(init.kv_dtype), key="overview.kv"
     )
     batch = d.number_input("Sequences", 1, 4096, init.batch, key="overview.batch")
-    ctx = init.context if init.context in CONTEXTS else min(CONTEXTS, key=lambda n: abs(n - init.context))
+    ctx = init.context if init.context in CONTEXTS else min(CONTEXTS, key=lambda n: (abs(n - init.context), n))
+    if ctx != init.context:
+        st.warning(f"Link: context {int(init.context):,} is not offered here; showing the nearest, {ctx:,}.")
     context = st.select_slider(
         "Context length (tokens, log scale)", CONTEXTS, value=ctx, format_func=token_label, key="overview.context"
     )

@@ -249,7 +249,7 @@ for m, p in plans.items():
 table = results_table(plans, specs, s)
 st.dataframe(table, hide_index=True, width="stretch")
 st.caption(
-    f"{hw.name}: {hw.memory_bytes / 1e9:g} GB per GPU (vendor, decimal) = {hw.memory_bytes / GIB:,.1f} GiB. "
+    f"{plain(hw.name)}: {hw.memory_bytes / 1e9:g} GB per GPU (vendor, decimal) = {hw.memory_bytes / GIB:,.1f} GiB. "
     "Concurrency and max context count whole 16-token blocks, as vLLM allocates them; concurrency is vLLM's "
     "'Maximum concurrency' (blocks in the budget / blocks per request). Decode step and tokens/s are "
     "memory-bound limits for the whole batch: the bytes one step reads (weights once, each request's cache) "

@@ -11,6 +11,7 @@ from core.view.charts import bias_chart, pareto_chart, rotation_chart, style
 from core.view.urlstate import QuantState, dump_state
 from pages.common import downloads, ensure_router, link_state, minilm_model, passage_ids, require_minilm
 
+RANKS = [8, 16, 32, 64, 128, 192, 256, 384]
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "quantized.md"
 P = "quant."
 METRICS = ("output error", "key error", "value error", "score error", "probability TV")
@@ -48,7 +49,7 @@ def controls() -> QuantState:
     a, b, c, d = st.columns([1, 2, 1, 2])
     a.selectbox("Layer", list(range(6)), key=P + "layer")
     b.selectbox("Text", list(range(len(names))), key=P + "passage", format_func=lambda i: names[i])
-    c.select_slider("MLA latent rank", [8, 16, 32, 64, 128, 192, 256, 384], key=P + "rank")
+    c.select_slider("MLA latent rank", RANKS, key=P + "rank")
     d.selectbox("Error shown", METRICS, key=P + "metric")
     ss = st.session_state
     return QuantState(ss[P + "layer"], ss[P + "passage"], ss[P + "rank"], ss[P + "metric"])
@@ -57,7 +58,7 @@ def controls() -> QuantState:
 ensure_router()
 st.title("Quantized caches")
 st.markdown(LESSON.read_text())
-init = link_state(QuantState, P)
+init = link_state(QuantState, P, grids={"rank": RANKS})
 require_minilm()
 s = controls()
 st.query_params.from_dict(dump_state(s))

@@ -172,4 +172,4 @@ def test_a_link_between_slider_options_snaps_to_the_nearest_and_says_so(raw, nea
     assert_clean(at)
     assert at.select_slider(key=P + "context").value == nearest
     (warning,) = [unescaped(w.value) for w in at.warning]
-    assert f"context {int(raw):,} is not on the slider; showing the nearest, {nearest:,}" in warning
+    assert f"context {int(raw):,} is not offered here; showing the nearest, {nearest:,}" in warning

@@ -389,7 +389,11 @@ def test_hostile_link_notice_wording():
     [
         ({"heads": "7", "kv": "2"}, {"n_heads": 7, "n_kv_heads": 1}),  # kv must divide heads
         ({"heads": "8", "kv": "64"}, {"n_kv_heads": 8}),
-        ({"hd": "5", "dc": "5", "dq": "3", "T": "5"}, {"head_dim": 5, "kv_lora_rank": 5, "seq_len": 5}),  # off-step
+        # off the sliders' steps: the nearest step, announced
+        (
+            {"hd": "5", "dc": "5", "dq": "3", "T": "7"},
+            {"head_dim": 4, "kv_lora_rank": 4, "q_lora_rank": 0, "seq_len": 8},
+        ),
         ({"device": "cuda"}, {}),  # no GPU here: the page falls back to the CPU
     ],
 )
@@ -400,15 +404,19 @@ def test_links_the_sliders_cannot_make_still_render(query, shown):
     ok(at)
     for name, v in shown.items():
         assert widget(at, name).value == v
+    warnings = " ".join(unescaped(w.value) for w in at.warning)
+    for name in ("head_dim", "kv_lora_rank", "q_lora_rank", "seq_len", "device cuda"):
+        assert (name in warnings) == (name in shown or (name == "device cuda" and "device" in query)), warnings
     s = url_state(at)
     assert s.n_heads % s.n_kv_heads == 0 and s.device == "cpu"
 
 
-def test_odd_rope_dim_from_a_link_is_an_error_sentence():
+def test_odd_rope_dim_from_a_link_becomes_the_nearest_even_one_and_says_so():
     at = run({"dr": "3"})
-    no_exception(at)
-    assert [unescaped(e.value) for e in at.error] == ["the rope dimension (3) must be even (RoPE rotates pairs)."]
-    assert at.slider(key=P + "rope_dim").value == 3  # the controls stay, so the slider can fix it
+    ok(at)
+    assert at.slider(key=P + "rope_dim").value == 2  # RoPE rotates pairs: the slider's steps are even
+    (warning,) = [unescaped(w.value) for w in at.warning]
+    assert "rope_dim 3 is not offered here; showing the nearest, 2" in warning
     at.slider(key=P + "rope_dim").set_value(4).run()
     ok(at)
 

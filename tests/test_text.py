@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.view.text import LIMIT, plain, truncate
+from core.view.text import LIMIT, ZWSP, plain, truncate
 
 HOSTILE = [
     "![b](http://127.0.0.1:9/x)",
@@ -28,7 +28,7 @@ HOSTILE = [
 
 
 def unescape(s: str) -> str:
-    return re.sub(r"\\(.)", r"\1", s)
+    return re.sub(r"\\(.)", r"\1", s.replace(ZWSP, ""))
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -37,6 +37,14 @@ def test_specials_are_escaped(value):
     assert "\n" not in out and "\r" not in out
     for ch in "![]()$*_`#<>:|":  # every one of them is preceded by a backslash
         assert not re.search(rf"(?<!\\){re.escape(ch)}", out.replace("\\\\", "")), (ch, out)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/x", "HTTPS://evil.example", "www.evil.example", "a@b.example"])
+def test_bare_urls_and_addresses_cannot_become_autolinks(url):
+    """GFM turns bare URLs into links after parsing, escapes or not: a zero-width space breaks the pattern."""
+    out = plain(f"see {url} now")
+    assert not re.search(r"(?i)https?://|www\.|\w@\w", out.replace("\\", ""))
+    assert unescape(out) == f"see {url} now"
 
 
 def test_plain_words_are_left_alone():
@@ -56,6 +64,6 @@ def test_non_strings_are_shown_as_text():
     assert plain(None) == "None"
 
 
-@given(st.text(max_size=200).filter(lambda s: all(ord(c) >= 32 and c not in "\x7f\u2028\u2029" for c in s)))
+@given(st.text(max_size=200).filter(lambda s: all(ord(c) >= 32 and c not in "\x7f\u2028\u2029\u200b" for c in s)))
 def test_unescaping_gives_back_the_input(value):
     assert unescape(plain(value, limit=1000)) == value

@@ -23,7 +23,11 @@ from core.layers.attention import GQAttention, MLAttention, cache_nbytes, rope
 from core.model.specs import DenseMLP, GQASpec, MLASpec, ModelSpec
 
 DTYPE_NAMES = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "bf16", torch.float16: "fp16"}
-MAX_ELEMENTS = 64 << 20  # refuse configurations whose largest intermediate would exceed ~256 MiB in fp32
+# Refuse configurations whose largest intermediate (heads x T x T scores) would exceed 16M numbers: 128 MiB
+# in fp64, a few of which live at once. With the parameter and FLOP limits this keeps one run's peak under
+# about 700 MB, so two of the heaviest links in a row stay inside a 1.5 GB server (measured in
+# tests/test_inside_memory.py).
+MAX_ELEMENTS = 16 << 20
 MAX_PARAMS = 48_000_000  # attention weights of the three layers together (~384 MB in float64)
 MAX_FLOPS = 30_000_000_000  # one page run: prefill + decode of the four designs
 
@@ -105,8 +109,9 @@ class DesignRun:
     prefill_formula: int  # attention block, dense count (what the layer executes)
     decode_flops: int  # measured: one more token after the prefill
     decode_formula: int
-    probs: Tensor  # (H, T, T) attention probabilities of sequence 0, for heatmaps
+    probs: Tensor  # (H, T', T') attention probabilities of sequence 0, averaged over probs_block-sized blocks
     out: Tensor  # (B, T, E)
+    probs_block: int = 1  # positions per heatmap cell: 1 up to 128 tokens, then T' = ceil(T / probs_block) <= 128
 
 
 def _flops(fn) -> tuple[int, object]:
@@ -155,10 +160,26 @@ def run_designs(cfg: InsideConfig, x: Tensor, dtype=torch.float64, device="cpu")
                 prefill_formula=x.shape[0] * (acc.prefill_core_flops(spec, T, mode, causal=False) + T * proj),
                 decode_flops=df,
                 decode_formula=x.shape[0] * (acc.decode_core_flops(spec, T + 1, mode) + proj),
-                probs=tr.probs[0].float().cpu(),
+                probs=(small := block_average(tr.probs[0].float().cpu()))[0],
                 out=tr.out.cpu(),
+                probs_block=small[1],
             )
+            del tr, pf, df
     return out
+
+
+def block_average(probs: Tensor, max_side: int = 128) -> tuple[Tensor, int]:
+    """(H, T, S) attention maps averaged over f x f blocks so that at most max_side x max_side cells remain
+    (what a heatmap can show), and f. What a page keeps of a run is then at most H x max_side^2 numbers,
+    whatever T is."""
+    h, t, s = probs.shape
+    f = -(-max(t, s) // max_side)
+    if f == 1:
+        return probs, 1
+    tt, ss = -(-t // f) * f, -(-s // f) * f
+    padded = probs.new_zeros((h, tt, ss))
+    padded[:, :t, :s] = probs
+    return padded.reshape(h, tt // f, f, ss // f, f).mean(dim=(2, 4)), f
 
 
 @dataclass(frozen=True)

@@ -293,12 +293,17 @@ def review_card(
 # ----------------------------------------------------------------------------- inside MLA
 
 
-def heatmap_frame(probs, head: int, max_side: int = 128) -> pd.DataFrame:
+def heatmap_frame(probs, head: int, max_side: int = 128, block: int = 1) -> pd.DataFrame:
     """Long table (query, key, p) of one head's attention probabilities (H, T, S) array. Longer maps
     are averaged over square blocks so at most max_side x max_side cells reach the browser (query
-    and key then index blocks: the first position of each block)."""
+    and key then index blocks: the first position of each block). `block`: the maps were already
+    averaged over blocks of that many positions (core.lab.inside.block_average)."""
     p = probs[head]
     t, s = p.shape
+    if block > 1:
+        q_idx = [i * block for i in range(t) for _ in range(s)]
+        k_idx = [j * block for _ in range(t) for j in range(s)]
+        return pd.DataFrame({"query": q_idx, "key": k_idx, "p": [float(v) for v in p.reshape(-1)]})
     f = -(-max(t, s) // max_side)
     if f > 1:
         import numpy as np

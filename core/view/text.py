@@ -5,6 +5,10 @@ Markdown with KaTeX: a value such as `![b](http://host/x)` becomes an image the 
 `[text](url)` a link, `$...$` a formula. `plain` escapes every character Markdown or KaTeX give a meaning
 to, folds line breaks, and truncates, so the value reads exactly as it was typed and nothing more.
 Use it for every user-controlled value a page puts into one of those elements.
+
+Escaping alone does not stop GitHub-flavoured Markdown's autolinks: bare `http://...`, `www.` and e-mail
+addresses are turned into links after parsing, from the text itself. `plain` therefore puts a zero-width
+space after every ':' and '@' and inside `www.`, which leaves the text looking the same and the URL inert.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ LIMIT = 120  # characters of a user value a message shows
 # tables, strikethrough, headings), KaTeX ($) and Streamlit's directives (:red[...], :material/icon:).
 # Line breaks are folded first, so block syntax that needs a line start (lists, setext headings) cannot form.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~<>$:])")
+ZWSP = "\u200b"  # zero-width space: breaks autolinks (http://, www., e-mail) without changing the look
 
 
 def truncate(text: str, limit: int = LIMIT) -> str:
@@ -31,4 +36,6 @@ def plain(value: object, limit: int = LIMIT) -> str:
     text = value if isinstance(value, str) else str(value)
     text = truncate(text, limit)
     text = "".join(" " if (ord(ch) < 32 or ord(ch) == 127 or ch in "\u2028\u2029") else ch for ch in text)
-    return _SPECIAL.sub(r"\\\1", text)
+    text = _SPECIAL.sub(r"\\\1", text)
+    text = re.sub(r"(?i)(www)\.", "\\1" + ZWSP + ".", text)
+    return text.replace(":", ":" + ZWSP).replace("@", "@" + ZWSP)

@@ -31,6 +31,24 @@ MAX_LINK_CONFIG_CHARS = 2000  # an encoded config longer than this stays out of 
 CUSTOM = "@config"  # the model slot of an uploaded or pasted config.json
 
 
+class Replaced(ValueError):
+    """A link value the page cannot show as it is, replaced by the nearest one it can: parse_state keeps
+    `value` and announces the sentence."""
+
+    def __init__(self, value: Any, sentence: str):
+        super().__init__(sentence)
+        self.value = value
+
+
+def nearest(value: int, grid, what: str) -> int:
+    """`value` if it is on `grid`, else the nearest grid value, announced (Replaced)."""
+    options = list(grid)
+    if value in options:
+        return value
+    near = min(options, key=lambda g: (abs(g - value), g))
+    raise Replaced(near, f"{what} {value:,} is not offered here; showing the nearest, {near:,}")
+
+
 @dataclass(frozen=True)
 class Param:
     key: str
@@ -52,7 +70,7 @@ def _first(v: Any) -> str:
 def int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         raw = raw.strip().replace("_", "").replace(",", "")
-        if not raw.isdigit() or len(raw) > 15 or not lo <= int(raw) <= hi:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 15 or not lo <= int(raw) <= hi:
             raise ValueError(f"{what} in the link must be a whole number from {lo:,} to {hi:,}")
         return int(raw)
 
@@ -92,10 +110,19 @@ def flag(what: str) -> Callable[[str], bool]:
 
 def name_list(options: Callable[[], Any], max_n: int, what: str) -> Callable[[str], tuple[str, ...]]:
     def parse(raw: str) -> tuple[str, ...]:
-        names = [m for m in raw.split(",") if m][: max_n * 2]
-        good = tuple(dict.fromkeys(m for m in names if m in options()))[:max_n]
+        names = [m for m in raw.split(",") if m][:100]
+        known = tuple(dict.fromkeys(m for m in names if m in options()))
+        good = known[:max_n]
         if not good:
             raise ValueError(f"no known {what} in the link")
+        unknown = [m for m in names if m not in options()]
+        if unknown:
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+            raise Replaced(good, f"unknown {what} {', '.join(repr(m[:40]) for m in unknown[:3])}{more} left out")
+        if len(known) > max_n:
+            raise Replaced(
+                good, f"{len(known)} {what} asked for; showing the first {max_n}, the most this page compares"
+            )
         return good
 
     return parse
@@ -117,6 +144,9 @@ def parse_state(cls: type, params: Mapping[str, Any]):
         if key in params:
             try:
                 values[f.name] = f.metadata["param"].parse(_first(params[key]))
+            except Replaced as e:
+                values[f.name] = e.value
+                notes.append(str(e))
             except ValueError as e:
                 notes.append(str(e))
     return replace(cls(**values), notices=tuple(notes))
@@ -317,10 +347,17 @@ class HybridState:
     notices: tuple[str, ...] = field(default=(), compare=False)
 
 
+def _one_passage(raw: str) -> int:
+    p = _passage(raw)
+    if p < 0:
+        raise Replaced(0, "text 'all' is not offered on this page (one passage at a time); showing passage 0")
+    return p
+
+
 @dataclass(frozen=True)
 class QuantState:
     layer: int = field(default=0, metadata=_meta("layer", int_in(0, 5, "layer")))
-    passage: int = field(default=0, metadata=_meta("text", lambda raw: max(_passage(raw), 0)))
+    passage: int = field(default=0, metadata=_meta("text", lambda raw: _one_passage(raw)))
     rank: int = field(default=128, metadata=_meta("rank", int_in(8, 384, "latent rank")))
     metric: str = field(
         default="output error",
