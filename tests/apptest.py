@@ -8,10 +8,15 @@ from streamlit.testing.v1 import AppTest
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
+DEFAULT_PAGE = "pages/overview.py"  # app.py serves it at "/" (its file name also names a hidden redirect)
+
+
 def open_page(page: str, query: dict | None = None, timeout: int = 180) -> AppTest:
-    """Run app.py on `page` (e.g. "pages/needle.py") with the query params of a link."""
+    """Run app.py on `page` (e.g. "pages/needle.py") with the query params of a link. The default page is
+    opened as a browser opens "/", without switching to it."""
     at = AppTest.from_file(str(APP), default_timeout=timeout)
-    at.switch_page(page)
+    if page != DEFAULT_PAGE:
+        at.switch_page(page)
     for k, v in (query or {}).items():
         at.query_params[k] = v
     return at.run()

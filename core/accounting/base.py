@@ -58,6 +58,11 @@ def sum_min(a: int, b: int, c: int) -> int:
     return s
 
 
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or naive.")
+
+
 class Design:
     """The accounting of one attention (or recurrent) design. Every method is per layer, one sequence.
 
@@ -118,6 +123,32 @@ class Design:
         raise NotImplementedError
 
 
+class RecurrentDesign(Design):
+    """A layer that keeps no keys or values but a fixed-size state (linear attention, Mamba): nothing grows
+    with the context, nothing is attended to; each token costs the state products."""
+
+    def state_flops_per_token(self, attn) -> int:
+        raise NotImplementedError
+
+    def cache_rows(self, attn, context: int, fmt: StorageFormat, layout: str) -> list[CacheRows]:
+        return []
+
+    def attended(self, attn, context: int) -> int:
+        return 0  # the past lives in the state
+
+    def pair_flops(self, attn, mode: str) -> int:
+        check_mode(mode)
+        return 0
+
+    def decode_core_flops(self, attn, context: int, mode: str) -> int:
+        check_mode(mode)
+        return self.state_flops_per_token(attn) if context else 0
+
+    def prefill_core_flops(self, attn, n_tokens: int, mode: str, causal: bool) -> int:
+        """The recurrent form: one state step per token (chunked kernels do more work, not less)."""
+        return n_tokens * self.state_flops_per_token(attn)
+
+
 _DESIGNS: dict[type, Design] = {}
 
 
@@ -144,8 +175,3 @@ def design_of(attn: object) -> Design:
 
 def registered() -> tuple[type, ...]:
     return tuple(_DESIGNS)
-
-
-def check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or naive.")

@@ -11,20 +11,13 @@ each H_v d_k d_v multiply-adds: 6 H_v d_k d_v. The decay and gates are elementwi
 
 from __future__ import annotations
 
-from core.accounting.base import CacheRows, Design, Params, check_mode, register
-from core.model.dtypes import StorageFormat, cache_dtype
+from core.accounting.base import CacheRows, Params, RecurrentDesign, register
+from core.model.dtypes import cache_dtype
 from core.model.specs import LinearAttentionSpec
 
 
-def state_flops_per_token(attn: LinearAttentionSpec) -> int:
-    return 6 * attn.n_value_heads * attn.key_head_dim * attn.value_head_dim
-
-
 @register(LinearAttentionSpec)
-class LinearAttentionDesign(Design):
-    def cache_rows(self, attn: LinearAttentionSpec, context: int, fmt: StorageFormat, layout: str) -> list[CacheRows]:
-        return []
-
+class LinearAttentionDesign(RecurrentDesign):
     def state_rows(self, attn: LinearAttentionSpec) -> list[CacheRows]:
         ssm, conv = cache_dtype(attn.ssm_dtype), cache_dtype(attn.conv_dtype)
         dk, dv = attn.key_head_dim, attn.value_head_dim
@@ -33,20 +26,8 @@ class LinearAttentionDesign(Design):
             CacheRows("conv state", attn.conv_kernel - 1, attn.conv_dim, conv.vector_bytes(attn.conv_dim)),
         ]
 
-    def attended(self, attn: LinearAttentionSpec, context: int) -> int:
-        return 0  # no keys are kept: the past lives in the state
-
-    def pair_flops(self, attn: LinearAttentionSpec, mode: str) -> int:
-        check_mode(mode)
-        return 0
-
-    def decode_core_flops(self, attn: LinearAttentionSpec, context: int, mode: str) -> int:
-        check_mode(mode)
-        return state_flops_per_token(attn) if context else 0
-
-    def prefill_core_flops(self, attn: LinearAttentionSpec, n_tokens: int, mode: str, causal: bool) -> int:
-        """The recurrent form: one state step per token (chunked kernels do more work, not less)."""
-        return n_tokens * state_flops_per_token(attn)
+    def state_flops_per_token(self, attn: LinearAttentionSpec) -> int:
+        return 6 * attn.n_value_heads * attn.key_head_dim * attn.value_head_dim
 
     def params(self, attn: LinearAttentionSpec, hidden: int) -> Params:
         """Gated DeltaNet: in_proj_qkvz [2 H_k d_k + 2 H_v d_v, E], in_proj_ba [2 H_v, E], depthwise conv1d

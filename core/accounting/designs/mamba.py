@@ -9,20 +9,13 @@ dt B x^T and the readout C . h, each H P N multiply-adds: 4 H P N.
 
 from __future__ import annotations
 
-from core.accounting.base import CacheRows, Design, Params, check_mode, register
-from core.model.dtypes import StorageFormat, cache_dtype
+from core.accounting.base import CacheRows, Params, RecurrentDesign, register
+from core.model.dtypes import cache_dtype
 from core.model.specs import Mamba2Spec
 
 
-def state_flops_per_token(attn: Mamba2Spec) -> int:
-    return 4 * attn.n_heads * attn.head_dim * attn.state_size
-
-
 @register(Mamba2Spec)
-class Mamba2Design(Design):
-    def cache_rows(self, attn: Mamba2Spec, context: int, fmt: StorageFormat, layout: str) -> list[CacheRows]:
-        return []
-
+class Mamba2Design(RecurrentDesign):
     def state_rows(self, attn: Mamba2Spec) -> list[CacheRows]:
         ssm, conv = cache_dtype(attn.ssm_dtype), cache_dtype(attn.conv_dtype)
         return [
@@ -30,19 +23,8 @@ class Mamba2Design(Design):
             CacheRows("conv state", attn.conv_kernel - 1, attn.conv_dim, conv.vector_bytes(attn.conv_dim)),
         ]
 
-    def attended(self, attn: Mamba2Spec, context: int) -> int:
-        return 0
-
-    def pair_flops(self, attn: Mamba2Spec, mode: str) -> int:
-        check_mode(mode)
-        return 0
-
-    def decode_core_flops(self, attn: Mamba2Spec, context: int, mode: str) -> int:
-        check_mode(mode)
-        return state_flops_per_token(attn) if context else 0
-
-    def prefill_core_flops(self, attn: Mamba2Spec, n_tokens: int, mode: str, causal: bool) -> int:
-        return n_tokens * state_flops_per_token(attn)
+    def state_flops_per_token(self, attn: Mamba2Spec) -> int:
+        return 4 * attn.n_heads * attn.head_dim * attn.state_size
 
     def params(self, attn: Mamba2Spec, hidden: int) -> Params:
         """in_proj [2 H P + 2 G N + H, E], depthwise conv1d [conv_dim, 1, K] (+ bias), dt_bias, A_log and D
