@@ -133,3 +133,26 @@ def test_hostile_planner_links_become_notices():
 def test_any_planner_query_string_parses(params):
     s = parse_state(PlannerState, params)
     assert 1 <= s.context <= 1 << 24 and 1 <= len(s.models) <= 4 and 5 <= s.utilization <= 100
+
+
+def test_replaced_link_values_are_kept_nearest_and_announced():
+    """A link value the page cannot show is replaced by the nearest it can, and the notice says which
+    (never a silent default): too many or unknown models, 'all' passages where one is shown, ints with
+    Unicode digits (refused in the app's words, not Python's)."""
+    from core.view.urlstate import OverviewState, QuantState, Replaced, nearest
+
+    many = ",".join(["llama-3.1-8b", "deepseek-v3", "gpt2", "mistral-7b", "qwen3-32b", "kimi-k2", "deepseek-v2"])
+    s = parse_state(OverviewState, {"models": many + ",nope"})
+    assert len(s.models) == 6 and s.models[0] == "llama-3.1-8b"
+    (note,) = s.notices
+    assert "unknown models 'nope' left out" in note and "7 models asked for; showing the first 6" in note
+    q = parse_state(QuantState, {"text": "all"})
+    assert q.passage == 0 and "showing passage 0" in q.notices[0]
+    with pytest.raises(Replaced) as e:
+        nearest(100_000, [2**k for k in range(21)], "context")
+    assert e.value.value == 131_072 and "context 100,000 is not offered here; showing the nearest, 131,072" in str(
+        e.value
+    )
+    assert nearest(4096, [4096], "context") == 4096
+    bad = parse_state(OverviewState, {"context": "²³"})
+    assert bad.context == OverviewState().context and "whole number" in bad.notices[0]

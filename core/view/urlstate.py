@@ -116,13 +116,14 @@ def name_list(options: Callable[[], Any], max_n: int, what: str) -> Callable[[st
         if not good:
             raise ValueError(f"no known {what} in the link")
         unknown = [m for m in names if m not in options()]
+        said = []
         if unknown:
             more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-            raise Replaced(good, f"unknown {what} {', '.join(repr(m[:40]) for m in unknown[:3])}{more} left out")
+            said.append(f"unknown {what} {', '.join(repr(m[:40]) for m in unknown[:3])}{more} left out")
         if len(known) > max_n:
-            raise Replaced(
-                good, f"{len(known)} {what} asked for; showing the first {max_n}, the most this page compares"
-            )
+            said.append(f"{len(known)} {what} asked for; showing the first {max_n}, the most this page compares")
+        if said:
+            raise Replaced(good, "; ".join(said))
         return good
 
     return parse
