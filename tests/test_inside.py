@@ -310,15 +310,15 @@ def test_bad_configs_raise_value_error_naming_the_problem(kwargs, words):
 
 def test_the_largest_sliders_are_refused_by_the_budgets():
     """64 heads x 1024 tokens (64M scores, 512 MiB per fp64 copy; a link of that size once left the server
-    holding 1-2 GB) is over the tensor-size limit of 16M numbers; 16 heads x 1024 tokens is exactly at it.
+    holding 1-2 GB) is over the tensor-size limit of 8M numbers; 8 heads x 1024 tokens is exactly at it.
     The compute budget refuses what is under the size limit but would take minutes (an all-maximum run
     took 109 s and 11 GB before the budgets existed)."""
-    assert 16 * 1024 * 1024 == MAX_ELEMENTS
-    with pytest.raises(ValueError, match="16,777,216"):
+    assert 8 * 1024 * 1024 == MAX_ELEMENTS
+    with pytest.raises(ValueError, match="8,388,608"):
         InsideConfig(n_heads=64, n_kv_heads=64, seq_len=1024, kv_lora_rank=1024)
-    InsideConfig(d_model=16, n_heads=16, n_kv_heads=16, head_dim=4, kv_lora_rank=4, rope_dim=0, seq_len=1024)
+    InsideConfig(d_model=16, n_heads=8, n_kv_heads=8, head_dim=4, kv_lora_rank=4, rope_dim=0, seq_len=1024)
     with pytest.raises(ValueError, match="GFLOP"):
-        InsideConfig(d_model=4096, n_heads=16, n_kv_heads=16, head_dim=256, kv_lora_rank=1024, seq_len=1024)
+        InsideConfig(d_model=4096, n_heads=8, n_kv_heads=8, head_dim=256, kv_lora_rank=1024, seq_len=1024)
     InsideConfig(d_model=1024, n_heads=16, n_kv_heads=4, head_dim=64, seq_len=512)  # a big but quick one
 
 

@@ -23,11 +23,11 @@ from core.layers.attention import GQAttention, MLAttention, cache_nbytes, rope
 from core.model.specs import DenseMLP, GQASpec, MLASpec, ModelSpec
 
 DTYPE_NAMES = {torch.float32: "fp32", torch.float64: "fp64", torch.bfloat16: "bf16", torch.float16: "fp16"}
-# Refuse configurations whose largest intermediate (heads x T x T scores) would exceed 16M numbers: 128 MiB
-# in fp64, a few of which live at once. With the parameter and FLOP limits this keeps one run's peak under
-# about 700 MB, so two of the heaviest links in a row stay inside a 1.5 GB server (measured in
+# Refuse configurations whose largest intermediate (heads x T x T scores) would exceed 8M numbers: 64 MiB
+# in fp64, a few of which live at once. With the parameter and FLOP limits this keeps one run's peak to a
+# few hundred MB, so the heaviest links in a row stay well inside a 1.5 GB server (measured in
 # tests/test_inside_memory.py).
-MAX_ELEMENTS = 16 << 20
+MAX_ELEMENTS = 8 << 20
 MAX_PARAMS = 48_000_000  # attention weights of the three layers together (~384 MB in float64)
 MAX_FLOPS = 30_000_000_000  # one page run: prefill + decode of the four designs
 
@@ -160,7 +160,7 @@ def run_designs(cfg: InsideConfig, x: Tensor, dtype=torch.float64, device="cpu")
                 prefill_formula=x.shape[0] * (acc.prefill_core_flops(spec, T, mode, causal=False) + T * proj),
                 decode_flops=df,
                 decode_formula=x.shape[0] * (acc.decode_core_flops(spec, T + 1, mode) + proj),
-                probs=(small := block_average(tr.probs[0].float().cpu()))[0],
+                probs=(small := block_average(tr.probs[0]))[0].float().cpu(),
                 out=tr.out.cpu(),
                 probs_block=small[1],
             )
@@ -177,9 +177,11 @@ def block_average(probs: Tensor, max_side: int = 128) -> tuple[Tensor, int]:
     if f == 1:
         return probs, 1
     tt, ss = -(-t // f) * f, -(-s // f) * f
-    padded = probs.new_zeros((h, tt, ss))
-    padded[:, :t, :s] = probs
-    return padded.reshape(h, tt // f, f, ss // f, f).mean(dim=(2, 4)), f
+    if (tt, ss) != (t, s):  # pad with zeros to whole blocks (a copy only when T is not a multiple of f)
+        padded = probs.new_zeros((h, tt, ss))
+        padded[:, :t, :s] = probs
+        probs = padded
+    return probs.reshape(h, tt // f, f, ss // f, f).mean(dim=(2, 4)), f
 
 
 @dataclass(frozen=True)

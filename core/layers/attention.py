@@ -153,8 +153,9 @@ class GQAttention(nn.Module):
         S = k.shape[2]
         k_pos = torch.arange(p0 + T - S, p0 + T, device=x.device)
         q = q.view(B, G, H // G, T, D)
-        scores = torch.einsum("bgrtd,bgsd->bgrts", q, k) / math.sqrt(D)  # (B, G, H/G, T, S)
-        scores = scores.masked_fill(~causal_mask(pos, k_pos, s.sliding_window), float("-inf"))
+        # in place where autograd allows it: one (B, H, T, S) tensor instead of three (a page's memory budget)
+        scores = torch.einsum("bgrtd,bgsd->bgrts", q, k).div_(math.sqrt(D))  # (B, G, H/G, T, S)
+        scores.masked_fill_(~causal_mask(pos, k_pos, s.sliding_window), float("-inf"))
         probs = scores.softmax(-1)
         o = probs @ v[:, :, None]  # (B, G, H/G, T, D); a matmul, so a single key still counts (see top)
         out = self.wo(o.reshape(B, H, T, D).transpose(1, 2).reshape(B, T, H * D))  # (B, T, E)
@@ -224,7 +225,7 @@ class MLAttention(nn.Module):
             k = _cat(cache.k if cache else None, k.transpose(1, 2), 2)  # (B, H, S, Dn + R)
             v = _cat(cache.v if cache else None, v.transpose(1, 2), 2)  # (B, H, S, V)
             qh = torch.cat([q_nope, q_pe], dim=-1).transpose(1, 2)  # (B, H, T, Dn + R)
-            scores = torch.einsum("bhtd,bhsd->bhts", qh, k) * scale  # (B, H, T, S)
+            scores = torch.einsum("bhtd,bhsd->bhts", qh, k).mul_(scale)  # (B, H, T, S)
             S = k.shape[2]
             probs = self._softmax(scores, pos, S, p0 + T)
             o = (probs @ v).transpose(1, 2)  # (B, T, H, V)
@@ -236,9 +237,8 @@ class MLAttention(nn.Module):
         c_all = _cat(cache.c_kv if cache else None, c_kv, 1)  # (B, S, C)
         pe_all = _cat(cache.k_pe if cache else None, k_pe, 1)  # (B, S, R)
         q_lat = torch.einsum("bthd,hdc->bthc", q_nope, w_uk)  # (B, T, H, C): W^UK absorbed
-        scores = (
-            torch.einsum("bthc,bsc->bhts", q_lat, c_all) + torch.einsum("bthr,bsr->bhts", q_pe, pe_all)
-        ) * scale  # (B, H, T, S)
+        scores = torch.einsum("bthc,bsc->bhts", q_lat, c_all)  # (B, H, T, S)
+        scores.add_(torch.einsum("bthr,bsr->bhts", q_pe, pe_all)).mul_(scale)
         probs = self._softmax(scores, pos, c_all.shape[1], p0 + T)
         o_lat = (probs @ c_all[:, None]).transpose(1, 2)  # (B, T, H, C)
         o = torch.einsum("bthc,hvc->bthv", o_lat, w_uv)  # (B, T, H, V): W^UV absorbed
@@ -247,7 +247,7 @@ class MLAttention(nn.Module):
     @staticmethod
     def _softmax(scores: Tensor, pos: Tensor, S: int, end: int) -> Tensor:
         k_pos = torch.arange(end - S, end, device=scores.device)
-        return scores.masked_fill(~causal_mask(pos, k_pos), float("-inf")).softmax(-1)
+        return scores.masked_fill_(~causal_mask(pos, k_pos), float("-inf")).softmax(-1)
 
 
 class DSAttention(MLAttention):
