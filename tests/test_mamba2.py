@@ -20,15 +20,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from recurrent import F64, E, assert_pieces_equal_one_call, assert_state_is_accounted, step_flops, tokens
 from torch.utils.flop_counter import FlopCounterMode
 
 from core.accounting import totals as acc
-from core.accounting.base import design_of
 from core.layers.mamba2 import Mamba2, SSMState
 from core.model.specs import Mamba2Spec
 
-F64 = torch.float64
-E = 24
 SPECS = [
     Mamba2Spec(n_heads=1, head_dim=4, state_size=3),
     Mamba2Spec(n_heads=6, head_dim=4, state_size=5, n_groups=2),
@@ -36,47 +34,20 @@ SPECS = [
 ]
 
 
-def state_elements(spec) -> tuple[int, ...]:
-    """Elements of each state tensor per sequence, from the accounting (rows x width)."""
-    return tuple(r.rows * r.width for r in design_of(spec).state_rows(spec))
-
-
-def step_flops(spec) -> int:
-    """One decode step of one sequence as the accounting counts it: core + 2 x matmul weights."""
-    return acc.decode_core_flops(spec, 6) + 2 * acc.attention_params(spec, E).matmul
-
-
 def make(spec: Mamba2Spec, seed: int = 0) -> Mamba2:
     return Mamba2(spec, E, seed=seed, device="cpu", dtype=F64)
-
-
-def tokens(B: int, T: int, seed: int = 1) -> torch.Tensor:
-    return torch.randn(B, T, E, generator=torch.Generator().manual_seed(seed), dtype=F64)
 
 
 @pytest.mark.parametrize("spec", SPECS)
 @pytest.mark.parametrize("T", [1, 7, 64])
 def test_state_bytes_are_constant(spec, T):
-    _, state = make(spec)(tokens(2, T))
-    ssm, conv = state_elements(spec)
-    assert [t.nbytes for t in state.tensors()] == [2 * ssm * 8, 2 * conv * 8]
-    assert state.seen == T
+    assert_state_is_accounted(make(spec), spec, T)
 
 
 @pytest.mark.parametrize("spec", SPECS)
 @pytest.mark.parametrize("pieces", [(5, 4), (6, 1, 2), (1, 1, 7)])
 def test_pieces_equal_one_call(spec, pieces):
-    layer, x = make(spec), tokens(2, sum(pieces))
-    whole, final = layer(x)
-    outs, state, start = [], None, 0
-    for n in pieces:
-        out, state = layer(x[:, start : start + n], state)
-        outs.append(out)
-        start += n
-    torch.testing.assert_close(torch.cat(outs, 1), whole, atol=1e-12, rtol=0)
-    for a, b in zip(state.tensors(), final.tensors(), strict=True):
-        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
-    assert state.seen == final.seen == sum(pieces)
+    assert_pieces_equal_one_call(make(spec), pieces)
 
 
 @pytest.mark.parametrize("spec", SPECS)

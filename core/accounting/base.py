@@ -171,7 +171,3 @@ def design_of(attn: object) -> Design:
         return _DESIGNS[type(attn)]
     except KeyError:
         raise TypeError(f"no accounting for layer spec {type(attn).__name__}") from None
-
-
-def registered() -> tuple[type, ...]:
-    return tuple(_DESIGNS)

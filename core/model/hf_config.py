@@ -45,6 +45,7 @@ from core.model.specs import (
     MoEMLP,
     NoMixer,
 )
+from core.model.units import truncate
 
 MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: real config.json files are a few KiB
 MAX_DEPTH = 32  # real configs nest 3-4 levels; json.loads recurses, so the depth is checked first
@@ -77,13 +78,11 @@ ALIASES = {
 
 
 def show(value: Any, limit: int = SHOW_CHARS) -> str:
-    """A value from the file, as plain text of at most `limit` characters (the rest counted, not shown)."""
-    if isinstance(value, str):
+    """A value from the file, as its repr cut to `limit` characters (the rest counted, not shown)."""
+    if isinstance(value, str):  # cut first, so a huge string is never copied whole into a repr
         more = len(value) - limit
         return repr(value[:limit]) + (f" (... {more:,} more characters)" if more > 0 else "")
-    text = repr(value)
-    more = len(text) - limit
-    return text[:limit] + (f" (... {more:,} more characters)" if more > 0 else "")
+    return truncate(repr(value), limit)
 
 
 def _decode(data: bytes, source: str) -> str:

@@ -32,3 +32,10 @@ def fmt_params(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.3g}{suffix}"
     return str(n)
+
+
+def truncate(text: str, limit: int) -> str:
+    """At most `limit` characters of `text`, then "(... N more characters)": how a value from a stranger
+    (a config field, a link) is cut before any message shows it."""
+    more = len(text) - limit
+    return text if more <= 0 else f"{text[:limit]} (... {more:,} more characters)"

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import re
 
+from core.model.units import truncate
+
+__all__ = ["LIMIT", "ZWSP", "plain", "truncate"]
+
 LIMIT = 120  # characters of a user value a message shows
 
 # The characters that start Markdown inline syntax (code, emphasis, links, images, autolinks and HTML,
@@ -22,12 +26,6 @@ LIMIT = 120  # characters of a user value a message shows
 # Line breaks are folded first, so block syntax that needs a line start (lists, setext headings) cannot form.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~<>$:])")
 ZWSP = "\u200b"  # zero-width space: breaks autolinks (http://, www., e-mail) without changing the look
-
-
-def truncate(text: str, limit: int = LIMIT) -> str:
-    """At most `limit` characters of `text`, then "(... N more characters)"."""
-    more = len(text) - limit
-    return text if more <= 0 else f"{text[:limit]} (... {more:,} more characters)"
 
 
 def plain(value: object, limit: int = LIMIT) -> str:
