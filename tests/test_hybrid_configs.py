@@ -344,3 +344,15 @@ def test_an_unknown_spec_type_is_a_type_error_everywhere():
     ):
         with pytest.raises(TypeError, match="Unknown"):
             call()
+
+
+@pytest.mark.parametrize(
+    "name, field",
+    [("gemma-4-26b-a4b", "global_head_dim"), ("nemotron-h-56b", "n_groups"), ("nemotron-h-56b", "conv_kernel")],
+)
+def test_fields_that_size_a_cache_or_state_are_never_defaulted(name, field):
+    """Without the field the layout is unknown: refused naming it, never filled in with a guess."""
+    c = cfg(name)
+    (c.get("text_config", c)).pop(field)
+    with pytest.raises(ValueError, match=field):
+        from_hf_config(c)

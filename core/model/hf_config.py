@@ -525,8 +525,8 @@ def _nemotron_h(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknow
             n_heads=r.int("mamba_num_heads", hi=MAX_HEADS),
             head_dim=r.int("mamba_head_dim"),
             state_size=r.int("ssm_state_size"),
-            n_groups=r.int("n_groups", 1, hi=MAX_HEADS),
-            conv_kernel=r.int("conv_kernel", 4, hi=1024),
+            n_groups=r.int("n_groups", hi=MAX_HEADS),
+            conv_kernel=r.int("conv_kernel", hi=1024),
             ssm_dtype=_state_dtype(r, "mamba_ssm_cache_dtype", "fp32"),
             conv_dtype=model,
             conv_bias=r.bool("use_conv_bias", True),
@@ -632,7 +632,7 @@ def _gemma4(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: l
     )
     k_eq_v = r.bool("attention_k_eq_v", False)
     global_kv = _kv_heads(r, "num_global_key_value_heads", n_heads) if k_eq_v else sliding.n_kv_heads
-    global_dim = r.int("global_head_dim", None) or sliding.head_dim
+    global_dim = r.int("global_head_dim")  # no default guessed: it sets the full layers' cache
     full = GQASpec(n_heads, global_kv, global_dim, None, bias, bias, k_eq_v=k_eq_v)
     return [sliding if t in SLIDING_TYPES else full for t in types]
 
