@@ -1,9 +1,12 @@
 """Command line: the engine's numbers for a preset or a config.json.
 
     python -m core.report SPEC [--context N] [--batch B] [--kv-dtype DTYPE] [--layout L] [--json]
+        [--gpu NAME | --gpu-memory-gib X] [--gpus N] [--tp N] [--pp N] [--dp-attention] [--utilization U]
+        [--reserved-gib X] [--weights FORMAT] [--kv-budget-gib X] [--max-num-batched-tokens N] [--block-size N]
 
-SPEC is a preset name (`python -m core.report --list`) or a path to a config.json. Bad input exits
-with status 2 and one line on stderr. This path never imports torch, so it answers at once.
+SPEC is a preset name (`python -m core.report --list`) or a path to a config.json. Any planner flag adds
+a memory plan as vLLM would size it (the JSON key `plan`). Bad input exits with status 2 and one line on
+stderr. This path never imports torch, so it answers at once.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import os
 import sys
 from typing import Any
 
+from core.accounting import planner as pl
 from core.accounting import totals as acc
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
+from core.model.gpus import GPUS
 from core.model.presets import preset_names, resolve
 from core.model.specs import ModelSpec
 from core.model.units import fmt_bytes, fmt_params, fmt_si
@@ -25,7 +30,7 @@ def report(
     spec: ModelSpec,
     context: int = 4096,
     batch: int = 1,
-    kv_dtype: str = "bf16",
+    kv_dtype: str = "auto",
     layout: str = "latent",
     weight_dtype: str = "bf16",
 ) -> dict[str, Any]:
@@ -33,6 +38,8 @@ def report(
     state (linear attention, Mamba) is reported apart from the KV cache: it does not grow with the context.
     Parameter figures are None (JSON null) when the config lacks what they need, and a note says why."""
     acc.check_layout(spec, layout)
+    auto = kv_dtype == "auto"
+    kv_dtype = pl.auto_kv_dtype(spec) if auto else kv_dtype
     cache = acc.kv_cache(spec, context, batch, kv_dtype, layout)
     state = acc.state(spec, batch)
     cost = acc.decode_cost(spec, context, kv_dtype, layout)
@@ -68,7 +75,86 @@ def report(
         "decode_flops_per_token": cost.model_flops,
         "decode_cache_bytes_read_per_token": cost.cache_bytes_read,
         "attention_arithmetic_intensity": round(cost.arithmetic_intensity, 3),
-        "notes": list(spec.notes),
+        "notes": list(spec.notes)
+        + ([f"cache dtype auto = {kv_dtype}: the model's dtype, as vLLM's kv_cache_dtype auto"] if auto else []),
+    }
+
+
+GIB = 2**30
+PLAN_FLAGS = (
+    "gpu", "gpu_memory_gib", "gpus", "tp", "pp", "dp_attention", "utilization", "reserved_gib", "weights",
+    "kv_budget_gib", "max_num_batched_tokens", "block_size", "sync_scheduling",
+)  # fmt: skip
+
+
+def gpu_named(name: str):
+    """A GPU preset by name, forgiving case, spaces and dashes ("h100-sxm" is "H100 SXM")."""
+    key = "".join(c for c in name.lower() if c.isalnum())
+    for g in GPUS.values():
+        if "".join(c for c in g.name.lower() if c.isalnum()) == key:
+            return g
+    raise ValueError(f"unknown GPU {name!r}; choose one of {', '.join(GPUS)} or give --gpu-memory-gib.")
+
+
+def plan_report(spec: ModelSpec, a: argparse.Namespace, kv_dtype: str) -> dict[str, Any]:
+    """The `plan` key: vLLM's pool per GPU and what it holds, under the requested parallelism."""
+    if a.gpu is None and a.gpu_memory_gib is None and a.kv_budget_gib is None:
+        raise ValueError("a plan needs --gpu NAME, --gpu-memory-gib X or --kv-budget-gib X.")
+    g = gpu_named(a.gpu) if a.gpu is not None else None
+    memory = int(a.gpu_memory_gib * GIB) if a.gpu_memory_gib is not None else (g.memory_bytes if g else 1)
+    name = g.name if g else (f"{a.gpu_memory_gib:g} GiB GPU" if a.gpu_memory_gib is not None else "GPU")
+    tp, pp = a.tp, a.pp or 1
+    gpus = a.gpus or (tp or 1) * pp
+    par = pl.Parallelism.for_gpus(gpus, tp, pp, a.dp_attention)
+    hw = pl.Hardware(
+        name, memory, g.bandwidth_tb_s * 1e12 if g else 0.0, gpus, a.utilization, int(a.reserved_gib * GIB)
+    )
+    alloc = pl.Allocator(
+        a.block_size,
+        a.max_num_batched_tokens,
+        not a.sync_scheduling,
+        None if a.kv_budget_gib is None else int(a.kv_budget_gib * GIB),
+    )
+    p = pl.plan(spec, hw, a.context, a.batch, kv_dtype, a.weights, a.layout, par, alloc)
+    single = p if a.batch == 1 else pl.plan(spec, hw, a.context, 1, kv_dtype, a.weights, a.layout, par, alloc)
+    return {
+        "gpu": hw.name,
+        "gpu_memory_bytes": memory,
+        "gpus": gpus,
+        "tp": par.tp,
+        "pp": par.pp,
+        "dp": par.dp,
+        "dp_attention": par.dp_attention,
+        "ep": par.ep,
+        "parallelism": par.describe(),
+        "utilization": a.utilization,
+        "reserved_bytes_per_gpu": hw.reserved_bytes,
+        "weights": a.weights,
+        "kv_dtype": p.kv_dtype,
+        "block_size": alloc.block_size,
+        "max_num_batched_tokens": alloc.max_num_batched_tokens,
+        "kv_budget_bytes_per_gpu": p.kv_budget_bytes_per_gpu,
+        "weights_bytes_per_gpu": p.weights_bytes_per_gpu,
+        "num_blocks": p.num_blocks,
+        "kv_cache_tokens": p.kv_cache_tokens,
+        "max_concurrency": round(p.max_concurrency, 4),
+        "max_context": single.max_context,
+        "fits": p.fits,
+        "exact": p.exact,
+        "pooled_concurrency": round(p.pooled_concurrency, 4),
+        "cache_copies_per_request": round(p.replication, 4),
+        "decode_step_seconds": p.step_seconds if hw.bandwidth_bytes_s else None,
+        "stages": [
+            {
+                "layers": list(s.layers),
+                "weights_bytes_per_gpu": s.weights.total,
+                "kv_budget_bytes_per_gpu": s.kv_budget_bytes,
+                "request_bytes_per_gpu": s.request_bytes,
+                "num_blocks": s.num_blocks,
+            }
+            for s in p.stages
+        ],
+        "notes": list(p.notes),
     }
 
 
@@ -105,7 +191,30 @@ def _text(r: dict[str, Any]) -> str:
         f"intensity {r['attention_arithmetic_intensity']:.1f} FLOP/byte",
     ]
     lines += [f"  note: {n}" for n in r["notes"]]
+    if "plan" in r:
+        lines += _plan_text(r["plan"], r["context"])
     return "\n".join(lines)
+
+
+def _plan_text(p: dict[str, Any], context: int) -> list[str]:
+    blocks = (
+        f"{p['num_blocks']:,} blocks of {p['block_size']} per GPU = {p['kv_cache_tokens']:,} tokens"
+        if p["exact"]
+        else "estimated in bytes (see the note)"
+    )
+    ctx = "unbounded" if p["max_context"] is None else f"{p['max_context']:,} tokens"
+    lines = [
+        f"  plan              {p['gpus']} x {p['gpu']}, {p['parallelism']}, weights {p['weights']}, "
+        f"cache {p['kv_dtype']}",
+        f"    per GPU         weights {fmt_bytes(p['weights_bytes_per_gpu'])}, KV budget "
+        f"{fmt_bytes(max(p['kv_budget_bytes_per_gpu'], 0))}"
+        f"{'' if p['kv_budget_bytes_per_gpu'] >= 0 else ' (the weights do not fit)'}",
+        f"    KV cache        {blocks}",
+        f"    concurrency     {p['max_concurrency']:,.2f}x requests of {context:,} tokens (whole deployment); "
+        f"pooling the GPUs' memory would suggest {p['pooled_concurrency']:,.2f}x",
+        f"    longest request {ctx}; {'fits' if p['fits'] else 'does not fit'}",
+    ]
+    return lines + [f"    note: {n}" for n in p["notes"]]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,14 +228,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("spec", nargs="?", help="preset name or path to a config.json")
     p.add_argument("--context", type=int, default=4096, help="tokens in context (default 4096)")
     p.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
-    p.add_argument("--kv-dtype", default="bf16", choices=list(CACHE_DTYPES), help="cache dtype")
+    p.add_argument(
+        "--kv-dtype", default="auto", choices=["auto", *CACHE_DTYPES], help="cache dtype (auto: the model's, as vLLM)"
+    )
     p.add_argument(
         "--layout", default="latent", choices=list(acc.LAYOUTS), help="MLA / DSA / V4 cache layout (not for GQA)"
     )
     p.add_argument("--weight-dtype", default="bf16", choices=list(WEIGHT_DTYPES), help="weights format")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--list", action="store_true", help="list the presets")
+    g = p.add_argument_group("memory plan (any of these adds the JSON key `plan`)")
+    g.add_argument("--gpu", help=f"GPU preset: {', '.join(GPUS)}")
+    g.add_argument("--gpu-memory-gib", type=float, help="memory per GPU in GiB (instead of, or overriding, --gpu)")
+    g.add_argument("--gpus", type=int, help="number of GPUs (default TP x PP)")
+    g.add_argument("--tp", type=int, help="tensor parallel size (default: all GPUs of a stage; 1 with --dp-attention)")
+    g.add_argument("--pp", type=int, help="pipeline parallel size (default 1)")
+    g.add_argument("--dp-attention", action="store_true", help="data-parallel attention, experts over all GPUs (EP)")
+    g.add_argument("--utilization", type=float, default=0.9, help="gpu_memory_utilization (default 0.9)")
+    g.add_argument("--reserved-gib", type=float, default=0.0, help="per GPU: activations, CUDA graphs (default 0)")
+    g.add_argument("--weights", default="native", choices=["native", *WEIGHT_DTYPES], help="weights (default native)")
+    g.add_argument("--kv-budget-gib", type=float, help="available KV cache memory per GPU, as vLLM logs it")
+    g.add_argument("--max-num-batched-tokens", type=int, default=pl.DEFAULT_BATCHED_TOKENS, help="default 8192")
+    g.add_argument("--block-size", type=int, default=pl.BLOCK_TOKENS, help="tokens per block (16; FlashMLA 64)")
+    g.add_argument("--sync-scheduling", action="store_true", help="one batch in flight per stage (vLLM's async off)")
     a = p.parse_args(argv)
+    wants_plan = any(getattr(a, f) not in (None, False) and getattr(a, f) != p.get_default(f) for f in PLAN_FLAGS)
     if a.list:
         print("\n".join(preset_names()))
         return 0
@@ -137,7 +263,17 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--context must be between 1 and {1 << 40:,}, got {a.context:,}.")
         if a.batch < 1 or a.batch > 1 << 20:
             raise ValueError(f"--batch must be between 1 and {1 << 20:,}, got {a.batch:,}.")
-        r = report(resolve(a.spec), a.context, a.batch, a.kv_dtype, a.layout, a.weight_dtype)
+        spec = resolve(a.spec)
+        r = report(spec, a.context, a.batch, a.kv_dtype, a.layout, a.weight_dtype)
+        if wants_plan:
+            for name, v, lo, hi in (
+                ("--gpus", a.gpus, 1, 4096), ("--tp", a.tp, 1, 4096), ("--pp", a.pp, 1, 4096),
+                ("--gpu-memory-gib", a.gpu_memory_gib, 0.001, 1e6), ("--utilization", a.utilization, 1e-6, 1.0),
+                ("--reserved-gib", a.reserved_gib, 0.0, 1e6), ("--kv-budget-gib", a.kv_budget_gib, 0.0, 1e6),
+            ):  # fmt: skip
+                if v is not None and not lo <= v <= hi:
+                    raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {v:g}.")
+            r["plan"] = plan_report(spec, a, r["kv_dtype"])
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -497,3 +497,14 @@ def test_turboquant_formats_count_bits_and_the_norm():
     assert cache_dtype("tq2.5").vector_bytes(128) == 40 + 2
     llama = load_preset("llama-3.1-8b")
     assert acc.kv_bytes_per_token(llama, "tq3.5") == 32 * 2 * 8 * 58
+
+
+def test_llama_cpp_block_formats_refuse_partial_blocks():
+    """q8_0 / q4_0 store rows in blocks of 32 values with an fp16 scale (34 and 18 bytes per block), so
+    8.5 and 4.5 bits per value; int8 with 64-value groups (8.25 bits) is 2.9% smaller than q8_0."""
+    q8, q4 = cache_dtype("q8_0"), cache_dtype("q4_0")
+    assert (q8.vector_bytes(128), q4.vector_bytes(128)) == (4 * 34, 4 * 18)
+    assert (q8.bits_per_element, q4.bits_per_element) == (8.5, 4.5)
+    assert 1 - cache_dtype("int8").bits_per_element / q8.bits_per_element == pytest.approx(0.0294, abs=1e-4)
+    with pytest.raises(ValueError, match="blocks of 32"):
+        q8.vector_bytes(100)

@@ -26,6 +26,6 @@ def test_budget_and_concurrency_formulas_carry_the_plan():
     hw = pl.Hardware("H200", GPUS["H200"].memory_bytes, 4.8e12, 8, 0.9, 0)
     p = pl.plan(load_preset("llama-3.1-70b"), hw, 131_072)
     b = budget_latex(p, hw)
-    assert r"8 \times 131.3 \times 0.9" in b and f"{p.kv_budget_bytes / 2**30:,.1f}".replace(",", "{,}") in b
+    assert r"131.32 \times 0.9" in b and f"{p.kv_budget_bytes_per_gpu / 2**30:,.2f}".replace(",", "{,}") in b
     c = concurrency_latex(p)
     assert f"{p.num_blocks:,}".replace(",", "{,}") in c and "8{,}192" in c and f"{p.max_concurrency:.2f}" in c

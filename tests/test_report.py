@@ -210,3 +210,103 @@ def test_torch_check_can_fail():
     code = "import sys, core.layers.attention\nassert 'torch' not in sys.modules\n"
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
+
+
+# ----------------------------------------------------------------------------- the memory plan
+
+
+def plan_of(capsys, *args: str) -> dict:
+    assert main([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)["plan"]
+
+
+PLAN_KEYS = {
+    "kv_budget_bytes_per_gpu", "weights_bytes_per_gpu", "num_blocks", "kv_cache_tokens", "max_concurrency",
+    "max_context", "fits",
+}  # fmt: skip
+
+
+def test_no_planner_flag_no_plan(capsys):
+    assert main(["llama-3.1-8b", "--json"]) == 0
+    assert "plan" not in json.loads(capsys.readouterr().out)
+
+
+def test_cli_reproduces_vllm_pr_20665(capsys):
+    p = plan_of(capsys, "deepseek-v2-lite", "--tp", "2", "--pp", "2", "--kv-budget-gib", "12.1334", "--context", "1024")
+    assert PLAN_KEYS <= set(p)
+    assert (p["num_blocks"], p["kv_cache_tokens"], f"{p['max_concurrency']:.2f}") == (50_487, 807_792, "788.86")
+    assert (p["gpus"], p["tp"], p["pp"], p["dp"]) == (4, 2, 2, 1)
+    assert p["max_context"] == 50_486 * 16  # the null block is not usable
+
+
+def test_cli_reproduces_the_llama_8b_log(capsys):
+    p = plan_of(capsys, "llama-3.1-8b", "--kv-budget-gib", "3.8125", "--context", "20000")
+    assert (p["num_blocks"], p["kv_cache_tokens"], f"{p['max_concurrency']:.2f}") == (1952, 31_232, "1.56")
+
+
+def test_cli_deepseek_v3_tp8_and_dp_attention(capsys):
+    common = ("deepseek-v3", "--gpu", "H200", "--gpus", "8", "--context", "131072", "--weights", "native")
+    tp = plan_of(capsys, *common)
+    dp = plan_of(capsys, *common, "--dp-attention")
+    assert (tp["tp"], dp["tp"], dp["dp"], dp["ep"]) == (8, 1, 8, 8)
+    assert f"{tp['max_concurrency']:.2f}" == "4.55" and f"{dp['max_concurrency']:.2f}" == "22.73"
+    assert tp["fits"] and tp["exact"] and f"{tp['pooled_concurrency']:.2f}" == "37.15"
+    assert dp["weights_bytes_per_gpu"] > tp["weights_bytes_per_gpu"]  # attention replicated on every GPU
+    assert main(["deepseek-v3", "--gpu", "h200", "--gpus", "8", "--context", "131072"]) == 0
+    out = capsys.readouterr().out
+    assert "4.55x" in out and "37.15x" in out
+
+
+def test_cli_block_size_and_batched_tokens(capsys):
+    p64 = plan_of(capsys, "llama-3.1-8b", "--kv-budget-gib", "10", "--block-size", "64")
+    p16 = plan_of(capsys, "llama-3.1-8b", "--kv-budget-gib", "10")
+    assert p64["block_size"] == 64 and p64["num_blocks"] == p16["num_blocks"] // 4
+    w1 = plan_of(
+        capsys, "gemma-3-27b", "--kv-budget-gib", "40", "--context", "131072", "--max-num-batched-tokens", "1024"
+    )
+    w8 = plan_of(capsys, "gemma-3-27b", "--kv-budget-gib", "40", "--context", "131072")
+    assert w1["max_concurrency"] > w8["max_concurrency"]  # a smaller in-flight window per sliding group
+
+
+def test_cli_estimates_say_so(capsys):
+    p = plan_of(capsys, "qwen3-next-80b-a3b", "--gpu", "H200", "--gpus", "4")
+    assert not p["exact"] and p["num_blocks"] is None and p["kv_cache_tokens"] is None
+    assert p["notes"][0].startswith("Estimate:")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--gpu", "H200", "--gpus", "6", "--tp", "4"], "does not divide 6 GPU"),
+        (["--gpu", "H200", "--pp", "100"], "larger than the 80 layers"),
+        (["--gpu", "H200", "--tp", "3"], "does not divide the query heads"),
+        (["--gpu", "nope"], "unknown GPU"),
+        (["--tp", "2"], "a plan needs"),
+        (["--gpu", "H200", "--utilization", "1.5"], "--utilization"),
+        (["--gpu", "H200", "--block-size", "0"], "block size"),
+        (["--kv-budget-gib", "-1"], "--kv-budget-gib"),
+    ],
+)
+def test_bad_plan_flags_exit_2_with_one_line(args, words):
+    r = cli("llama-3.1-70b", *args)
+    assert r.returncode == 2
+    assert_one_line_error(r.stderr)
+    assert words in r.stderr
+
+
+def test_kv_only_config_plans_with_a_given_budget(tmp_path, capsys):
+    cfg = json.loads((ROOT / "assets/configs/llama-3.1-8b.json").read_text())
+    del cfg["vocab_size"], cfg["intermediate_size"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    assert plan_of(capsys, str(path), "--kv-budget-gib", "3.8125", "--context", "20000")["num_blocks"] == 1952
+    r = cli(str(path), "--gpu", "H200")
+    assert r.returncode == 2 and "parameters" in r.stderr
+
+
+def test_llama_cpp_cache_types(capsys):
+    assert main(["llama-3.1-70b", "--kv-dtype", "q8_0", "--json", "--context", "1000"]) == 0
+    q8 = json.loads(capsys.readouterr().out)["kv_cache_bytes"]
+    assert q8 == 1000 * 80 * 2 * 8 * (128 // 32) * 34  # blocks of 32 int8 + an fp16 scale
+    assert main(["llama-3.1-70b", "--kv-dtype", "q4_0", "--json", "--context", "1000"]) == 0
+    assert json.loads(capsys.readouterr().out)["kv_cache_bytes"] == q8 * 18 // 34

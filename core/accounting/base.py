@@ -58,6 +58,13 @@ def sum_min(a: int, b: int, c: int) -> int:
     return s
 
 
+def tp_split(field: str, n: int, tp: int) -> int:
+    """n / tp when tensor parallelism can split `field` evenly; ValueError naming it otherwise."""
+    if n % tp:
+        raise ValueError(f"tensor parallel size {tp} does not divide {field} ({n}).")
+    return n // tp
+
+
 def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or naive.")
@@ -121,6 +128,16 @@ class Design:
         """One sentence a person can check against the config. `layers` is "12 of 48 layers" or
         "all 61 layers"; `multi` says the model mixes layer kinds."""
         raise NotImplementedError
+
+    def tp_shard(self, attn, tp: int):
+        """What one of `tp` tensor-parallel ranks holds of this layer, as a spec of the same type: its
+        cache, state and weights are that rank's (vLLM's sharding). ValueError naming the field when `tp`
+        cannot split the layer."""
+        raise NotImplementedError
+
+    def tp_params(self, attn, hidden: int, tp: int) -> Params:
+        """Weights one of `tp` ranks holds of this block: those of its shard (replicated parts whole)."""
+        return self.params(self.tp_shard(attn, tp), hidden)
 
 
 class RecurrentDesign(Design):

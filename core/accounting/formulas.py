@@ -76,25 +76,33 @@ def _n(x: int) -> str:
 
 
 def budget_latex(plan, hw) -> str:
-    """KV budget = n x M x u - W - R, with the numbers (GiB)."""
+    """KV budget per GPU = M x u - W_GPU - R (the deciding stage's weights), with the numbers (GiB); or the
+    budget as given."""
 
     def gib(b: float) -> str:
-        return f"{b / 2**30:,.1f}".replace(",", "{,}")
+        return f"{b / 2**30:,.2f}".replace(",", "{,}")
 
+    if plan.allocator.kv_budget_bytes is not None:
+        return rf"\text{{KV budget per GPU}} = {gib(plan.kv_budget_bytes_per_gpu)}\ \text{{GiB (given)}}"
+    stage = plan.stages[plan.deciding_stage]
     return (
-        rf"\text{{KV budget}} = n\,M\,u - W - R = {hw.n_gpus} \times {gib(hw.memory_bytes)} \times "
-        rf"{hw.utilization:g} - {gib(plan.weights_bytes)} - {gib(plan.reserved_bytes)} = "
-        rf"{gib(plan.kv_budget_bytes)}\ \text{{GiB}}"
+        rf"\text{{KV budget per GPU}} = M\,u - W_{{\text{{GPU}}}} - R = {gib(hw.memory_bytes)} \times "
+        rf"{hw.utilization:g} - {gib(stage.weights.total)} - {gib(plan.reserved_bytes)} = "
+        rf"{gib(stage.kv_budget_bytes)}\ \text{{GiB}}"
     )
 
 
 def concurrency_latex(plan) -> str:
-    """vLLM's maximum concurrency: floor(budget / block) / ceil(N / 16), with the numbers."""
-    blocks_per_req = -(-plan.context // 16)
+    """vLLM's maximum concurrency: floor(budget / bytes per block) / blocks per request, times the DP
+    groups, with the numbers (exact plans only)."""
+    stage = plan.stages[plan.deciding_stage]
+    dp = rf" \times {plan.parallel.dp}" if plan.parallel.dp > 1 else ""
+    dp_symbol = r" \times \text{DP}" if dp else ""
     return (
-        r"\begin{aligned}\text{concurrency} &= \frac{\lfloor \text{budget} / (16 \times \text{bytes/token}) \rfloor}"
-        r"{\lceil N / 16 \rceil}"
-        rf" = \frac{{\lfloor {_n(plan.kv_budget_bytes)} / {_n(plan.block_bytes)} \rfloor}}"
-        rf"{{\lceil {_n(plan.context)} / 16 \rceil}} \\ &= \frac{{{_n(plan.num_blocks)}\ \text{{blocks}}}}"
-        rf"{{{_n(blocks_per_req)}\ \text{{blocks per request}}}} = {plan.max_concurrency:.2f}\times\end{{aligned}}"
+        r"\begin{aligned}\text{concurrency} &= \frac{\lfloor \text{budget} / \text{bytes per block} \rfloor}"
+        rf"{{\text{{blocks per request}}}}{dp_symbol}"
+        rf" = \frac{{\lfloor {_n(max(stage.kv_budget_bytes, 0))} / {_n(stage.block_bytes)} \rfloor}}"
+        rf"{{{_n(plan.blocks_per_request)}}}{dp} \\ &= \frac{{{_n(plan.num_blocks)}\ \text{{blocks}}}}"
+        rf"{{{_n(plan.blocks_per_request)}\ \text{{blocks per request}}}}{dp} = {plan.max_concurrency:.2f}\times"
+        r"\end{aligned}"
     )

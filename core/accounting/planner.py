@@ -1,30 +1,46 @@
-"""Memory planning: weights + KV cache + headroom on a set of GPUs, and what fits.
+"""Memory planning as vLLM does it: weights, KV cache and headroom per GPU under tensor, pipeline and
+data parallelism, and what fits.
 
-Paging follows vLLM: the cache is allocated in blocks of 16 token positions. For a model whose every
-layer caches a fixed number of bytes per token (full-attention GQA/MLA/DSA), vLLM computes
-    num_blocks = floor(kv_budget / (16 x bytes_per_token_all_layers))
-    maximum concurrency = num_blocks / ceil(N / 16)
-(vllm/v1/core/kv_cache_utils.py, the "Maximum concurrency for N tokens per request" log line); this
-module reproduces that exactly. For hybrid models (sliding windows, V4 compression) the cache of a
-request is not proportional to its tokens; there a request's paged cache is the cache at N rounded up
-to a whole block, and concurrency = kv_budget / that (vLLM's hybrid allocator differs in details).
+Sharding (vLLM's model code; DESIGN.md section 9):
+- Tensor parallel (TP): query heads split over the ranks. GQA key/value heads split too, or, when there
+  are fewer than TP of them, each rank keeps one (replicated). An MLA latent, a DSA indexer key and a V4
+  entry are one vector shared by all heads, so every TP rank caches them whole. Linear-attention and
+  Mamba states split with their heads. Weights: projections split, norms, routers and MLA's
+  down-projections replicated, embedding and lm_head split by vocabulary.
+- Pipeline parallel (PP): layers split into stages as `vllm.distributed.utils.get_pp_indices` splits
+  them (floor(L/P) each, the remainder one each to the stages before the last, walking backwards); the
+  first stage holds the embedding, the last the lm_head (both when they are tied). Every stage sizes its
+  own pool and the smallest pool decides for all (vLLM's `get_kv_cache_configs`).
+- Data-parallel attention (`dp_attention`, DeepSeek deployments): the GPUs are DP groups of TP x PP, each
+  serving its own requests with the attention and dense weights of its group; routed experts are
+  sharded over all of them by expert parallelism (EP = DP x TP). Without it, DP > 1 means whole replicas.
 
-kv_budget = n_gpus x memory x utilization - weights - reserved, with `reserved` what the engine needs
-besides weights and cache (activations, CUDA graphs, NCCL buffers): vLLM measures it by profiling; here
-the user states it.
+Allocator (vLLM 0.33, `vllm/v1/core/kv_cache_utils.py`, `kv_cache_planning.py`):
+- A block holds `block_size` tokens (16 by default; FlashMLA needs 64) of every layer of one KV-cache
+  group; num_blocks = floor(KV memory per GPU / bytes per block).
+- Layers of one kind (full, sliding window w, chunked c) form groups of `group_size` layers (the fewest
+  layers of any kind, or the most when that is under 1.5x the fewest); each group's pages come from the
+  one pool, so a request needs, per group, ceil(N / b) blocks (full), ceil(min(w - 1 + T, N) / b) + 1
+  (sliding) or ceil(min(c + T, N) / b) (chunked), T = max_num_batched_tokens x the batches in flight.
+- Concurrency (vLLM's log) = num_blocks / blocks per request; "GPU KV cache size" = concurrency x N
+  tokens. Block 0 is the null block: admission and the longest request count num_blocks - 1.
+Models vLLM allocates otherwise (recurrent state pages, DSA's indexer cache, V4's compressed layers,
+per-layer head shapes) are planned in bytes per GPU instead, and the plan says it is an estimate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from math import ceil
 
 from core.accounting import totals as acc
 from core.accounting.base import design_of
-from core.model.specs import ModelSpec, MoEMLP
+from core.model.dtypes import weight_dtype as weight_format
+from core.model.specs import DenseMLP, GQASpec, MLASpec, ModelSpec, MoEMLP, NoMixer
 
 BLOCK_TOKENS = 16
 MAX_TOKENS = 1 << 40  # the largest context the planner searches
+DEFAULT_BATCHED_TOKENS = 8192  # vLLM's max_num_batched_tokens for its API server on large GPUs
 
 
 @dataclass(frozen=True)
@@ -34,21 +50,86 @@ class Hardware:
     bandwidth_bytes_s: float  # per GPU
     n_gpus: int = 1
     utilization: float = 0.9  # vLLM's gpu_memory_utilization
-    reserved_bytes: int = 0  # activations, CUDA graphs, buffers: everything but weights and cache
+    reserved_bytes: int = 0  # per GPU: activations, CUDA graphs, buffers (everything but weights and cache)
 
     def __post_init__(self) -> None:
         if not 0 < self.utilization <= 1:
             raise ValueError(f"memory utilization must be in (0, 1], got {self.utilization}.")
         if self.n_gpus < 1 or self.memory_bytes < 1:
             raise ValueError("GPU count and memory must be positive.")
+        if self.reserved_bytes < 0:
+            raise ValueError("reserved memory cannot be negative.")
 
     @property
     def usable_bytes(self) -> int:
-        return int(self.n_gpus * self.memory_bytes * self.utilization)
+        """Per GPU: memory x utilization."""
+        return int(self.memory_bytes * self.utilization)
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    dp_attention: bool = False  # experts sharded over DP x TP ranks (expert parallelism)
+
+    def __post_init__(self) -> None:
+        for name, v in (("TP", self.tp), ("PP", self.pp), ("DP", self.dp)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 4096:
+                raise ValueError(f"{name} size must be a whole number from 1 to 4,096, got {v!r}.")
 
     @property
-    def total_bytes(self) -> int:
-        return self.n_gpus * self.memory_bytes
+    def gpus(self) -> int:
+        return self.tp * self.pp * self.dp
+
+    @property
+    def ep(self) -> int:
+        """Ranks the routed experts are spread over (1: no expert parallelism)."""
+        return self.dp * self.tp if self.dp_attention else 1
+
+    @classmethod
+    def for_gpus(cls, gpus: int, tp: int | None = None, pp: int = 1, dp_attention: bool = False) -> Parallelism:
+        """The layout of `gpus` GPUs: TP x PP per group and DP = gpus / (TP x PP) groups. TP defaults to
+        every GPU of a stage (1 with data-parallel attention). ValueError when TP x PP does not divide
+        the GPUs."""
+        if tp is None:
+            tp = 1 if dp_attention else max(gpus // pp, 1)
+        if gpus < 1 or tp < 1 or pp < 1 or gpus % (tp * pp):
+            raise ValueError(
+                f"TP x PP = {tp} x {pp} = {tp * pp} does not divide {gpus} GPU(s): TP x PP x DP must equal the GPUs."
+            )
+        return cls(tp, pp, gpus // (tp * pp), dp_attention)
+
+    def describe(self) -> str:
+        parts = [f"TP{self.tp}"] + ([f"PP{self.pp}"] if self.pp > 1 else [])
+        if self.dp_attention:
+            parts.append(f"DP-attention {self.dp} (EP{self.ep})")
+        elif self.dp > 1:
+            parts.append(f"DP{self.dp} replicas")
+        return " x ".join(parts)
+
+
+@dataclass(frozen=True)
+class Allocator:
+    """vLLM's engine settings that size the pool."""
+
+    block_size: int = BLOCK_TOKENS
+    max_num_batched_tokens: int = DEFAULT_BATCHED_TOKENS
+    async_scheduling: bool = True  # vLLM 0.33's default: one more batch in flight than pipeline stages
+    kv_budget_bytes: int | None = None  # "available KV cache memory" per GPU, as vLLM logs it
+
+    def __post_init__(self) -> None:
+        b, t = self.block_size, self.max_num_batched_tokens
+        if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 4096:
+            raise ValueError(f"block size must be a whole number of tokens from 1 to 4,096, got {b!r}.")
+        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= 1 << 24:
+            raise ValueError(f"max_num_batched_tokens must be a whole number from 1 to {1 << 24:,}, got {t!r}.")
+        if self.kv_budget_bytes is not None and self.kv_budget_bytes < 0:
+            raise ValueError("the KV cache budget per GPU cannot be negative.")
+
+    def in_flight_tokens(self, pp: int) -> int:
+        """vLLM's max_in_flight_tokens: batches in flight (PP, plus one with async scheduling) x batched tokens."""
+        return (pp + (1 if self.async_scheduling else 0)) * self.max_num_batched_tokens
 
 
 def grows_linearly(spec: ModelSpec) -> bool:
@@ -65,39 +146,233 @@ def paged_request_bytes(
     return acc.kv_cache_bytes(spec, ceil(tokens / block) * block, 1, kv_dtype, layout) + acc.state_bytes(spec)
 
 
+def auto_kv_dtype(spec: ModelSpec) -> str:
+    """vLLM's kv_cache_dtype "auto": the model's dtype, with float32 checkpoints downcast to bf16 (fp16
+    configs stay fp16)."""
+    return "fp16" if spec.native_weights[0] == "fp16" else "bf16"
+
+
+def pp_split(n_layers: int, pp: int) -> list[tuple[int, int]]:
+    """[start, end) of each pipeline stage, as vLLM's get_pp_indices splits the layers."""
+    if pp > n_layers:
+        raise ValueError(f"PP size {pp} is larger than the {n_layers} layers: a stage would have none.")
+    parts = [n_layers // pp] * pp
+    for i in range(2, n_layers % pp + 2):
+        parts[-i] += 1
+    out, start = [], 0
+    for n in parts:
+        out.append((start, start + n))
+        start += n
+    return out
+
+
+def shard(spec: ModelSpec, start: int, end: int, tp: int) -> ModelSpec:
+    """Layers [start, end) as one TP rank holds them (its cache, state and attention weights)."""
+    return replace(
+        spec,
+        attention=tuple(design_of(a).tp_shard(a, tp) for a in spec.attention[start:end]),
+        mlp=spec.mlp[start:end],
+    )
+
+
+# ----------------------------------------------------------------------------- weights per GPU
+
+
+@dataclass(frozen=True)
+class StageWeights:
+    """Weights one GPU of a stage holds (bytes), split as the decode step reads them."""
+
+    embedding: int  # input embedding table (a lookup: not read per step unless tied to the lm_head)
+    routed: int  # routed experts held here
+    rest: int  # everything else: attention, dense MLPs, shared experts, routers, norms, lm_head
+
+    @property
+    def total(self) -> int:
+        return self.embedding + self.routed + self.rest
+
+
+def stage_weights(spec: ModelSpec, start: int, end: int, par: Parallelism, weight_dtype: str) -> StageWeights:
+    """Weights on one GPU of the stage holding layers [start, end), from the parameter breakdown: TP splits
+    projections (GQA key/value heads replicated when TP exceeds them, MLA's down-projections whole),
+    dense MLPs and shared experts; routed experts are split by TP, or dealt out whole over EP = DP x TP
+    ranks with data-parallel attention; routers and norms are replicated; embedding and lm_head are split
+    by vocabulary over TP and sit on the first and last stage. Raises ParamsUnknown for KV-only configs."""
+    acc.param_count(spec)  # ParamsUnknown when the config lacks what counting needs
+    names = spec.native_weights if weight_dtype == "native" else (weight_dtype,) * 3
+    e_bits, x_bits, r_bits = (weight_format(n).bits_per_element for n in names)
+    h, tp = spec.hidden_size, par.tp
+    first, last = start == 0, end == spec.n_layers
+    rest = 2 * h * (end - start) + (h if last else 0) + sum(n for _, n in spec.extra_params)
+    routed = 0.0
+    for a, m in zip(spec.attention[start:end], spec.mlp[start:end], strict=True):
+        rest += design_of(a).tp_params(a, h, tp).total
+        if isinstance(m, DenseMLP):
+            rest += ceil(acc.mlp_params(m, h).total / tp)
+        elif isinstance(m, MoEMLP):
+            expert = acc.expert_params(m, h).total
+            rest += h * m.n_routed + (m.n_routed if m.router_bias else 0)
+            rest += ceil((3 if m.gated else 2) * h * m.shared_intermediate_size * m.n_shared / tp)
+            routed += ceil(m.n_routed / par.ep) * expert if par.dp_attention else ceil(m.n_routed * expert / tp)
+    table = ceil(spec.vocab_size * h / tp)
+    embed = table if first or (last and spec.tie_word_embeddings) else 0
+    head = table if last and not spec.tie_word_embeddings else 0
+    return StageWeights(ceil(embed * e_bits / 8), ceil(routed * x_bits / 8), ceil((head * e_bits + rest * r_bits) / 8))
+
+
+# ----------------------------------------------------------------------------- vLLM's KV-cache groups
+
+
+def _kind(attn) -> tuple | None:
+    """The vLLM KV-cache spec kind of a layer the paged allocator plans exactly; None otherwise."""
+    if type(attn) is MLASpec:
+        return ("full",)
+    if type(attn) is GQASpec:
+        if attn.sliding_window:
+            return ("sliding", attn.sliding_window)
+        return ("chunked", attn.chunk_size) if attn.chunk_size else ("full",)
+    return None
+
+
+def why_estimate(spec: ModelSpec, kv_dtype: str, layout: str) -> str | None:
+    """None when vLLM's paged allocator is reproduced exactly for this model; else why it is not."""
+    if acc.state_bytes(spec):
+        return "vLLM pads each recurrent-state page to the attention page and changes the block size to match"
+    kinds = [a for a in spec.attention if not isinstance(a, NoMixer)]
+    if not kinds:
+        return "no layer keeps a KV cache"
+    odd = sorted({a.kind for a in kinds if _kind(a) is None})
+    if odd:
+        return f"vLLM allocates {', '.join(odd)} layers with their own cache specs (not modelled block by block)"
+    pages = {acc.kv_cache_bytes(replace(spec, attention=(a,), mlp=spec.mlp[:1]), 1, 1, kv_dtype, layout) for a in kinds}
+    if len(pages) > 1:
+        return "its layers cache different bytes per token, and vLLM then reshapes pages to one size"
+    return None
+
+
+@dataclass(frozen=True)
+class Groups:
+    """The model's KV-cache groups as vLLM forms them (`_get_kv_cache_groups_uniform_page_size`, over the
+    whole model, before pipeline stages take their slices): the layers of one kind are dealt round-robin
+    into ceil(n / group_size) groups; group_size is the fewest layers of any kind, or the most when that
+    is under 1.5x the fewest. `token_bytes`: one token of one layer on one GPU."""
+
+    members: tuple[tuple[tuple, tuple[int, ...]], ...]  # (kind, layer indices) per group
+    group_size: int
+    token_bytes: int
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.members)
+
+    def block_bytes(self, block: int, start: int, end: int) -> int:
+        """One block on a GPU of the stage holding layers [start, end): a page for every layer of the
+        stage's largest slice of a group."""
+        most = max(sum(start <= i < end for i in layers) for _, layers in self.members)
+        return block * self.token_bytes * most
+
+
+def kv_groups(rank_spec: ModelSpec, kv_dtype: str, layout: str) -> Groups:
+    buckets: dict[tuple, list[int]] = {}
+    for i, a in enumerate(rank_spec.attention):
+        if not isinstance(a, NoMixer):
+            buckets.setdefault(_kind(a), []).append(i)
+    if not buckets:
+        return Groups((), 0, 0)
+    lo, hi = min(map(len, buckets.values())), max(map(len, buckets.values()))
+    size = hi if hi < 1.5 * lo else lo
+    members = []
+    for kind, layers in buckets.items():
+        n = ceil(len(layers) / size)
+        members += [(kind, tuple(layers[j::n])) for j in range(n)]
+    first = rank_spec.attention[next(iter(buckets.values()))[0]]
+    token = acc.kv_cache_bytes(replace(rank_spec, attention=(first,), mlp=rank_spec.mlp[:1]), 1, 1, kv_dtype, layout)
+    return Groups(tuple(members), size, token)
+
+
+def blocks_per_request(groups: Groups, tokens: int, block: int, in_flight: int) -> int:
+    """Blocks one request of `tokens` may hold at its peak, over every group (vLLM's max_memory_usage)."""
+    total = 0
+    for kind, _ in groups.members:
+        if kind[0] == "full":
+            total += ceil(tokens / block)
+        elif kind[0] == "sliding":
+            total += ceil(min(kind[1] - 1 + in_flight, tokens) / block) + 1
+        else:
+            total += ceil(min(kind[1] + in_flight, tokens) / block)
+    return total
+
+
+# ----------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage, as one of its GPUs sees it."""
+
+    layers: tuple[int, int]  # [start, end)
+    weights: StageWeights
+    kv_budget_bytes: int  # negative: the weights do not fit
+    request_bytes: int  # one request of `context` tokens: paged cache + state on this GPU
+    state_bytes: int  # of which fixed-size state
+    cache_read_bytes: int  # one decoded token of one request reads on this GPU
+    num_blocks: int | None  # this GPU's pool (None when planned in bytes)
+    block_bytes: int | None  # one block on this GPU: a page for each layer of its largest group slice
+
+
 @dataclass(frozen=True)
 class Plan:
     context: int
-    batch: int
-    weights_bytes: int
-    usable_bytes: int  # n_gpus x memory x utilization
-    total_bytes: int  # n_gpus x memory
-    reserved_bytes: int
-    kv_budget_bytes: int  # usable - weights - reserved (negative: the weights do not fit)
-    kv_bytes: int  # batch x cache at context, unpaged
-    kv_paged_bytes: int  # batch x (cache at context rounded up to whole blocks + fixed-size state)
-    state_bytes: int  # batch x fixed-size state (linear attention, Mamba), included in kv_paged_bytes
-    block_bytes: int  # one 16-token block across all layers (full-attention models)
-    num_blocks: int  # vLLM's "GPU KV cache size" in blocks (full-attention models), else 0
-    max_concurrency: float  # requests of `context` tokens the budget holds (vLLM's "Maximum concurrency")
-    max_context: int | None  # largest context for `batch` requests; None: the cache stops growing
-    linear: bool
-    step_bytes_read: int  # one decode step of the whole batch: weights it touches + cache it reads
-    step_seconds: float  # memory-bound lower bound: step_bytes_read / (n_gpus x bandwidth)
+    batch: int  # requests in the whole deployment
+    kv_dtype: str
+    parallel: Parallelism
+    allocator: Allocator
+    stages: tuple[Stage, ...]
+    exact: bool  # vLLM's allocator reproduced block by block
+    estimate_reason: str | None
+    num_blocks: int | None  # per GPU, the smallest stage's (what vLLM logs); None when estimated
+    blocks_per_request: int | None  # at `context`, over every KV-cache group (vLLM's max_memory_usage)
+    kv_cache_tokens: int | None  # vLLM's "GPU KV cache size" (one DP group)
+    max_concurrency: float  # requests of `context` tokens, the whole deployment
+    max_context: int | None  # longest context each of `batch` requests can hold; None: unbounded
+    fits: bool
+    usable_bytes: int  # per GPU
+    memory_bytes: int  # per GPU
+    reserved_bytes: int  # per GPU
+    pooled_concurrency: float  # what pooling every GPU's memory would suggest (the naive answer)
+    replication: float  # how many copies of each request's cache one DP group keeps (1: none)
+    step_seconds: float  # memory-bound lower bound on one decode step of the whole batch
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def requests_per_group(self) -> int:
+        return ceil(self.batch / self.parallel.dp)
+
+    @property
+    def weights_bytes_per_gpu(self) -> int:
+        return max(s.weights.total for s in self.stages)
+
+    @property
+    def kv_budget_bytes_per_gpu(self) -> int:
+        """The budget of the stage that decides (the fewest blocks, or the least room)."""
+        return self.stages[self.deciding_stage].kv_budget_bytes
+
+    @property
+    def deciding_stage(self) -> int:
+        if self.exact:
+            return min(range(len(self.stages)), key=lambda i: self.stages[i].num_blocks)
+        return min(
+            range(len(self.stages)),
+            key=lambda i: self.stages[i].kv_budget_bytes / max(self.stages[i].request_bytes, 1),
+        )
+
+    @property
+    def weights_bytes(self) -> int:
+        """All GPUs together (replicated parts counted on each)."""
+        return sum(s.weights.total for s in self.stages) * self.parallel.tp * self.parallel.dp
 
     @property
     def tokens_per_second(self) -> float:
-        """Upper bound on decoded tokens per second for the whole batch (memory-bound)."""
         return self.batch / self.step_seconds if self.step_seconds else 0.0
-
-    @property
-    def fits(self) -> bool:
-        return self.kv_budget_bytes >= self.kv_paged_bytes
-
-    @property
-    def headroom_bytes(self) -> int:
-        """Usable memory left after weights, reserved memory and this batch's cache (negative: over)."""
-        return self.kv_budget_bytes - self.kv_paged_bytes
 
 
 def plan(
@@ -105,74 +380,154 @@ def plan(
     hw: Hardware,
     context: int,
     batch: int = 1,
-    kv_dtype: str = "bf16",
+    kv_dtype: str = "auto",
     weight_dtype: str = "bf16",
     layout: str = "latent",
+    parallel: Parallelism | None = None,
+    allocator: Allocator | None = None,
 ) -> Plan:
+    """Plan `batch` requests of `context` tokens on `hw` under `parallel` (default: TP over all GPUs).
+    ValueError for a layout the model cannot be split in (TP not dividing heads, PP above the layers,
+    GPUs not TP x PP x DP); ParamsUnknown when the weights cannot be counted and no KV budget is given."""
     if context < 1 or batch < 1:
         raise ValueError("context and batch must be at least 1.")
-    weights = acc.weights_bytes(spec, weight_dtype)
-    budget = hw.usable_bytes - weights - hw.reserved_bytes
-    per_request = paged_request_bytes(spec, context, kv_dtype, layout)
-    linear = grows_linearly(spec)
-    block = acc.kv_cache_bytes(spec, BLOCK_TOKENS, 1, kv_dtype, layout) if linear else 0
-    if linear:
-        num_blocks = max(budget, 0) // block
-        concurrency = num_blocks / ceil(context / BLOCK_TOKENS)
+    par = parallel or Parallelism.for_gpus(hw.n_gpus)
+    if par.gpus != hw.n_gpus:
+        raise ValueError(f"TP x PP x DP = {par.gpus} but there are {hw.n_gpus} GPU(s): they must be equal.")
+    alloc = allocator or Allocator()
+    kv = auto_kv_dtype(spec) if kv_dtype == "auto" else kv_dtype
+    block, in_flight = alloc.block_size, alloc.in_flight_tokens(par.pp)
+    reason = why_estimate(spec, kv, layout)
+    groups = None if reason else kv_groups(shard(spec, 0, spec.n_layers, par.tp), kv, layout)
+    per_group = ceil(batch / par.dp)
+    stages = []
+    for start, end in pp_split(spec.n_layers, par.pp):
+        rank = shard(spec, start, end, par.tp)
+        if alloc.kv_budget_bytes is not None and spec.params_unknown:
+            weights = StageWeights(0, 0, 0)
+        else:
+            weights = stage_weights(spec, start, end, par, weight_dtype)
+        budget = (
+            alloc.kv_budget_bytes
+            if alloc.kv_budget_bytes is not None
+            else hw.usable_bytes - weights.total - hw.reserved_bytes
+        )
+        blocks = block_bytes = None
+        if groups is not None and groups.n_groups:
+            block_bytes = groups.block_bytes(block, start, end)
+            blocks = max(budget, 0) // block_bytes
+        stages.append(
+            Stage(
+                (start, end),
+                weights,
+                budget,
+                paged_request_bytes(rank, context, kv, layout, block),
+                acc.state_bytes(rank),
+                acc.cache_bytes_read(rank, context, kv, layout),
+                blocks,
+                block_bytes,
+            )
+        )
+    exact = groups is not None and groups.n_groups > 0
+    notes: list[str] = []
+    if exact:
+        num_blocks = min(s.num_blocks for s in stages)
+        need = blocks_per_request(groups, context, block, in_flight)
+        per_rank = num_blocks / need
+        tokens = int(per_rank * context)
+        max_ctx = _search(lambda n: per_group * blocks_per_request(groups, n, block, in_flight) <= num_blocks - 1)
+        fits = per_group * need <= num_blocks - 1
     else:
-        num_blocks = 0
-        concurrency = max(budget, 0) / per_request if per_request else float("inf")
-    step = decode_step_bytes(spec, context, batch, kv_dtype, weight_dtype, layout)
+        num_blocks = tokens = need = None
+        per_rank = min(
+            (max(s.kv_budget_bytes, 0) / s.request_bytes if s.request_bytes else float("inf")) for s in stages
+        )
+        ranks = [shard(spec, a, b, par.tp) for a, b in (s.layers for s in stages)]
+
+        def fits_n(n: int) -> bool:
+            return all(
+                per_group * paged_request_bytes(r, n, kv, layout, block) <= s.kv_budget_bytes
+                for r, s in zip(ranks, stages, strict=True)
+            )
+
+        max_ctx = _search(fits_n)
+        fits = all(per_group * s.request_bytes <= s.kv_budget_bytes for s in stages)
+        if reason:
+            notes.append(f"Estimate: {reason}; planned in bytes per GPU instead of vLLM's blocks.")
+    whole = paged_request_bytes(spec, context, kv, layout, block)
+    stored = sum(s.request_bytes for s in stages) * par.tp
+    try:
+        total_weights = acc.weights_bytes(spec, weight_dtype)
+    except acc.ParamsUnknown:
+        total_weights = 0
+    pooled_budget = (
+        alloc.kv_budget_bytes * hw.n_gpus
+        if alloc.kv_budget_bytes is not None
+        else hw.n_gpus * (hw.usable_bytes - hw.reserved_bytes) - total_weights
+    )
+    step = _step_seconds(spec, stages, par, batch, hw.bandwidth_bytes_s) if hw.bandwidth_bytes_s else 0.0
     return Plan(
         context=context,
         batch=batch,
-        weights_bytes=weights,
-        usable_bytes=hw.usable_bytes,
-        total_bytes=hw.total_bytes,
-        reserved_bytes=hw.reserved_bytes,
-        kv_budget_bytes=budget,
-        kv_bytes=acc.kv_cache_bytes(spec, context, batch, kv_dtype, layout),
-        kv_paged_bytes=batch * per_request,
-        state_bytes=acc.state_bytes(spec, batch),
-        block_bytes=block,
+        kv_dtype=kv,
+        parallel=par,
+        allocator=alloc,
+        stages=tuple(stages),
+        exact=exact,
+        estimate_reason=reason,
         num_blocks=num_blocks,
-        max_concurrency=concurrency,
-        max_context=max_context(spec, budget, batch, kv_dtype, layout),
-        linear=linear,
-        step_bytes_read=step,
-        step_seconds=step / (hw.n_gpus * hw.bandwidth_bytes_s),
+        blocks_per_request=need,
+        kv_cache_tokens=tokens,
+        max_concurrency=per_rank * par.dp,
+        max_context=max_ctx,
+        fits=fits,
+        usable_bytes=hw.usable_bytes,
+        memory_bytes=hw.memory_bytes,
+        reserved_bytes=hw.reserved_bytes,
+        pooled_concurrency=max(pooled_budget, 0) / whole if whole else float("inf"),
+        replication=stored / whole if whole else 1.0,
+        step_seconds=step,
+        notes=tuple(notes),
     )
 
 
+def _search(fits) -> int | None:
+    """Largest N in [1, MAX_TOKENS] with fits(N) (monotone); 0 if none; None if even MAX_TOKENS fits."""
+    if not fits(1):
+        return 0
+    if fits(MAX_TOKENS):
+        return None
+    lo, hi = 1, MAX_TOKENS
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def _step_seconds(spec: ModelSpec, stages: list[Stage], par: Parallelism, batch: int, bw: float) -> float:
+    """One decode step of the whole batch, memory-bound: the stages run one after another, and on each
+    GPU the step reads its weights (routed experts only up to the share the tokens reach; not the
+    embedding table, a lookup, unless it is the tied lm_head) and its requests' cache."""
+    moe = [m for m in spec.mlp if isinstance(m, MoEMLP)]
+    tokens = batch if par.dp_attention else ceil(batch / par.dp)
+    share = min(1.0, tokens * moe[0].top_k / moe[0].n_routed) if moe else 1.0
+    per_group = ceil(batch / par.dp)
+    seconds = 0.0
+    for s in stages:
+        embed = s.weights.embedding if not (spec.tie_word_embeddings and s.layers[1] == spec.n_layers) else 0
+        read = s.weights.total - embed - s.weights.routed + s.weights.routed * share + per_group * s.cache_read_bytes
+        seconds += read / bw
+    return seconds
+
+
 def decode_step_bytes(spec: ModelSpec, context: int, batch: int, kv_dtype: str, weight_dtype: str, layout: str) -> int:
-    """Bytes one decode step of `batch` requests reads: the weights once for the whole batch (the lm_head
-    or tied embedding, everything that is not a routed expert, and of the routed experts at most the
-    share min(1, batch x top_k / n_routed) the batch's tokens can reach), plus every request's cache
-    reads (sparse layers read only what they select). Bytes / bandwidth bounds the step time from
-    below: decode is memory-bound until arithmetic intensity crosses the ridge (DESIGN.md)."""
+    """Bytes one decode step of `batch` requests reads on one GPU holding the whole model: the weights once
+    for the whole batch (the lm_head or tied embedding, everything that is not a routed expert, and of the
+    routed experts at most the share min(1, batch x top_k / n_routed) the batch's tokens can reach), plus
+    every request's cache reads (sparse layers read only what they select). Bytes / bandwidth bounds the
+    step time from below: decode is memory-bound until arithmetic intensity crosses the ridge (DESIGN.md)."""
     embed, head, routed, rest = acc.weights_bytes_parts(spec, weight_dtype)
     moe = [m for m in spec.mlp if isinstance(m, MoEMLP)]
     share = min(1.0, batch * moe[0].top_k / moe[0].n_routed) if moe else 1.0
     weights = (head or embed) + rest + int(routed * share)
     return weights + batch * acc.cache_bytes_read(spec, context, kv_dtype, layout)
-
-
-def max_context(
-    spec: ModelSpec, budget: int, batch: int = 1, kv_dtype: str = "bf16", layout: str = "latent"
-) -> int | None:
-    """Largest context N (whole blocks) such that `batch` requests of N tokens fit in `budget` bytes;
-    0 if not even one block fits; None if the cache stops growing before MAX_TOKENS (all layers
-    windowed). Binary search: the paged cache never shrinks as N grows."""
-
-    def fits(n: int) -> bool:
-        return batch * paged_request_bytes(spec, n, kv_dtype, layout) <= budget
-
-    if budget <= 0 or not fits(BLOCK_TOKENS):
-        return 0
-    if fits(MAX_TOKENS):
-        return None
-    lo, hi = 1, MAX_TOKENS // BLOCK_TOKENS  # in blocks: lo fits, hi does not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if fits(mid * BLOCK_TOKENS) else (lo, mid)
-    return lo * BLOCK_TOKENS

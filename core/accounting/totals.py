@@ -215,7 +215,7 @@ def attention_params(attn: AttentionSpec, hidden: int) -> Params:
     return design_of(attn).params(attn, hidden)
 
 
-def _expert_params(mlp: MoEMLP, hidden: int) -> Params:
+def expert_params(mlp: MoEMLP, hidden: int) -> Params:
     """One expert: gate, up and down projections (up and down when not gated) (+ biases, gpt-oss)."""
     i = mlp.expert_intermediate_size
     return Params((3 if mlp.gated else 2) * hidden * i, (2 * i + hidden) if mlp.bias else 0)
@@ -232,7 +232,7 @@ def mlp_params(mlp: MLPSpec | None, hidden: int, active: bool = False) -> Params
         return Params(n_mat * h * i, (i + h) if mlp.bias else 0)
     e = mlp.top_k if active else mlp.n_routed
     router = Params(h * mlp.n_routed, mlp.n_routed if mlp.router_bias else 0)  # (+ bias / correction bias)
-    p = _expert_params(mlp, h).scale(e) + router
+    p = expert_params(mlp, h).scale(e) + router
     p += Params((3 if mlp.gated else 2) * h * mlp.shared_intermediate_size * mlp.n_shared)
     return p
 
@@ -275,7 +275,7 @@ def param_count(spec: ModelSpec) -> ParamCount:
     # model cards do: V4-Pro 49B, V3 37B.
     active = common - embed + sum(p.total for p in mlp_act)
     matmul_active = spec.vocab_size * h + sum(p.matmul for p in attn) + sum(p.matmul for p in mlp_act)
-    routed = sum(m.n_routed * _expert_params(m, h).total for m in spec.mlp if isinstance(m, MoEMLP))
+    routed = sum(m.n_routed * expert_params(m, h).total for m in spec.mlp if isinstance(m, MoEMLP))
     return ParamCount(total, active, matmul_active, embed, attn_total, sum(p.total for p in mlp), routed, head)
 
 

@@ -20,10 +20,17 @@ class StorageFormat:
     scale_bytes: int = 0  # bytes stored per group: scale, plus a zero point when asymmetric
     description: str = ""
     vector_extra_bytes: int = 0  # bytes stored once per vector (TurboQuant: the vector's fp16 norm)
+    whole_blocks: bool = False  # llama.cpp block formats: a row must be a whole number of blocks
 
     def vector_bytes(self, width: int) -> int:
         """Bytes of one stored vector of `width` elements:
-        ceil(width*bits/8) + ceil(width/group_size)*scale_bytes + vector_extra_bytes."""
+        ceil(width*bits/8) + ceil(width/group_size)*scale_bytes + vector_extra_bytes. A block format
+        (`whole_blocks`) refuses a width that is not a whole number of blocks, as llama.cpp does."""
+        if self.whole_blocks and width % self.group_size:
+            raise ValueError(
+                f"{self.name} stores rows in blocks of {self.group_size} values; a row of {width:,} values is not "
+                f"a whole number of blocks (llama.cpp refuses it)."
+            )
         data = ceil(width * self.bits / 8)
         groups = ceil(width / self.group_size) if self.group_size else 0
         return data + groups * self.scale_bytes + self.vector_extra_bytes
@@ -33,6 +40,23 @@ class StorageFormat:
         """Average stored bits per element including scales (for a width that fills whole groups)."""
         extra = 8 * self.scale_bytes / self.group_size if self.group_size else 0.0
         return self.bits + extra
+
+
+# llama.cpp's block formats that `--cache-type-k/-v` accepts (ggml's type table, ggml-common.h): blocks of
+# 32 values, each with an fp16 scale `d` (and an fp16 minimum `m` for the _1 types). Bytes per block:
+# q8_0 34, q4_0 18, q4_1 20, q5_0 22, q5_1 24, iq4_nl 18 (4-bit indices into a fixed non-linear table).
+_GGML_BLOCKS = (
+    ("q8_0", 8, 2, "int8 values + an fp16 scale per block of 32 (8.5 bits per value)"),
+    ("q4_0", 4, 2, "4-bit values + an fp16 scale per block of 32 (4.5 bits per value)"),
+    ("q4_1", 4, 4, "4-bit values + an fp16 scale and an fp16 minimum per block of 32 (5 bits per value)"),
+    ("q5_0", 5, 2, "5-bit values + an fp16 scale per block of 32 (5.5 bits per value)"),
+    ("q5_1", 5, 4, "5-bit values + an fp16 scale and an fp16 minimum per block of 32 (6 bits per value)"),
+    ("iq4_nl", 4, 2, "4-bit indices into a non-linear table + an fp16 scale per block of 32 (4.5 bits per value)"),
+)
+
+
+def _ggml(name: str, bits: int, scale_bytes: int, what: str) -> StorageFormat:
+    return StorageFormat(name, bits, 32, scale_bytes, f"llama.cpp {name}: {what}", whole_blocks=True)
 
 
 CACHE_DTYPES: dict[str, StorageFormat] = {
@@ -70,6 +94,7 @@ CACHE_DTYPES: dict[str, StorageFormat] = {
             "the paper reports marginal quality loss at 2.5 bits",
             vector_extra_bytes=2,
         ),
+        *(_ggml(*t) for t in _GGML_BLOCKS),
     )
 }
 

@@ -8,7 +8,9 @@ current chunk (vLLM's ChunkedLocalAttention frees the blocks of earlier chunks).
 
 from __future__ import annotations
 
-from core.accounting.base import CacheRows, Design, Params, check_mode, register, sum_min
+from dataclasses import replace
+
+from core.accounting.base import CacheRows, Design, Params, check_mode, register, sum_min, tp_split
 from core.model.dtypes import StorageFormat
 from core.model.specs import GQASpec
 
@@ -66,6 +68,21 @@ class GQADesign(Design):
         q_out = q * (2 if attn.output_gate else 1)  # a gated output doubles the query projection
         bias = (q_out + k + v if attn.qkv_bias else 0) + (h if attn.o_bias else 0)
         return Params(h * q_out + h * k + h * v + o * h, bias)
+
+    def tp_shard(self, attn: GQASpec, tp: int) -> GQASpec:
+        """Query heads split over the ranks; key/value heads too while there are at least `tp` of them,
+        else every rank keeps one, replicated (vLLM's QKVParallelLinear: tp must divide n_kv, or n_kv tp)."""
+        heads = tp_split("the query heads", attn.n_heads, tp)
+        if attn.n_kv_heads >= tp:
+            kv = tp_split("the key/value heads", attn.n_kv_heads, tp)
+        elif tp % attn.n_kv_heads:
+            raise ValueError(
+                f"tensor parallel size {tp} is not a multiple of the {attn.n_kv_heads} key/value heads, so they "
+                "cannot be replicated evenly."
+            )
+        else:
+            kv = 1
+        return replace(attn, n_heads=heads, n_kv_heads=kv)
 
     def describe(self, attn: GQASpec, layers: str, multi: bool) -> str:
         a = attn

@@ -11,7 +11,9 @@ each H_v d_k d_v multiply-adds: 6 H_v d_k d_v. The decay and gates are elementwi
 
 from __future__ import annotations
 
-from core.accounting.base import CacheRows, Params, RecurrentDesign, register
+from dataclasses import replace
+
+from core.accounting.base import CacheRows, Params, RecurrentDesign, register, tp_split
 from core.model.dtypes import cache_dtype
 from core.model.specs import LinearAttentionSpec
 
@@ -45,6 +47,15 @@ class LinearAttentionDesign(RecurrentDesign):
             return Params(matmul, a.n_value_heads + kd + a.value_head_dim)
         matmul = e * (2 * kd + 2 * vd) + e * 2 * a.n_value_heads + conv + vd * e
         return Params(matmul, 2 * a.n_value_heads + a.value_head_dim)
+
+    def tp_shard(self, attn: LinearAttentionSpec, tp: int) -> LinearAttentionSpec:
+        """Key and value heads split over the ranks, and the state with them (vLLM divides the recurrent
+        state's heads and the conv channels by the TP size)."""
+        return replace(
+            attn,
+            n_key_heads=tp_split("linear_num_key_heads", attn.n_key_heads, tp),
+            n_value_heads=tp_split("linear_num_value_heads", attn.n_value_heads, tp),
+        )
 
     def describe(self, attn: LinearAttentionSpec, layers: str, multi: bool) -> str:
         a = attn

@@ -9,7 +9,9 @@ dt B x^T and the readout C . h, each H P N multiply-adds: 4 H P N.
 
 from __future__ import annotations
 
-from core.accounting.base import CacheRows, Params, RecurrentDesign, register
+from dataclasses import replace
+
+from core.accounting.base import CacheRows, Params, RecurrentDesign, register, tp_split
 from core.model.dtypes import cache_dtype
 from core.model.specs import Mamba2Spec
 
@@ -34,6 +36,16 @@ class Mamba2Design(RecurrentDesign):
         matmul = e * proj + a.conv_dim * a.conv_kernel + d_in * e
         other = 3 * a.n_heads + d_in + (a.conv_dim if a.conv_bias else 0) + ((proj + e) if a.proj_bias else 0)
         return Params(matmul, other)
+
+    def tp_shard(self, attn: Mamba2Spec, tp: int) -> Mamba2Spec:
+        """Heads split over the ranks; B and C groups too, after vLLM extends n_groups to `tp` when `tp` does
+        not divide it (`extra_groups_for_head_shards`: each rank then holds a copy of its group)."""
+        groups = attn.n_groups + (tp - attn.n_groups if attn.n_groups % tp else 0)
+        return replace(
+            attn,
+            n_heads=tp_split("mamba_num_heads", attn.n_heads, tp),
+            n_groups=tp_split("n_groups (extended to the TP size)", groups, tp),
+        )
 
     def describe(self, attn: Mamba2Spec, layers: str, multi: bool) -> str:
         a = attn

@@ -7,9 +7,10 @@ layout: 656 B per token per layer for V3 shapes, and V3.2's fp8 indexer key at 1
 
 from __future__ import annotations
 
+from dataclasses import replace
 from math import ceil
 
-from core.accounting.base import CacheRows, Design, Params, check_mode, register, sum_min
+from core.accounting.base import CacheRows, Design, Params, check_mode, register, sum_min, tp_split
 from core.model.dtypes import StorageFormat
 from core.model.specs import DSASpec, MLASpec
 
@@ -73,6 +74,12 @@ class MLADesign(Design):
         p += Params(h * (attn.kv_lora_rank + attn.qk_rope_head_dim), attn.kv_lora_rank)  # W^DKV, W^KR, norm
         p += Params(attn.kv_lora_rank * attn.n_heads * (attn.qk_nope_head_dim + attn.v_head_dim))  # W^UK, W^UV
         return p + Params(attn.n_heads * attn.v_head_dim * h)  # W^O
+
+    def tp_shard(self, attn: MLASpec, tp: int) -> MLASpec:
+        """Query heads (and W^UK, W^UV, W^O with them) split over the ranks; the latent and rope key are one
+        entry shared by all heads, so every rank caches them whole (vLLM's MLA: one KV head per rank), and
+        the down-projections W^DQ, W^DKV (and DSA's indexer) are replicated."""
+        return replace(attn, n_heads=tp_split("the attention heads", attn.n_heads, tp))
 
     def describe(self, attn: MLASpec, layers: str, multi: bool) -> str:
         a = attn

@@ -27,6 +27,13 @@ class NoMixerDesign(Design):
         """DeciLM `replace_with_linear`: one hidden x hidden matrix, no bias."""
         return Params(hidden * hidden if attn.linear else 0)
 
+    def tp_shard(self, attn: NoMixer, tp: int) -> NoMixer:
+        return attn
+
+    def tp_params(self, attn: NoMixer, hidden: int, tp: int) -> Params:
+        """The replacing linear map is split over the ranks like any projection."""
+        return Params(-(-self.params(attn, hidden).matmul // tp))
+
     def describe(self, attn: NoMixer, layers: str, multi: bool) -> str:
         if attn.linear:
             return f"No attention ({layers}): a single linear map of the hidden state replaces it; nothing is cached."

@@ -9,9 +9,10 @@ qr q_lora_rank, G o_groups, R o_lora_rank, r compress ratio, coff = 2 for CSA (o
 
 from __future__ import annotations
 
+from dataclasses import replace
 from math import ceil
 
-from core.accounting.base import CacheRows, Design, Params, check_mode, register, sum_min
+from core.accounting.base import CacheRows, Design, Params, check_mode, register, sum_min, tp_split
 from core.model.dtypes import StorageFormat
 from core.model.specs import CompressedSpec
 
@@ -134,6 +135,12 @@ class CompressedDesign(Design):
 
     def params(self, attn: CompressedSpec, hidden: int) -> Params:
         return _v4_attention_params(attn, hidden)
+
+    def tp_shard(self, attn: CompressedSpec, tp: int) -> CompressedSpec:
+        """Query heads and output groups split over the ranks; the one shared K=V entry, the window and
+        the indexer keys are cached whole on every rank (as MLA's latent)."""
+        heads = tp_split("the attention heads", attn.n_heads, tp)
+        return replace(attn, n_heads=heads, o_groups=tp_split("the output groups (o_groups)", attn.o_groups, tp))
 
     def describe(self, attn: CompressedSpec, layers: str, multi: bool) -> str:
         a = attn
