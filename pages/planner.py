@@ -11,12 +11,12 @@ import core
 from core.accounting import planner as pl
 from core.accounting.describe import describe
 from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
-from core.accounting.totals import LAYOUTS, check_layout, kv_bytes_per_token, param_count
+from core.accounting.totals import LAYOUTS, check_layout, kv_bytes_per_token, param_count, state_bytes
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
 from core.model.hf_config import from_hf_config, load_config_text
 from core.model.presets import preset_names
-from core.model.specs import ModelSpec
+from core.model.specs import ModelSpec, MoEMLP
 from core.model.units import fmt_bytes, fmt_params
 from core.view.charts import (
     CONTEXTS,
@@ -47,6 +47,27 @@ from pages.common import downloads, ensure_router, link_state, preset
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "planner.md"
 P = "planner."
+AUTO_HELP = "auto: the model's dtype (float32 checkpoints downcast to bf16), as vLLM's kv_cache_dtype auto"
+TP_HELP = (
+    "Splits every layer over TP GPUs: query heads, projections and experts are divided. GQA key/value "
+    "heads are divided too until there are fewer than TP of them, then each GPU keeps one copy. MLA's "
+    "latent (and DSA's indexer key, V4's entries) is one vector shared by all heads: every TP GPU stores "
+    "it whole."
+)
+PP_HELP = (
+    "Splits the layers into PP stages on different GPUs (as vLLM's get_pp_indices does): each GPU stores "
+    "only its stage's layers, weights and cache; the stage with the least room decides for all."
+)
+DPA_HELP = (
+    "DeepSeek-style serving: the GPUs form DP groups that each serve their own requests with a whole "
+    "copy of the attention and dense weights; routed experts are dealt out over all GPUs (expert "
+    "parallelism). Without it, GPUs beyond TP x PP are whole replicas."
+)
+BLOCK_HELP = "Tokens per cache block: 16 is vLLM's default; FlashMLA needs 64, CUTLASS MLA 128."
+BATCHED_HELP = (
+    "vLLM's max_num_batched_tokens (8,192 by default for its API server): a sliding-window layer must keep "
+    "room for a window plus the tokens in flight."
+)
 LAYOUT_HELP = (
     "latent: DeepSeek's absorbed cache (c_KV + rope key); materialised: per-head K and V, as HF's code "
     "caches them; fp8_ds_mla: vLLM's fp8 layout, 656 B per token per layer for V3 shapes"
@@ -119,8 +140,12 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
     b.number_input("Exact context (tokens)", 1, MAX_TYPED_CONTEXT, key=P + "context", on_change=sync_number)
     c.number_input("Concurrent requests", 1, 65_536, key=P + "batch")
     c1, c2, c3 = st.columns(3)
+    kv = ss[P + "kv_dtype"]
     c1.selectbox(
-        "Cache dtype", list(CACHE_DTYPES), key=P + "kv_dtype", help=CACHE_DTYPES[ss[P + "kv_dtype"]].description
+        "Cache dtype",
+        ["auto", *CACHE_DTYPES],
+        key=P + "kv_dtype",
+        help=AUTO_HELP if kv == "auto" else CACHE_DTYPES[kv].description,
     )
     c2.selectbox("Weights", ["native", *WEIGHT_DTYPES], key=P + "weight_dtype", help="native: as released (config)")
     c3.selectbox("MLA cache layout", list(LAYOUTS), key=P + "layout", help=LAYOUT_HELP)
@@ -136,6 +161,17 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
         h1, h2, _ = st.columns([1, 1, 2])
         h1.number_input("Memory per GPU (GB, decimal)", 1.0, 10_000.0, key=P + "memory_gb")
         h2.number_input("Bandwidth per GPU (TB/s)", 0.01, 1000.0, key=P + "bandwidth_tb_s")
+    p1, p2, p3 = st.columns(3)
+    p1.number_input("Tensor parallel (TP, 0: every GPU of a stage)", 0, 1024, key=P + "tp", help=TP_HELP)
+    p2.number_input("Pipeline parallel (PP)", 1, 64, key=P + "pp", help=PP_HELP)
+    p3.toggle("Data-parallel attention (experts over all GPUs)", key=P + "dp_attention", help=DPA_HELP)
+    v1, v2, v3 = st.columns(3)
+    v1.selectbox("Block size (tokens)", [16, 32, 64, 128], key=P + "block_size", help=BLOCK_HELP)
+    v2.number_input("max_num_batched_tokens", 1, 1 << 20, key=P + "batched_tokens", help=BATCHED_HELP)
+    v3.number_input(
+        "KV memory per GPU (GiB, 0: from the memory)", 0.0, 100_000.0, step=1.0, key=P + "kv_budget_gib",
+        help="vLLM logs it as 'Available KV cache memory'; set it to reproduce a log",
+    )  # fmt: skip
     values = {f: ss[P + f] for f in PlannerState.__dataclass_fields__ if f not in ("notices", "config")}
     values["models"] = tuple(values["models"])
     return PlannerState(**values, config=token if CUSTOM in values["models"] else "")
@@ -147,30 +183,38 @@ def hardware(s: PlannerState) -> pl.Hardware:
     else:
         g = GPUS[s.gpu]
         mem, bw, name = g.memory_bytes, g.bandwidth_tb_s * 1e12, s.gpu
-    return pl.Hardware(name, mem, bw, s.n_gpus, s.utilization / 100, int(s.reserved_gib * GIB * s.n_gpus))
+    return pl.Hardware(name, mem, bw, s.n_gpus, s.utilization / 100, int(s.reserved_gib * GIB))
+
+
+def layout_of(s: PlannerState) -> tuple[pl.Parallelism, pl.Allocator]:
+    """ValueError with one sentence when TP x PP does not divide the GPUs."""
+    par = pl.Parallelism.for_gpus(s.n_gpus, s.tp or None, s.pp, s.dp_attention)
+    budget = int(s.kv_budget_gib * GIB) if s.kv_budget_gib else None
+    return par, pl.Allocator(s.block_size, s.batched_tokens, True, budget)
 
 
 def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
     rows = []
-    stateful = any(p.state_bytes for p in plans.values())
+    stateful = any(p.stages[0].state_bytes for p in plans.values())
     for m, p in plans.items():
         spec = specs[m]
         rows.append(
             {
                 "model": m,
                 "attention": spec.design,
-                "params": fmt_params(param_count(spec).total),
+                "params": fmt_params(param_count(spec).total) if not spec.params_unknown else "unknown",
                 **(
-                    {"state / request": fmt_bytes(p.state_bytes // p.batch) if p.state_bytes else "none"}
+                    {"state / request": fmt_bytes(state_bytes(spec)) if state_bytes(spec) else "none"}
                     if stateful
                     else {}
                 ),
-                "weights": fmt_bytes(p.weights_bytes),
-                "KV / token": fmt_bytes(kv_bytes_per_token(spec, s.kv_dtype, s.layout)),
-                f"KV{' + state' if stateful else ''} {s.batch} x {token_label(s.context)}": fmt_bytes(p.kv_paged_bytes),
-                "KV budget": fmt_bytes(p.kv_budget_bytes) if p.kv_budget_bytes >= 0 else "none",
+                "weights / GPU": fmt_bytes(p.weights_bytes_per_gpu),
+                "KV budget / GPU": fmt_bytes(p.kv_budget_bytes_per_gpu) if p.kv_budget_bytes_per_gpu >= 0 else "none",
+                "blocks / GPU": f"{p.num_blocks:,}" if p.exact else "estimate",
+                "KV cache (tokens)": f"{p.kv_cache_tokens:,}" if p.exact else "estimate",
                 "fits": "yes" if p.fits else "no",
                 "concurrency": f"{p.max_concurrency:,.2f}x",
+                "pooled would say": f"{p.pooled_concurrency:,.2f}x",
                 "max context": "unbounded" if p.max_context is None else f"{p.max_context:,}",
                 "decode step ≥": f"{p.step_seconds * 1e3:,.2f} ms",
                 "tokens/s ≤": f"{p.tokens_per_second:,.0f}",
@@ -180,20 +224,35 @@ def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
 
 
 def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
-    if p.kv_budget_bytes < 0:
+    par = p.parallel
+    if p.kv_budget_bytes_per_gpu < 0:
         st.error(
-            f"{m}: the weights ({fmt_bytes(p.weights_bytes)}) and reserved memory do not fit in "
-            f"{fmt_bytes(p.usable_bytes)}; add GPUs or choose smaller weights."
+            f"{m}: the weights ({fmt_bytes(p.weights_bytes_per_gpu)} per GPU under {par.describe()}) and the "
+            f"reserved memory do not fit in {fmt_bytes(p.usable_bytes)} per GPU; add GPUs, shard further or "
+            "choose smaller weights."
         )
         return
-    blocks = f" ({p.num_blocks:,} blocks of 16 tokens)" if p.linear else ""
     ctx = "any context (every layer keeps a bounded cache)" if p.max_context is None else f"{p.max_context:,} tokens"
-    per_request = pl.paged_request_bytes(spec, s.context, s.kv_dtype, s.layout)
-    st.markdown(
-        f"**{m}**: {p.max_concurrency:,.2f} requests of {s.context:,} tokens fit, because the weights "
-        f"({fmt_bytes(p.weights_bytes)}) leave {fmt_bytes(p.kv_budget_bytes)} for the cache{blocks} and one request "
-        f"needs {fmt_bytes(per_request)}; {s.batch} concurrent request(s) can each hold up to {ctx}."
+    pool = (
+        f"{p.num_blocks:,} blocks of {p.allocator.block_size} tokens per GPU ({p.kv_cache_tokens:,} tokens)"
+        if p.exact
+        else f"{fmt_bytes(p.kv_budget_bytes_per_gpu)} per GPU"
     )
+    st.markdown(
+        f"**{m}** under {par.describe()}: {p.max_concurrency:,.2f} requests of {s.context:,} tokens fit. The "
+        f"weights take {fmt_bytes(p.weights_bytes_per_gpu)} per GPU and leave {pool} for the cache; "
+        f"{s.batch} concurrent request(s) can each hold up to {ctx}."
+    )
+    if p.replication > 1.01:
+        st.markdown(
+            f"Pooled memory would suggest {p.pooled_concurrency:,.2f} requests, not {p.max_concurrency:,.2f}: "
+            f"{pl.copies_reason(spec, par.tp)}, so TP{par.tp} keeps {p.replication:g} copies of each request's cache "
+            f"and holds {p.replication:g}x less cache than {par.tp} pooled GPUs."
+        )
+    elif par.dp_attention and not any(isinstance(mm, MoEMLP) for mm in spec.mlp):
+        st.markdown(f"{m} has no routed experts: data-parallel attention keeps a whole copy of it on every DP group.")
+    for note in p.notes:
+        st.caption(plain(note, 400))
 
 
 ensure_router()
@@ -215,56 +274,83 @@ if not s.models:
     st.info("Pick at least one model.")
     st.stop()
 hw = hardware(s)
+try:
+    par, alloc = layout_of(s)
+except ValueError as e:
+    st.error(f"{plain(e, 300)} Change the GPUs, TP or PP.")
+    st.stop()
 specs = {("your config" if m == CUSTOM else m): (custom if m == CUSTOM else preset(m)) for m in s.models}
 for m, spec in list(specs.items()):
-    if spec.params_unknown:  # a KV-only config: the cache is exact, the weights are not known
+    if spec.params_unknown and alloc.kv_budget_bytes is None:  # a KV-only config: weights unknown
         st.warning(
-            f"{m}: the config has no {', '.join(spec.params_unknown)}, so its weights are unknown and it cannot "
-            f"be planned. Its KV cache is exact: {fmt_bytes(kv_bytes_per_token(spec, s.kv_dtype))} per token."
+            f"{m}: the config has no {', '.join(spec.params_unknown)}, so its weights are unknown; give the KV "
+            f"memory per GPU to plan it. Its KV cache is exact: "
+            f"{fmt_bytes(kv_bytes_per_token(spec, pl.auto_kv_dtype(spec) if s.kv_dtype == 'auto' else s.kv_dtype))}"
+            " per token."
         )
         del specs[m]
-if not specs:
-    st.stop()
 if s.layout != "latent":
     for m, spec in specs.items():
         try:
             check_layout(spec, s.layout)
         except ValueError:
             st.info(f"{m}: the {s.layout} layout applies to MLA, DSA and DeepSeek V4 layers; {m} is shown as it is.")
-plans = {m: pl.plan(spec, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout) for m, spec in specs.items()}
+plans = {}
+for m, spec in specs.items():
+    try:
+        plans[m] = pl.plan(spec, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout, par, alloc)
+    except ValueError as e:  # TP that does not divide the heads, PP above the layers, a partial llama.cpp block
+        st.error(f"{plain(m)} cannot be planned under {par.describe()}: {plain(e, 300)}")
+specs = {m: specs[m] for m in plans}
+if not specs:
+    st.stop()
+kv_dtypes = {p.kv_dtype for p in plans.values()}
+kv_dtype = next(iter(kv_dtypes)) if len(kv_dtypes) == 1 else "bf16"
 
 st.subheader("What each model caches")
 for m, spec in specs.items():
     st.markdown(f"**{plain(m)}**\n" + "\n".join(f"- {plain(line, 600)}" for line in describe(spec)))
 
-usable_name = f"{hw.n_gpus} x {hw.name} usable ({s.utilization}%)"
-usable = f"{usable_name}: {hw.usable_bytes / GIB:,.1f} GiB"
-st.subheader("Memory on the GPUs")
+usable = f"{hw.name} usable ({s.utilization}%): {hw.usable_bytes / GIB:,.1f} GiB"
+st.subheader("Memory on one GPU")
+st.caption(
+    f"{s.n_gpus} GPUs as {par.describe()}: {TP_HELP if par.tp > 1 else ''} "
+    f"{PP_HELP if par.pp > 1 else ''} {DPA_HELP if par.dp_attention else ''}".strip()
+)
 mem_df = memory_parts(plans)
-mem_chart = memory_chart(mem_df, hw.usable_bytes / GIB, usable, f"{s.batch} request(s) of {s.context:,} tokens")
+mem_title = f"One GPU of each stage, {s.batch} request(s) of {s.context:,} tokens, {par.describe()}"
+mem_chart = memory_chart(mem_df, hw.usable_bytes / GIB, usable, mem_title)
 st.altair_chart(style(mem_chart), width="stretch", key=P + "mem_chart")
 downloads(style(mem_chart), mem_df, "memory", P + "dl_mem")
 for m, p in plans.items():
     verdict(m, specs[m], p, s)
 table = results_table(plans, specs, s)
-st.dataframe(table, hide_index=True, width="stretch")
+st.dataframe(table, hide_index=True, width="stretch", height=38 + 35 * len(table))
 st.caption(
     f"{plain(hw.name)}: {hw.memory_bytes / 1e9:g} GB per GPU (vendor, decimal) = {hw.memory_bytes / GIB:,.1f} GiB. "
-    "Concurrency and max context count whole 16-token blocks, as vLLM allocates them; concurrency is vLLM's "
-    "'Maximum concurrency' (blocks in the budget / blocks per request). Decode step and tokens/s are "
-    "memory-bound limits for the whole batch: the bytes one step reads (weights once, each request's cache) "
-    "divided by the GPUs' datasheet bandwidth; real engines reach a fraction of it."
+    f"Blocks hold {s.block_size} tokens of every layer of one KV-cache group, as vLLM 0.33 allocates them; "
+    "concurrency is vLLM's 'Maximum concurrency' (blocks per GPU / blocks per request, times the DP groups) "
+    "and 'KV cache (tokens)' its 'GPU KV cache size'; max context keeps vLLM's null block out. 'Pooled "
+    "would say' divides all GPUs' memory by one unsharded request, as if the cache could be spread freely. "
+    "Models vLLM allocates with other page rules are estimated in bytes and say so. Decode step and "
+    "tokens/s are memory-bound limits: the stages in turn, each GPU reading its weights and its share of the "
+    "cache at the datasheet bandwidth; real engines reach a fraction of it."
 )
 
 st.subheader("KV cache vs context")
-curves = cache_vs_context(specs, CONTEXTS, s.kv_dtype, s.batch, s.layout)
-title = f"KV cache of {s.batch} request(s), {s.kv_dtype}, {s.layout} layout"
-kv = style(cache_chart(curves, usable_name, hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title))
+curves = cache_vs_context(specs, CONTEXTS, kv_dtype, s.batch, s.layout)
+title = f"KV cache of {s.batch} request(s), unsharded, {kv_dtype}, {s.layout} layout"
+pooled_name = f"{hw.n_gpus} x {hw.name} usable, pooled"
+kv = style(cache_chart(curves, pooled_name, hw.n_gpus * hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title))
 st.altair_chart(kv, width="stretch", height=480, key=P + "kv_chart")
 downloads(kv, curves, "kv-vs-context", P + "dl_kv")
+st.caption(
+    "The whole cache of the requests, before sharding, against all GPUs' memory pooled: an upper bound. "
+    "The plan above is what the GPUs really hold once weights and copies are placed."
+)
 
 st.subheader("By layer type and tensor")
-bd = breakdown_table(specs, s.context, s.batch, s.kv_dtype, s.layout)
+bd = breakdown_table(specs, s.context, s.batch, kv_dtype, s.layout)
 bdc = style(breakdown_chart(bd, f"Where the cache goes at {token_label(s.context)} tokens"))
 st.altair_chart(bdc, width="stretch", key=P + "bd_chart")
 downloads(bdc, bd, "cache-breakdown", P + "dl_bd")
@@ -272,15 +358,19 @@ downloads(bdc, bd, "cache-breakdown", P + "dl_bd")
 with st.expander("Formulas, with these numbers", expanded=True):
     for m, spec in specs.items():
         st.markdown(f"**{m}**")
-        st.latex(r"\text{bytes/token} = " + bytes_per_token_latex(spec, s.kv_dtype))
+        st.latex(r"\text{bytes/token} = " + bytes_per_token_latex(spec, plans[m].kv_dtype))
         st.latex(budget_latex(plans[m], hw))
-        if plans[m].linear and plans[m].kv_budget_bytes > 0:
+        if plans[m].exact and plans[m].kv_budget_bytes_per_gpu > 0:
             st.latex(concurrency_latex(plans[m]))
 
 st.subheader("Review card")
 inputs = [
-    f"{hw.n_gpus} x {hw.name}, {s.utilization}% usable, {s.reserved_gib:g} GiB reserved per GPU",
-    f"{s.batch} request(s) of {s.context:,} tokens; cache {s.kv_dtype} ({s.layout} layout); weights {s.weight_dtype}",
+    f"{hw.n_gpus} x {hw.name} as {par.describe()}, {s.utilization}% usable, {s.reserved_gib:g} GiB reserved per GPU"
+    + (f", KV memory given as {s.kv_budget_gib:g} GiB per GPU" if s.kv_budget_gib else ""),
+    f"{s.batch} request(s) of {s.context:,} tokens; cache {s.kv_dtype}"
+    + (f" = {kv_dtype}" if s.kv_dtype == "auto" else "")
+    + f" ({s.layout} layout); weights {s.weight_dtype}; vLLM blocks of {s.block_size}, "
+    f"max_num_batched_tokens {s.batched_tokens:,}",
 ]
 footer = (
     f"KV Cache Lab {core.__version__}, {datetime.date.today():%Y-%m-%d}. Bytes in binary units (GiB); "

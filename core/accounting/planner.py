@@ -36,7 +36,7 @@ from math import ceil
 from core.accounting import totals as acc
 from core.accounting.base import design_of
 from core.model.dtypes import weight_dtype as weight_format
-from core.model.specs import DenseMLP, GQASpec, MLASpec, ModelSpec, MoEMLP, NoMixer
+from core.model.specs import CompressedSpec, DenseMLP, GQASpec, MLASpec, ModelSpec, MoEMLP, NoMixer
 
 BLOCK_TOKENS = 16
 MAX_TOKENS = 1 << 40  # the largest context the planner searches
@@ -173,6 +173,18 @@ def shard(spec: ModelSpec, start: int, end: int, tp: int) -> ModelSpec:
         attention=tuple(design_of(a).tp_shard(a, tp) for a in spec.attention[start:end]),
         mlp=spec.mlp[start:end],
     )
+
+
+def copies_reason(spec: ModelSpec, tp: int) -> str:
+    """Why a TP group stores each request's cache more than once, in the model's own terms."""
+    whole = sorted({a.kind for a in spec.attention if isinstance(a, (MLASpec, CompressedSpec))})
+    few = sorted({a.n_kv_heads for a in spec.attention if isinstance(a, GQASpec) and a.n_kv_heads < tp})
+    reasons = []
+    if whole:
+        reasons.append(f"the {'/'.join(whole)} cache entry is one vector shared by all heads, whole on every TP rank")
+    if few:
+        reasons.append(f"{' or '.join(map(str, few))} key/value heads are copied to fill {tp} TP ranks")
+    return " and ".join(reasons) or "parts of the cache are not split by TP"
 
 
 # ----------------------------------------------------------------------------- weights per GPU

@@ -158,19 +158,23 @@ PART_COLORS = {
 
 
 def memory_parts(plans: dict) -> pd.DataFrame:
-    """Long table per model: weights, KV cache (paged, the whole batch), fixed state (linear attention,
-    Mamba; only for models that have it), reserved, free or over (GiB). `plans` maps a model label to a
-    core.accounting.planner.Plan."""
+    """Long table, one bar per model and pipeline stage, for ONE GPU of that stage: weights, KV cache
+    (this GPU's share of its requests), fixed state (linear attention, Mamba; only where there is some),
+    reserved, free or over (GiB). `plans` maps a model label to a core.accounting.planner.Plan."""
     rows = []
     for label, p in plans.items():
-        parts = {"weights": p.weights_bytes, "KV cache": p.kv_paged_bytes - p.state_bytes}
-        if p.state_bytes:
-            parts["fixed state"] = p.state_bytes
-        parts["reserved"] = p.reserved_bytes
-        free = p.usable_bytes - sum(parts.values())
-        parts["free" if free >= 0 else "over capacity"] = abs(free)
-        for order, (part, b) in enumerate(parts.items()):
-            rows.append({"model": label, "part": part, "order": order, "bytes": b, "gib": b / GIB})
+        for k, st in enumerate(p.stages):
+            a, b = st.layers
+            name = label if len(p.stages) == 1 else f"{label}, stage {k + 1} (layers {a}-{b - 1})"
+            n = p.requests_per_group
+            parts = {"weights": st.weights.total, "KV cache": n * (st.request_bytes - st.state_bytes)}
+            if st.state_bytes:
+                parts["fixed state"] = n * st.state_bytes
+            parts["reserved"] = p.reserved_bytes
+            free = st.weights.total + p.reserved_bytes + st.kv_budget_bytes - sum(parts.values())
+            parts["free" if free >= 0 else "over capacity"] = abs(free)
+            for order, (part, v) in enumerate(parts.items()):
+                rows.append({"model": name, "part": part, "order": order, "bytes": v, "gib": v / GIB})
     return pd.DataFrame(rows)
 
 

@@ -99,6 +99,15 @@ def choice(options: Callable[[], Any], what: str) -> Callable[[str], str]:
     return parse
 
 
+def choice_int(options: tuple[int, ...], what: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if raw not in {str(o) for o in options}:
+            raise ValueError(f"{what} in the link must be one of {', '.join(map(str, options))}")
+        return int(raw)
+
+    return parse
+
+
 def flag(what: str) -> Callable[[str], bool]:
     def parse(raw: str) -> bool:
         if raw not in ("0", "1"):
@@ -227,7 +236,7 @@ class PlannerState:
     )
     context: int = field(default=131_072, metadata=_meta("context", int_in(1, MAX_TYPED_CONTEXT, "context")))
     batch: int = field(default=1, metadata=_meta("batch", int_in(1, 65_536, "batch")))
-    kv_dtype: str = field(default="bf16", metadata=_meta("kv", choice(lambda: CACHE_DTYPES, "cache dtype")))
+    kv_dtype: str = field(default="auto", metadata=_meta("kv", choice(lambda: ["auto", *CACHE_DTYPES], "cache dtype")))
     weight_dtype: str = field(
         default="native", metadata=_meta("w", choice(lambda: ["native", *WEIGHT_DTYPES], "weight dtype"))
     )
@@ -246,6 +255,16 @@ class PlannerState:
     utilization: int = field(default=90, metadata=_meta("util", int_in(5, 100, "memory utilization (%)")))
     reserved_gib: float = field(
         default=0.0, metadata=_meta("reserve", float_in(0, 1000, "reserved memory per GPU (GiB)"), "{:g}".format)
+    )
+    tp: int = field(default=0, metadata=_meta("tp", int_in(0, 1024, "tensor parallel size (0: every GPU of a stage)")))
+    pp: int = field(default=1, metadata=_meta("pp", int_in(1, 64, "pipeline parallel size")))
+    dp_attention: bool = field(
+        default=False, metadata=_meta("dpa", flag("data-parallel attention"), lambda b: "1" if b else "0")
+    )
+    block_size: int = field(default=16, metadata=_meta("block", choice_int((16, 32, 64, 128), "block size")))
+    batched_tokens: int = field(default=8192, metadata=_meta("mnbt", int_in(1, 1 << 20, "max_num_batched_tokens")))
+    kv_budget_gib: float = field(
+        default=0.0, metadata=_meta("kvb", float_in(0, 100_000, "KV memory per GPU (GiB)"), "{:g}".format)
     )
     config: str = field(default="", metadata=_meta("cfg", lambda raw: decode_config(raw) and raw))
     notices: tuple[str, ...] = field(default=(), compare=False)
