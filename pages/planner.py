@@ -164,7 +164,7 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
     p1, p2, p3 = st.columns(3)
     p1.number_input("Tensor parallel (TP, 0: every GPU of a stage)", 0, 1024, key=P + "tp", help=TP_HELP)
     p2.number_input("Pipeline parallel (PP)", 1, 64, key=P + "pp", help=PP_HELP)
-    p3.toggle("Data-parallel attention (experts over all GPUs)", key=P + "dp_attention", help=DPA_HELP)
+    p3.toggle("DP attention, experts over all GPUs", key=P + "dp_attention", help=DPA_HELP)
     v1, v2, v3 = st.columns(3)
     v1.selectbox("Block size (tokens)", [16, 32, 64, 128], key=P + "block_size", help=BLOCK_HELP)
     v2.number_input("max_num_batched_tokens", 1, 1 << 20, key=P + "batched_tokens", help=BATCHED_HELP)
