@@ -54,7 +54,10 @@ CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "configs"
 
 def test_planner_round_trip_of_every_field():
     token = encode_config((CONFIGS / "mistral-7b.json").read_text())
-    s = PlannerState(("gpt2", CUSTOM), 5000, 3, "int4", "fp8", "materialised", "custom", 96.0, 2.5, 2, 80, 1.5, token)
+    s = PlannerState(
+        ("gpt2", CUSTOM), 5000, 3, "int4", "fp8", "materialised", "custom", 96.0, 2.5, 2, 80, 1.5,
+        tp=2, pp=2, dp_attention=True, block_size=64, batched_tokens=2048, kv_budget_gib=12.5, config=token,
+    )  # fmt: skip
     q = dump_state(s)
     assert set(q) == {
         "models",
@@ -69,6 +72,12 @@ def test_planner_round_trip_of_every_field():
         "gpus",
         "util",
         "reserve",
+        "tp",
+        "pp",
+        "dpa",
+        "block",
+        "mnbt",
+        "kvb",
         "cfg",
     }
     assert parse_state(PlannerState, q) == s
