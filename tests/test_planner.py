@@ -248,7 +248,21 @@ def test_tp_beyond_kv_heads_must_be_a_multiple():
 # ----------------------------------------------------------------------------- estimates and bytes
 
 
-@pytest.mark.parametrize("name", ["deepseek-v3.2", "deepseek-v4-flash", "qwen3-next-80b-a3b", "nemotron-h-56b"])
+def test_one_kind_of_layer_is_one_group_whatever_the_pages():
+    """vLLM's UniformTypeKVCacheSpecs: when every layer is full attention, all go in one group and a block
+    holds a page of each, whatever its size. DeepSeek-V3.2 with fp8_ds_mla: a 656-byte latent entry and a
+    132-byte indexer key per token per layer; Nemotron-Super: layers with different kv heads (and none)."""
+    v32 = load_preset("deepseek-v3.2")
+    p = pl.plan(v32, h200s(1), 131_072, layout="fp8_ds_mla", allocator=budget(40 * GIB, block_size=64))
+    assert p.exact and p.num_blocks == 40 * GIB // (64 * 61 * (656 + 132))
+    assert p.max_concurrency == p.num_blocks / (131_072 // 64) and not p.notes
+    assert pl.plan(v32, h200s(1), 4096, allocator=budget(GIB)).notes[0].startswith("vLLM uses its MLA kernel")
+    decilm = load_preset("llama-3.3-nemotron-super-49b")
+    q = pl.plan(decilm, h200s(1), 131_072, allocator=budget(40 * GIB))
+    assert q.exact and q.num_blocks == 40 * GIB // (16 * acc.kv_bytes_per_token(decilm))
+
+
+@pytest.mark.parametrize("name", ["deepseek-v4-flash", "qwen3-next-80b-a3b", "nemotron-h-56b", "gemma-4-26b-a4b"])
 def test_models_vllm_allocates_otherwise_are_labelled_estimates(name):
     spec = load_preset(name)
     p = pl.plan(spec, h200s(8), 131_072, weight_dtype="native", parallel=pl.Parallelism(tp=8))

@@ -36,7 +36,7 @@ from math import ceil
 from core.accounting import totals as acc
 from core.accounting.base import design_of
 from core.model.dtypes import weight_dtype as weight_format
-from core.model.specs import CompressedSpec, DenseMLP, GQASpec, MLASpec, ModelSpec, MoEMLP, NoMixer
+from core.model.specs import CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec, MoEMLP, NoMixer
 
 BLOCK_TOKENS = 16
 MAX_TOKENS = 1 << 40  # the largest context the planner searches
@@ -235,8 +235,9 @@ def stage_weights(spec: ModelSpec, start: int, end: int, par: Parallelism, weigh
 
 
 def _kind(attn) -> tuple | None:
-    """The vLLM KV-cache spec kind of a layer the paged allocator plans exactly; None otherwise."""
-    if type(attn) is MLASpec:
+    """The vLLM KV-cache spec kind of a layer the paged allocator plans exactly; None otherwise. A DSA
+    layer is an MLA latent plus an indexer key, both full-attention specs (one more page per layer)."""
+    if type(attn) in (MLASpec, DSASpec):
         return ("full",)
     if type(attn) is GQASpec:
         if attn.sliding_window:
@@ -245,32 +246,38 @@ def _kind(attn) -> tuple | None:
     return None
 
 
+def _token_bytes(spec: ModelSpec, attn, kv_dtype: str, layout: str) -> int:
+    """One token of one layer (`attn`), in every tensor it caches."""
+    return acc.kv_cache_bytes(replace(spec, attention=(attn,), mlp=spec.mlp[:1]), 1, 1, kv_dtype, layout)
+
+
 def why_estimate(spec: ModelSpec, kv_dtype: str, layout: str) -> str | None:
     """None when vLLM's paged allocator is reproduced exactly for this model; else why it is not."""
     if acc.state_bytes(spec):
         return "vLLM pads each recurrent-state page to the attention page and changes the block size to match"
-    kinds = [a for a in spec.attention if not isinstance(a, NoMixer)]
-    if not kinds:
+    layers = [a for a in spec.attention if not isinstance(a, NoMixer)]
+    if not layers:
         return "no layer keeps a KV cache"
-    odd = sorted({a.kind for a in kinds if _kind(a) is None})
+    odd = sorted({a.kind for a in layers if _kind(a) is None})
     if odd:
         return f"vLLM allocates {', '.join(odd)} layers with their own cache specs (not modelled block by block)"
-    pages = {acc.kv_cache_bytes(replace(spec, attention=(a,), mlp=spec.mlp[:1]), 1, 1, kv_dtype, layout) for a in kinds}
-    if len(pages) > 1:
-        return "its layers cache different bytes per token, and vLLM then reshapes pages to one size"
+    if len({_kind(a) for a in layers}) > 1 and len({_token_bytes(spec, a, kv_dtype, layout) for a in layers}) > 1:
+        return "its layer kinds cache different bytes per token, and vLLM then reshapes pages to one size"
     return None
 
 
 @dataclass(frozen=True)
 class Groups:
-    """The model's KV-cache groups as vLLM forms them (`_get_kv_cache_groups_uniform_page_size`, over the
-    whole model, before pipeline stages take their slices): the layers of one kind are dealt round-robin
-    into ceil(n / group_size) groups; group_size is the fewest layers of any kind, or the most when that
-    is under 1.5x the fewest. `token_bytes`: one token of one layer on one GPU."""
+    """The model's KV-cache groups as vLLM 0.33 forms them over the whole model (pipeline stages then take
+    their slices). One kind of layer (all full attention, whatever each layer's page): one group of every
+    layer (`UniformTypeKVCacheSpecs`). Several kinds with one page size (`_get_kv_cache_groups_uniform_page_
+    size`): the layers of each kind dealt round-robin into ceil(n / group_size) groups, group_size the fewest
+    layers of any kind, or the most when that is under 1.5x the fewest. `token_bytes[i]`: one token of
+    layer i on one GPU."""
 
     members: tuple[tuple[tuple, tuple[int, ...]], ...]  # (kind, layer indices) per group
     group_size: int
-    token_bytes: int
+    token_bytes: dict
 
     @property
     def n_groups(self) -> int:
@@ -279,25 +286,27 @@ class Groups:
     def block_bytes(self, block: int, start: int, end: int) -> int:
         """One block on a GPU of the stage holding layers [start, end): a page for every layer of the
         stage's largest slice of a group."""
-        most = max(sum(start <= i < end for i in layers) for _, layers in self.members)
-        return block * self.token_bytes * most
+        return block * max(sum(self.token_bytes[i] for i in layers if start <= i < end) for _, layers in self.members)
 
 
 def kv_groups(rank_spec: ModelSpec, kv_dtype: str, layout: str) -> Groups:
     buckets: dict[tuple, list[int]] = {}
+    token: dict[int, int] = {}
     for i, a in enumerate(rank_spec.attention):
         if not isinstance(a, NoMixer):
             buckets.setdefault(_kind(a), []).append(i)
+            token[i] = _token_bytes(rank_spec, a, kv_dtype, layout)
     if not buckets:
-        return Groups((), 0, 0)
+        return Groups((), 0, {})
+    if len(buckets) == 1:
+        kind, layers = next(iter(buckets.items()))
+        return Groups(((kind, tuple(layers)),), len(layers), token)
     lo, hi = min(map(len, buckets.values())), max(map(len, buckets.values()))
     size = hi if hi < 1.5 * lo else lo
     members = []
     for kind, layers in buckets.items():
         n = ceil(len(layers) / size)
         members += [(kind, tuple(layers[j::n])) for j in range(n)]
-    first = rank_spec.attention[next(iter(buckets.values()))[0]]
-    token = acc.kv_cache_bytes(replace(rank_spec, attention=(first,), mlp=rank_spec.mlp[:1]), 1, 1, kv_dtype, layout)
     return Groups(tuple(members), size, token)
 
 
@@ -449,6 +458,11 @@ def plan(
         tokens = int(per_rank * context)
         max_ctx = _search(lambda n: per_group * blocks_per_request(groups, n, block, in_flight) <= num_blocks - 1)
         fits = per_group * need <= num_blocks - 1
+        if block < 64 and any(type(a) in (MLASpec, DSASpec) for a in spec.attention):
+            notes.append(
+                f"vLLM uses its MLA kernel's block size: 64 with FlashMLA (and DSA's sparse kernel and indexer), "
+                f"128 with CUTLASS MLA; set it to your engine's to match its log (blocks of {block} here)."
+            )
     else:
         num_blocks = tokens = need = None
         per_rank = min(
