@@ -1,12 +1,20 @@
 """The Memory planner page, run through app.py's router with Streamlit's AppTest.
 
 What it proves:
-- at the defaults the page renders two models, three charts and the results table with the issue's
-  "done means" concurrency (llama-3.1-70b 20.35x, deepseek-v3 37.15x on 8 x H200 at 131,072 tokens,
-  native weights), with no exception and no error;
-- every widget at its minimum and maximum, and every option of every selectbox, renders without an
-  exception; an st.error appears only where the weights do not fit, and says so; the URL written back
-  parses to the widget's value;
+- at the defaults the page renders two models, three charts and the results table with planner v2's
+  concurrency on 8 x H200 as TP8 at 131,072 tokens, native weights: llama-3.1-70b 20.35x, deepseek-v3
+  4.55x (its MLA latent is whole on every TP rank), while pooled memory would say 37.15x, and the page
+  says why (8 copies); with no exception and no error;
+- every widget at its minimum and maximum (TP, PP, data-parallel attention, block size,
+  max_num_batched_tokens and the KV budget included), and every option of every selectbox, renders
+  without an exception; an st.error appears only where the weights do not fit, the layout does not
+  divide the GPUs, or TP/PP cannot split a model, and says so; the URL written back parses to the
+  widget's value;
+- a layout that does not divide the GPUs gives one st.error and nothing else; a model TP cannot split
+  gets its own st.error while the others render;
+- vLLM's own numbers come back: DeepSeek-V2-Lite on 4 GPUs as TP2 x PP2 with its logged KV memory has
+  50,487 blocks, 807,792 tokens and 788.86x; DeepSeek-V3 with data-parallel attention 22.73x; models
+  vLLM allocates with other rules say "estimate"; with PP the memory chart shows one GPU per stage;
 - the context slider and the exact number input stay in sync both ways;
 - a pasted config.json joins the comparison; each kind of bad input gives an st.error naming the
   problem while the rest of the page keeps working;
@@ -20,6 +28,7 @@ import zlib
 from dataclasses import fields
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from apptest import assert_clean, assert_no_exception, open_page, unescaped
 from streamlit.testing.v1 import AppTest
@@ -42,14 +51,53 @@ def run(query: dict | None = None) -> AppTest:
 no_exception = assert_no_exception
 
 
+# what an st.error may say when the inputs cannot be served: weights that do not fit, a TP x PP layout
+# that does not divide the GPUs, a model TP cannot split, PP above a model's layers
+EXPLAINED = ("do not fit", "does not divide", "cannot be planned", "larger than")
+LAYOUT_ERROR = "does not divide"  # ... {n} GPU(s): the whole page stops
+
+
 def ok(at: AppTest, allow_no_fit: bool = False) -> None:
-    """No exception; no st.error, or (allow_no_fit) only errors that say the weights do not fit."""
+    """No exception; no st.error, or (allow_no_fit) only errors that explain weights that do not fit or a
+    layout the GPUs or the model cannot take."""
     if not allow_no_fit:
         assert_clean(at)
         return
     no_exception(at)
     errors = [unescaped(e.value) for e in at.error]
-    assert all("do not fit" in e for e in errors), errors
+    assert all(any(x in e for x in EXPLAINED) for e in errors), errors
+
+
+def errors(at: AppTest) -> list[str]:
+    return [unescaped(e.value) for e in at.error]
+
+
+def rendered(at: AppTest, models: list[str]) -> list[str]:
+    """The models the page planned, checked against its errors: a layout that does not divide the GPUs
+    stops the page after one error; a model that cannot be planned has an error naming it and no row;
+    everything that was planned has a table row and the three charts."""
+    errs = errors(at)
+    if any(e.startswith("TP x PP =") for e in errs):
+        assert len(errs) == 1 and LAYOUT_ERROR in errs[0], errs
+        assert charts(at) == 0 and not at.dataframe
+        return []
+    unplanned = [m for m in models if any(e.startswith(f"{m} cannot be planned") for e in errs)]
+    planned = [m for m in models if m not in unplanned]
+    if not planned:
+        assert charts(at) == 0 and not at.dataframe
+        return []
+    assert charts(at) == 3 and list(table(at).index) == planned
+    return planned
+
+
+def markdown(at: AppTest) -> str:
+    return "\n".join(unescaped(m.value) for m in at.markdown)
+
+
+def memory_rows(at: AppTest) -> list[str]:
+    """The bars of the memory chart (the first chart), in order: one per model, or per stage with PP."""
+    data = at.get("vega_lite_chart")[0].proto.datasets[0].data.data
+    return list(dict.fromkeys(pa.ipc.open_stream(data).read_pandas()["model"]))
 
 
 def table(at: AppTest):
@@ -71,6 +119,22 @@ def url_state(at: AppTest) -> PlannerState:
 # ----------------------------------------------------------------------------- defaults
 
 
+COLUMNS = [
+    "attention",
+    "params",
+    "weights / GPU",
+    "KV budget / GPU",
+    "blocks / GPU",
+    "KV cache (tokens)",
+    "fits",
+    "concurrency",
+    "pooled would say",
+    "max context",
+    "decode step ≥",
+    "tokens/s ≤",
+]
+
+
 def test_defaults_render_two_models_three_charts_and_done_means_numbers():
     at = run()
     ok(at)
@@ -79,10 +143,18 @@ def test_defaults_render_two_models_three_charts_and_done_means_numbers():
     assert charts(at) == 3
     t = table(at)
     assert list(t.index) == ["llama-3.1-70b", "deepseek-v3"]
-    assert "concurrency" in t.columns
+    assert list(t.columns) == COLUMNS  # no stateful model: no "state / request" column
     assert t.loc["llama-3.1-70b", "concurrency"] == "20.35x"
-    assert t.loc["deepseek-v3", "concurrency"] == "37.15x"
-    assert "KV 1 x 128K" in t.columns and (t["fits"] == "yes").all()
+    assert t.loc["deepseek-v3", "concurrency"] == "4.55x"  # the MLA latent is whole on every TP rank
+    assert t.loc["llama-3.1-70b", "pooled would say"] == "20.35x"  # 8 key/value heads split over TP8
+    assert t.loc["deepseek-v3", "pooled would say"] == "37.15x"  # the naive answer, v1's number
+    assert (t["fits"] == "yes").all()
+    assert "estimate" not in t["blocks / GPU"].tolist()
+    text = markdown(at)
+    assert "Pooled memory would suggest 37.15 requests, not 4.55: " in text
+    assert "TP8 keeps 8 copies" in text
+    assert text.count("Pooled memory would suggest") == 1  # llama-3.1-70b keeps no copies
+    assert memory_rows(at) == ["llama-3.1-70b", "deepseek-v3"]  # one GPU of the one stage
     assert dict(at.query_params) == {}  # the defaults make a bare link
 
 
@@ -92,7 +164,7 @@ EXTREMES = [
     ("select_slider", "context_log", [1, 2**20]),
     ("number_input", "context", [1, 2**24]),
     ("number_input", "batch", [1, 65_536]),
-    ("selectbox", "kv_dtype", list(CACHE_DTYPES)),
+    ("selectbox", "kv_dtype", ["auto", *CACHE_DTYPES]),
     ("selectbox", "weight_dtype", ["native", *WEIGHT_DTYPES]),
     ("selectbox", "layout", LAYOUTS),
     ("selectbox", "gpu", [*GPUS, "custom"]),
@@ -101,7 +173,16 @@ EXTREMES = [
     ("number_input", "n_gpus", [1, 1024]),
     ("slider", "utilization", [5, 100]),
     ("number_input", "reserved_gib", [0.0, 1000.0]),
+    ("number_input", "tp", [0, 1024]),
+    ("number_input", "pp", [1, 64]),
+    ("toggle", "dp_attention", [True, False]),
+    ("selectbox", "block_size", [16, 32, 64, 128]),
+    ("number_input", "batched_tokens", [1, 1 << 20]),
+    ("number_input", "kv_budget_gib", [0.0, 100_000.0]),
 ]
+# values the default 8 GPUs cannot be laid out in (TP1024, PP64 on 8 GPUs) or that leave TP unable to
+# split the models' heads (1,024 GPUs, all TP): an st.error says so and the page stops
+PARTIAL = {("tp", 1024), ("pp", 64), ("n_gpus", 1024)}
 
 
 @pytest.mark.parametrize("kind,field,values", EXTREMES, ids=[e[1] for e in EXTREMES])
@@ -116,7 +197,11 @@ def test_every_widget_at_its_extremes(kind, field, values):
         getattr(at, kind)(key=P + field).set_value(v).run()
         ok(at, allow_no_fit=True)
         assert getattr(at, kind)(key=P + field).value == v
-        assert charts(at) == 3 and len(table(at)) == 2
+        planned = rendered(at, ["llama-3.1-70b", "deepseek-v3"])
+        if (field, v) in PARTIAL:
+            assert errors(at), "a layout the GPUs or the models cannot take, without a word"
+        else:
+            assert len(planned) == 2
         if field == "context_log":
             assert url_state(at).context == v
         else:
@@ -129,34 +214,49 @@ def test_weights_that_do_not_fit_say_so():
     errors = [unescaped(e.value) for e in at.error]
     assert len(errors) == 2 and all("do not fit" in e for e in errors), errors
     t = table(at)
-    assert (t["fits"] == "no").all() and (t["KV budget"] == "none").all()
+    assert (t["fits"] == "no").all() and (t["KV budget / GPU"] == "none").all()
     assert charts(at) == 3
 
 
+TOP = dict(context="16777216", batch="65536", gpu="custom", mem="10000", bw="1000", gpus="1024", util="100")
+TOP_ENGINE = dict(block="128", mnbt="1048576", kvb="100000")
+
+
 @pytest.mark.parametrize(
-    "query",
+    "query,planned",
     [
-        # everything at its top: the largest context, batch and machine
-        dict(context="16777216", batch="65536", gpu="custom", mem="10000", bw="1000", gpus="1024", util="100"),
+        # everything at its top: the largest context, batch and machine, PP64 with DP attention (TP1 x
+        # PP64 x DP16): deepseek-v3's 61 layers cannot fill 64 stages, llama-3.1-70b's 80 can
+        ({**TOP, "pp": "64", "dpa": "1", **TOP_ENGINE}, ["llama-3.1-70b"]),
+        # TP at its top over 1,024 GPUs: neither model's heads split 1,024 ways
+        ({**TOP, "tp": "1024", **TOP_ENGINE}, []),
         # everything at its bottom: nothing fits
-        dict(context="1", gpu="custom", mem="1", bw="0.01", gpus="1", util="5", reserve="1000"),
-    ],
-    ids=["all-max", "all-min"],
+        (
+            dict(context="1", gpu="custom", mem="1", bw="0.01", gpus="1", util="5", reserve="1000", mnbt="1"),
+            ["llama-3.1-70b", "deepseek-v3"],
+        ),
+    ],  # fmt: skip
+    ids=["all-max", "all-max-tp", "all-min"],
 )
-def test_all_extremes_at_once(query):
+def test_all_extremes_at_once(query, planned):
     at = run(query)
     ok(at, allow_no_fit=True)
-    assert charts(at) == 3 and len(table(at)) == 2
+    assert rendered(at, ["llama-3.1-70b", "deepseek-v3"]) == planned
     assert dict(at.query_params) == query
+
+
+NOT_TP8 = {"gpt2": 12, "qwen2.5-7b": 28}  # presets whose query heads TP8 cannot split
 
 
 def test_every_preset_at_the_largest_context_and_batch():
     names = preset_names()
     for i in range(0, len(names), 4):
-        at = run({"models": ",".join(names[i : i + 4]), "context": str(2**24), "batch": "65536"})
+        group = names[i : i + 4]
+        at = run({"models": ",".join(group), "context": str(2**24), "batch": "65536"})
         ok(at, allow_no_fit=True)
-        assert list(table(at).index) == names[i : i + 4]
-        assert charts(at) == 3
+        assert rendered(at, group) == [m for m in group if m not in NOT_TP8]
+        for m in set(group) & set(NOT_TP8):
+            assert any(f"{m} cannot be planned under TP8" in e and f"({NOT_TP8[m]})" in e for e in errors(at))
 
 
 def test_no_model_selected_says_pick_one():
@@ -194,11 +294,11 @@ def test_typed_number_moves_the_slider_to_the_nearest_power_of_two(typed, neares
 def test_slider_after_typing_replaces_the_exact_number():
     at = run()
     at.number_input(key=P + "context").set_value(5000).run()
-    assert any(c == "KV 1 x 5,000" for c in table(at).columns)
+    assert "requests of 5,000 tokens fit" in markdown(at)
     at.select_slider(key=P + "context_log").set_value(8192).run()
     ok(at)
     assert at.number_input(key=P + "context").value == 8192
-    assert "KV 1 x 8K" in table(at).columns
+    assert "requests of 8,192 tokens fit" in markdown(at) and "5,000" not in markdown(at)
 
 
 # ----------------------------------------------------------------------------- bring your own config
@@ -209,11 +309,14 @@ def paste(at: AppTest, text: str) -> AppTest:
     return at
 
 
+GOOD = (CONFIGS / "llama-3.1-8b.json").read_text()  # 32 query and 8 key/value heads: TP8 splits them
+
+
 def test_pasted_good_config_joins_the_table():
-    text = (CONFIGS / "qwen2.5-7b.json").read_text()
+    text = GOOD
     at = paste(run(), text)
     ok(at)
-    assert len(at.success) == 1 and "qwen2" in unescaped(at.success[0].value)
+    assert len(at.success) == 1 and "llama" in unescaped(at.success[0].value)
     assert list(table(at).index) == ["llama-3.1-70b", "deepseek-v3", "your config"]
     assert at.multiselect(key=P + "models").value == ["llama-3.1-70b", "deepseek-v3", "@config"]
     assert charts(at) == 3
@@ -256,11 +359,22 @@ def test_bad_pasted_config_names_the_problem_and_page_keeps_working(text, proble
     assert "cfg" not in at.query_params and "@config" not in at.query_params.get("models", "")
 
 
+def test_pasted_config_tp_cannot_split_says_so_and_the_rest_renders():
+    at = paste(run(), (CONFIGS / "qwen2.5-7b.json").read_text())  # 28 query heads: not under TP8
+    no_exception(at)
+    assert len(at.success) == 1  # the config itself is fine
+    assert errors(at) == [
+        "your config cannot be planned under TP8: tensor parallel size 8 does not divide the query heads (28)."
+    ]
+    assert rendered(at, ["llama-3.1-70b", "deepseek-v3", "your config"]) == ["llama-3.1-70b", "deepseek-v3"]
+
+
 def test_breaking_a_pasted_config_drops_it_and_fixing_it_brings_it_back():
-    text = (CONFIGS / "qwen2.5-7b.json").read_text()
+    text = GOOD
     at = paste(run(), text)
     assert "your config" in table(at).index
-    paste(at, text.replace('"hidden_size": 3584', '"hidden_size": 0'))
+    assert '"hidden_size": 4096' in text
+    paste(at, text.replace('"hidden_size": 4096', '"hidden_size": 0'))
     no_exception(at)
     assert len(at.error) == 1 and "hidden_size" in unescaped(at.error[0].value)
     assert list(table(at).index) == ["llama-3.1-70b", "deepseek-v3"] and charts(at) == 3
@@ -281,15 +395,22 @@ FULL_VIEW = dict(
     gpu="custom",
     mem="96",
     bw="2.5",
-    gpus="2",
+    gpus="4",
     util="80",
     reserve="1.5",
+    tp="2",
+    pp="2",
+    dpa="1",
+    block="64",
+    mnbt="2048",
+    kvb="3.5",
 )
 
 
 def test_full_link_restores_every_widget_and_is_written_back_unchanged():
+    assert set(FULL_VIEW) == QUERY_KEYS - {"cfg"}  # every field of the view (the config has its own tests)
     at = run(FULL_VIEW)
-    ok(at, allow_no_fit=True)  # deepseek-v4-flash's fp8 weights do not fit in 2 x 96 GB
+    ok(at)
     assert not at.warning
     assert at.multiselect(key=P + "models").value == ["gpt2", "deepseek-v4-flash"]
     assert at.number_input(key=P + "context").value == 5000
@@ -301,12 +422,23 @@ def test_full_link_restores_every_widget_and_is_written_back_unchanged():
     assert at.selectbox(key=P + "gpu").value == "custom"
     assert at.number_input(key=P + "memory_gb").value == 96.0
     assert at.number_input(key=P + "bandwidth_tb_s").value == 2.5
-    assert at.number_input(key=P + "n_gpus").value == 2
+    assert at.number_input(key=P + "n_gpus").value == 4
     assert at.slider(key=P + "utilization").value == 80
     assert at.number_input(key=P + "reserved_gib").value == 1.5
+    assert at.number_input(key=P + "tp").value == 2
+    assert at.number_input(key=P + "pp").value == 2
+    assert at.toggle(key=P + "dp_attention").value is True
+    assert at.selectbox(key=P + "block_size").value == 64
+    assert at.number_input(key=P + "batched_tokens").value == 2048
+    assert at.number_input(key=P + "kv_budget_gib").value == 3.5
     assert dict(at.query_params) == FULL_VIEW
     t = table(at)
-    assert list(t.index) == ["gpt2", "deepseek-v4-flash"] and "KV 3 x 5,000" in t.columns
+    assert list(t.index) == ["gpt2", "deepseek-v4-flash"]
+    assert (t["KV budget / GPU"] == "3.5 GiB").all()  # the given KV memory, not the GPU's
+    text = markdown(at)
+    assert "under TP2 x PP2 x DP-attention 1 (EP2)" in text and "requests of 5,000 tokens" in text
+    assert "blocks of 64 tokens per GPU" in text
+    assert len(memory_rows(at)) == 4  # two stages of each model
     assert charts(at) == 3
     at.run()  # a rerun keeps the view
     assert dict(at.query_params) == FULL_VIEW
@@ -385,6 +517,18 @@ HOSTILE = [
         {"context": "9" * 40, "batch": "1" * 16, "gpus": "99999", "mem": "1e400", "bw": "1e308", "reserve": "1e308"},
         ["context", "batch", "number of GPUs", "memory (GB)", "bandwidth", "reserved memory"],
     ),
+    (
+        "parallel-garbage",
+        {"tp": "-1", "pp": "65", "dpa": "2", "block": "17", "mnbt": "0", "kvb": "nan"},
+        [
+            "tensor parallel size",
+            "pipeline parallel size",
+            "data-parallel attention",
+            "block size",
+            "max_num_batched_tokens",
+            "KV memory per GPU",
+        ],
+    ),  # fmt: skip
     ("empty-values", {"models": ",,,", "context": "", "mem": ""}, ["no known models", "context", "memory (GB)"]),
     ("unknown-keys", {"foo": "bar", "x" * 300: "y" * 10_000}, ["unknown link parameter"]),
     ("cfg-not-base64", {"models": "llama-3.1-70b,@config", "cfg": "!!not base64!!"}, ["config in the link"]),
@@ -427,3 +571,85 @@ def test_link_naming_a_config_it_does_not_carry_says_so():
     at = run({"models": "@config"})
     no_exception(at)
     assert at.warning, "no notice that the link's config is missing"
+
+
+# ----------------------------------------------------------------------------- parallelism and vLLM's numbers
+
+
+def test_layout_that_does_not_divide_the_gpus_is_one_error_and_stops():
+    at = run({"tp": "3"})
+    no_exception(at)
+    assert errors(at) == [
+        "TP x PP = 3 x 1 = 3 does not divide 8 GPU(s): TP x PP x DP must equal the GPUs. Change the GPUs, TP or PP."
+    ]
+    assert charts(at) == 0 and not at.dataframe
+    assert at.number_input(key=P + "tp").value == 3 and at.query_params["tp"] == "3"  # the link keeps it
+
+
+def test_model_tp_cannot_split_gets_an_error_and_the_others_render():
+    at = run({"models": "llama-3.1-70b,gpt2", "gpus": "6", "tp": "6"})
+    no_exception(at)
+    assert errors(at) == [
+        "llama-3.1-70b cannot be planned under TP6: tensor parallel size 6 does not divide the query heads (64)."
+    ]
+    assert rendered(at, ["llama-3.1-70b", "gpt2"]) == ["gpt2"]  # 12 heads: 2 per rank
+
+
+def test_deepseek_v2_lite_reproduces_vllms_log():
+    """vLLM on 4 GPUs, TP2 x PP2, logged 'Available KV cache memory: 12.1334 GiB', 'GPU KV cache size:
+    807,792 tokens' and 'Maximum concurrency for 1,024 tokens per request: 788.86x'."""
+    at = run({"models": "deepseek-v2-lite", "gpus": "4", "tp": "2", "pp": "2", "kvb": "12.1334", "context": "1024"})
+    ok(at)
+    t = table(at)
+    assert t.loc["deepseek-v2-lite", "blocks / GPU"] == "50,487"
+    assert t.loc["deepseek-v2-lite", "KV cache (tokens)"] == "807,792"
+    assert t.loc["deepseek-v2-lite", "concurrency"] == "788.86x"
+    assert "under TP2 x PP2: 788.86 requests of 1,024 tokens fit" in markdown(at)
+    assert memory_rows(at) == ["deepseek-v2-lite, stage 1 (layers 0-13)", "deepseek-v2-lite, stage 2 (layers 14-26)"]
+
+
+def test_data_parallel_attention_toggle():
+    at = run()
+    at.toggle(key=P + "dp_attention").set_value(True).run()
+    ok(at, allow_no_fit=True)
+    assert at.query_params["dpa"] == "1" and url_state(at).dp_attention is True
+    t = table(at)
+    assert t.loc["deepseek-v3", "concurrency"] == "22.73x"  # TP1 x DP8: one latent per request
+    assert t.loc["deepseek-v3", "fits"] == "yes"
+    assert t.loc["llama-3.1-70b", "fits"] == "no"  # the whole of llama-3.1-70b on every GPU
+    assert errors(at) == [e for e in errors(at) if e.startswith("llama-3.1-70b: ") and "do not fit" in e]
+    assert len(errors(at)) == 1
+    assert "DP-attention 8 (EP8)" in markdown(at)
+    at.toggle(key=P + "dp_attention").set_value(False).run()
+    ok(at)
+    assert table(at).loc["deepseek-v3", "concurrency"] == "4.55x" and "dpa" not in at.query_params
+
+
+def test_pipeline_stages_each_get_a_bar():
+    at = run({"pp": "2"})
+    ok(at)
+    assert memory_rows(at) == [
+        "llama-3.1-70b, stage 1 (layers 0-39)",
+        "llama-3.1-70b, stage 2 (layers 40-79)",
+        "deepseek-v3, stage 1 (layers 0-30)",
+        "deepseek-v3, stage 2 (layers 31-60)",
+    ]
+    assert "under TP4 x PP2" in markdown(at)
+
+
+# recurrent-state pages and V4's compressed layers; DSA (deepseek-v3.2) is one group of one kind: exact
+ESTIMATED = ["qwen3-next-80b-a3b", "deepseek-v4-flash"]
+
+
+def test_models_vllm_allocates_otherwise_say_estimate():
+    at = run({"models": ",".join([*ESTIMATED, "deepseek-v3.2", "llama-3.1-70b"])})
+    ok(at)
+    t = table(at)
+    assert (t.loc[ESTIMATED, "blocks / GPU"] == "estimate").all()
+    assert (t.loc[ESTIMATED, "KV cache (tokens)"] == "estimate").all()
+    for m in ("deepseek-v3.2", "llama-3.1-70b"):  # planned block by block
+        assert t.loc[m, "blocks / GPU"].replace(",", "").isdigit()
+        assert t.loc[m, "KV cache (tokens)"].replace(",", "").isdigit()
+    assert "state / request" in t.columns  # qwen3-next keeps a recurrent state
+    estimates = [unescaped(c.value) for c in at.caption if unescaped(c.value).startswith("Estimate:")]
+    assert len(estimates) == len(ESTIMATED), estimates

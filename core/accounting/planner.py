@@ -387,11 +387,6 @@ class Plan:
         )
 
     @property
-    def weights_bytes(self) -> int:
-        """All GPUs together (replicated parts counted on each)."""
-        return sum(s.weights.total for s in self.stages) * self.parallel.tp * self.parallel.dp
-
-    @property
     def tokens_per_second(self) -> float:
         return self.batch / self.step_seconds if self.step_seconds else 0.0
 
