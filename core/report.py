@@ -105,7 +105,10 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace, kv_dtype: str) -> dict[s
     name = g.name if g else (f"{a.gpu_memory_gib:g} GiB GPU" if a.gpu_memory_gib is not None else "GPU")
     tp, pp = a.tp, a.pp or 1
     gpus = a.gpus or (tp or 1) * pp
-    par = pl.Parallelism.for_gpus(gpus, tp, pp, a.dp_attention)
+    if tp is None and not a.dp_attention:
+        par = pl.Parallelism.auto(spec, gpus, pp)  # the widest TP that splits the model
+    else:
+        par = pl.Parallelism.for_gpus(gpus, tp, pp, a.dp_attention)
     hw = pl.Hardware(
         name, memory, g.bandwidth_tb_s * 1e12 if g else 0.0, gpus, a.utilization, int(a.reserved_gib * GIB)
     )
@@ -241,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--gpu", help=f"GPU preset: {', '.join(GPUS)}")
     g.add_argument("--gpu-memory-gib", type=float, help="memory per GPU in GiB (instead of, or overriding, --gpu)")
     g.add_argument("--gpus", type=int, help="number of GPUs (default TP x PP)")
-    g.add_argument("--tp", type=int, help="tensor parallel size (default: all GPUs of a stage; 1 with --dp-attention)")
+    g.add_argument("--tp", type=int, help="tensor parallel size (default: the widest that splits the model; 1 with DP)")
     g.add_argument("--pp", type=int, help="pipeline parallel size (default 1)")
     g.add_argument("--dp-attention", action="store_true", help="data-parallel attention, experts over all GPUs (EP)")
     g.add_argument("--utilization", type=float, default=0.9, help="gpu_memory_utilization (default 0.9)")

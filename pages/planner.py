@@ -186,9 +186,15 @@ def hardware(s: PlannerState) -> pl.Hardware:
     return pl.Hardware(name, mem, bw, s.n_gpus, s.utilization / 100, int(s.reserved_gib * GIB))
 
 
-def layout_of(s: PlannerState) -> tuple[pl.Parallelism, pl.Allocator]:
-    """ValueError with one sentence when TP x PP does not divide the GPUs."""
-    par = pl.Parallelism.for_gpus(s.n_gpus, s.tp or None, s.pp, s.dp_attention)
+def layout_of(s: PlannerState) -> tuple[pl.Parallelism | None, pl.Allocator]:
+    """The layout the controls ask for (None: TP chosen per model, the widest that splits it) and the
+    allocator; ValueError with one sentence when TP x PP does not divide the GPUs."""
+    if s.tp or s.dp_attention:
+        par = pl.Parallelism.for_gpus(s.n_gpus, s.tp or None, s.pp, s.dp_attention)
+    elif s.n_gpus % s.pp:
+        raise ValueError(f"PP {s.pp} does not divide {s.n_gpus} GPU(s): TP x PP x DP must equal the GPUs.")
+    else:
+        par = None
     budget = int(s.kv_budget_gib * GIB) if s.kv_budget_gib else None
     return par, pl.Allocator(s.block_size, s.batched_tokens, True, budget)
 
@@ -246,11 +252,16 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
     if p.replication > 1.01:
         st.markdown(
             f"Pooled memory would suggest {p.pooled_concurrency:,.2f} requests, not {p.max_concurrency:,.2f}: "
-            f"{pl.copies_reason(spec, par.tp)}, so TP{par.tp} keeps {p.replication:g} copies of each request's cache "
-            f"and holds {p.replication:g}x less cache than {par.tp} pooled GPUs."
+            f"{pl.copies_reason(spec, par.tp)}, so TP{par.tp} keeps {p.replication:.3g} copies of each request's "
+            f"cache and holds {p.replication:.3g}x less cache than {par.tp} pooled GPUs."
         )
     elif par.dp_attention and not any(isinstance(mm, MoEMLP) for mm in spec.mlp):
         st.markdown(f"{m} has no routed experts: data-parallel attention keeps a whole copy of it on every DP group.")
+    if not s.tp and not par.dp_attention and par.tp * par.pp < s.n_gpus:
+        st.markdown(
+            f"TP was chosen as {par.tp}: the widest tensor parallel size that splits {m}'s heads and divides the "
+            f"GPUs of a stage; the other GPUs hold {par.dp} whole replicas."
+        )
     for note in p.notes:
         st.caption(plain(note, 400))
 
@@ -297,14 +308,16 @@ if s.layout != "latent":
             st.info(f"{m}: the {s.layout} layout applies to MLA, DSA and DeepSeek V4 layers; {m} is shown as it is.")
 plans = {}
 for m, spec in specs.items():
+    shard_as = par or pl.Parallelism.auto(spec, s.n_gpus, s.pp)  # PP dividing the GPUs is checked above
     try:
-        plans[m] = pl.plan(spec, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout, par, alloc)
+        plans[m] = pl.plan(spec, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout, shard_as, alloc)
     except ValueError as e:  # TP that does not divide the heads, PP above the layers, a partial llama.cpp block
-        st.error(f"{plain(m)} cannot be planned under {par.describe()}: {plain(e, 300)}")
+        st.error(f"{plain(m)} cannot be planned under {shard_as.describe()}: {plain(e, 300)}")
 specs = {m: specs[m] for m in plans}
 if not specs:
     st.stop()
 kv_dtypes = {p.kv_dtype for p in plans.values()}
+layouts = " / ".join(dict.fromkeys(p.parallel.describe() for p in plans.values()))
 kv_dtype = next(iter(kv_dtypes)) if len(kv_dtypes) == 1 else "bf16"
 
 st.subheader("What each model caches")
@@ -314,11 +327,11 @@ for m, spec in specs.items():
 usable = f"{hw.name} usable ({s.utilization}%): {hw.usable_bytes / GIB:,.1f} GiB"
 st.subheader("Memory on one GPU")
 st.caption(
-    f"{s.n_gpus} GPUs as {par.describe()}: {TP_HELP if par.tp > 1 else ''} "
-    f"{PP_HELP if par.pp > 1 else ''} {DPA_HELP if par.dp_attention else ''}".strip()
+    f"{s.n_gpus} GPUs as {layouts}: {TP_HELP if any(p.parallel.tp > 1 for p in plans.values()) else ''} "
+    f"{PP_HELP if s.pp > 1 else ''} {DPA_HELP if s.dp_attention else ''}".strip()
 )
 mem_df = memory_parts(plans)
-mem_title = f"One GPU of each stage, {s.batch} request(s) of {s.context:,} tokens, {par.describe()}"
+mem_title = f"One GPU of each stage, {s.batch} request(s) of {s.context:,} tokens, {layouts}"
 mem_chart = memory_chart(mem_df, hw.usable_bytes / GIB, usable, mem_title)
 st.altair_chart(style(mem_chart), width="stretch", key=P + "mem_chart")
 downloads(style(mem_chart), mem_df, "memory", P + "dl_mem")
@@ -365,7 +378,7 @@ with st.expander("Formulas, with these numbers", expanded=True):
 
 st.subheader("Review card")
 inputs = [
-    f"{hw.n_gpus} x {hw.name} as {par.describe()}, {s.utilization}% usable, {s.reserved_gib:g} GiB reserved per GPU"
+    f"{hw.n_gpus} x {hw.name} as {layouts}, {s.utilization}% usable, {s.reserved_gib:g} GiB reserved per GPU"
     + (f", KV memory given as {s.kv_budget_gib:g} GiB per GPU" if s.kv_budget_gib else ""),
     f"{s.batch} request(s) of {s.context:,} tokens; cache {s.kv_dtype}"
     + (f" = {kv_dtype}" if s.kv_dtype == "auto" else "")

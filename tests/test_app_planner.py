@@ -77,7 +77,7 @@ def rendered(at: AppTest, models: list[str]) -> list[str]:
     stops the page after one error; a model that cannot be planned has an error naming it and no row;
     everything that was planned has a table row and the three charts."""
     errs = errors(at)
-    if any(e.startswith("TP x PP =") for e in errs):
+    if any(e.startswith(("TP x PP =", "PP ")) for e in errs):
         assert len(errs) == 1 and LAYOUT_ERROR in errs[0], errs
         assert charts(at) == 0 and not at.dataframe
         return []
@@ -180,9 +180,9 @@ EXTREMES = [
     ("number_input", "batched_tokens", [1, 1 << 20]),
     ("number_input", "kv_budget_gib", [0.0, 100_000.0]),
 ]
-# values the default 8 GPUs cannot be laid out in (TP1024, PP64 on 8 GPUs) or that leave TP unable to
-# split the models' heads (1,024 GPUs, all TP): an st.error says so and the page stops
-PARTIAL = {("tp", 1024), ("pp", 64), ("n_gpus", 1024)}
+# values the default 8 GPUs cannot be laid out in (TP1024, PP64 on 8 GPUs): an st.error says so and the
+# page stops. 1,024 GPUs render: TP is chosen per model (TP64 for both) and the rest are replicas.
+PARTIAL = {("tp", 1024), ("pp", 64)}
 
 
 @pytest.mark.parametrize("kind,field,values", EXTREMES, ids=[e[1] for e in EXTREMES])
@@ -245,7 +245,7 @@ def test_all_extremes_at_once(query, planned):
     assert dict(at.query_params) == query
 
 
-NOT_TP8 = {"gpt2": 12, "qwen2.5-7b": 28}  # presets whose query heads TP8 cannot split
+NOT_TP8 = {"gpt2": 12, "qwen2.5-7b": 28}  # presets whose query heads TP8 cannot split: TP4 x DP2 is chosen
 
 
 def test_every_preset_at_the_largest_context_and_batch():
@@ -254,9 +254,12 @@ def test_every_preset_at_the_largest_context_and_batch():
         group = names[i : i + 4]
         at = run({"models": ",".join(group), "context": str(2**24), "batch": "65536"})
         ok(at, allow_no_fit=True)
-        assert rendered(at, group) == [m for m in group if m not in NOT_TP8]
+        assert rendered(at, group) == group
         for m in set(group) & set(NOT_TP8):
-            assert any(f"{m} cannot be planned under TP8" in e and f"({NOT_TP8[m]})" in e for e in errors(at))
+            assert f"TP was chosen as 4: the widest tensor parallel size that splits {m}'s heads" in markdown(at)
+    at = run({"models": "gpt2", "tp": "8"})  # asked for explicitly, TP8 cannot split 12 heads: said so
+    assert rendered(at, ["gpt2"]) == []
+    assert any("gpt2 cannot be planned under TP8" in e and "(12)" in e for e in errors(at))
 
 
 def test_no_model_selected_says_pick_one():
@@ -363,10 +366,14 @@ def test_pasted_config_tp_cannot_split_says_so_and_the_rest_renders():
     at = paste(run(), (CONFIGS / "qwen2.5-7b.json").read_text())  # 28 query heads: not under TP8
     no_exception(at)
     assert len(at.success) == 1  # the config itself is fine
+    models = ["llama-3.1-70b", "deepseek-v3", "your config"]
+    assert rendered(at, models) == models  # TP chosen for it: 4, with 2 replicas
+    assert "**your config** under TP4 x DP2 replicas" in markdown(at)
+    at.number_input(key=P + "tp").set_value(8).run()  # TP8 asked for: it cannot be split, and says so
     assert errors(at) == [
         "your config cannot be planned under TP8: tensor parallel size 8 does not divide the query heads (28)."
     ]
-    assert rendered(at, ["llama-3.1-70b", "deepseek-v3", "your config"]) == ["llama-3.1-70b", "deepseek-v3"]
+    assert rendered(at, models) == ["llama-3.1-70b", "deepseek-v3"]
 
 
 def test_breaking_a_pasted_config_drops_it_and_fixing_it_brings_it_back():

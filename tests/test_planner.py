@@ -340,3 +340,14 @@ def test_decode_step_reads_weights_once_and_each_cache():
     assert b1 == head + rest + int(routed * 8 / 256)
     p = pl.plan(llama, h200s(1), 4096, 2, weight_dtype="bf16")
     assert p.step_seconds == pytest.approx(pl.decode_step_bytes(llama, 4096, 2, "bf16", "bf16", "latent") / 4.8e12)
+
+
+def test_auto_tp_is_the_widest_that_splits_the_model():
+    """Without a TP given, the planner takes the widest TP that splits every layer and divides a stage's
+    GPUs, and keeps the rest as replicas: 12 heads (GPT-2) on 8 GPUs is TP4 x DP2."""
+    assert pl.Parallelism.auto(load_preset("gpt2"), 8) == pl.Parallelism(4, 1, 2)
+    assert pl.Parallelism.auto(load_preset("llama-3.1-70b"), 16, pp=2) == pl.Parallelism(8, 2, 1)
+    assert pl.Parallelism.auto(load_preset("deepseek-v3"), 8, dp_attention=True) == pl.Parallelism(1, 1, 8, True)
+    with pytest.raises(ValueError, match="PP 3 does not divide 8"):
+        pl.Parallelism.auto(load_preset("gpt2"), 8, pp=3)
+    assert pl.plan(load_preset("gpt2"), h200s(8), 1024).parallel == pl.Parallelism(4, 1, 2)

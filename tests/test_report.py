@@ -310,3 +310,10 @@ def test_llama_cpp_cache_types(capsys):
     assert q8 == 1000 * 80 * 2 * 8 * (128 // 32) * 34  # blocks of 32 int8 + an fp16 scale
     assert main(["llama-3.1-70b", "--kv-dtype", "q4_0", "--json", "--context", "1000"]) == 0
     assert json.loads(capsys.readouterr().out)["kv_cache_bytes"] == q8 * 18 // 34
+
+
+def test_cli_without_tp_takes_the_widest_that_splits(capsys):
+    p = plan_of(capsys, "gpt2", "--gpu", "H200", "--gpus", "8")
+    assert (p["tp"], p["dp"], p["parallelism"]) == (4, 2, "TP4 x DP2 replicas")
+    r = cli("gpt2", "--gpu", "H200", "--gpus", "8", "--tp", "8")
+    assert r.returncode == 2 and "does not divide the query heads (12)" in r.stderr

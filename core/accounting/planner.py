@@ -100,6 +100,24 @@ class Parallelism:
             )
         return cls(tp, pp, gpus // (tp * pp), dp_attention)
 
+    @classmethod
+    def auto(cls, spec: ModelSpec, gpus: int, pp: int = 1, dp_attention: bool = False) -> Parallelism:
+        """TP chosen for `spec`: the widest that splits every layer and divides the GPUs of a stage (1 with
+        data-parallel attention), the GPUs left over as DP groups. ValueError when PP does not divide the
+        GPUs."""
+        if dp_attention:
+            return cls.for_gpus(gpus, 1, pp, True)
+        if gpus < 1 or pp < 1 or gpus % pp:
+            raise ValueError(f"PP {pp} does not divide {gpus} GPU(s): TP x PP x DP must equal the GPUs.")
+        for tp in range(gpus // pp, 0, -1):
+            if (gpus // pp) % tp == 0:
+                try:
+                    shard(spec, 0, spec.n_layers, tp)
+                except ValueError:
+                    continue
+                return cls(tp, pp, gpus // (tp * pp), False)
+        raise ValueError("no tensor parallel size splits this model.")  # unreachable: TP1 always does
+
     def describe(self) -> str:
         parts = [f"TP{self.tp}"] + ([f"PP{self.pp}"] if self.pp > 1 else [])
         if self.dp_attention:
@@ -402,12 +420,12 @@ def plan(
     parallel: Parallelism | None = None,
     allocator: Allocator | None = None,
 ) -> Plan:
-    """Plan `batch` requests of `context` tokens on `hw` under `parallel` (default: TP over all GPUs).
+    """Plan `batch` requests of `context` tokens on `hw` under `parallel` (default: `Parallelism.auto`).
     ValueError for a layout the model cannot be split in (TP not dividing heads, PP above the layers,
     GPUs not TP x PP x DP); ParamsUnknown when the weights cannot be counted and no KV budget is given."""
     if context < 1 or batch < 1:
         raise ValueError("context and batch must be at least 1.")
-    par = parallel or Parallelism.for_gpus(hw.n_gpus)
+    par = parallel or Parallelism.auto(spec, hw.n_gpus)
     if par.gpus != hw.n_gpus:
         raise ValueError(f"TP x PP x DP = {par.gpus} but there are {hw.n_gpus} GPU(s): they must be equal.")
     alloc = allocator or Allocator()
