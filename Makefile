@@ -27,8 +27,9 @@ run: $(STAMP)
 test: $(STAMP) chromium
 	$(PY) -m pytest
 
-bench: $(STAMP)
+bench: $(STAMP) chromium
 	$(PY) -m bench
+	$(PY) -m bench.pages
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

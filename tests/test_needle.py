@@ -102,3 +102,29 @@ def test_shipped_results_match_a_fresh_run():
     cell = next(x for x in rows if x["length"] == 256 and x["depth"] == 0.0)
     fresh = nd.evaluate(m, nd.Method("H2O", 64), 256, 0.0, r["n_heatmap"], seed=0)
     assert fresh["accuracy"] == pytest.approx(cell["accuracy"]) and fresh["cache_bytes"] == cell["cache_bytes"]
+
+
+def test_every_view_the_page_offers_is_shipped():
+    """Every model x method x strength of the page is precomputed, so no slider stop runs 600 prompts."""
+    r = json.loads((ROOT / "assets" / "needle" / "results.json").read_text())
+    want = {f"{name}|{m.label}" for name in nd.MODELS for m in nd.all_methods()}
+    assert want <= set(r["heatmaps"]) and len(want) == 3 * (1 + sum(map(len, nd.STRENGTHS.values())))
+    for key in want:
+        assert {(x["length"], x["depth"]) for x in r["heatmaps"][key]} == {
+            (n, d) for n in nd.LENGTHS for d in nd.DEPTHS
+        }
+
+
+@pytest.mark.parametrize(
+    ("key", "method", "length", "depth"),
+    [("tiny-mha|quantization (tq-2bit)", nd.Method("quantization", "tq-2bit"), 128, 0.25),
+     ("tiny-gqa|low rank (4)", nd.Method("low rank", 4), 192, 1.0),
+     ("tiny-mla|pooling (32)", nd.Method("pooling", 32), 64, 0.75)],
+)  # fmt: skip
+def test_shipped_strengths_match_fresh_runs(key, method, length, depth):
+    """Three cells from the sweep's new views (other models, methods and strengths than the defaults)."""
+    r = json.loads((ROOT / "assets" / "needle" / "results.json").read_text())
+    m = tiny.load(ROOT / "assets" / "models" / f"{key.split('|')[0]}.safetensors")
+    cell = next(x for x in r["heatmaps"][key] if x["length"] == length and x["depth"] == depth)
+    fresh = nd.evaluate(m, method, length, depth, r["n_heatmap"], seed=0)
+    assert fresh["accuracy"] == pytest.approx(cell["accuracy"]) and fresh["cache_bytes"] == cell["cache_bytes"]

@@ -294,6 +294,11 @@ def methods_at_default() -> list[Method]:
     return [Method("none")] + [Method(m, DEFAULT_STRENGTH[m]) for m in METHODS[1:]]
 
 
+def all_methods() -> list[Method]:
+    """Every view the page offers: no compression, and every method at every strength."""
+    return [Method("none")] + [Method(m, s) for m in METHODS[1:] for s in STRENGTHS[m]]
+
+
 def summary(model: TinyLM, length: int = 256, n: int = 40, seed: int = 1) -> pd.DataFrame:
     """Accuracy (averaged over the DEPTHS) vs cache bytes for every method at every strength."""
     rows = []

@@ -1,0 +1,182 @@
+"""Server CPU per page: what one person costs the server, measured from the server process's own counters.
+
+    python -m bench.pages [--pages overview,planner] [--moves 4] [--json PATH]
+
+For the app and, side by side, a trivial Streamlit app (one slider, one chart: bench/trivial_app.py), it
+starts a real server, drives it with headless Chromium and reads the server's CPU time (/proc/PID/stat,
+user + system, every thread) around each interaction, waiting until the server has been idle for a while
+so that the whole rerun is counted:
+- first load: a new browser session opens the page after another session already opened it (the server
+  is warm: imports done, shared caches filled), until the page has rendered and the server is idle;
+- move: one key press on each of the page's first sliders (ArrowRight, ArrowLeft at the maximum).
+Budgets (issue 12): per move at most 2x the trivial app's on Overview, Planner and Compute and at most
+0.3 s on every other page; first load at most 1.5 s. Benchmarks report; they never fail the build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from browser import launch  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+PAGES = ["overview", "planner", "compute", "sparse", "hybrid", "latent_rank", "inside_mla", "quantized", "needle"]
+RELATIVE = {"overview", "planner", "compute"}  # budget: 2x the trivial app's move
+MOVE_BUDGET_S, LOAD_BUDGET_S, RELATIVE_FACTOR = 0.3, 1.5, 2.0
+SLIDER = "[data-testid='stSlider'] input[type='range']"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the process, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A Streamlit server for `script` on a free port, stopped on exit."""
+
+    def __init__(self, script: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
+             "--server.port", str(self.port), "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        end = time.time() + 120
+        while time.time() < end:
+            try:
+                urllib.request.urlopen(self.url + "/_stcore/health", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"the server for {script} did not start")
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def settle(self, quiet: float = 0.6, timeout: float = 300) -> float:
+        """Wait until the server has used no CPU for `quiet` seconds (a rerun has finished); its CPU then."""
+        last, since, end = self.cpu(), time.time(), time.time() + timeout
+        while time.time() < end:
+            time.sleep(0.05)
+            now = self.cpu()
+            if now - last > 0.005:
+                last, since = now, time.time()
+            elif time.time() - since >= quiet:
+                return now
+        return self.cpu()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def open_page(browser, server: Server, path: str):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(server.url + path, wait_until="domcontentloaded")
+    page.wait_for_selector("[data-testid='stMain']", timeout=120_000)
+    return page
+
+
+def measure_page(browser, server: Server, path: str, moves: int) -> dict:
+    """First load (warm server) and the CPU of each slider move, in seconds."""
+    warm = open_page(browser, server, path)  # fills the server's shared caches
+    server.settle()
+    warm.context.close()
+    server.settle()
+    before = server.cpu()
+    page = open_page(browser, server, path)
+    load = server.settle() - before
+    out = {"path": path, "first_load_s": round(load, 3), "moves": []}
+    sliders = page.locator(SLIDER)
+    for i in range(min(moves, sliders.count())):
+        s = sliders.nth(i)
+        s.scroll_into_view_if_needed()
+        at_max = s.input_value() == s.get_attribute("max")
+        before = server.cpu()
+        s.focus()
+        s.press("ArrowLeft" if at_max else "ArrowRight")
+        cpu = server.settle() - before
+        out["moves"].append({"slider": (s.get_attribute("aria-label") or "")[:40], "cpu_s": round(cpu, 3)})
+    errors = page.locator("[data-testid='stException']").count()
+    out["exceptions"] = errors
+    out["move_median_s"] = round(statistics.median(m["cpu_s"] for m in out["moves"]), 3) if out["moves"] else None
+    page.context.close()
+    return out
+
+
+def run(pages: list[str], moves: int) -> dict:
+    results: dict = {"pages": {}}
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        with Server("bench/trivial_app.py") as trivial:
+            results["trivial"] = measure_page(browser, trivial, "/", moves)
+        with Server("app.py") as app:
+            open_page(browser, app, "/").context.close()  # imports and the first page once
+            app.settle()
+            for name in pages:
+                results["pages"][name] = measure_page(browser, app, "/" if name == "overview" else f"/{name}", moves)
+                print(f"  {name}: {results['pages'][name]}", flush=True)
+        browser.close()
+    return results
+
+
+def table(results: dict) -> str:
+    base = results["trivial"]["move_median_s"]
+    lines = [
+        f"{'page':<14} {'CPU per move':>13} {'vs trivial':>11} {'budget':>8} {'first load':>11} {'budget':>7}",
+        f"{'trivial app':<14} {base:>12.2f}s {1:>10.1f}x {'':>8} {results['trivial']['first_load_s']:>10.2f}s",
+    ]
+    for name, r in results["pages"].items():
+        move = r["move_median_s"]
+        budget = RELATIVE_FACTOR * base if name in RELATIVE else MOVE_BUDGET_S
+        ok_move = "ok" if move is not None and move <= budget else "OVER"
+        ok_load = "ok" if r["first_load_s"] <= LOAD_BUDGET_S else "OVER"
+        lines.append(
+            f"{name:<14} {move if move is not None else float('nan'):>12.2f}s "
+            f"{(move or 0) / base if base else 0:>10.1f}x {budget:>5.2f}s {ok_move:>2} "
+            f"{r['first_load_s']:>10.2f}s {ok_load:>5}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.pages", description=__doc__.split("\n")[0])
+    ap.add_argument("--pages", default=",".join(PAGES))
+    ap.add_argument("--moves", type=int, default=4)
+    ap.add_argument("--json", default="bench/results/pages.json")
+    a = ap.parse_args()
+    results = run(a.pages.split(","), a.moves)
+    print(table(results))
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
