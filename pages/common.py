@@ -23,10 +23,9 @@ def preset(name: str) -> ModelSpec:
 def downloads(chart: alt.Chart, data: pd.DataFrame, name: str, key: str) -> None:
     """PNG (rendered offline at 2x), SVG and CSV of one chart, side by side under it."""
     a, b, c, _ = st.columns([1, 1, 1, 3])
-    spec = chart.to_json()
-    a.download_button(
+    a.download_button(  # the spec is serialised on click only: a rerun does not pay for it
         "PNG",
-        lambda: _png(spec),
+        lambda: _png(chart.to_json()),
         f"{name}.png",
         "image/png",
         key=f"{key}.png",
@@ -35,7 +34,7 @@ def downloads(chart: alt.Chart, data: pd.DataFrame, name: str, key: str) -> None
     )
     b.download_button(
         "SVG",
-        lambda: _svg(spec),
+        lambda: _svg(chart.to_json()),
         f"{name}.svg",
         "image/svg+xml",
         key=f"{key}.svg",
@@ -44,7 +43,7 @@ def downloads(chart: alt.Chart, data: pd.DataFrame, name: str, key: str) -> None
     )
     c.download_button(
         "CSV",
-        data.to_csv(index=False),
+        lambda: data.to_csv(index=False),
         f"{name}.csv",
         "text/csv",
         key=f"{key}.csv",

@@ -389,9 +389,10 @@ footer = (
     f"KV Cache Lab {core.__version__}, {datetime.date.today():%Y-%m-%d}. Bytes in binary units (GiB); "
     "GPU memory from vendor datasheets (GB)."
 )
-card = review_card(f"KV cache plan: {', '.join(specs)}", inputs, table, mem_chart, footer)
-st.download_button(
-    "Download the review card (PNG)", lambda: to_png(card), "kv-cache-review-card.png", "image/png",
+card_title = f"KV cache plan: {', '.join(specs)}"
+st.download_button(  # the card is built on click only: a rerun does not pay for it
+    "Download the review card (PNG)", lambda: to_png(review_card(card_title, inputs, table, mem_chart, footer)),
+    "kv-cache-review-card.png", "image/png",
     key=P + "card", on_click="ignore", icon=":material/slideshow:",
 )  # fmt: skip
 st.caption("The address bar holds this whole view: copy it to share exactly what you see.")
