@@ -22,7 +22,17 @@ from functools import cache
 import pandas as pd
 import pytest
 
-from core.lab.hybrid import MAX_TOKENS, SmallHybrid, accounted_bytes, accounted_step_flops, checkpoints, run
+from core.lab.hybrid import (
+    MAX_TOKENS,
+    SOURCES,
+    SmallHybrid,
+    accounted_bytes,
+    accounted_step_flops,
+    checkpoints,
+    run,
+    shipped_runs,
+)
+from core.view.urlstate import HYBRID_TOKENS
 
 ATTENTION, GDN, MAMBA = "attention (GQA)", "Gated DeltaNet", "Mamba-2"
 RUNS = [(1, "random"), (7, "random"), (64, "random"), (300, "random"), (64, "text")]
@@ -108,3 +118,14 @@ def test_small_hybrid_accepts_the_bounds():
 def test_unknown_input_is_refused(source):
     with pytest.raises(ValueError, match="unknown input"):
         run(SmallHybrid(1), source)
+
+
+def test_shipped_runs_cover_every_stop_and_equal_fresh_runs():
+    """The page shows assets/hybrid/runs.json instead of running the layers on every move: it holds every
+    token count and input the page offers, and a fresh run of the layers gives exactly the same table."""
+    runs = shipped_runs()
+    assert set(runs) == {f"{t}|{s}" for t in HYBRID_TOKENS for s in SOURCES}
+    for key in ("16|random", "256|text", "2048|random"):
+        tokens, source = key.split("|")
+        fresh = run(SmallHybrid(int(tokens)), source)
+        pd.testing.assert_frame_equal(pd.DataFrame(runs[key]), fresh, check_dtype=False)

@@ -9,7 +9,9 @@ cache grows with every token; the two recurrent states stay the same size whatev
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -72,11 +74,21 @@ def accounted_step_flops(spec: object, context: int) -> int:
     return acc.decode_core_flops(spec, context) + 2 * acc.attention_params(spec, D_MODEL).matmul
 
 
+SOURCES = ("random", "text")
+RUNS_FILE = Path(__file__).resolve().parents[2] / "assets" / "hybrid" / "runs.json"
+
+
+def shipped_runs() -> dict[str, list[dict]]:
+    """The runs scripts/hybrid_runs.py made for every token count the page offers ("tokens|source");
+    {} when the file is absent."""
+    return json.loads(RUNS_FILE.read_text()) if RUNS_FILE.is_file() else {}
+
+
 def run(cfg: SmallHybrid, source: str = "random") -> pd.DataFrame:
     """Long table, one row per (layer, context): bytes held (measured nbytes and accounting), whether the
     bytes are a growing cache or a fixed state, and the FLOPs of the next decode step (measured by
     FlopCounterMode and accounted)."""
-    if source not in ("random", "text"):
+    if source not in SOURCES:
         raise ValueError(f"unknown input {source!r}; choose random or text.")
     if source == "text":
         x = text_input(cfg.tokens + 1, D_MODEL, cfg.seed).to(DTYPE)
