@@ -10,6 +10,9 @@ the same layer converted to MLA (core.lowrank.to_mla), quantized as one vector p
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 from torch import Tensor
 
@@ -21,6 +24,15 @@ DEFAULT_SCHEMES = (
     "kivi-2bit", "kivi-4bit", "tq-4bit", "tq-3.5bit", "tq-3bit", "tq-2.5bit", "tq-2bit", "tq-1bit",
     "tq-2bit+qjl", "tq-3bit+qjl",
 )  # fmt: skip
+LATENT_RANKS = (8, 16, 32, 64, 128, 192, 256, 384)  # the Quantized page's MLA ranks
+LAYERS = 6  # all-MiniLM-L6-v2
+LATENTS_FILE = Path(__file__).resolve().parents[2] / "assets" / "quantized" / "latents.json"
+
+
+def shipped_latents() -> dict[str, list[dict]]:
+    """`latent_errors` for every layer, passage and rank the page offers ("layer|passage|rank"), made by
+    scripts/quant_latents.py; {} when the file is absent."""
+    return json.loads(LATENTS_FILE.read_text()) if LATENTS_FILE.is_file() else {}
 
 
 def _tv(p: Tensor, ref: Tensor) -> float:
