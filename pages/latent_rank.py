@@ -64,14 +64,16 @@ def tiny_energy() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def controls() -> LatentState:
-    a, b, c, d = st.columns([1, 1, 2, 2])
+def controls() -> None:
+    a, b, c, _ = st.columns([1, 1, 2, 2])
     a.selectbox("Layer", list(range(6)), key=P + "layer")
     b.selectbox("Head", [-1, *range(12)], key=P + "head", format_func=lambda h: "all (joint)" if h < 0 else str(h))
     names = [p.title for p in passages()]
     c.selectbox("Text", [-1, *range(len(names))], key=P + "passage",
                 format_func=lambda i: "all passages" if i < 0 else names[i])  # fmt: skip
-    d.slider("Latent rank d_c", 1, 384, key=P + "rank")
+
+
+def state() -> LatentState:
     ss = st.session_state
     return LatentState(ss[P + "layer"], ss[P + "head"], ss[P + "passage"], ss[P + "rank"])
 
@@ -81,7 +83,8 @@ st.title("Latent rank")
 st.markdown(LESSON.read_text())
 init = link_state(LatentState, P)
 require_minilm()
-s = controls()
+controls()
+s = state()
 st.query_params.from_dict(dump_state(s))
 
 sv, en = spectra_frames(s.layer, s.head, s.passage)
@@ -91,51 +94,60 @@ spc = style(spectra_chart(sv, f"Layer {s.layer}, {who}"))
 st.altair_chart(spc, width="stretch", height=420, key=P + "spectra")
 downloads(spc, sv, "spectra", P + "dl_sv")
 
-st.subheader("Energy captured by the first d_c directions")
-enc = style(energy_chart(en, s.rank, f"Layer {s.layer}, {who}: cumulative share of squared singular values"))
-st.altair_chart(enc, width="stretch", height=420, key=P + "energy")
-downloads(enc, en, "energy", P + "dl_en")
+
+@st.fragment
+def at_the_rank(en: pd.DataFrame, who: str) -> None:
+    """The latent rank reruns this part only: the energy and error charts, and the numbers at the rank."""
+    st.subheader("Energy captured by the first d_c directions")
+    st.slider("Latent rank d_c", 1, 384, key=P + "rank")
+    s = state()
+    st.query_params.from_dict(dump_state(s))
+    enc = style(energy_chart(en, s.rank, f"Layer {s.layer}, {who}: cumulative share of squared singular values"))
+    st.altair_chart(enc, width="stretch", height=420, key=P + "energy")
+    downloads(enc, en, "energy", P + "dl_en")
+
+    def share(matrix: str) -> float:
+        """Energy kept by the first d_c directions (1 when d_c reaches the matrix's rank, e.g. fewer tokens)."""
+        m = en[en["matrix"] == matrix]
+        return float(m[m["rank"] == min(s.rank, int(m["rank"].max()))]["energy"].iloc[0])
+
+    w_share, a_share = share("[W_K; W_V] (weights)"), share("[K | V] on the text (activations)")
+    st.markdown(
+        f"The first **{s.rank}** directions keep **{w_share:.0%}** of the energy of the weights [W_K; W_V] but "
+        f"**{a_share:.0%}** of the keys and values the layer actually computes on this text: activations are "
+        "lower-rank than the weights, which is why a latent can be much narrower than 2 x 384."
+    )
+
+    st.subheader("What the converted layer loses")
+    sw = sweep(s.layer, s.passage)
+    row = at_rank(s.layer, s.passage, s.rank)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("layer output error", f"{row.out_error:.1%}")
+    c2.metric("keys / values error", f"{row.k_error:.1%} / {row.v_error:.1%}")
+    c3.metric("probabilities (mean TV)", f"{row.probs_tv:.3f}")
+    mha = lr.mha_cache_bytes_per_token(model(), "bf16")
+    c4.metric(
+        "cache per token per layer (bf16)",
+        fmt_bytes(int(row.cache_bytes_bf16)),
+        f"{row.cache_share:.0%} of MHA's {fmt_bytes(mha)}",
+        delta_color="off",
+        delta_arrow="off",
+    )
+    erc = style(errors_chart(sw, s.rank, f"Layer {s.layer} converted to MLA by joint SVD, measured on the text"))
+    st.altair_chart(erc, width="stretch", height=460, key=P + "errors")
+    downloads(erc, sw, "rank-sweep", P + "dl_sw")
+    st.latex(
+        rf"[W_K; W_V] \approx U_{{d_c}} \Sigma_{{d_c}} V_{{d_c}}^T,\qquad c_{{KV}} = x\,(\Sigma_{{d_c}} V_{{d_c}}^T)^T"
+        rf"\in \mathbb{{R}}^{{{s.rank}}}"
+    )
+    st.latex(
+        rf"\text{{cache}} = d_c \times 2\,\text{{B}} = {int(row.cache_bytes_bf16)}\ \text{{B}}"
+        rf"\quad\text{{vs MHA}}\quad 2 \times 384 \times 2 = {mha}\ \text{{B per token per layer}}"
+    )
 
 
-def share(matrix: str) -> float:
-    """Energy kept by the first d_c directions (1 when d_c reaches the matrix's rank, e.g. fewer tokens)."""
-    m = en[en["matrix"] == matrix]
-    return float(m[m["rank"] == min(s.rank, int(m["rank"].max()))]["energy"].iloc[0])
+at_the_rank(en, who)
 
-
-w_share, a_share = share("[W_K; W_V] (weights)"), share("[K | V] on the text (activations)")
-st.markdown(
-    f"The first **{s.rank}** directions keep **{w_share:.0%}** of the energy of the weights [W_K; W_V] but "
-    f"**{a_share:.0%}** of the keys and values the layer actually computes on this text: activations are lower-rank "
-    "than the weights, which is why a latent can be much narrower than 2 x 384."
-)
-
-st.subheader("What the converted layer loses")
-sw = sweep(s.layer, s.passage)
-row = at_rank(s.layer, s.passage, s.rank)
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("layer output error", f"{row.out_error:.1%}")
-c2.metric("keys / values error", f"{row.k_error:.1%} / {row.v_error:.1%}")
-c3.metric("probabilities (mean TV)", f"{row.probs_tv:.3f}")
-mha = lr.mha_cache_bytes_per_token(model(), "bf16")
-c4.metric(
-    "cache per token per layer (bf16)",
-    fmt_bytes(int(row.cache_bytes_bf16)),
-    f"{row.cache_share:.0%} of MHA's {fmt_bytes(mha)}",
-    delta_color="off",
-    delta_arrow="off",
-)
-erc = style(errors_chart(sw, s.rank, f"Layer {s.layer} converted to MLA by joint SVD, measured on the text"))
-st.altair_chart(erc, width="stretch", height=460, key=P + "errors")
-downloads(erc, sw, "rank-sweep", P + "dl_sw")
-st.latex(
-    rf"[W_K; W_V] \approx U_{{d_c}} \Sigma_{{d_c}} V_{{d_c}}^T,\qquad c_{{KV}} = x\,(\Sigma_{{d_c}} V_{{d_c}}^T)^T"
-    rf"\in \mathbb{{R}}^{{{s.rank}}}"
-)
-st.latex(
-    rf"\text{{cache}} = d_c \times 2\,\text{{B}} = {int(row.cache_bytes_bf16)}\ \text{{B}}"
-    rf"\quad\text{{vs MHA}}\quad 2 \times 384 \times 2 = {mha}\ \text{{B per token per layer}}"
-)
 st.subheader("The tiny models trained here")
 tiny_df = tiny_energy()
 tc = style(
