@@ -19,17 +19,27 @@ HCA_RATIOS = [2, 8, 16, 32, 64]
 NO_DELTA = {"delta_color": "off", "delta_arrow": "off"}
 
 
-def controls() -> SparseState:
-    a, b, c, d = st.columns(4)
+def controls() -> None:
+    a, b, _ = st.columns([1, 1, 2])
     a.slider("Tokens", 8, 256, step=8, key=P + "tokens")
-    b.slider("Top-k (indexer)", 1, 64, key=P + "index_topk")
-    c.slider("Window (V4)", 1, 64, key=P + "window")
-    d.select_slider("HCA compress ratio", HCA_RATIOS, key=P + "hca_ratio", help="4 is CSA's ratio")
-    e, f, _ = st.columns([1, 1, 2])
-    e.radio("Input", ["random", "text"], key=P + "source", horizontal=True,
+    b.radio("Input", ["random", "text"], key=P + "source", horizontal=True,
             format_func={"random": "seeded random", "text": "real text (MiniLM)"}.get)  # fmt: skip
+
+
+def state() -> SparseState:
     ss = st.session_state
     return SparseState(**{k: ss[P + k] for k in SparseState.__dataclass_fields__ if k != "notices"})
+
+
+def config(s: SparseState) -> SmallSparse:
+    return SmallSparse(s.tokens, s.index_topk, 4, s.hca_ratio, s.window)
+
+
+def show_link() -> SparseState:
+    """The view into the address bar (each section that changes part of it writes all of it)."""
+    s = state()
+    st.query_params.from_dict(dump_state(s))
+    return s
 
 
 @st.cache_data(max_entries=64, show_spinner="Running the layers...")
@@ -47,18 +57,91 @@ def parts() -> pd.DataFrame:
     return flops_vs_context({"V3.2": preset("deepseek-v3.2"), "V4-Pro": preset("deepseek-v4-pro")}, CONTEXTS)
 
 
+@st.cache_data
+def claims(precision: str):
+    steps = claim_steps(preset("deepseek-v3.2"), preset("deepseek-v4-pro"))
+    return (
+        v4_claims(precision=precision),
+        steps,
+        {p: v4_claims(precision=p).kv_fraction for p in ("bf16", "production")},
+    )
+
+
+@st.fragment
+def dsa_section() -> None:
+    """Top-k reruns this section only."""
+    st.slider("Top-k (indexer)", 1, 64, key=P + "index_topk")
+    s = show_link()
+    sel = selection(config(s), s.source)
+    hm = style(
+        selection_heatmap(sel, f"Indexer scores (grey) and the top {s.index_topk} tokens each query keeps (blue)")
+    )
+    st.altair_chart(hm, key=P + "dsa")
+    downloads(hm, sel, "dsa-selection", P + "dl_dsa")
+
+
+@st.fragment
+def v4_section() -> None:
+    """The window, the HCA ratio and the layer type rerun this section only."""
+    a, b, c = st.columns([1, 1, 2])
+    a.slider("Window (V4)", 1, 64, key=P + "window")
+    b.select_slider("HCA compress ratio", HCA_RATIOS, key=P + "hca_ratio", help="4 is CSA's ratio")
+    ss = st.session_state
+    c.radio("V4 layer type", ["CSA", "HCA", "SWA"], key=P + "kind", horizontal=True,
+            format_func={"CSA": "CSA (ratio 4 + indexer)", "HCA": f"HCA (ratio {ss[P + 'hca_ratio']})",
+                         "SWA": "sliding window only"}.get)  # fmt: skip
+    s = show_link()
+    vis = visibility(config(s), s.kind, s.source)
+    vc = style(visibility_heatmap(vis, f"{s.kind} layer: each query's view of the original tokens"))
+    st.altair_chart(vc, key=P + "v4")
+    downloads(vc, vis, "v4-visibility", P + "dl_v4")
+    st.caption(
+        f"Real V4 layers (compressor with per-channel softmax pooling, indexer, window of {s.window} raw tokens, "
+        "shared K=V head). An entry is shown over the tokens of its block and is usable once the block is complete; "
+        "CSA entries also pool the 4 tokens before their block (overlapping windows). White: not reachable at all."
+    )
+
+
+@st.fragment
+def claims_section() -> None:
+    """The precision reruns this section only."""
+    st.radio("Precision", ["bf16", "production"], key=P + "precision", horizontal=True)
+    s = show_link()
+    claim, steps, kv_fraction = claims(s.precision)
+    kv = steps[(steps.what == "KV cache bytes") & (steps.precision == s.precision)].copy()
+    kv["size"] = kv["value"].map(fmt_bytes)
+    fl = steps[steps.what == "FLOPs per token"].copy()
+    fl["FLOPs"] = fl["value"].map(lambda v: fmt_si(v, "FLOP"))
+    a, b = st.columns(2)
+    with a:
+        st.markdown(f"**KV cache at 1,048,576 tokens ({s.precision})**")
+        st.dataframe(kv[["model", "part", "size"]], hide_index=True, width="stretch")
+        st.metric("V4-Pro / V3.2", f"{claim.kv_fraction:.1%}", f"published {PUBLISHED_KV_FRACTION:.0%}", **NO_DELTA)
+    with b:
+        st.markdown("**FLOPs per decoded token at 1,048,576 tokens**")
+        st.dataframe(fl[["model", "part", "FLOPs"]], hide_index=True, width="stretch")
+        st.metric(
+            "V4-Pro / V3.2", f"{claim.flops_fraction:.1%}", f"published {PUBLISHED_FLOPS_FRACTION:.0%}", **NO_DELTA
+        )
+    st.markdown(
+        f"{claim.description}. The cache ratio moves from {1 / kv_fraction['bf16']:.2f}x (bf16) to "
+        f"{1 / kv_fraction['production']:.2f}x (production) because V4 stores its entries in fp8 with "
+        "bf16 rope channels (584 B instead of 1,024 B) and its indexer keys in fp4 (68 B instead of 256 B), while "
+        "V3.2's production cache (656 B + 132 B) shrinks less. The FLOP ratio comes from the indexer: V3.2 scores all "
+        "1M tokens in every layer, V4 scores 262,144 entries in 30 layers; the weights term (2 x active params) is 75 "
+        "vs 98 GFLOP."
+    )
+
+
 ensure_router()
 st.title("Sparse & compressed attention")
 st.markdown(LESSON.read_text())
 init = link_state(SparseState, P)
-s = controls()
-cfg = SmallSparse(s.tokens, s.index_topk, 4, s.hca_ratio, s.window)
+controls()
+show_link()
 
 st.subheader("DeepSeek V3.2: the lightning indexer picks the tokens")
-sel = selection(cfg, s.source)
-hm = style(selection_heatmap(sel, f"Indexer scores (grey) and the top {s.index_topk} tokens each query keeps (blue)"))
-st.altair_chart(hm, key=P + "dsa")
-downloads(hm, sel, "dsa-selection", P + "dl_dsa")
+dsa_section()
 st.caption(
     "A real DSA layer (MLA + a 4-head indexer, top-k as set) on the input: I(t,s) = sum_j w_tj ReLU(q_tj . k_s), "
     "causal. Early queries keep every token they have; later ones only their top-k. The indexer itself still "
@@ -79,42 +162,7 @@ st.markdown(
 )
 
 st.subheader("DeepSeek V4: what a query can still see")
-st.radio("V4 layer type", ["CSA", "HCA", "SWA"], key=P + "kind", horizontal=True,
-         format_func={"CSA": "CSA (ratio 4 + indexer)", "HCA": f"HCA (ratio {s.hca_ratio})",
-                      "SWA": "sliding window only"}.get)  # fmt: skip
-vis = visibility(cfg, st.session_state[P + "kind"], s.source)
-vc = style(visibility_heatmap(vis, f"{st.session_state[P + 'kind']} layer: each query's view of the original tokens"))
-st.altair_chart(vc, key=P + "v4")
-downloads(vc, vis, "v4-visibility", P + "dl_v4")
-st.caption(
-    f"Real V4 layers (compressor with per-channel softmax pooling, indexer, window of {s.window} raw tokens, shared "
-    "K=V head). An entry is shown over the tokens of its block and is usable once the block is complete; CSA entries "
-    "also pool the 4 tokens before their block (overlapping windows). White: not reachable at all."
-)
+v4_section()
 
 st.subheader("V4's claims, step by step")
-st.radio("Precision", ["bf16", "production"], key=P + "precision", horizontal=True)
-s = SparseState(**{**s.__dict__, "precision": st.session_state[P + "precision"], "kind": st.session_state[P + "kind"]})
-st.query_params.from_dict(dump_state(s))
-claim = v4_claims(precision=s.precision)
-steps = claim_steps(preset("deepseek-v3.2"), preset("deepseek-v4-pro"))
-kv = steps[(steps.what == "KV cache bytes") & (steps.precision == s.precision)].copy()
-kv["size"] = kv["value"].map(fmt_bytes)
-fl = steps[steps.what == "FLOPs per token"].copy()
-fl["FLOPs"] = fl["value"].map(lambda v: fmt_si(v, "FLOP"))
-a, b = st.columns(2)
-with a:
-    st.markdown(f"**KV cache at 1,048,576 tokens ({s.precision})**")
-    st.dataframe(kv[["model", "part", "size"]], hide_index=True, width="stretch")
-    st.metric("V4-Pro / V3.2", f"{claim.kv_fraction:.1%}", f"published {PUBLISHED_KV_FRACTION:.0%}", **NO_DELTA)
-with b:
-    st.markdown("**FLOPs per decoded token at 1,048,576 tokens**")
-    st.dataframe(fl[["model", "part", "FLOPs"]], hide_index=True, width="stretch")
-    st.metric("V4-Pro / V3.2", f"{claim.flops_fraction:.1%}", f"published {PUBLISHED_FLOPS_FRACTION:.0%}", **NO_DELTA)
-st.markdown(
-    f"{claim.description}. The cache ratio moves from {1 / v4_claims(precision='bf16').kv_fraction:.2f}x (bf16) to "
-    f"{1 / v4_claims(precision='production').kv_fraction:.2f}x (production) because V4 stores its entries in fp8 with "
-    "bf16 rope channels (584 B instead of 1,024 B) and its indexer keys in fp4 (68 B instead of 256 B), while V3.2's "
-    "production cache (656 B + 132 B) shrinks less. The FLOP ratio comes from the indexer: V3.2 scores all 1M tokens "
-    "in every layer, V4 scores 262,144 entries in 30 layers; the weights term (2 x active params) is 75 vs 98 GFLOP."
-)
+claims_section()
