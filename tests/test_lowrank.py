@@ -33,6 +33,7 @@ from core.lab.lowrank import (
     mha_cache_bytes_per_token,
     rank_for_energy,
     rank_sweep,
+    shipped_sweeps,
     spectra,
     to_mla,
 )
@@ -183,3 +184,25 @@ def test_bad_arguments_are_value_errors_with_a_sentence(mini, ids, call, match):
     with pytest.raises(ValueError, match=match) as e:
         call(mini, ids)
     assert str(e.value)[0].isalpha() and str(e.value).endswith(".")
+
+
+def test_shipped_sweeps_cover_every_view():
+    """The Latent rank page answers rank moves from assets/latent_rank: every layer, text (and all texts),
+    every rank from 1 to 384."""
+    shipped = shipped_sweeps()
+    assert set(shipped) == {f"{layer}|{p}" for layer in range(6) for p in range(-1, len(load_passages()))}
+    assert all(list(df["rank"]) == list(range(1, 385)) for df in shipped.values())
+
+
+@pytest.mark.parametrize("key", ["0|0", "4|-1"])
+def test_shipped_sweeps_equal_a_fresh_run(key):
+    mini = load_minilm()  # float32, as the page runs it
+    layer, passage = map(int, key.split("|"))
+    texts = [tokenize(p.text, 512) for p in load_passages()]
+    ids = texts if passage < 0 else [texts[passage]]
+    ranks = [1, 7, 64, 200, 384]
+    fresh = rank_sweep(mini, layer, ids, range(1, 385))
+    want = fresh[fresh["rank"].isin(ranks)].reset_index(drop=True)
+    got = shipped_sweeps()[key]
+    got = got[got["rank"].isin(ranks)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want, rtol=1e-5, atol=1e-9, check_dtype=False)

@@ -32,10 +32,13 @@ Cache per token per layer: MHA stores k and v, 2 E = 768 numbers; the converted 
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
@@ -230,6 +233,18 @@ def cache_bytes_per_token(rank: int, dtype: str = "bf16") -> int:
 def mha_cache_bytes_per_token(mini: MiniLM, dtype: str = "bf16") -> int:
     """Bytes one original MiniLM layer caches per token: keys and values, 2 E elements (2 x 12 x 32)."""
     return 2 * cache_bytes_per_token(mini.hidden_size, dtype)
+
+
+SWEEPS_FILE = Path(__file__).resolve().parents[2] / "assets" / "latent_rank" / "sweeps.json.gz"
+
+
+def shipped_sweeps() -> dict[str, pd.DataFrame]:
+    """`rank_sweep` at every rank 1..384 for every layer and text ("layer|passage", -1: all passages), made
+    by scripts/rank_sweeps.py; {} when the file is absent."""
+    if not SWEEPS_FILE.is_file():
+        return {}
+    with gzip.open(SWEEPS_FILE, "rt") as f:
+        return {k: pd.DataFrame(v) for k, v in json.load(f).items()}
 
 
 @torch.no_grad()
