@@ -1,6 +1,13 @@
 """KV Cache Lab: router and frame. Pages live in pages/ and are registered here explicitly."""
 
-import streamlit as st
+import os
+
+# One torch thread per rerun: the lab's layers are small, and OpenMP's worker threads spin on them (0.56 s of
+# server CPU per Inside MLA move with 2 threads, 0.38 s with one), while a room of people needs the cores for
+# their own reruns. Set before any page imports torch; a value in the environment wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="KV Cache Lab", page_icon=":material/memory:", layout="wide")
 
