@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 from core.accounting import totals as acc
+from core.lab import inside
 from core.lab.inside import (
     InsideConfig,
     agreement,
@@ -58,15 +59,26 @@ def controls() -> InsideState:
     return InsideState(**values)
 
 
-@st.cache_data(max_entries=16, show_spinner="Running the layers...")
 def run(cfg: InsideConfig, source: str, precision: str, device: str) -> dict:
-    """Plain data for the page: caches, FLOPs, agreement and attention maps of every design. Keyed on what
-    the layers compute from only, so the heatmap and RoPE controls do not rerun them."""
-    x = text_input(cfg.seq_len + 1, cfg.d_model) if source == "text" else random_input(cfg)
-    runs = run_designs(cfg, x, DTYPES[precision], device)
-    agree = agreement(runs["MLA naive"].out, runs["MLA absorbed"].out)
-    rope = rope_experiment(cfg, x[:, :-1], DTYPES[precision])
+    """Plain data for the page: caches, FLOPs, agreement and attention maps of every design, each layer run
+    (and cached) apart, keyed on only what it reads: the heatmap and RoPE controls rerun nothing, a
+    latent-rank move reruns MLA only, a kv-heads move GQA only."""
+    parts = [run_part(inside.part_config(cfg, p), p, source, precision, device) for p in inside.PARTS]
     return {
+        "runs": {k: v for part in parts for k, v in part["runs"].items()},
+        "agree": parts[-1]["agree"],
+        "rope": parts[-1]["rope"],
+    }
+
+
+@st.cache_data(max_entries=48, show_spinner="Running the layers...")
+def run_part(cfg: InsideConfig, part: str, source: str, precision: str, device: str) -> dict:
+    x = text_input(cfg.seq_len + 1, cfg.d_model) if source == "text" else random_input(cfg)
+    runs = run_designs(cfg, x, DTYPES[precision], device, parts=(part,))
+    mla = part == "MLA"
+    return {
+        "agree": agreement(runs["MLA naive"].out, runs["MLA absorbed"].out) if mla else None,
+        "rope": rope_experiment(cfg, x[:, :-1], DTYPES[precision]) if mla else None,
         "runs": {
             k: {
                 "cached": [(c.name, c.shape, c.nbytes) for c in r.cached],
@@ -81,8 +93,6 @@ def run(cfg: InsideConfig, source: str, precision: str, device: str) -> dict:
             }
             for k, r in runs.items()
         },  # fmt: skip
-        "agree": agree,
-        "rope": rope,
     }
 
 

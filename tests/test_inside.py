@@ -29,9 +29,11 @@ import torch
 
 from core.lab.inside import (
     MAX_ELEMENTS,
+    PARTS,
     InsideConfig,
     agreement,
     dataflow_dot,
+    part_config,
     random_input,
     rope_experiment,
     run_designs,
@@ -430,3 +432,23 @@ def test_designs_run_on_text_input():
         assert r.cache_nbytes == r.cache_formula and r.prefill_flops == r.prefill_formula
     n, a = res["MLA naive"].out, res["MLA absorbed"].out
     assert float((n - a).norm() / n.norm()) < 1e-12
+
+
+def test_each_layer_run_alone_on_its_part_config_equals_the_full_run():
+    """The page caches each layer on `part_config` (fields the layer does not read fixed): its run must be the
+    same as in the full run, number for number."""
+    cfg = InsideConfig(d_model=64, n_heads=4, n_kv_heads=2, head_dim=8, kv_lora_rank=12, rope_dim=4, seq_len=10)
+    x = random_input(cfg)
+    full = run_designs(cfg, x)
+    for part, designs in PARTS.items():
+        alone = run_designs(part_config(cfg, part), random_input(part_config(cfg, part)), parts=(part,))
+        assert set(alone) == set(designs)
+        for d in designs:
+            a, b = alone[d], full[d]
+            assert (a.cached, a.cache_nbytes, a.cache_formula) == (b.cached, b.cache_nbytes, b.cache_formula)
+            assert (a.prefill_flops, a.decode_flops, a.prefill_formula) == (
+                b.prefill_flops,
+                b.decode_flops,
+                b.prefill_formula,
+            )
+            assert torch.equal(a.probs, b.probs) and torch.equal(a.out, b.out)

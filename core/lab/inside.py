@@ -11,7 +11,7 @@ the same weights, and why RoPE is decoupled (an experiment, not a picture).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -127,22 +127,36 @@ def _cache_tensors(cache) -> tuple[CachedTensor, ...]:
     return tuple(CachedTensor(n, tuple(t.shape), t.nbytes) for n, t in zip(names, cache.tensors(), strict=False))
 
 
-def run_designs(cfg: InsideConfig, x: Tensor, dtype=torch.float64, device="cpu") -> dict[str, DesignRun]:
+PARTS = {"MHA": ("MHA",), "GQA": ("GQA",), "MLA": ("MLA naive", "MLA absorbed")}  # designs per layer
+
+
+def part_config(cfg: InsideConfig, part: str) -> InsideConfig:
+    """`cfg` with the fields `part`'s layer does not read set to fixed values, so that a cache keyed on it
+    reruns a layer only when something it reads changes (a latent-rank move reruns MLA, not MHA or GQA).
+    The input (width, length, seed) and the layer's own spec are unchanged."""
+    if part == "MLA":
+        return replace(cfg, n_kv_heads=1)
+    fixed = replace(cfg, kv_lora_rank=1, rope_dim=0, q_lora_rank=None)
+    return replace(fixed, n_kv_heads=1) if part == "MHA" else fixed
+
+
+def run_designs(
+    cfg: InsideConfig, x: Tensor, dtype=torch.float64, device="cpu", parts=tuple(PARTS)
+) -> dict[str, DesignRun]:
     """Prefill x (B, T+1, E) minus its last token, then decode that token, for MHA, GQA and MLA (both
-    modes, same weights); measure caches and FLOPs and put the formulas beside them."""
+    modes, same weights), or only the layers in `parts`; measure caches and FLOPs and put the formulas
+    beside them."""
     x = x.to(device=device, dtype=dtype)
     prefix, last = x[:, :-1], x[:, -1:]
     T = prefix.shape[1]
     dname = DTYPE_NAMES[dtype]
     out: dict[str, DesignRun] = {}
     specs = cfg.specs()
-    layers = {
-        "MHA": GQAttention(specs["MHA"], cfg.d_model, seed=cfg.seed, device=device, dtype=dtype),
-        "GQA": GQAttention(specs["GQA"], cfg.d_model, seed=cfg.seed, device=device, dtype=dtype),
-        "MLA": MLAttention(specs["MLA"], cfg.d_model, seed=cfg.seed, device=device, dtype=dtype),
-    }
+    build = {"MHA": GQAttention, "GQA": GQAttention, "MLA": MLAttention}
+    layers = {k: build[k](specs[k], cfg.d_model, seed=cfg.seed, device=device, dtype=dtype) for k in parts}
     runs = [("MHA", "MHA", {}), ("GQA", "GQA", {}), ("MLA naive", "MLA", {"mode": "naive"})]
     runs.append(("MLA absorbed", "MLA", {"mode": "absorbed"}))
+    runs = [r for r in runs if r[1] in parts]
     with torch.no_grad():
         for label, key, kw in runs:
             layer, spec = layers[key], specs[key]
