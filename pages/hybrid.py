@@ -38,93 +38,115 @@ st.title("Hybrid models: a fixed state beside a growing cache")
 st.markdown(LESSON.read_text())
 link_state(HybridState, P, grids={"context": REAL_CONTEXTS})
 
-st.subheader("Run here: three small layers on the same tokens")
-a, b = st.columns([3, 1])
-a.select_slider("Tokens", HYBRID_TOKENS, key=P + "tokens")
-b.radio("Input", ["random", "text"], key=P + "source", horizontal=True,
-        format_func={"random": "seeded random", "text": "real text (MiniLM)"}.get)  # fmt: skip
-ss = st.session_state
-if ss[P + "source"] == "text":
-    require_minilm()
-df = measured(ss[P + "tokens"], ss[P + "source"])
-held = style(
-    held_chart(
-        df,
-        "accounted_kib",
-        "measured_kib",
-        f"What each layer holds per sequence after N tokens (fp32), N up to {ss[P + 'tokens']:,}",
-        "KiB held (log scale)",
-    )
-)
-st.altair_chart(held, width="stretch", key=P + "held")
-downloads(held, df, "hybrid-bytes-held", P + "dl_held")
-st.markdown(
-    "**And the compute of each new token**: attention reads every key it has; the recurrent layers read their state."
-)
-flops = style(
-    held_chart(
-        df,
-        "step_flops_accounted",
-        "step_flops_measured",
-        "FLOPs of the next decoded token (FlopCounterMode points, accounting line)",
-        "FLOPs per step (log scale)",
-        "~s",
-    )
-)
-st.altair_chart(flops, width="stretch", key=P + "flops")
-downloads(flops, df, "hybrid-step-flops", P + "dl_flops")
-last = df[df.context == df.context.max()]
-st.dataframe(
-    pd.DataFrame(
-        {
-            "layer": last.layer,
-            "keeps": last.holds,
-            f"measured nbytes at {last.context.iloc[0]:,} tokens": last.measured_bytes.map(fmt_bytes),
-            "accounting": last.accounted_bytes.map(fmt_bytes),
-            "equal": (last.measured_bytes == last.accounted_bytes).map({True: "yes", False: "NO"}),
-            "next step FLOPs (FlopCounterMode)": last.step_flops_measured.map(lambda v: fmt_si(v, "FLOP")),
-            "accounting FLOPs": last.step_flops_accounted.map(lambda v: fmt_si(v, "FLOP")),
-        }
-    ),
-    hide_index=True,
-    width="stretch",
-)
-spec = SmallHybrid().specs
-st.caption(
-    "Width 64, float32, seeded. Attention: 4 query heads sharing 2 kv heads of 16, so 2 x 2 x 16 x 4 B = 256 B "
-    "per token. Gated DeltaNet: 2 key heads of 32 and 4 value heads of 16 (state 4 x 32 x 16 plus a 3-step "
-    f"convolution over {spec['Gated DeltaNet'].conv_dim} channels). Mamba-2: 4 heads of 16 with state size 16. "
-    "Scaled down from Qwen3-Next (32 value heads of 128) and Nemotron-H (256 heads of 64, state 256). "
-    "Each layer reads the tokens in pieces with its cache or state passed in and returned; the points are "
-    "the tensors' nbytes, the lines the accounting's formulas. Bytes and FLOPs depend on shapes only, so the "
-    "runs at every token count were made once when the app was built (scripts/hybrid_runs.py); the tests "
-    "run the layers again and check every number."
-)
 
+def show_link() -> None:
+    """The whole view into the address bar (each section writes all of it)."""
+    ss = st.session_state
+    st.query_params.from_dict(
+        dump_state(HybridState(ss[P + "tokens"], ss[P + "source"], ss[P + "model"], ss[P + "context"]))
+    )
+
+
+@st.fragment
+def run_section() -> None:
+    """The token count and the input rerun this section only."""
+    a, b = st.columns([3, 1])
+    a.select_slider("Tokens", HYBRID_TOKENS, key=P + "tokens")
+    b.radio("Input", ["random", "text"], key=P + "source", horizontal=True,
+            format_func={"random": "seeded random", "text": "real text (MiniLM)"}.get)  # fmt: skip
+    ss = st.session_state
+    show_link()
+    if ss[P + "source"] == "text":
+        require_minilm()
+    df = measured(ss[P + "tokens"], ss[P + "source"])
+    held = style(
+        held_chart(
+            df,
+            "accounted_kib",
+            "measured_kib",
+            f"What each layer holds per sequence after N tokens (fp32), N up to {ss[P + 'tokens']:,}",
+            "KiB held (log scale)",
+        )
+    )
+    st.altair_chart(held, width="stretch", key=P + "held")
+    downloads(held, df, "hybrid-bytes-held", P + "dl_held")
+    st.markdown(
+        "**And the compute of each new token**: attention reads every key it has; the recurrent layers read "
+        "their state."
+    )
+    flops = style(
+        held_chart(
+            df,
+            "step_flops_accounted",
+            "step_flops_measured",
+            "FLOPs of the next decoded token (FlopCounterMode points, accounting line)",
+            "FLOPs per step (log scale)",
+            "~s",
+        )
+    )
+    st.altair_chart(flops, width="stretch", key=P + "flops")
+    downloads(flops, df, "hybrid-step-flops", P + "dl_flops")
+    last = df[df.context == df.context.max()]
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "layer": last.layer,
+                "keeps": last.holds,
+                f"measured nbytes at {last.context.iloc[0]:,} tokens": last.measured_bytes.map(fmt_bytes),
+                "accounting": last.accounted_bytes.map(fmt_bytes),
+                "equal": (last.measured_bytes == last.accounted_bytes).map({True: "yes", False: "NO"}),
+                "next step FLOPs (FlopCounterMode)": last.step_flops_measured.map(lambda v: fmt_si(v, "FLOP")),
+                "accounting FLOPs": last.step_flops_accounted.map(lambda v: fmt_si(v, "FLOP")),
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    spec = SmallHybrid().specs
+    st.caption(
+        "Width 64, float32, seeded. Attention: 4 query heads sharing 2 kv heads of 16, so 2 x 2 x 16 x 4 B = 256 B "
+        "per token. Gated DeltaNet: 2 key heads of 32 and 4 value heads of 16 (state 4 x 32 x 16 plus a 3-step "
+        f"convolution over {spec['Gated DeltaNet'].conv_dim} channels). Mamba-2: 4 heads of 16 with state size 16. "
+        "Scaled down from Qwen3-Next (32 value heads of 128) and Nemotron-H (256 heads of 64, state 256). "
+        "Each layer reads the tokens in pieces with its cache or state passed in and returned; the points are "
+        "the tensors' nbytes, the lines the accounting's formulas. Bytes and FLOPs depend on shapes only, so the "
+        "runs at every token count were made once when the app was built (scripts/hybrid_runs.py); the tests "
+        "run the layers again and check every number."
+    )
+
+
+@st.fragment
+def models_section() -> None:
+    """The model and the context rerun this section only."""
+    c, d = st.columns([1, 2])
+    c.selectbox("Model", HYBRID_MODELS, key=P + "model")
+    d.select_slider("Context (tokens, log scale)", REAL_CONTEXTS, key=P + "context", format_func=token_label)
+    ss = st.session_state
+    model, context = ss[P + "model"], ss[P + "context"]
+    show_link()
+    m = preset(model)
+    kv, state = acc.kv_cache_bytes(m, context), acc.state_bytes(m)
+    x, y, z = st.columns(3)
+    x.metric(f"KV cache at {token_label(context)} (bf16)", fmt_bytes(kv))
+    y.metric("Fixed state per sequence", fmt_bytes(state) if state else "none")
+    z.metric("State share of the request", f"{state / (kv + state):.1%}" if kv + state else "-")
+    bd = breakdown_table({model: m}, context, 1, "bf16", "latent")
+    bc = style(breakdown_chart(bd, f"{model} at {context:,} tokens: what each layer type keeps"))
+    st.altair_chart(bc, width="stretch", key=P + "breakdown")
+    downloads(bc, bd, f"{model}-breakdown", P + "dl_breakdown")
+    table = bd[["layer type", "tensor", "layers", "rows per layer", "bytes per row", "bytes"]].copy()
+    table["size"] = table.pop("bytes").map(fmt_bytes)
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.latex(bytes_per_token_latex(m))
+    st.markdown("\n".join(f"- {line}" for line in describe(m)))
+    st.caption(
+        "Analytic: these are the accounting's exact numbers for the whole model at this context (nothing of this size "
+        "runs here); the small layers above check the same formulas against real tensors. State dtypes follow vLLM's "
+        "defaults for each model (Qwen3.5, Nemotron-H, Kimi-Linear: fp32 recurrent state; Qwen3-Next: the model dtype)."
+    )
+
+
+st.subheader("Run here: three small layers on the same tokens")
+run_section()
 st.subheader("Today's hybrid models, from their config files")
-c, d = st.columns([1, 2])
-c.selectbox("Model", HYBRID_MODELS, key=P + "model")
-d.select_slider("Context (tokens, log scale)", REAL_CONTEXTS, key=P + "context", format_func=token_label)
-model, context = ss[P + "model"], ss[P + "context"]
-s = HybridState(ss[P + "tokens"], ss[P + "source"], model, context)
-st.query_params.from_dict(dump_state(s))
-m = preset(model)
-kv, state = acc.kv_cache_bytes(m, context), acc.state_bytes(m)
-x, y, z = st.columns(3)
-x.metric(f"KV cache at {token_label(context)} (bf16)", fmt_bytes(kv))
-y.metric("Fixed state per sequence", fmt_bytes(state) if state else "none")
-z.metric("State share of the request", f"{state / (kv + state):.1%}" if kv + state else "-")
-bd = breakdown_table({model: m}, context, 1, "bf16", "latent")
-bc = style(breakdown_chart(bd, f"{model} at {context:,} tokens: what each layer type keeps"))
-st.altair_chart(bc, width="stretch", key=P + "breakdown")
-downloads(bc, bd, f"{model}-breakdown", P + "dl_breakdown")
-table = bd[["layer type", "tensor", "layers", "rows per layer", "bytes per row", "bytes"]].copy()
-table["size"] = table.pop("bytes").map(fmt_bytes)
-st.dataframe(table, hide_index=True, width="stretch")
-st.latex(bytes_per_token_latex(m))
-st.markdown("\n".join(f"- {line}" for line in describe(m)))
-st.caption(
-    "Analytic: these are the accounting's exact numbers for the whole model at this context (nothing of this size "
-    "runs here); the small layers above check the same formulas against real tensors. State dtypes follow vLLM's "
-    "defaults for each model (Qwen3.5, Nemotron-H, Kimi-Linear: fp32 recurrent state; Qwen3-Next: the model dtype)."
-)
+models_section()
