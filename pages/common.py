@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields, replace
 
 import altair as alt
@@ -13,6 +14,26 @@ from core.model.specs import ModelSpec
 from core.view.charts import to_png, to_svg
 from core.view.text import plain
 from core.view.urlstate import Replaced, nearest, parse_state
+
+# Tests set this, so every chart a page draws is checked against Vega-Lite's JSON schema there.
+VALIDATE_CHARTS = os.environ.get("KVLAB_VALIDATE_CHARTS") == "1"
+
+
+class _Unvalidated:
+    """An Altair chart whose spec Streamlit serialises without re-checking it against the JSON schema: the
+    check costs about as much as the serialisation itself, on every rerun, for a spec the tests validate."""
+
+    def __init__(self, chart: alt.TopLevelMixin):
+        self.chart = chart
+
+    def to_dict(self, *args, **kwargs) -> dict:
+        kwargs["validate"] = False
+        return self.chart.to_dict(*args, **kwargs)
+
+
+def show(chart: alt.TopLevelMixin, **kwargs) -> None:
+    """st.altair_chart, with the schema check only where tests ask for it (KVLAB_VALIDATE_CHARTS=1)."""
+    st.altair_chart(chart if VALIDATE_CHARTS else _Unvalidated(chart), **kwargs)
 
 
 @st.cache_resource

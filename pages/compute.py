@@ -14,7 +14,7 @@ from core.model.presets import load_preset
 from core.model.units import fmt_bytes
 from core.view.charts import CONTEXTS, per_token_chart, roofline_chart, style, token_label
 from core.view.urlstate import ComputeState, dump_state
-from pages.common import downloads, ensure_router, link_state
+from pages.common import downloads, ensure_router, link_state, show
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "compute.md"
 P = "compute."
@@ -82,7 +82,7 @@ s = ComputeState(s.gpu, s.context, s.batch, ss[P + "quantity"])
 st.query_params.from_dict(dump_state(s))
 pt = per_token()
 ptc = style(per_token_chart(pt, s.quantity, f"{s.quantity}, one sequence, all layers, bf16 cache"))
-st.altair_chart(ptc, width="stretch", height=460, key=P + "per_token")
+show(ptc, width="stretch", height=460, key=P + "per_token")
 downloads(ptc, pt, "per-token", P + "dl_pt")
 st.caption(
     "MHA and MQA are Llama-3.1-70B's shapes with 64 and 1 kv heads; MLA, DSA and V4 are DeepSeek-V3, V3.2 and "
@@ -92,7 +92,7 @@ st.caption(
 st.subheader(f"Roofline on {s.gpu}: where decode sits")
 pts = rl.roofline_points(designs(), gpu, s.context, s.batch)
 rc = style(roofline_chart(rl.roof(gpu), pts, f"{s.gpu}: batch {s.batch}, context {s.context:,} (datasheet roofs)"))
-st.altair_chart(rc, width="stretch", height=500, key=P + "roofline")
+show(rc, width="stretch", height=500, key=P + "roofline")
 downloads(rc, pts, "roofline", P + "dl_roof")
 ridge = gpu.bf16_tflops / gpu.bandwidth_tb_s
 whole = pts[pts.what == "whole decode step"][["design", "intensity", "bound", "step_ms", "tokens_per_s"]]

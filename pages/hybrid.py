@@ -13,7 +13,7 @@ from core.lab.hybrid import SmallHybrid, run, shipped_runs
 from core.model.units import fmt_bytes, fmt_si
 from core.view.charts import CONTEXTS, breakdown_chart, breakdown_table, held_chart, style, token_label
 from core.view.urlstate import HYBRID_MODELS, HYBRID_TOKENS, HybridState, dump_state
-from pages.common import downloads, ensure_router, link_state, preset, require_minilm
+from pages.common import downloads, ensure_router, link_state, preset, require_minilm, show
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "hybrid.md"
 P = "hybrid."
@@ -68,7 +68,7 @@ def run_section() -> None:
             "KiB held (log scale)",
         )
     )
-    st.altair_chart(held, width="stretch", key=P + "held")
+    show(held, width="stretch", key=P + "held")
     downloads(held, df, "hybrid-bytes-held", P + "dl_held")
     st.markdown(
         "**And the compute of each new token**: attention reads every key it has; the recurrent layers read "
@@ -84,7 +84,7 @@ def run_section() -> None:
             "~s",
         )
     )
-    st.altair_chart(flops, width="stretch", key=P + "flops")
+    show(flops, width="stretch", key=P + "flops")
     downloads(flops, df, "hybrid-step-flops", P + "dl_flops")
     last = df[df.context == df.context.max()]
     st.dataframe(
@@ -132,7 +132,7 @@ def models_section() -> None:
     z.metric("State share of the request", f"{state / (kv + state):.1%}" if kv + state else "-")
     bd = breakdown_table({model: m}, context, 1, "bf16", "latent")
     bc = style(breakdown_chart(bd, f"{model} at {context:,} tokens: what each layer type keeps"))
-    st.altair_chart(bc, width="stretch", key=P + "breakdown")
+    show(bc, width="stretch", key=P + "breakdown")
     downloads(bc, bd, f"{model}-breakdown", P + "dl_breakdown")
     table = bd[["layer type", "tensor", "layers", "rows per layer", "bytes per row", "bytes"]].copy()
     table["size"] = table.pop("bytes").map(fmt_bytes)

@@ -22,7 +22,7 @@ from core.model.units import fmt_bytes
 from core.view.charts import attention_heatmap, flops_chart, heatmap_frame, style
 from core.view.text import plain
 from core.view.urlstate import WIDTHS, InsideState, dump_state
-from pages.common import downloads, ensure_router, link_state
+from pages.common import downloads, ensure_router, link_state, show
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "inside_mla.md"
 P = "inside."
@@ -189,7 +189,7 @@ fl = pd.DataFrame(
     + [{"design": k, "step": "decode 1", "flops": r["decode"]} for k, r in runs.items()]
 )
 flc = style(flops_chart(fl, "Attention block FLOPs, measured (FlopCounterMode)"))
-st.altair_chart(flc, width="stretch", height=380, key=P + "flops_chart")
+show(flc, width="stretch", height=380, key=P + "flops_chart")
 downloads(flc, fl, "inside-flops", P + "dl_flops")
 
 st.subheader("Naive vs absorbed: same weights, same function")
@@ -249,7 +249,7 @@ h2.slider("Head", 0, max(s.n_heads - 1, 1), key=P + "heat_head", disabled=s.n_he
 heat = runs[st.session_state[P + "heat_design"]]
 hd = heatmap_frame(heat["probs"], min(st.session_state[P + "heat_head"], s.n_heads - 1), block=heat["block"])
 hm = style(attention_heatmap(hd, f"{st.session_state[P + 'heat_design']}, head {st.session_state[P + 'heat_head']}"))
-st.altair_chart(hm, key=P + "heatmap")
+show(hm, key=P + "heatmap")
 downloads(hm, hd, "attention-heatmap", P + "dl_heat")
 tokens = "MiniLM embeddings of the shipped text" if s.source == "text" else "seeded random"
 st.caption(f"Device: {s.device}. Precision: {s.precision}. Tokens: {tokens}.")

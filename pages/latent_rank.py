@@ -10,7 +10,7 @@ from core.lab import minilm
 from core.model.units import fmt_bytes
 from core.view.charts import energy_chart, errors_chart, spectra_chart, style
 from core.view.urlstate import LatentState, dump_state
-from pages.common import downloads, ensure_router, link_state, minilm_model, passage_ids, require_minilm
+from pages.common import downloads, ensure_router, link_state, minilm_model, passage_ids, require_minilm, show
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "latent_rank.md"
 P = "latent."
@@ -104,7 +104,7 @@ sv, en = spectra_frames(s.layer, s.head, s.passage)
 who = "all heads jointly" if s.head < 0 else f"head {s.head}"
 st.subheader("Singular values: weights vs what the layer computes on text")
 spc = style(spectra_chart(sv, f"Layer {s.layer}, {who}"))
-st.altair_chart(spc, width="stretch", height=420, key=P + "spectra")
+show(spc, width="stretch", height=420, key=P + "spectra")
 downloads(spc, sv, "spectra", P + "dl_sv")
 
 
@@ -116,7 +116,7 @@ def at_the_rank(en: pd.DataFrame, who: str) -> None:
     s = state()
     st.query_params.from_dict(dump_state(s))
     enc = style(energy_chart(en, s.rank, f"Layer {s.layer}, {who}: cumulative share of squared singular values"))
-    st.altair_chart(enc, width="stretch", height=420, key=P + "energy")
+    show(enc, width="stretch", height=420, key=P + "energy")
     downloads(enc, en, "energy", P + "dl_en")
 
     def share(matrix: str) -> float:
@@ -147,7 +147,7 @@ def at_the_rank(en: pd.DataFrame, who: str) -> None:
         delta_arrow="off",
     )
     erc = style(errors_chart(sw, s.rank, f"Layer {s.layer} converted to MLA by joint SVD, measured on the text"))
-    st.altair_chart(erc, width="stretch", height=460, key=P + "errors")
+    show(erc, width="stretch", height=460, key=P + "errors")
     downloads(erc, sw, "rank-sweep", P + "dl_sw")
     st.latex(
         rf"[W_K; W_V] \approx U_{{d_c}} \Sigma_{{d_c}} V_{{d_c}}^T,\qquad c_{{KV}} = x\,(\Sigma_{{d_c}} V_{{d_c}}^T)^T"
@@ -166,7 +166,7 @@ tiny_df = tiny_energy()
 tc = style(
     energy_chart(tiny_df, 64, "Layer 0 of the tiny MHA and GQA models: energy of [W_K; W_V] and of their caches")
 )
-st.altair_chart(tc, width="stretch", height=420, key=P + "tiny")
+show(tc, width="stretch", height=420, key=P + "tiny")
 downloads(tc, tiny_df, "tiny-energy", P + "dl_tiny")
 r90 = tiny_df[tiny_df.energy >= 0.9].groupby("matrix")["rank"].min()
 st.markdown(

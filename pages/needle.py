@@ -13,7 +13,7 @@ from core.model.units import fmt_bytes
 from core.view.charts import needle_heatmap, needle_summary_chart, style
 from core.view.text import plain
 from core.view.urlstate import NeedleState, dump_state
-from pages.common import downloads, ensure_router, link_state
+from pages.common import downloads, ensure_router, link_state, show
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "assets" / "lessons" / "needle.md"
@@ -89,7 +89,7 @@ st.subheader(f"{s.model}: {label}")
 hd = heat(s.model, s.method, s.strength)
 base = heat(s.model, "none", "")
 hc = style(needle_heatmap(hd, f"Retrieval accuracy, {label}"))
-st.altair_chart(hc, height=380, key=P + "heat")
+show(hc, height=380, key=P + "heat")
 downloads(hc, hd, "needle-heatmap", P + "dl_heat")
 c1, c2, c3 = st.columns(3)
 c1.metric(
@@ -111,7 +111,7 @@ st.caption(
 st.subheader("Accuracy vs cache size, every method")
 sm = summary(s.model)
 sc = style(needle_summary_chart(sm, f"{s.model} at 256 tokens, accuracy averaged over needle depths"))
-st.altair_chart(sc, width="stretch", height=480, key=P + "summary")
+show(sc, width="stretch", height=480, key=P + "summary")
 downloads(sc, sm, "needle-summary", P + "dl_summary")
 with st.expander("How each method compresses"):
     st.markdown(nd.__doc__.split("Methods (strength in brackets):")[1])

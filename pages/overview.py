@@ -17,7 +17,7 @@ from core.model.units import fmt_bytes, fmt_params, fmt_si
 from core.view.charts import CONTEXTS, GIB, cache_chart, cache_vs_context, style, token_label
 from core.view.text import plain
 from core.view.urlstate import MAX_CONTEXT, OverviewState, parse_overview, serialise_overview
-from pages.common import downloads, ensure_router, preset
+from pages.common import downloads, ensure_router, preset, show
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "overview.md"
 
@@ -121,7 +121,7 @@ gpu_gib = gpu.memory_bytes / GIB
 df = curves(s.models, s.kv_dtype, s.batch)
 title = f"KV cache vs context, {s.batch} sequence(s), {s.kv_dtype}"
 chart = style(cache_chart(df, f"{s.gpu} ({gpu.memory_gb:g} GB)", gpu_gib, s.context, title))
-st.altair_chart(chart, width="stretch", height=460, key="overview.chart")
+show(chart, width="stretch", height=460, key="overview.chart")
 downloads(chart, df, f"kv-cache-{s.kv_dtype}", "overview.dl")
 st.dataframe(summary(s, gpu.memory_bytes), hide_index=True, width="stretch")
 st.caption(

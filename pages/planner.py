@@ -43,7 +43,7 @@ from core.view.urlstate import (
     dump_state,
     encode_config,
 )
-from pages.common import downloads, ensure_router, link_state, preset
+from pages.common import downloads, ensure_router, link_state, preset, show
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "planner.md"
 P = "planner."
@@ -333,7 +333,7 @@ st.caption(
 mem_df = memory_parts(plans)
 mem_title = f"One GPU of each stage, {s.batch} request(s) of {s.context:,} tokens, {layouts}"
 mem_chart = memory_chart(mem_df, hw.usable_bytes / GIB, usable, mem_title)
-st.altair_chart(style(mem_chart), width="stretch", key=P + "mem_chart")
+show(style(mem_chart), width="stretch", key=P + "mem_chart")
 downloads(style(mem_chart), mem_df, "memory", P + "dl_mem")
 for m, p in plans.items():
     verdict(m, specs[m], p, s)
@@ -355,7 +355,7 @@ curves = cache_vs_context(specs, CONTEXTS, kv_dtype, s.batch, s.layout)
 title = f"KV cache of {s.batch} request(s), unsharded, {kv_dtype}, {s.layout} layout"
 pooled_name = f"{hw.n_gpus} x {hw.name} usable, pooled"
 kv = style(cache_chart(curves, pooled_name, hw.n_gpus * hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title))
-st.altair_chart(kv, width="stretch", height=480, key=P + "kv_chart")
+show(kv, width="stretch", height=480, key=P + "kv_chart")
 downloads(kv, curves, "kv-vs-context", P + "dl_kv")
 st.caption(
     "The whole cache of the requests, before sharding, against all GPUs' memory pooled: an upper bound. "
@@ -365,7 +365,7 @@ st.caption(
 st.subheader("By layer type and tensor")
 bd = breakdown_table(specs, s.context, s.batch, kv_dtype, s.layout)
 bdc = style(breakdown_chart(bd, f"Where the cache goes at {token_label(s.context)} tokens"))
-st.altair_chart(bdc, width="stretch", key=P + "bd_chart")
+show(bdc, width="stretch", key=P + "bd_chart")
 downloads(bdc, bd, "cache-breakdown", P + "dl_bd")
 
 with st.expander("Formulas, with these numbers", expanded=True):

@@ -9,7 +9,7 @@ import streamlit as st
 from core.lab import minilm, quantlab
 from core.view.charts import bias_chart, pareto_chart, rotation_chart, style
 from core.view.urlstate import QuantState, dump_state
-from pages.common import downloads, ensure_router, link_state, minilm_model, passage_ids, require_minilm
+from pages.common import downloads, ensure_router, link_state, minilm_model, passage_ids, require_minilm, show
 
 RANKS = list(quantlab.LATENT_RANKS)
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "quantized.md"
@@ -74,7 +74,7 @@ def schemes(layer: int, passage: int) -> None:
     st.query_params.from_dict(dump_state(s))
     df = errors(layer, passage)
     pc = style(pareto_chart(df, "bytes per token", s.metric, f"Layer {layer}: {s.metric} vs cache bytes per token"))
-    st.altair_chart(pc, width="stretch", height=480, key=P + "pareto")
+    show(pc, width="stretch", height=480, key=P + "pareto")
     downloads(pc, df, "quantization-pareto", P + "dl_pareto")
     shown = df[["scheme", "bits per element", "bytes per token", *METRICS]].copy()
     st.dataframe(
@@ -107,7 +107,7 @@ def latent_section(layer: int, passage: int) -> None:
             lat, "bytes per token", "error vs MLA layer", f"Layer {layer} as MLA at rank {s.rank}: latent quantized"
         )
     )
-    st.altair_chart(lc, width="stretch", height=480, key=P + "latent")
+    show(lc, width="stretch", height=480, key=P + "latent")
     downloads(lc, lat, "latent-quantization", P + "dl_latent")
     best = lat.set_index("scheme")
     st.markdown(
@@ -137,7 +137,7 @@ latent_section(s.layer, s.passage)
 st.subheader("Inner products: the bias of MSE quantizers, and QJL's correction")
 bd = bias(s.layer, s.passage)
 bc = style(bias_chart(bd, f"Layer {s.layer}, head 0: estimated q . k against the truth"))
-st.altair_chart(bc, height=380, key=P + "bias")
+show(bc, height=380, key=P + "bias")
 downloads(bc, bd, "inner-product-bias", P + "dl_bias")
 one = bd[bd.bits == 1].set_index("estimator")["ratio"]
 st.markdown(
@@ -151,7 +151,7 @@ st.subheader("What a random rotation does to outlier channels")
 rd = rotation(s.layer, s.passage)
 ratios = quantlab.outlier_ratio(rd)
 rc = style(rotation_chart(rd, f"Layer {s.layer} keys: channel RMS, sorted"))
-st.altair_chart(rc, width="stretch", height=380, key=P + "rotation")
+show(rc, width="stretch", height=380, key=P + "rotation")
 downloads(rc, rd, "rotation-outliers", P + "dl_rot")
 st.markdown(
     f"Before rotation the largest key channel has **{ratios['before rotation']:.1f}x** the median channel's RMS; after "

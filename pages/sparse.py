@@ -11,7 +11,7 @@ from core.lab.sparse import SmallSparse, claim_steps, dsa_selection, flops_vs_co
 from core.model.units import fmt_bytes, fmt_si
 from core.view.charts import CONTEXTS, parts_vs_context, selection_heatmap, style, visibility_heatmap
 from core.view.urlstate import SparseState, dump_state
-from pages.common import downloads, ensure_router, link_state, preset
+from pages.common import downloads, ensure_router, link_state, preset, show
 
 LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "sparse.md"
 P = "sparse."
@@ -76,7 +76,7 @@ def dsa_section() -> None:
     hm = style(
         selection_heatmap(sel, f"Indexer scores (grey) and the top {s.index_topk} tokens each query keeps (blue)")
     )
-    st.altair_chart(hm, key=P + "dsa")
+    show(hm, key=P + "dsa")
     downloads(hm, sel, "dsa-selection", P + "dl_dsa")
 
 
@@ -93,7 +93,7 @@ def v4_section() -> None:
     s = show_link()
     vis = visibility(config(s), s.kind, s.source)
     vc = style(visibility_heatmap(vis, f"{s.kind} layer: each query's view of the original tokens"))
-    st.altair_chart(vc, key=P + "v4")
+    show(vc, key=P + "v4")
     downloads(vc, vis, "v4-visibility", P + "dl_v4")
     st.caption(
         f"Real V4 layers (compressor with per-channel softmax pooling, indexer, window of {s.window} raw tokens, "
@@ -151,7 +151,7 @@ st.caption(
 st.subheader("What a decoded token costs, and where")
 pf = parts()
 pc = style(parts_vs_context(pf, "Per decoded token, all layers: V3.2 (DSA) vs V4-Pro, from the config files"))
-st.altair_chart(pc, width="stretch", height=480, key=P + "parts")
+show(pc, width="stretch", height=480, key=P + "parts")
 downloads(pc, pf, "flops-by-part", P + "dl_parts")
 v32 = pf[(pf.model == "V3.2") & (pf.context == 2**20)].set_index("part")["flops"]
 st.markdown(

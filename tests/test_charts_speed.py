@@ -46,3 +46,22 @@ def test_a_chart_spec_is_the_same_with_and_without_the_cache():
         for p in (True, False)
     ]
     assert out[0] == out[1] and len(out[0]) > 200
+
+
+def test_pages_skip_the_schema_check_only_outside_tests():
+    """Under test every chart is validated (conftest sets KVLAB_VALIDATE_CHARTS); a served page passes a view
+    of the same chart that asks Altair not to validate, and whose spec is identical."""
+    import altair as alt
+    import pandas as pd
+
+    from pages import common
+
+    assert common.VALIDATE_CHARTS
+    c = alt.Chart(pd.DataFrame({"x": [1, 2]})).mark_point().encode(x="x:Q")
+    assert common._Unvalidated(c).to_dict() == c.to_dict()
+
+    class Spy:
+        def to_dict(self, *args, **kwargs):
+            return kwargs
+
+    assert common._Unvalidated(Spy()).to_dict(format="vega-lite") == {"format": "vega-lite", "validate": False}

@@ -110,10 +110,10 @@ def cache_vs_context(
 
 def style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     """Fonts and legend placement for the page and for slides; apply once, to the outermost chart."""
-    return (
-        chart.configure_axis(labelFontSize=FONT, titleFontSize=FONT)
-        .configure_legend(labelFontSize=FONT, titleFontSize=FONT, labelLimit=400, orient="bottom", columns=2)
-        .configure_title(fontSize=FONT + 2)
+    return chart.configure(  # one configure: each configure_* call copies the chart again
+        axis=alt.AxisConfig(labelFontSize=FONT, titleFontSize=FONT),
+        legend=alt.LegendConfig(labelFontSize=FONT, titleFontSize=FONT, labelLimit=400, orient="bottom", columns=2),
+        title=alt.TitleConfig(fontSize=FONT + 2),
     )
 
 
