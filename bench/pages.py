@@ -113,6 +113,8 @@ def measure_page(browser, server: Server, path: str, moves: int) -> dict:
     before = server.cpu()
     page = open_page(browser, server, path)
     load = server.settle() - before
+    page.wait_for_selector("[data-testid='stVegaLiteChart']", timeout=60_000)  # rendered, sections included
+    page.wait_for_timeout(500)
     out = {"path": path, "first_load_s": round(load, 3), "moves": []}
     sliders = page.locator(SLIDER)
     for i in range(min(moves, sliders.count())):

@@ -8,6 +8,7 @@ FLOPs and 10% of its KV cache (3.7x fewer FLOPs, 9.5x smaller cache). vLLM's bf1
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from core.accounting import totals as acc
 from core.model.presets import load_preset
@@ -45,6 +46,7 @@ class V4Claim:
         return self.v4_flops / self.v32_flops
 
 
+@lru_cache(maxsize=32)  # pure: presets and accounting only; the Overview asks on every rerun
 def v4_claims(
     context: int = 1_048_576, precision: str = "bf16", v4: str = "deepseek-v4-pro", v32: str = "deepseek-v3.2"
 ) -> V4Claim:

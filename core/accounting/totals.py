@@ -17,6 +17,7 @@ Each formula is pinned by tests against real layers (tensor nbytes, FlopCounterM
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from math import ceil
 
 from core.accounting import designs  # noqa: F401  (registers every design's accounting)
@@ -253,6 +254,7 @@ class ParamsUnknown(ValueError):
     """The config gives what the cache needs but not what parameter counting needs."""
 
 
+@lru_cache(maxsize=256)  # pure and asked for again and again on every page rerun; specs are frozen
 def param_count(spec: ModelSpec) -> ParamCount:
     """Parameters from the config, excluding next-token-prediction (MTP) modules. ParamsUnknown when the
     config lacks fields the count needs (a KV-only config)."""
