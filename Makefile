@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: venv chromium run test bench lint format screenshot clean
+.PHONY: venv chromium run test bench loadtest lint format screenshot clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: $(STAMP) chromium
 bench: $(STAMP) chromium
 	$(PY) -m bench
 	$(PY) -m bench.pages
+
+loadtest: $(STAMP)
+	$(PY) -m bench.loadtest --participants $(or $(PARTICIPANTS),30) --seconds $(or $(SECONDS),120)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,0 +1,317 @@
+"""make loadtest: a workshop room on one server. N participants each open a page from a realistic mix and move
+one of its sliders every 5-10 s for a bounded time.
+
+    python -m bench.loadtest [--participants 30] [--seconds 120] [--url http://127.0.0.1:PORT] [--json PATH]
+
+A participant is a light client that speaks Streamlit's own websocket protocol (the protobufs the browser
+sends: BackMsg.rerun_script with the page, the query string and the moved widget's state, and, for a
+widget inside an st.fragment, the fragment's id, as the browser does), so 30 of them fit beside the server
+on two cores, where 30 Chromium tabs would not. It reads the server's answer to the end of each rerun
+(ForwardMsg.script_finished): the page's elements, its sliders, any exception. `--check` first shows that
+a rerun from this client runs the same script as a browser's: the same elements, in the same order.
+
+Reported: per-interaction latency (send to script_finished) p50 / p95 / max, errors (exceptions shown,
+disconnects, moves with no rerun within 60 s), the server's CPU time, its peak RSS and its RSS once every
+participant has left. Without --url it starts its own server (app.py) and measures that process.
+Targets (issue 12, this 2-core machine): 30 participants, p95 below 1 s, no errors, memory back within 20%
+of its start after they leave.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ClientState_pb2 import ClientState
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+ROOT = Path(__file__).resolve().parent.parent
+# (page_name, weight): what a room does in a workshop, the lessons more than the calculators
+MIX = [("", 3), ("planner", 2), ("compute", 1), ("sparse", 2), ("hybrid", 1), ("latent_rank", 2),
+       ("inside_mla", 2), ("quantized", 1), ("needle", 2)]  # fmt: skip
+TIMEOUT_S = 60.0
+
+
+@dataclass
+class Slider:
+    id: str
+    label: str
+    index: float  # numeric slider: its value; select_slider: the index of its option
+    lo: float
+    hi: float
+    step: float
+    options: list[str]  # select_slider's options as the browser shows them; [] for a numeric slider
+    fragment_id: str
+
+    def moved(self, rng: random.Random) -> float:
+        """One step right or left (left at the top), as an arrow key would move it."""
+        v = self.index
+        lo, hi, step = (0, len(self.options) - 1, 1) if self.options else (self.lo, self.hi, self.step or 1)
+        return v + step if v + step <= hi and (rng.random() < 0.5 or v - step < lo) else v - step
+
+    def state(self, index: float) -> WidgetState:
+        w = WidgetState(id=self.id)
+        if self.options:
+            w.string_array_value.data.append(self.options[int(index)])
+        else:
+            w.double_array_value.data.append(index)
+        return w
+
+
+def widget_state(el) -> WidgetState | None:
+    """What the browser reports for a widget it shows, before anyone touches it (its value when the server
+    set one, else its default); None for widgets that report nothing until used (buttons, uploads)."""
+    kind = el.WhichOneof("type")
+    p = getattr(el, kind)
+    w = WidgetState(id=getattr(p, "id", ""))
+    if kind == "slider":
+        if p.options:
+            w.string_array_value.data.extend(p.raw_value if p.set_value else [p.options[int(i)] for i in p.default])
+        else:
+            w.double_array_value.data.extend(p.value if p.set_value else p.default)
+    elif kind in ("selectbox", "radio"):
+        if p.set_value:
+            w.string_value = p.raw_value
+        elif p.HasField("default"):
+            w.string_value = p.options[p.default]
+        else:
+            return None
+    elif kind == "multiselect":
+        w.string_array_value.data.extend(p.raw_values if p.set_value else [p.options[i] for i in p.default])
+    elif kind == "number_input":
+        w.double_value = p.value if p.set_value else p.default
+    elif kind == "checkbox":
+        w.bool_value = p.value if p.set_value else p.default
+    elif kind in ("text_area", "text_input"):
+        w.string_value = p.value if p.set_value else p.default
+    else:
+        return None
+    return w if w.id else None
+
+
+@dataclass
+class Result:
+    page: str
+    latencies: list[float] = field(default_factory=list)
+    first_load: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rerun:
+    seconds: float
+    elements: list[str]
+    sliders: dict[str, Slider]
+    states: dict[str, WidgetState]
+    exceptions: list[str]
+    finished: bool
+
+
+async def rerun(ws, state: ClientState) -> Rerun:
+    """Send one rerun request and read until the script (or the fragment) finishes."""
+    msg = BackMsg()
+    msg.rerun_script.CopyFrom(state)
+    start = time.perf_counter()
+    await ws.send(msg.SerializeToString())
+    elements: list[str] = []
+    sliders: dict[str, Slider] = {}
+    states: dict[str, WidgetState] = {}
+    exceptions: list[str] = []
+    while True:
+        try:
+            raw = await asyncio.wait_for(ws.recv(), TIMEOUT_S)
+        except TimeoutError:
+            return Rerun(time.perf_counter() - start, elements, sliders, states, exceptions, False)
+        fwd = ForwardMsg()
+        fwd.ParseFromString(raw)
+        kind = fwd.WhichOneof("type")
+        if kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
+            el = fwd.delta.new_element
+            what = el.WhichOneof("type")
+            elements.append(what)
+            if what == "exception":
+                exceptions.append(el.exception.message[:200])
+                continue
+            if (w := widget_state(el)) is not None:
+                states[w.id] = w
+            if what == "slider":
+                s = el.slider
+                if s.options:
+                    current = list(s.raw_value) if s.set_value else [s.options[int(i)] for i in s.default]
+                    index = float(list(s.options).index(current[0]))
+                else:
+                    index = (s.value if s.set_value else s.default)[0]
+                sliders[s.id] = Slider(s.id, s.label, index, s.min, s.max, s.step, list(s.options),
+                                       fwd.delta.fragment_id)  # fmt: skip
+        elif kind == "script_finished":
+            return Rerun(time.perf_counter() - start, elements, sliders, states, exceptions, True)
+
+
+def first_state(page: str) -> ClientState:
+    return ClientState(query_string="", page_name=page)
+
+
+def move_state(page: str, states: dict[str, WidgetState], fragment_id: str) -> ClientState:
+    """Every widget's state, as the browser sends them on each rerun, scoped to a fragment if the moved
+    widget lives in one."""
+    state = ClientState(query_string="", page_name=page, fragment_id=fragment_id)
+    state.widget_states.widgets.extend(states.values())
+    return state
+
+
+def ws_url(url: str) -> str:
+    return url.replace("http://", "ws://").replace("https://", "wss://").rstrip("/") + "/_stcore/stream"
+
+
+async def participant(url: str, page: str, deadline: float, rng: random.Random, started: asyncio.Event) -> Result:
+    res = Result(page)
+    try:
+        async with websockets.connect(ws_url(url), subprotocols=["streamlit"], max_size=None, open_timeout=60) as ws:
+            r = await rerun(ws, first_state(page))
+            started.set()
+            res.first_load = r.seconds
+            res.errors += [f"{page}: exception: {e}" for e in r.exceptions]
+            if not r.finished:
+                res.errors.append("first load: no script_finished")
+            sliders, states = r.sliders, r.states
+            while time.monotonic() < deadline and sliders:
+                await asyncio.sleep(rng.uniform(5, 10))
+                if time.monotonic() >= deadline:
+                    break
+                s = rng.choice(list(sliders.values()))
+                index = s.moved(rng)
+                states[s.id] = s.state(index)
+                r = await rerun(ws, move_state(page, states, s.fragment_id))
+                if not r.finished:
+                    res.errors.append(f"{page}: move of {s.label!r}: no rerun within {TIMEOUT_S:.0f} s")
+                    continue
+                res.latencies.append(r.seconds)
+                res.errors += [f"{page}: exception: {e}" for e in r.exceptions]
+                s.index = index
+                sliders.update(r.sliders)  # what the rerun drew again (same ids, fresh values)
+                states.update(r.states)
+    except (OSError, websockets.WebSocketException) as e:
+        res.errors.append(f"disconnected: {type(e).__name__}: {e}"[:200])
+    return res
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+async def room(url: str, n: int, seconds: float, seed: int, pid: int | None) -> dict:
+    rng = random.Random(seed)
+    pages = rng.choices([p for p, _ in MIX], weights=[w for _, w in MIX], k=n)
+    deadline = time.monotonic() + seconds
+    peak = rss_bytes(pid) if pid else 0
+    start_rss = peak
+
+    async def watch():
+        nonlocal peak
+        while True:
+            if pid:
+                peak = max(peak, rss_bytes(pid))
+            await asyncio.sleep(0.5)
+
+    watcher = asyncio.create_task(watch())
+    tasks = []
+    for i, page in enumerate(pages):  # arrive over the first 10 s, as a room does
+        tasks.append(asyncio.create_task(participant(url, page, deadline, random.Random(seed + i), asyncio.Event())))
+        await asyncio.sleep(10 / max(n, 1))
+    results = await asyncio.gather(*tasks)
+    await asyncio.sleep(5)  # sessions close; give the server a moment to drop them
+    if pid:
+        peak = max(peak, rss_bytes(pid))
+    watcher.cancel()
+    return {"results": results, "start_rss": start_rss, "peak_rss": peak, "end_rss": rss_bytes(pid) if pid else 0}
+
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else float("nan")
+
+
+def summarize(out: dict, cpu: float | None, n: int, seconds: float) -> dict:
+    lat = [x for r in out["results"] for x in r.latencies]
+    loads = [r.first_load for r in out["results"] if r.first_load is not None]
+    errors = [e for r in out["results"] for e in r.errors]
+    by_page: dict[str, list[float]] = {}
+    for r in out["results"]:
+        by_page.setdefault(r.page or "overview", []).extend(r.latencies)
+    return {
+        "participants": n,
+        "seconds": seconds,
+        "interactions": len(lat),
+        "p50_s": round(statistics.median(lat), 3) if lat else None,
+        "p95_s": round(percentile(lat, 0.95), 3),
+        "max_s": round(max(lat), 3) if lat else None,
+        "first_load_p95_s": round(percentile(loads, 0.95), 3),
+        "errors": len(errors),
+        "error_samples": errors[:10],
+        "server_cpu_s": round(cpu, 1) if cpu is not None else None,
+        "rss_start_mb": round(out["start_rss"] / 2**20),
+        "rss_peak_mb": round(out["peak_rss"] / 2**20),
+        "rss_end_mb": round(out["end_rss"] / 2**20),
+        "by_page_p95_s": {p: round(percentile(v, 0.95), 3) for p, v in sorted(by_page.items())},
+    }
+
+
+async def check(url: str) -> None:
+    """The same script as a browser: a rerun from this client yields the page's elements and sliders."""
+    async with websockets.connect(ws_url(url), subprotocols=["streamlit"], max_size=None) as ws:
+        for page, _ in MIX:
+            r = await rerun(ws, first_state(page))
+            assert r.finished and not r.exceptions, (page, r.exceptions)
+            print(f"  {page or 'overview':<12} {len(r.elements):>3} elements, {len(r.sliders)} sliders, "
+                  f"{r.elements.count('vega_lite_chart')} charts, {r.seconds:.2f} s")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.loadtest", description=__doc__.split("\n")[0])
+    ap.add_argument("--participants", type=int, default=30)
+    ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--url", help="a running server (default: start one)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--check", action="store_true", help="open every page of the mix once and list its elements")
+    ap.add_argument("--json", default="bench/results/loadtest.json")
+    a = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from bench.pages import Server
+
+    server = None if a.url else Server("app.py")
+    url = a.url or server.url
+    try:
+        if a.check:
+            asyncio.run(check(url))
+            return
+        pid = server.proc.pid if server else None
+        if server:  # warm: every page of the mix once, as the presenter would before the room arrives
+            asyncio.run(check(url))
+            server.settle()
+        cpu0 = server.cpu() if server else None
+        out = asyncio.run(room(url, a.participants, a.seconds, a.seed, pid))
+        cpu = server.cpu() - cpu0 if server else None
+        summary = summarize(out, cpu, a.participants, a.seconds)
+    finally:
+        if server:
+            server.__exit__(None, None, None)
+    print(json.dumps(summary, indent=2))
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
