@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: venv chromium run test bench loadtest lint format screenshot clean
+.PHONY: venv chromium nginx run serve test bench loadtest lint format screenshot clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,18 +21,28 @@ venv: $(STAMP)
 chromium: $(STAMP)
 	@bash scripts/ensure_chromium.sh $(PY)
 
+# nginx for `make serve` and the deploy test: installed already, else apt as root (see the script).
+nginx:
+	@bash scripts/ensure_nginx.sh || true
+
 run: $(STAMP)
 	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
 
-test: $(STAMP) chromium
+# N app processes behind nginx on one port: REPLICAS=2 SERVE_PORT=8500 by default (deploy/serve.py).
+serve: $(STAMP)
+	@bash scripts/ensure_nginx.sh
+	$(PY) -m deploy.serve --replicas $(or $(REPLICAS),2) --port $(or $(SERVE_PORT),8500)
+
+test: $(STAMP) chromium nginx
 	$(PY) -m pytest
 
 bench: $(STAMP) chromium
 	$(PY) -m bench
 	$(PY) -m bench.pages
 
-loadtest: $(STAMP)
-	$(PY) -m bench.loadtest --participants $(or $(PARTICIPANTS),30) --seconds $(or $(SECONDS),120)
+loadtest: $(STAMP) $(if $(REPLICAS),nginx)
+	$(PY) -m bench.loadtest --participants $(or $(PARTICIPANTS),30) --seconds $(or $(SECONDS),120) \
+		$(if $(REPLICAS),--replicas $(REPLICAS))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -169,6 +169,14 @@ def move_state(page: str, states: dict[str, WidgetState], fragment_id: str) -> C
     return state
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def ws_url(url: str) -> str:
     return url.replace("http://", "ws://").replace("https://", "wss://").rstrip("/") + "/_stcore/stream"
 
@@ -205,25 +213,27 @@ async def participant(url: str, page: str, deadline: float, rng: random.Random, 
     return res
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+def rss_bytes(pids: list[int]) -> int:
+    """Resident memory of the server processes, together."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
-async def room(url: str, n: int, seconds: float, seed: int, pid: int | None) -> dict:
+async def room(url: str, n: int, seconds: float, seed: int, pid: list[int]) -> dict:
     rng = random.Random(seed)
     pages = rng.choices([p for p, _ in MIX], weights=[w for _, w in MIX], k=n)
     deadline = time.monotonic() + seconds
-    peak = rss_bytes(pid) if pid else 0
+    peak = rss_bytes(pid)
     start_rss = peak
 
     async def watch():
         nonlocal peak
         while True:
-            if pid:
-                peak = max(peak, rss_bytes(pid))
+            peak = max(peak, rss_bytes(pid))
             await asyncio.sleep(0.5)
 
     watcher = asyncio.create_task(watch())
@@ -233,10 +243,9 @@ async def room(url: str, n: int, seconds: float, seed: int, pid: int | None) -> 
         await asyncio.sleep(10 / max(n, 1))
     results = await asyncio.gather(*tasks)
     await asyncio.sleep(5)  # sessions close; give the server a moment to drop them
-    if pid:
-        peak = max(peak, rss_bytes(pid))
+    peak = max(peak, rss_bytes(pid))
     watcher.cancel()
-    return {"results": results, "start_rss": start_rss, "peak_rss": peak, "end_rss": rss_bytes(pid) if pid else 0}
+    return {"results": results, "start_rss": start_rss, "peak_rss": peak, "end_rss": rss_bytes(pid)}
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -286,25 +295,35 @@ def main() -> None:
     ap.add_argument("--url", help="a running server (default: start one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--check", action="store_true", help="open every page of the mix once and list its elements")
+    ap.add_argument("--replicas", type=int, default=0, help="N app processes behind nginx (deploy/serve.py)")
     ap.add_argument("--json", default="bench/results/loadtest.json")
     a = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from bench.pages import Server
+    from bench.pages import Server, cpu_seconds
+    from deploy.serve import Cluster
 
-    server = None if a.url else Server("app.py")
-    url = a.url or server.url
+    if a.url:
+        server, url, pids = None, a.url, []
+    elif a.replicas:
+        server = Cluster(a.replicas, port=free_port()).__enter__()
+        url, pids = server.url, server.pids()
+    else:
+        server = Server("app.py")
+        url, pids = server.url, [server.proc.pid]
     try:
         if a.check:
             asyncio.run(check(url))
             return
-        pid = server.proc.pid if server else None
-        if server:  # warm: every page of the mix once, as the presenter would before the room arrives
-            asyncio.run(check(url))
-            server.settle()
-        cpu0 = server.cpu() if server else None
-        out = asyncio.run(room(url, a.participants, a.seconds, a.seed, pid))
-        cpu = server.cpu() - cpu0 if server else None
-        summary = summarize(out, cpu, a.participants, a.seconds)
+        if server:  # warm every replica: every page of the mix, as the presenter would before the room arrives
+            for _ in range(max(a.replicas, 1) * 2):
+                asyncio.run(check(url))
+            time.sleep(2)
+        cpu0 = [cpu_seconds(p) for p in pids]
+        out = asyncio.run(room(url, a.participants, a.seconds, a.seed, pids))
+        cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
+        summary = summarize(out, sum(cpu) if pids else None, a.participants, a.seconds)
+        summary["replicas"] = max(a.replicas, 1)
+        summary["server_cpu_s_per_process"] = [round(c, 1) for c in cpu]
     finally:
         if server:
             server.__exit__(None, None, None)
