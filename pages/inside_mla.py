@@ -134,6 +134,56 @@ def flops_table(res: dict, s: InsideState) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def link() -> InsideState:
+    """The view from the widgets, written into the address bar (sections rerun alone write it too)."""
+    ss = st.session_state
+    s = InsideState(**{f: ss[P + f] for f in InsideState.__dataclass_fields__ if f != "notices"})
+    st.query_params.from_dict(dump_state(s))
+    return s
+
+
+@st.fragment
+def rope_section(cfg: InsideConfig) -> None:
+    """The toggle reruns this section only."""
+    st.toggle("Apply RoPE to the key rebuilt from the latent instead", key=P + "coupled_rope")
+    s = link()
+    r = run(cfg, s.source, s.precision, s.device)["rope"]
+    if s.coupled_rope:
+        st.error(
+            "Absorbing W_UK into the query now gives the wrong answer: relative output error "
+            f"**{r.coupled_error:.2%}**. The score q_s . R_t W_UK c_t has the key's rotation R_t between the query "
+            "and W_UK, so W_UK cannot be folded into the query once: it would have to be redone for every (query, "
+            "key) pair."
+        )
+    else:
+        st.success(
+            f"With the decoupled rope key, absorbed equals naive: relative output error {r.decoupled_error:.1e}. "
+            "Turn the toggle on to see what breaks."
+        )
+    st.markdown(
+        f"The price of decoupling: a {s.rope_dim}-wide rope key per token, {fmt_bytes(r.rope_key_bytes_per_token)} "
+        f"next to the {fmt_bytes(r.latent_bytes_per_token)} latent "
+        f"({r.rope_key_bytes_per_token / max(r.latent_bytes_per_token, 1):.0%} more cache), "
+        "and 2 n_h d_r more FLOPs per pair."
+    )
+
+
+@st.fragment
+def attention_pattern(cfg: InsideConfig) -> None:
+    """The design and head rerun this section only."""
+    s = link()
+    runs = run(cfg, s.source, s.precision, s.device)["runs"]
+    h1, h2 = st.columns(2)
+    h1.selectbox("Design", DESIGNS, key=P + "heat_design")
+    h2.slider("Head", 0, max(s.n_heads - 1, 1), key=P + "heat_head", disabled=s.n_heads == 1)
+    heat = runs[st.session_state[P + "heat_design"]]
+    hd = heatmap_frame(heat["probs"], min(st.session_state[P + "heat_head"], s.n_heads - 1), block=heat["block"])
+    title = f"{st.session_state[P + 'heat_design']}, head {st.session_state[P + 'heat_head']}"
+    hm = style(attention_heatmap(hd, title))
+    show(hm, key=P + "heatmap")
+    downloads(hm, hd, "attention-heatmap", P + "dl_heat")
+
+
 ensure_router()
 st.title("Inside MLA")
 st.markdown(LESSON.read_text())
@@ -221,35 +271,12 @@ st.markdown(
     + ("FLOPs decide, naive wins here." if per_pair_n < per_pair_a else "FLOPs decide, absorbed still wins here.")
 )
 
+
 st.subheader("Why RoPE is decoupled")
-st.toggle("Apply RoPE to the key rebuilt from the latent instead", key=P + "coupled_rope")
-r = res["rope"]
-if s.coupled_rope:
-    st.error(
-        f"Absorbing W_UK into the query now gives the wrong answer: relative output error **{r.coupled_error:.2%}**. "
-        "The score q_s . R_t W_UK c_t has the key's rotation R_t between the query and W_UK, so W_UK cannot be folded "
-        "into the query once: it would have to be redone for every (query, key) pair."
-    )
-else:
-    st.success(
-        f"With the decoupled rope key, absorbed equals naive: relative output error {r.decoupled_error:.1e}. "
-        "Turn the toggle on to see what breaks."
-    )
-st.markdown(
-    f"The price of decoupling: a {s.rope_dim}-wide rope key per token, {fmt_bytes(r.rope_key_bytes_per_token)} next to "
-    f"the {fmt_bytes(r.latent_bytes_per_token)} latent "
-    f"({r.rope_key_bytes_per_token / max(r.latent_bytes_per_token, 1):.0%} more cache), "
-    "and 2 n_h d_r more FLOPs per pair."
-)
+rope_section(cfg)
+
 
 st.subheader("Attention pattern")
-h1, h2 = st.columns(2)
-h1.selectbox("Design", DESIGNS, key=P + "heat_design")
-h2.slider("Head", 0, max(s.n_heads - 1, 1), key=P + "heat_head", disabled=s.n_heads == 1)
-heat = runs[st.session_state[P + "heat_design"]]
-hd = heatmap_frame(heat["probs"], min(st.session_state[P + "heat_head"], s.n_heads - 1), block=heat["block"])
-hm = style(attention_heatmap(hd, f"{st.session_state[P + 'heat_design']}, head {st.session_state[P + 'heat_head']}"))
-show(hm, key=P + "heatmap")
-downloads(hm, hd, "attention-heatmap", P + "dl_heat")
+attention_pattern(cfg)
 tokens = "MiniLM embeddings of the shipped text" if s.source == "text" else "seeded random"
 st.caption(f"Device: {s.device}. Precision: {s.precision}. Tokens: {tokens}.")

@@ -54,6 +54,7 @@ def test_serve_config_routes_by_cookie_and_upgrades_websockets(tmp_path):
     assert not any(f"@{k}@" in conf for k in ("DIR", "HOST", "PORT", "UPSTREAMS"))  # every placeholder filled
     assert "server 127.0.0.1:8501" in conf and "server 127.0.0.1:8502" in conf
     assert "hash $kvlab_route consistent" in conf and "Connection $connection_upgrade" in conf
+    assert "least_conn" in conf and "proxy_pass http://$kvlab_pool" in conf  # no cookie: the least busy
     assert "listen 127.0.0.1:8500" in conf
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
