@@ -8,10 +8,10 @@
    one sequence. CPU runs fp32: torch's CPU bf16 matrix-vector products (MHA, GQA and naive MLA decode)
    streamed 8-14 GB/s on this machine against 23-38 GB/s in fp32, so bf16 would time torch's CPU kernels,
    not memory. CUDA, when present, runs bf16, as serving does.
-   Targets (benchmarks report, they never fail the build): every design's decode within 2x of its roofline
-   bound max(bytes / copy bandwidth, FLOPs / matmul rate) (the CPU target: absorbed MLA is compute-bound
-   on this CPU); on a GPU, absorbed MLA at 64K reaches at least half of the copy bandwidth; and its
-   measured speed-up over MHA is at least 80% of the byte ratio.
+   Targets (benchmarks report, they never fail the build): every design's decode at the longest context
+   within 2x of its roofline bound max(bytes / copy bandwidth, FLOPs / matmul rate) (the CPU target:
+   absorbed MLA is compute-bound on this CPU); on a GPU, absorbed MLA at 64K reaches at least half of the
+   copy bandwidth; and its measured speed-up over MHA is at least 80% of the byte ratio.
 3. Naive vs absorbed MLA: the analytic crossover and a measured check at a few small points.
 4. What this bench measured before: the accounting path for every preset and the reference layers'
    decode step (core/layers.py, torch.cat caches).
@@ -158,7 +158,8 @@ def decode_section(device: torch.device, dtype: torch.dtype, contexts: list[int]
         f"MLA absorbed vs MHA at {longest:,} tokens: measured speed-up {speedup:.2f}x, byte ratio "
         f"{byte_ratio:.2f}x ({share:.0%} of it)"
     )
-    ratios = {f"{m.design} {m.context}": m.seconds / m.roofline_seconds for m in rows}
+    # at the longest context, where the cache dominates; short ones measure per-call overhead instead
+    ratios = {f"{m.design} {m.context}": m.seconds / m.roofline_seconds for m in rows if m.context == max(contexts)}
     targets["decode_within_2x_of_roofline"] = {
         "value": max(ratios.values()),
         "threshold": ROOFLINE_FACTOR,
