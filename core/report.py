@@ -101,25 +101,27 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace, kv_dtype: str) -> dict[s
     if a.gpu is None and a.gpu_memory_gib is None and a.kv_budget_gib is None:
         raise ValueError("a plan needs --gpu NAME, --gpu-memory-gib X or --kv-budget-gib X.")
     g = gpu_named(a.gpu) if a.gpu is not None else None
-    memory = int(a.gpu_memory_gib * GIB) if a.gpu_memory_gib is not None else (g.memory_bytes if g else 1)
-    name = g.name if g else (f"{a.gpu_memory_gib:g} GiB GPU" if a.gpu_memory_gib is not None else "GPU")
+    memory = int(a.gpu_memory_gib * GIB) if a.gpu_memory_gib is not None else (g.memory_bytes if g else None)
+    name = g.name if g else (f"{a.gpu_memory_gib:g} GiB GPU" if memory else "GPU of unstated memory")
     tp, pp = a.tp, a.pp or 1
     gpus = a.gpus or (tp or 1) * pp
-    if tp is None and not a.dp_attention:
-        par = pl.Parallelism.auto(spec, gpus, pp)  # the widest TP that splits the model
+    if tp is None:
+        par = pl.Parallelism.auto(spec, gpus, pp, a.dp_attention)  # the widest TP that splits the model
     else:
         par = pl.Parallelism.for_gpus(gpus, tp, pp, a.dp_attention)
-    hw = pl.Hardware(
-        name, memory, g.bandwidth_tb_s * 1e12 if g else 0.0, gpus, a.utilization, int(a.reserved_gib * GIB)
-    )
+    utilization = 0.9 if a.utilization is None else a.utilization
+    reserved = int((0.0 if a.reserved_gib is None else a.reserved_gib) * GIB)
+    # without a memory size only --kv-budget-gib sizes the pool; the memory is then reported as unknown
+    hw = pl.Hardware(name, memory or 1, g.bandwidth_tb_s * 1e12 if g else 0.0, gpus, utilization, reserved)
     alloc = pl.Allocator(
-        a.block_size,
-        a.max_num_batched_tokens,
+        pl.BLOCK_TOKENS if a.block_size is None else a.block_size,
+        pl.DEFAULT_BATCHED_TOKENS if a.max_num_batched_tokens is None else a.max_num_batched_tokens,
         not a.sync_scheduling,
         None if a.kv_budget_gib is None else int(a.kv_budget_gib * GIB),
     )
-    p = pl.plan(spec, hw, a.context, a.batch, kv_dtype, a.weights, a.layout, par, alloc)
-    single = p if a.batch == 1 else pl.plan(spec, hw, a.context, 1, kv_dtype, a.weights, a.layout, par, alloc)
+    weights = a.weights or "native"
+    p = pl.plan(spec, hw, a.context, a.batch, kv_dtype, weights, a.layout, par, alloc)
+    single = p if a.batch == 1 else pl.plan(spec, hw, a.context, 1, kv_dtype, weights, a.layout, par, alloc)
     return {
         "gpu": hw.name,
         "gpu_memory_bytes": memory,
@@ -130,9 +132,9 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace, kv_dtype: str) -> dict[s
         "dp_attention": par.dp_attention,
         "ep": par.ep,
         "parallelism": par.describe(),
-        "utilization": a.utilization,
+        "utilization": utilization,
         "reserved_bytes_per_gpu": hw.reserved_bytes,
-        "weights": a.weights,
+        "weights": weights,
         "kv_dtype": p.kv_dtype,
         "block_size": alloc.block_size,
         "max_num_batched_tokens": alloc.max_num_batched_tokens,
@@ -247,15 +249,16 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--tp", type=int, help="tensor parallel size (default: the widest that splits the model; 1 with DP)")
     g.add_argument("--pp", type=int, help="pipeline parallel size (default 1)")
     g.add_argument("--dp-attention", action="store_true", help="data-parallel attention, experts over all GPUs (EP)")
-    g.add_argument("--utilization", type=float, default=0.9, help="gpu_memory_utilization (default 0.9)")
-    g.add_argument("--reserved-gib", type=float, default=0.0, help="per GPU: activations, CUDA graphs (default 0)")
-    g.add_argument("--weights", default="native", choices=["native", *WEIGHT_DTYPES], help="weights (default native)")
+    # defaults are filled in by plan_report, so that giving any of these, even at its default, asks for a plan
+    g.add_argument("--utilization", type=float, help="gpu_memory_utilization (default 0.9)")
+    g.add_argument("--reserved-gib", type=float, help="per GPU: activations, CUDA graphs (default 0)")
+    g.add_argument("--weights", choices=["native", *WEIGHT_DTYPES], help="weights (default native)")
     g.add_argument("--kv-budget-gib", type=float, help="available KV cache memory per GPU, as vLLM logs it")
-    g.add_argument("--max-num-batched-tokens", type=int, default=pl.DEFAULT_BATCHED_TOKENS, help="default 8192")
-    g.add_argument("--block-size", type=int, default=pl.BLOCK_TOKENS, help="tokens per block (16; FlashMLA 64)")
+    g.add_argument("--max-num-batched-tokens", type=int, help="vLLM's max_num_batched_tokens (default 8192)")
+    g.add_argument("--block-size", type=int, help="tokens per block (default 16; FlashMLA 64)")
     g.add_argument("--sync-scheduling", action="store_true", help="one batch in flight per stage (vLLM's async off)")
     a = p.parse_args(argv)
-    wants_plan = any(getattr(a, f) not in (None, False) and getattr(a, f) != p.get_default(f) for f in PLAN_FLAGS)
+    wants_plan = any(getattr(a, f) not in (None, False) for f in PLAN_FLAGS)
     if a.list:
         print("\n".join(preset_names()))
         return 0

@@ -189,8 +189,8 @@ def hardware(s: PlannerState) -> pl.Hardware:
 def layout_of(s: PlannerState) -> tuple[pl.Parallelism | None, pl.Allocator]:
     """The layout the controls ask for (None: TP chosen per model, the widest that splits it) and the
     allocator; ValueError with one sentence when TP x PP does not divide the GPUs."""
-    if s.tp or s.dp_attention:
-        par = pl.Parallelism.for_gpus(s.n_gpus, s.tp or None, s.pp, s.dp_attention)
+    if s.tp:
+        par = pl.Parallelism.for_gpus(s.n_gpus, s.tp, s.pp, s.dp_attention)
     elif s.n_gpus % s.pp:
         raise ValueError(f"PP {s.pp} does not divide {s.n_gpus} GPU(s): TP x PP x DP must equal the GPUs.")
     else:
@@ -308,7 +308,7 @@ if s.layout != "latent":
             st.info(f"{m}: the {s.layout} layout applies to MLA, DSA and DeepSeek V4 layers; {m} is shown as it is.")
 plans = {}
 for m, spec in specs.items():
-    shard_as = par or pl.Parallelism.auto(spec, s.n_gpus, s.pp)  # PP dividing the GPUs is checked above
+    shard_as = par or pl.Parallelism.auto(spec, s.n_gpus, s.pp, s.dp_attention)  # PP is checked above
     try:
         plans[m] = pl.plan(spec, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout, shard_as, alloc)
     except ValueError as e:  # TP that does not divide the heads, PP above the layers, a partial llama.cpp block

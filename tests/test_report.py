@@ -317,3 +317,12 @@ def test_cli_without_tp_takes_the_widest_that_splits(capsys):
     assert (p["tp"], p["dp"], p["parallelism"]) == (4, 2, "TP4 x DP2 replicas")
     r = cli("gpt2", "--gpu", "H200", "--gpus", "8", "--tp", "8")
     assert r.returncode == 2 and "does not divide the query heads (12)" in r.stderr
+
+
+def test_a_plan_flag_at_its_default_still_asks_for_a_plan_and_unknown_memory_is_null(capsys):
+    """--weights native or --block-size 16 are plan flags too; with only a KV budget the GPU's memory is not
+    known, and the JSON says null rather than a made-up size."""
+    p = plan_of(capsys, "llama-3.1-8b", "--kv-budget-gib", "3.8125", "--block-size", "16", "--weights", "native")
+    assert p["gpu_memory_bytes"] is None and p["num_blocks"] == 1952
+    r = cli("llama-3.1-8b", "--weights", "native")
+    assert r.returncode == 2 and "a plan needs" in r.stderr

@@ -79,10 +79,6 @@ class Design:
 
     layouts: tuple[str, ...] = ("latent",)  # cache layouts this design can be stored in
 
-    def grows_linearly(self, attn) -> bool:
-        """True when every token adds the same bytes (no window, chunk or pooling)."""
-        return True
-
     def cache_rows(self, attn, context: int, fmt: StorageFormat, layout: str) -> list[CacheRows]:
         """Tensors that grow with the context (keys, values, latents, entries, windows)."""
         raise NotImplementedError

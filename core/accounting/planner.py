@@ -24,8 +24,10 @@ Allocator (vLLM 0.33, `vllm/v1/core/kv_cache_utils.py`, `kv_cache_planning.py`):
   (sliding) or ceil(min(c + T, N) / b) (chunked), T = max_num_batched_tokens x the batches in flight.
 - Concurrency (vLLM's log) = num_blocks / blocks per request; "GPU KV cache size" = concurrency x N
   tokens. Block 0 is the null block: admission and the longest request count num_blocks - 1.
-Models vLLM allocates otherwise (recurrent state pages, DSA's indexer cache, V4's compressed layers,
-per-layer head shapes) are planned in bytes per GPU instead, and the plan says it is an estimate.
+- One kind of layer (every layer full attention, whatever its page: DSA's indexer key, DeciLM's kv heads)
+  is one group whose block holds a page of every layer (vLLM's UniformTypeKVCacheSpecs).
+Models vLLM allocates otherwise (recurrent-state pages, V4's compressed layers, layer kinds of different
+page sizes) are planned in bytes per GPU instead, and the plan says it is an estimate.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from math import ceil
 
 from core.accounting import totals as acc
 from core.accounting.base import design_of
+from core.model.dtypes import cache_dtype
 from core.model.dtypes import weight_dtype as weight_format
 from core.model.specs import CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec, MoEMLP, NoMixer
 
@@ -88,12 +91,9 @@ class Parallelism:
         return self.dp * self.tp if self.dp_attention else 1
 
     @classmethod
-    def for_gpus(cls, gpus: int, tp: int | None = None, pp: int = 1, dp_attention: bool = False) -> Parallelism:
-        """The layout of `gpus` GPUs: TP x PP per group and DP = gpus / (TP x PP) groups. TP defaults to
-        every GPU of a stage (1 with data-parallel attention). ValueError when TP x PP does not divide
-        the GPUs."""
-        if tp is None:
-            tp = 1 if dp_attention else max(gpus // pp, 1)
+    def for_gpus(cls, gpus: int, tp: int, pp: int = 1, dp_attention: bool = False) -> Parallelism:
+        """The layout of `gpus` GPUs: TP x PP per group and DP = gpus / (TP x PP) groups. ValueError when
+        TP x PP does not divide the GPUs."""
         if gpus < 1 or tp < 1 or pp < 1 or gpus % (tp * pp):
             raise ValueError(
                 f"TP x PP = {tp} x {pp} = {tp * pp} does not divide {gpus} GPU(s): TP x PP x DP must equal the GPUs."
@@ -148,12 +148,6 @@ class Allocator:
     def in_flight_tokens(self, pp: int) -> int:
         """vLLM's max_in_flight_tokens: batches in flight (PP, plus one with async scheduling) x batched tokens."""
         return (pp + (1 if self.async_scheduling else 0)) * self.max_num_batched_tokens
-
-
-def grows_linearly(spec: ModelSpec) -> bool:
-    """True when every layer caches the same bytes for every token (no windows, no compression) and no
-    layer keeps a fixed-size state (linear attention, Mamba)."""
-    return all(design_of(a).grows_linearly(a) for a in spec.attention) and not acc.state_bytes(spec)
 
 
 def paged_request_bytes(
@@ -264,9 +258,9 @@ def _kind(attn) -> tuple | None:
     return None
 
 
-def _token_bytes(spec: ModelSpec, attn, kv_dtype: str, layout: str) -> int:
+def _token_bytes(attn, kv_dtype: str, layout: str) -> int:
     """One token of one layer (`attn`), in every tensor it caches."""
-    return acc.kv_cache_bytes(replace(spec, attention=(attn,), mlp=spec.mlp[:1]), 1, 1, kv_dtype, layout)
+    return sum(r.rows * r.bytes_per_row for r in acc.layer_cache_rows(attn, 1, cache_dtype(kv_dtype), layout))
 
 
 def why_estimate(spec: ModelSpec, kv_dtype: str, layout: str) -> str | None:
@@ -279,7 +273,7 @@ def why_estimate(spec: ModelSpec, kv_dtype: str, layout: str) -> str | None:
     odd = sorted({a.kind for a in layers if _kind(a) is None})
     if odd:
         return f"vLLM allocates {', '.join(odd)} layers with their own cache specs (not modelled block by block)"
-    if len({_kind(a) for a in layers}) > 1 and len({_token_bytes(spec, a, kv_dtype, layout) for a in layers}) > 1:
+    if len({_kind(a) for a in layers}) > 1 and len({_token_bytes(a, kv_dtype, layout) for a in layers}) > 1:
         return "its layer kinds cache different bytes per token, and vLLM then reshapes pages to one size"
     return None
 
@@ -313,7 +307,7 @@ def kv_groups(rank_spec: ModelSpec, kv_dtype: str, layout: str) -> Groups:
     for i, a in enumerate(rank_spec.attention):
         if not isinstance(a, NoMixer):
             buckets.setdefault(_kind(a), []).append(i)
-            token[i] = _token_bytes(rank_spec, a, kv_dtype, layout)
+            token[i] = _token_bytes(a, kv_dtype, layout)
     if not buckets:
         return Groups((), 0, {})
     if len(buckets) == 1:
@@ -434,9 +428,10 @@ def plan(
     reason = why_estimate(spec, kv, layout)
     groups = None if reason else kv_groups(shard(spec, 0, spec.n_layers, par.tp), kv, layout)
     per_group = ceil(batch / par.dp)
-    stages = []
+    stages, ranks = [], []
     for start, end in pp_split(spec.n_layers, par.pp):
         rank = shard(spec, start, end, par.tp)
+        ranks.append(rank)
         if alloc.kv_budget_bytes is not None and spec.params_unknown:
             weights = StageWeights(0, 0, 0)
         else:
@@ -481,7 +476,6 @@ def plan(
         per_rank = min(
             (max(s.kv_budget_bytes, 0) / s.request_bytes if s.request_bytes else float("inf")) for s in stages
         )
-        ranks = [shard(spec, a, b, par.tp) for a, b in (s.layers for s in stages)]
 
         def fits_n(n: int) -> bool:
             return all(

@@ -32,9 +32,6 @@ def _chunked_pairs(t: int, c: int) -> int:
 
 @register(GQASpec)
 class GQADesign(Design):
-    def grows_linearly(self, attn: GQASpec) -> bool:
-        return not (attn.sliding_window or attn.chunk_size)
-
     def cache_rows(self, attn: GQASpec, context: int, fmt: StorageFormat, layout: str) -> list[CacheRows]:
         rows = kept_tokens(attn, context) * attn.n_kv_heads
         k_b, v_b = fmt.vector_bytes(attn.head_dim), fmt.vector_bytes(attn.v_dim)

@@ -76,9 +76,6 @@ class CompressedDesign(Design):
 
     layouts = ("latent", "fp8_ds_mla")
 
-    def grows_linearly(self, attn: CompressedSpec) -> bool:
-        return False
-
     def cache_rows(self, attn: CompressedSpec, context: int, fmt: StorageFormat, layout: str) -> list[CacheRows]:
         n = context
         prod = layout == "fp8_ds_mla"
