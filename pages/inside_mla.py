@@ -147,7 +147,7 @@ def rope_section(cfg: InsideConfig) -> None:
     """The toggle reruns this section only."""
     st.toggle("Apply RoPE to the key rebuilt from the latent instead", key=P + "coupled_rope")
     s = link()
-    r = run(cfg, s.source, s.precision, s.device)["rope"]
+    r = run_part(inside.part_config(cfg, "MLA"), "MLA", s.source, s.precision, s.device)["rope"]
     if s.coupled_rope:
         st.error(
             "Absorbing W_UK into the query now gives the wrong answer: relative output error "
@@ -172,11 +172,12 @@ def rope_section(cfg: InsideConfig) -> None:
 def attention_pattern(cfg: InsideConfig) -> None:
     """The design and head rerun this section only."""
     s = link()
-    runs = run(cfg, s.source, s.precision, s.device)["runs"]
     h1, h2 = st.columns(2)
     h1.selectbox("Design", DESIGNS, key=P + "heat_design")
     h2.slider("Head", 0, max(s.n_heads - 1, 1), key=P + "heat_head", disabled=s.n_heads == 1)
-    heat = runs[st.session_state[P + "heat_design"]]
+    design = st.session_state[P + "heat_design"]
+    part = next(p for p, designs in inside.PARTS.items() if design in designs)  # only that layer's cached run
+    heat = run_part(inside.part_config(cfg, part), part, s.source, s.precision, s.device)["runs"][design]
     hd = heatmap_frame(heat["probs"], min(st.session_state[P + "heat_head"], s.n_heads - 1), block=heat["block"])
     title = f"{st.session_state[P + 'heat_design']}, head {st.session_state[P + 'heat_head']}"
     hm = style(attention_heatmap(hd, title))

@@ -69,7 +69,7 @@ def state() -> QuantState:
 @st.fragment
 def schemes(layer: int, passage: int) -> None:
     """The error metric reruns this section only."""
-    st.selectbox("Error shown", METRICS, key=P + "metric")
+    st.columns([1, 2])[0].selectbox("Error shown", METRICS, key=P + "metric")
     s = state()
     st.query_params.from_dict(dump_state(s))
     df = errors(layer, passage)
