@@ -181,12 +181,11 @@ def ws_url(url: str) -> str:
     return url.replace("http://", "ws://").replace("https://", "wss://").rstrip("/") + "/_stcore/stream"
 
 
-async def participant(url: str, page: str, deadline: float, rng: random.Random, started: asyncio.Event) -> Result:
+async def participant(url: str, page: str, deadline: float, rng: random.Random) -> Result:
     res = Result(page)
     try:
         async with websockets.connect(ws_url(url), subprotocols=["streamlit"], max_size=None, open_timeout=60) as ws:
             r = await rerun(ws, first_state(page))
-            started.set()
             res.first_load = r.seconds
             res.errors += [f"{page}: exception: {e}" for e in r.exceptions]
             if not r.finished:
@@ -223,29 +222,29 @@ def rss_bytes(pids: list[int]) -> int:
     return total
 
 
-async def room(url: str, n: int, seconds: float, seed: int, pid: list[int]) -> dict:
+async def room(url: str, n: int, seconds: float, seed: int, pids: list[int]) -> dict:
     rng = random.Random(seed)
     pages = rng.choices([p for p, _ in MIX], weights=[w for _, w in MIX], k=n)
     deadline = time.monotonic() + seconds
-    peak = rss_bytes(pid)
+    peak = rss_bytes(pids)
     start_rss = peak
 
     async def watch():
         nonlocal peak
         while True:
-            peak = max(peak, rss_bytes(pid))
+            peak = max(peak, rss_bytes(pids))
             await asyncio.sleep(0.5)
 
     watcher = asyncio.create_task(watch())
     tasks = []
     for i, page in enumerate(pages):  # arrive over the first 10 s, as a room does
-        tasks.append(asyncio.create_task(participant(url, page, deadline, random.Random(seed + i), asyncio.Event())))
+        tasks.append(asyncio.create_task(participant(url, page, deadline, random.Random(seed + i))))
         await asyncio.sleep(10 / max(n, 1))
     results = await asyncio.gather(*tasks)
     await asyncio.sleep(5)  # sessions close; give the server a moment to drop them
-    peak = max(peak, rss_bytes(pid))
+    peak = max(peak, rss_bytes(pids))
     watcher.cancel()
-    return {"results": results, "start_rss": start_rss, "peak_rss": peak, "end_rss": rss_bytes(pid)}
+    return {"results": results, "start_rss": start_rss, "peak_rss": peak, "end_rss": rss_bytes(pids)}
 
 
 def percentile(xs: list[float], q: float) -> float:
