@@ -29,6 +29,8 @@ pages = [
     st.Page("pages/hybrid.py", title="Hybrid models", icon=":material/join_inner:", url_path="hybrid"),
     st.Page("pages/quantized.py", title="Quantized caches", icon=":material/grain:", url_path="quantized"),
     st.Page("pages/needle.py", title="Needle in a haystack", icon=":material/search:", url_path="needle"),
+    st.Page("pages/workshop.py", title="Workshop", icon=":material/school:", url_path="workshop"),
+    st.Page("pages/glossary.py", title="Glossary", icon=":material/menu_book:", url_path="glossary"),
 ]
 # Hidden: reachable by URL only. The default page is served at "/", so its own url_path would otherwise
 # open Streamlit's "Page not found" dialog.

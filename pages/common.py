@@ -165,3 +165,11 @@ def passage_ids(passage: int) -> list:
 
     texts = [p.text for p in minilm.load_passages()]
     return [minilm.tokenize(t, 512) for t in (texts if passage < 0 else [texts[passage]])]
+
+
+def takeaways(lines: list[str]) -> None:
+    """The page's takeaways: two or three sentences with the current view's numbers, at the end of the page."""
+    if not lines:
+        return
+    st.subheader("Takeaways")
+    st.markdown("\n".join(f"- {line}" for line in lines))
