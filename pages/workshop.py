@@ -1,8 +1,126 @@
-"""Workshop: the guided paths, the room code, and the presenter's controls."""
+"""Workshop: pick a guided path, start or join a room, and walk the steps (predict, then reveal)."""
 
 import streamlit as st
 
+from core.view.text import plain
+from core.workshop import path as wp
+from core.workshop.store import normalise_code
+from pages import workshop_ui as ws
 from pages.common import ensure_router
 
 ensure_router()
+if ws.presenting():
+    ws.presenter_css()
 st.title("Workshop")
+st.markdown(
+    "A guided path through the lessons. Each step opens a page with a prepared view, says what to look at and "
+    "asks a question: **predict first**, then reveal the engine's answer (computed live, never typed in) and "
+    "the takeaway. In a **room**, everyone's guesses go to the presenter, who sees them against the answer."
+)
+
+url = ws.params()
+paths = wp.paths()
+ids = list(paths)
+tour = st.radio(
+    "Path",
+    ids,
+    index=ids.index(url.get("tour", ids[0])),
+    format_func=lambda i: f"{paths[i].title} ({len(paths[i].steps)} steps, about {paths[i].minutes} minutes)",
+    key="ws.tour",
+)
+path = paths[tour]
+st.caption(path.audience)
+
+
+def join() -> None:
+    with st.form("ws.join", border=False):
+        raw = st.text_input("Room code", max_chars=8, placeholder="e.g. K7Q2MX", key="ws.join.code")
+        if st.form_submit_button("Join", type="primary"):
+            try:
+                code = normalise_code(raw)
+            except ValueError as e:
+                st.error(plain(e, 200))
+                return
+            s = ws.store()
+            if s is None or not s.room_exists(code):
+                st.error(f"No room {plain(code, 8)} here: check the code on the presenter's screen.")
+                return
+            st.session_state["ws.room"] = code
+            st.session_state.pop("ws.host", None)
+            st.query_params.update({"room": code, "me": ws.participant()})
+            st.rerun()
+
+
+def host() -> None:
+    s = ws.store()
+    if s is None:
+        return
+    if st.button("Start a new room", type="primary", key="ws.create"):
+        try:
+            code, key = s.create_room(tour)
+        except ValueError as e:
+            st.error(plain(e, 200))
+            return
+        st.session_state.update({"ws.room": code, "ws.host": key, "ws.new_key": key})
+        st.query_params.update({"room": code})
+        st.query_params.pop("me", None)
+        st.rerun()
+    with st.form("ws.resume", border=False):
+        a, b = st.columns(2)
+        code = a.text_input("Room code", max_chars=8, key="ws.resume.code")
+        key = b.text_input("Presenter key", max_chars=64, type="password", key="ws.resume.key")
+        if st.form_submit_button("Resume as presenter"):
+            try:
+                code = normalise_code(code)
+                if not s.is_host(code, key):
+                    raise ValueError("that code and key do not open a room here.")
+            except ValueError as e:
+                st.error(plain(e, 200))
+                return
+            st.session_state.update({"ws.room": code, "ws.host": key})
+            st.query_params.update({"room": code})
+            st.rerun()
+
+
+code = ws.room()
+hosting = ws.is_host(code)
+with st.container(border=True):
+    if code and hosting:
+        st.markdown(f"### Room **{code}**: you are presenting")
+        st.markdown(
+            f"Participants open this app's **Workshop** page and join with the code **{code}**. You see how many "
+            "answered each question and their guesses against the answer; they see their own."
+        )
+        if key := st.session_state.pop("ws.new_key", None):
+            st.info("Your presenter key (to resume from another browser or after a reload). It is shown once:")
+            st.code(key, language=None)
+    elif code:
+        st.markdown(f"### Joined room **{code}**")
+        if st.button("Leave the room", key="ws.leave"):
+            st.session_state.pop("ws.room", None)
+            for k in ("room", "me"):
+                st.query_params.pop(k, None)
+            st.rerun()
+    else:
+        a, b = st.tabs(["Join a room", "Present a room"])
+        with a:
+            join()
+        with b:
+            host()
+        st.caption("Or walk the path on your own: your guesses stay in your browser session.")
+
+present = st.toggle(
+    "Presenter view (large type, no sidebar, the lesson prose folded away)", value=ws.presenting(), key="ws.present"
+)
+keep = {"tour": tour, **({"room": code} if code else {}), **({"present": "1"} if present else {})}
+if code and not hosting:
+    keep["me"] = ws.participant()
+st.query_params.from_dict(keep)
+
+st.subheader("Steps")
+for n, step in enumerate(path.steps, 1):
+    page, query = ws.step_link(tour, n)
+    query = {**query, **{k: v for k, v in keep.items() if k != "tour"}}
+    if not present:
+        query.pop("present", None)
+    st.page_link(page, label=f"{n}. {step.title}", query_params=query, icon=":material/play_circle:")

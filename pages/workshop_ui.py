@@ -1,0 +1,309 @@
+"""Workshop mode on every page: the lesson prose, the page's question (predict, then reveal), the guided
+path's step card, the room's answers, and the presenter view.
+
+Workshop parameters ride in the URL beside a page's own view, so a link (or a reload) keeps them:
+  tour=<path id>  step=<1-based>  room=<6-character code>  me=<participant id>  present=1
+They are validated here; anything else in them is ignored with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from core.view.text import plain
+from core.view.workshop_charts import guesses_chart
+from core.workshop import path as wp
+from core.workshop.store import Store, engine_url, normalise_code
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = ROOT / "assets" / "lessons"
+ME = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+ASK = re.compile(r"^\*Ask first:\*.*?(?=\n\s*\n|\Z)", re.S | re.M)
+DEFAULT_DB = f"sqlite:///{ROOT / 'data' / 'workshop.db'}"
+POLL_SECONDS = 3
+
+
+# ----------------------------------------------------------------------------- the room's database
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> Store:
+    """One Store per server on Streamlit's SQL connection (SQLAlchemy underneath)."""
+    parsed = engine_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    conn = st.connection("workshop", type="sql", url=parsed.render_as_string(hide_password=False))
+    return Store(conn.engine)
+
+
+def database_url() -> str:
+    """KVLAB_WORKSHOP_DB, else [connections.workshop] url in .streamlit/secrets.toml, else SQLite in data/."""
+    if url := os.environ.get("KVLAB_WORKSHOP_DB"):
+        return url
+    try:
+        return st.secrets["connections"]["workshop"]["url"]
+    except (KeyError, FileNotFoundError, AttributeError):
+        return DEFAULT_DB
+    except Exception:  # a secrets.toml that does not parse: say nothing secret, use the default
+        return DEFAULT_DB
+
+
+def store() -> Store | None:
+    """The shared store, or None (with the reason on the page) when the database cannot be opened."""
+    try:
+        return _store(database_url())
+    except Exception as e:  # a bad URL, a server that is down: the lesson still works without the room
+        st.warning(f"The room's database cannot be opened ({plain(type(e).__name__, 60)}); answers stay local.")
+        return None
+
+
+# ----------------------------------------------------------------------------- URL parameters
+
+
+def params() -> dict[str, str]:
+    """The workshop parameters of the current URL, validated (invalid ones dropped)."""
+    q = st.query_params
+    out: dict[str, str] = {}
+    tour = q.get("tour", "")
+    if tour in wp.paths():
+        out["tour"] = tour
+        try:
+            step = int(q.get("step", "1"))
+        except ValueError:
+            step = 1
+        out["step"] = str(min(max(step, 1), len(wp.paths()[tour].steps)))
+    try:
+        if q.get("room"):
+            out["room"] = normalise_code(q.get("room", ""))
+    except ValueError:
+        pass
+    if ME.match(q.get("me", "")):
+        out["me"] = q["me"]
+    if q.get("present") == "1":
+        out["present"] = "1"
+    return out
+
+
+def publish(view: dict[str, str]) -> None:
+    """Write a page's view to the URL, keeping the workshop parameters."""
+    st.query_params.from_dict({**view, **params()})
+
+
+def presenting() -> bool:
+    return st.query_params.get("present") == "1"
+
+
+def room() -> str | None:
+    return params().get("room") or st.session_state.get("ws.room")
+
+
+def participant() -> str:
+    """This browser's random participant id: from the URL when it has one, else made once per session."""
+    me = params().get("me") or st.session_state.get("ws.me") or secrets.token_urlsafe(9)
+    st.session_state["ws.me"] = me
+    return me
+
+
+def is_host(code: str | None) -> bool:
+    key = st.session_state.get("ws.host")
+    if not (code and key):
+        return False
+    s = store()
+    return bool(s and s.is_host(code, key))
+
+
+def step_link(tour: str, n: int, **extra: str) -> tuple[str, dict[str, str]]:
+    """The page file and URL parameters of step n (1-based) of a path, carrying the room and presenter view."""
+    step = wp.paths()[tour].steps[n - 1]
+    keep = {k: v for k, v in params().items() if k in ("room", "me", "present")}
+    return f"pages/{step.page}.py", {**step.view, **keep, **extra, "tour": tour, "step": str(n)}
+
+
+# ----------------------------------------------------------------------------- presenter view
+
+_PRESENT_CSS = """
+<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stCaptionContainer"] {
+  display: none !important; }
+.stApp, .stApp p, .stApp li, .stApp label { font-size: 1.3rem; color: %(fg)s; }
+.stApp { background: %(bg)s; }
+.stApp h1 { font-size: 2.6rem; } .stApp h2 { font-size: 2.0rem; } .stApp h3 { font-size: 1.7rem; }
+[data-testid="stMetricValue"] { font-size: 2.8rem; color: %(fg)s; }
+[data-testid="stMetricLabel"] p { font-size: 1.2rem; }
+.block-container { padding-top: 1.5rem; max-width: 100%%; }
+</style>
+"""
+
+
+def presenter_css() -> None:
+    dark = getattr(getattr(st.context, "theme", None), "type", "light") == "dark"
+    colours = {"fg": "#ffffff", "bg": "#000000"} if dark else {"fg": "#000000", "bg": "#ffffff"}
+    st.markdown(_PRESENT_CSS % colours, unsafe_allow_html=True)
+
+
+def bigger(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    """A chart's fonts for a projector: 1.4x the page's sizes."""
+    return (
+        chart.configure_axis(labelFontSize=18, titleFontSize=20)
+        .configure_legend(labelFontSize=18, titleFontSize=18)
+        .configure_title(fontSize=22)
+    )
+
+
+# ----------------------------------------------------------------------------- lesson, question, step
+
+
+def lesson(page: str, prefix: str) -> None:
+    """The page's lesson prose and its question, or the guided path's step card when the URL is on a step
+    of this page. Call right after st.title and before the page reads its URL state: entering a new step
+    resets the page's widgets (keys starting with `prefix`) so the step's view wins."""
+    if presenting():
+        presenter_css()
+    text = (LESSONS / f"{page}.md").read_text()
+    prose = ASK.sub("", text).strip()
+    p = params()
+    step = None
+    if "tour" in p:
+        tour, n = p["tour"], int(p["step"])
+        step = wp.paths()[tour].steps[n - 1]
+        if step.page != page:
+            step = None
+        elif st.session_state.get("ws.applied") != (tour, n):
+            st.session_state["ws.applied"] = (tour, n)
+            for k in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
+                del st.session_state[k]
+    if presenting() or step is not None:
+        with st.expander("The lesson", expanded=not presenting()):
+            st.markdown(prose)
+    else:
+        st.markdown(prose)
+    if step is not None:
+        step_card(p["tour"], int(p["step"]), step)
+    elif (q := wp.page_question(page)) is not None:
+        with st.container(border=True):
+            st.markdown("**Predict first**")
+            ask(q)
+
+
+def step_card(tour: str, n: int, step: wp.Step) -> None:
+    path = wp.paths()[tour]
+    with st.container(border=True):
+        st.progress(n / len(path.steps), text=f"{path.title} · step {n} of {len(path.steps)}: **{step.title}**")
+        st.markdown(f"**Look at:** {step.look}")
+        revealed = ask(wp.questions()[step.question])
+        if revealed:
+            st.success(f"**Takeaway:** {wp.takeaway(step)}")
+        nav(tour, n)
+
+
+def nav(tour: str, n: int) -> None:
+    total = len(wp.paths()[tour].steps)
+    a, b, c = st.columns([1, 1, 2])
+    if n > 1:
+        page, q = step_link(tour, n - 1)
+        a.page_link(page, label="Back", icon=":material/arrow_back:", query_params=q)
+    if n < total:
+        page, q = step_link(tour, n + 1)
+        b.page_link(page, label="Next step", icon=":material/arrow_forward:", query_params=q)
+    else:
+        b.page_link("pages/workshop.py", label="Finish", icon=":material/flag:", query_params=params())
+    c.page_link("pages/workshop.py", label="All steps", icon=":material/list:", query_params=params())
+
+
+def ask(q: wp.Question) -> bool:
+    """The question with an answer box; after a guess (or 'show me'), the engine's answer, how far the guess
+    was, and why. In a room the guess is stored for the presenter. Returns whether the answer is shown."""
+    key = f"ws.{q.id}"
+    code = room()
+    host = is_host(code)
+    st.markdown(f"**{q.prompt}**")
+    if not host:
+        with st.form(key + ".form", border=False):
+            if q.kind == "number":
+                guess = st.number_input(
+                    f"Your guess ({q.unit})", min_value=float(q.min), max_value=float(q.max), value=None,
+                    step=float(q.step), key=key + ".in", placeholder="type a number",
+                )  # fmt: skip
+            else:
+                guess = st.radio("Your guess", q.choices, index=None, key=key + ".in", horizontal=True)
+            a, b = st.columns([1, 1])
+            sent = a.form_submit_button("Lock in my guess", type="primary")
+            show_me = b.form_submit_button("Show me the answer")
+        if sent:
+            if guess is None:
+                st.warning("Type a guess first (or ask for the answer).")
+            else:
+                st.session_state[key] = guess
+                _submit(code, q, guess)
+        if show_me:
+            st.session_state[key + ".shown"] = True
+    else:
+        room_panel(code, q)
+        if st.button("Reveal the answer", key=key + ".reveal", type="primary"):
+            st.session_state[key + ".shown"] = True
+    guess = None if host else st.session_state.get(key)
+    if guess is not None or st.session_state.get(key + ".shown"):
+        reveal(q, guess)
+        return True
+    return False
+
+
+def _submit(code: str | None, q: wp.Question, guess) -> None:
+    s = store() if code else None
+    if s is None:
+        return
+    try:
+        if q.kind == "number":
+            s.submit(code, q.id, participant(), value=float(guess))
+        else:
+            s.submit(code, q.id, participant(), choice=str(guess))
+        st.toast(f"Guess sent to room {code}.")
+    except (ValueError, PermissionError) as e:
+        st.warning(f"Room {plain(code, 8)}: {plain(e, 200)}")
+
+
+@st.cache_data(show_spinner="Computing the engine's answer...", max_entries=64)
+def _answer(question_id: str) -> dict:
+    a = wp.answer(question_id)
+    return {"value": a.value, "choice": a.choice, "shown": a.shown, "why": a.why}
+
+
+def reveal(q: wp.Question, guess) -> None:
+    a = _answer(q.id)
+    truth = wp.Answer(a["value"], a["choice"], a["shown"], a["why"])
+    cols = st.columns([1, 2])
+    cols[0].metric("The engine's answer", a["shown"])
+    with cols[1]:
+        if guess is not None:
+            shown = f"{guess:g} {q.unit}" if q.kind == "number" else str(guess)
+            st.markdown(f"Your guess: **{plain(shown, 80)}**. {wp.verdict(q, truth, guess)}")
+        st.markdown(a["why"])
+
+
+def room_panel(code: str, q: wp.Question) -> None:
+    """The presenter's live view of the room's guesses on this question, refreshed every few seconds."""
+
+    @st.fragment(run_every=POLL_SECONDS)
+    def live() -> None:
+        s = store()
+        if s is None:
+            return
+        answers = s.answers(code, q.id)
+        a = _answer(q.id)
+        st.markdown(f"Room **{code}**: **{len(answers)}** answered.")
+        if answers:
+            truth = a["value"] if q.kind == "number" else a["choice"]
+            df = pd.DataFrame({"guess": answers})
+            st.altair_chart(guesses_chart(df, q.kind, truth, q.unit, list(q.choices)), width="stretch")
+        if st.button("Clear this question's answers", key=f"ws.{q.id}.reset"):
+            s.reset(code, st.session_state["ws.host"], q.id)
+            st.rerun(scope="fragment")
+
+    live()
