@@ -34,7 +34,7 @@ st.caption(path.audience)
 
 def join() -> None:
     with st.form("ws.join", border=False):
-        raw = st.text_input("Room code", max_chars=8, placeholder="e.g. K7Q2MX", key="ws.join.code")
+        raw = st.text_input("Room code", max_chars=12, placeholder="e.g. K7Q2MX", key="ws.join.code")
         if st.form_submit_button("Join", type="primary"):
             try:
                 code = normalise_code(raw)

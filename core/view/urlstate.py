@@ -142,13 +142,16 @@ def _join(v: tuple[str, ...]) -> str:
     return ",".join(v)
 
 
+WORKSHOP_KEYS = ("tour", "step", "room", "me", "present")  # every page's: validated by pages/workshop_ui.py
+
+
 def parse_state(cls: type, params: Mapping[str, Any]):
     """An instance of the state dataclass `cls` from query params; problems become `notices`."""
     notes: list[str] = []
     values: dict[str, Any] = {}
     by_key = {f.metadata["param"].key: f for f in fields(cls) if "param" in f.metadata}
     for k in params:
-        if k not in by_key:
+        if k not in by_key and k not in WORKSHOP_KEYS:
             notes.append(f"ignored unknown link parameter {str(k)[:40]!r}")
     for key, f in by_key.items():
         if key in params:
@@ -301,7 +304,13 @@ class InsideState:
     )
     heat_design: str = field(
         default="MLA absorbed",
-        metadata=_meta("heat", choice(lambda: ("MHA", "GQA", "MLA naive", "MLA absorbed"), "heatmap design")),
+        # "MLA naive" is the name older shared links carry for what the page now calls "MLA materialised".
+        metadata=_meta(
+            "heat",
+            lambda raw: choice(lambda: ("MHA", "GQA", "MLA materialised", "MLA absorbed"), "heatmap design")(
+                {"MLA naive": "MLA materialised"}.get(raw, raw)
+            ),
+        ),
     )
     heat_head: int = field(default=0, metadata=_meta("head", int_in(0, 63, "heatmap head")))
     notices: tuple[str, ...] = field(default=(), compare=False)

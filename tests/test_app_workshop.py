@@ -1,0 +1,159 @@
+"""Workshop mode through app.py (AppTest): a presenter starts a room, a participant joins it by code, answers a
+step's question on the page the step opens, the guess lands in the database, the reveal shows the engine's
+number, and the presenter sees the count. Also: every page's own question box, step views that replace the
+page's widgets, the presenter view, and hostile workshop parameters in a link."""
+
+import pytest
+from apptest import assert_no_exception, open_page
+
+from core.workshop import path as wp
+from core.workshop.store import Store
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'workshop.db'}"
+    monkeypatch.setenv("KVLAB_WORKSHOP_DB", url)
+    return Store.from_url(url)
+
+
+def start_room() -> tuple[str, str]:
+    host = open_page("pages/workshop.py")
+    host.button(key="ws.create").click().run()
+    assert_no_exception(host)
+    code, key = host.query_params["room"], host.session_state["ws.host"]
+    assert any(f"Room **{code}**" in m.value for m in host.markdown)
+    return code, key
+
+
+def join(code: str) -> str:
+    p = open_page("pages/workshop.py")
+    p.text_input(key="ws.join.code").input(f"  {code.lower()} ")  # typed loosely: normalised
+    p.button[0].click().run()
+    assert_no_exception(p)
+    assert p.query_params["room"] == code
+    return p.query_params["me"]
+
+
+def step_page(tour: str, n: int, **extra) -> tuple:
+    step = wp.paths()[tour].steps[n - 1]
+    return f"pages/{step.page}.py", {**step.view, "tour": tour, "step": str(n), **extra}
+
+
+def test_workshop_page_lists_both_paths_and_every_step():
+    at = open_page("pages/workshop.py")
+    assert_no_exception(at)
+    assert set(at.radio(key="ws.tour").options) == {
+        f"{p.title} ({len(p.steps)} steps, about {p.minutes} minutes)" for p in wp.paths().values()
+    }
+    labels = [pl.proto.label for pl in at.get("page_link")]
+    assert labels == [f"{n}. {s.title}" for n, s in enumerate(wp.paths()["workshop"].steps, 1)]
+
+
+def test_a_room_from_start_to_reveal(db):
+    """Presenter, participant, guess, database, reveal, presenter's count."""
+    code, key = start_room()
+    assert db.room_exists(code) and db.is_host(code, key)
+    me = join(code)
+    page, query = step_page("workshop", 1, room=code, me=me)
+    p = open_page(page, query)
+    assert_no_exception(p)
+    assert not p.warning, [w.value for w in p.warning]  # the workshop parameters are not "unknown"
+    p.number_input(key="ws.llama_fit.in").set_value(5)
+    p.button(key="FormSubmitter:ws.llama_fit.form-Lock in my guess").click().run()
+    assert_no_exception(p)
+    assert db.answers(code, "llama_fit") == [5.0]
+    truth = wp.answer("llama_fit")
+    assert any(m.label == "The engine's answer" and m.value == truth.shown for m in p.metric)
+    assert any(wp.verdict(wp.questions()["llama_fit"], truth, 5.0) in m.value for m in p.markdown)
+    assert any(wp.takeaway(wp.paths()["workshop"].steps[0]) in s.value for s in p.success)
+    # resubmitting replaces the guess
+    p.number_input(key="ws.llama_fit.in").set_value(3)
+    p.button(key="FormSubmitter:ws.llama_fit.form-Lock in my guess").click().run()
+    assert db.answers(code, "llama_fit") == [3.0]
+
+    h = open_page(page, {**query, "me": "x" * 12})
+    h.session_state["ws.host"] = key
+    h.run()
+    assert_no_exception(h)
+    assert any(f"Room **{code}**: **1** answered." in m.value for m in h.markdown)
+    assert not any(m.label == "The engine's answer" for m in h.metric)  # not before the presenter reveals
+    h.button(key="ws.llama_fit.reveal").click().run()
+    assert any(m.label == "The engine's answer" and m.value == truth.shown for m in h.metric)
+
+
+def test_wrong_code_is_refused_in_a_sentence(db):
+    p = open_page("pages/workshop.py")
+    p.text_input(key="ws.join.code").input("ZZZZZZ")
+    p.button[0].click().run()
+    assert_no_exception(p)
+    assert any("No room ZZZZZZ" in e.value for e in p.error)
+    p.text_input(key="ws.join.code").input("<b>!")
+    p.button[0].click().run()
+    assert_no_exception(p)
+    assert any("room code" in e.value.lower() for e in p.error), [e.value for e in p.error]
+
+
+def test_presenter_key_resumes_the_room(db):
+    code, key = db.create_room("workshop")
+    at = open_page("pages/workshop.py")
+    at.text_input(key="ws.resume.code").input(code)
+    at.text_input(key="ws.resume.key").input("wrong")
+    at.button(key="FormSubmitter:ws.resume-Resume as presenter").click().run()
+    assert any("do not open a room" in e.value for e in at.error)
+    at.text_input(key="ws.resume.key").input(key)
+    at.button(key="FormSubmitter:ws.resume-Resume as presenter").click().run()
+    assert at.session_state["ws.host"] == key
+    assert any("you are presenting" in m.value for m in at.markdown)
+
+
+@pytest.mark.parametrize("page", wp.PAGES)
+def test_every_page_asks_its_question_and_reveals(page):
+    """Without a path, each page's "Ask first" is an answer box; "show me" reveals the engine's answer."""
+    q = wp.page_question(page)
+    at = open_page(f"pages/{page}.py")
+    assert_no_exception(at)
+    assert any(m.value == f"**{q.prompt}**" for m in at.markdown)
+    assert not any("*Ask first:*" in m.value for m in at.markdown)
+    at.button(key=f"FormSubmitter:ws.{q.id}.form-Show me the answer").click().run()
+    assert_no_exception(at)
+    assert any(m.label == "The engine's answer" and m.value == wp.answer(q.id).shown for m in at.metric)
+
+
+def test_a_step_view_replaces_the_pages_widgets():
+    """Step 1 and step 2 both open the Overview with different models: moving on replaces the widgets."""
+    page, q1 = step_page("workshop", 1)
+    at = open_page(page, q1)
+    assert at.multiselect(key="overview.models").value == q1["models"].split(",")
+    _, q2 = step_page("workshop", 2)
+    at.query_params.clear()
+    for k, v in q2.items():
+        at.query_params[k] = v
+    at.run()
+    assert_no_exception(at)
+    assert at.multiselect(key="overview.models").value == q2["models"].split(",")
+
+
+def test_presenter_view_hides_the_sidebar_and_folds_the_lesson():
+    page, q = step_page("workshop", 8, present="1")
+    at = open_page(page, q)
+    assert_no_exception(at)
+    assert any("stSidebar" in m.value and "display: none" in m.value for m in at.markdown)
+    assert at.expander[0].label == "The lesson" and not at.expander[0].proto.expanded
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"tour": "nope", "step": "1"},
+        {"tour": "workshop", "step": "999"},
+        {"tour": "workshop", "step": "-4"},
+        {"tour": "workshop", "step": "x" * 500},
+        {"room": "<script>", "me": "a b"},
+        {"room": "ABCDEF", "present": "2"},
+    ],
+)
+def test_hostile_workshop_parameters_never_break_a_page(query):
+    at = open_page("pages/overview.py", query)
+    assert_no_exception(at)
+    assert not any("<script>" in m.value for m in at.markdown)
