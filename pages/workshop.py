@@ -67,7 +67,7 @@ def host() -> None:
         st.rerun()
     with st.form("ws.resume", border=False):
         a, b = st.columns(2)
-        code = a.text_input("Room code", max_chars=8, key="ws.resume.code")
+        code = a.text_input("Code of your room", max_chars=12, key="ws.resume.code")
         key = b.text_input("Presenter key", max_chars=64, type="password", key="ws.resume.key")
         if st.form_submit_button("Resume as presenter"):
             try:

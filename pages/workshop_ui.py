@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from core.view.text import plain
-from core.view.workshop_charts import guesses_chart
+from core.view.workshop_charts import chart_height, guesses_chart
 from core.workshop import path as wp
 from core.workshop.store import Store, engine_url, normalise_code
 
@@ -134,7 +134,7 @@ _PRESENT_CSS = """
   display: none !important; }
 .stApp, .stApp p, .stApp li, .stApp label { font-size: 1.3rem; color: %(fg)s; }
 .stApp { background: %(bg)s; }
-.stApp h1 { font-size: 2.6rem; } .stApp h2 { font-size: 2.0rem; } .stApp h3 { font-size: 1.7rem; }
+.stApp h1 { font-size: 2.2rem; } .stApp h2 { font-size: 2.0rem; } .stApp h3 { font-size: 1.7rem; }
 [data-testid="stMetricValue"] { font-size: 2.8rem; color: %(fg)s; }
 [data-testid="stMetricLabel"] p { font-size: 1.2rem; }
 .block-container { padding-top: 1.5rem; max-width: 100%%; }
@@ -143,8 +143,7 @@ _PRESENT_CSS = """
 
 
 def presenter_css() -> None:
-    dark = getattr(getattr(st.context, "theme", None), "type", "light") == "dark"
-    colours = {"fg": "#ffffff", "bg": "#000000"} if dark else {"fg": "#000000", "bg": "#ffffff"}
+    colours = {"fg": "#ffffff", "bg": "#000000"} if dark() else {"fg": "#000000", "bg": "#ffffff"}
     st.markdown(_PRESENT_CSS % colours, unsafe_allow_html=True)
 
 
@@ -245,14 +244,20 @@ def ask(q: wp.Question) -> bool:
         if show_me:
             st.session_state[key + ".shown"] = True
     else:
-        room_panel(code, q)
-        if st.button("Reveal the answer", key=key + ".reveal", type="primary"):
+        a, b = st.columns([1, 1])
+        if a.button("Reveal the answer", key=key + ".reveal", type="primary"):
             st.session_state[key + ".shown"] = True
+        if b.button("Clear this question's answers", key=key + ".reset"):
+            s = store()
+            if s is not None:
+                s.reset(code, st.session_state["ws.host"], q.id)
     guess = None if host else st.session_state.get(key)
-    if guess is not None or st.session_state.get(key + ".shown"):
+    shown = guess is not None or st.session_state.get(key + ".shown", False)
+    if shown:
         reveal(q, guess)
-        return True
-    return False
+    if host:
+        room_panel(code, q, shown)
+    return shown
 
 
 def _submit(code: str | None, q: wp.Question, guess) -> None:
@@ -287,8 +292,13 @@ def reveal(q: wp.Question, guess) -> None:
         st.markdown(a["why"])
 
 
-def room_panel(code: str, q: wp.Question) -> None:
-    """The presenter's live view of the room's guesses on this question, refreshed every few seconds."""
+def dark() -> bool:
+    return getattr(getattr(st.context, "theme", None), "type", "light") == "dark"
+
+
+def room_panel(code: str, q: wp.Question, revealed: bool) -> None:
+    """The presenter's live view of the room's guesses on this question, refreshed every few seconds; the
+    answer joins the chart only once revealed (the room is looking at the same screen)."""
 
     @st.fragment(run_every=POLL_SECONDS)
     def live() -> None:
@@ -296,14 +306,11 @@ def room_panel(code: str, q: wp.Question) -> None:
         if s is None:
             return
         answers = s.answers(code, q.id)
-        a = _answer(q.id)
         st.markdown(f"Room **{code}**: **{len(answers)}** answered.")
         if answers:
-            truth = a["value"] if q.kind == "number" else a["choice"]
-            df = pd.DataFrame({"guess": answers})
-            st.altair_chart(guesses_chart(df, q.kind, truth, q.unit, list(q.choices)), width="stretch")
-        if st.button("Clear this question's answers", key=f"ws.{q.id}.reset"):
-            s.reset(code, st.session_state["ws.host"], q.id)
-            st.rerun(scope="fragment")
+            a = _answer(q.id) if revealed else None
+            truth = None if a is None else a["value"] if q.kind == "number" else a["choice"]
+            chart = guesses_chart(pd.DataFrame({"guess": answers}), q.kind, truth, q.unit, list(q.choices), dark())
+            st.altair_chart(chart, width="stretch", height=chart_height(q.kind, list(q.choices)))
 
     live()

@@ -13,7 +13,7 @@ from core.lab import lowrank
 from core.model.gpus import GPUS
 from core.model.presets import load_preset
 from core.view import urlstate as us
-from core.view.workshop_charts import guesses_chart, log_scale
+from core.view.workshop_charts import guesses_chart
 from core.workshop import answers as an
 from core.workshop import path as wp
 
@@ -127,13 +127,23 @@ def test_bad_data_is_refused_with_the_reason():
         wp.Question("x", "overview", "v3_vs_llama_bytes", "number", "?", min=1, max=1)
 
 
-def test_guesses_chart_marks_the_answer():
+def test_guesses_chart_shows_the_answer_only_once_revealed():
     import pandas as pd
 
-    spec = guesses_chart(pd.DataFrame({"guess": [1.0, 2.0, 2.0, 40.0]}), "number", 4.66, "x").to_dict()
-    layers = spec["layer"]
-    assert any(layer["mark"]["type"] == "rule" for layer in layers)
-    assert spec["datasets"] and log_scale([1.0, 40.0], 4.66) and not log_scale([0.0, 4.0], 4.66)
+    df = pd.DataFrame({"guess": [1.0, 2.0, 2.0, 40.0]})
+    before = guesses_chart(df, "number", None, "x").to_dict()
+    assert "layer" not in before and "answer" not in json.dumps(before)
+    after = guesses_chart(df, "number", 4.66, "x").to_dict()
+    assert any(layer["mark"]["type"] == "rule" for layer in after["layer"]) and "answer: 4.66 x" in json.dumps(after)
+    assert after["layer"][0]["encoding"]["x"]["scale"]["type"] == "log"  # 1 to 40: a factor over 20
+    linear = guesses_chart(pd.DataFrame({"guess": [0.0, 4.0]}), "number", 4.66, "x").to_dict()
+    assert linear["layer"][0]["encoding"]["x"]["scale"]["type"] == "linear"  # a zero guess: no log axis
     bars = guesses_chart(pd.DataFrame({"guess": ["a", "a", "b"]}), "choice", "b", "", ["a", "b", "c"]).to_dict()
     data = next(iter(bars["datasets"].values()))
-    assert [(d["choice"], d["guesses"], d["right"]) for d in data] == [("a", 2, False), ("b", 1, True), ("c", 0, False)]
+    assert [(d["choice"], d["guesses"], d["bar"]) for d in data] == [
+        ("a", 2, "a guess"),
+        ("b", 1, "the answer"),
+        ("c", 0, "a guess"),
+    ]
+    hidden = guesses_chart(pd.DataFrame({"guess": ["a", "b"]}), "choice", None, "", ["a", "b"]).to_dict()
+    assert "the answer" not in [d["bar"] for d in next(iter(hidden["datasets"].values()))]

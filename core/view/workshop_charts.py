@@ -9,7 +9,8 @@ import pandas as pd
 
 TRUTH = "#dc2626"  # the engine's answer: red on light and dark, and on a projector
 GUESS = "#2563eb"
-FONT = 16
+INK = "#111111"
+FONT = 18
 
 
 def _jitter(n: int) -> list[float]:
@@ -17,48 +18,52 @@ def _jitter(n: int) -> list[float]:
     return [((i * 0.6180339887) % 1.0 - 0.5) * 0.8 for i in range(n)]
 
 
-def log_scale(values: list[float], truth: float) -> bool:
-    """A log axis when guesses spread over more than a factor of 20 and none is zero or negative."""
-    xs = [*values, truth]
-    return min(xs) > 0 and max(xs) / min(xs) > 20
+def chart_height(kind: str, choices: list[str] | None = None) -> int:
+    """Pixels the chart needs (pass to st.altair_chart: a layered chart's own height is not always kept)."""
+    return max(160, 56 * len(choices or ())) + 90 if kind == "choice" else 260
 
 
-def guesses_chart(df: pd.DataFrame, kind: str, truth, unit: str = "", choices: list[str] | None = None) -> alt.Chart:
-    """Numbers: one dot per guess (jittered), the answer as a red rule with its value. Choices: a bar per
-    choice counting the guesses, the right one in red. `df` has one column, `guess`."""
+def guesses_chart(
+    df: pd.DataFrame, kind: str, truth=None, unit: str = "", choices: list[str] | None = None, dark: bool = False
+) -> alt.Chart:
+    """Numbers: one dot per guess (jittered), and once revealed (`truth` not None) the answer as a red rule
+    with its value. Choices: a bar per choice counting the guesses, once revealed the right one in red.
+    `df` has one column, `guess`; `dark` for text on a dark background."""
+    ink = "#f5f5f5" if dark else INK
     if kind == "choice":
         counts = df["guess"].value_counts()
         order = list(choices or counts.index)
-        bars = pd.DataFrame(
-            {"choice": order, "guesses": [int(counts.get(c, 0)) for c in order], "right": [c == truth for c in order]}
-        )
+        n = [int(counts.get(c, 0)) for c in order]
+        what = ["the answer" if truth is not None and c == truth else "a guess" for c in order]
+        bars = pd.DataFrame({"choice": order, "guesses": n, "bar": what})
+        top = max([1, *n])
+        axis = alt.Axis(values=list(range(top + 1)) if top <= 10 else alt.Undefined, format="d")
         chart = (
             alt.Chart(bars)
             .mark_bar()
             .encode(
                 y=alt.Y("choice:N", sort=order, title=None, axis=alt.Axis(labelLimit=400)),
-                x=alt.X("guesses:Q", title="guesses", axis=alt.Axis(tickMinStep=1, format="d")),
+                x=alt.X("guesses:Q", title="guesses", axis=axis, scale=alt.Scale(domain=[0, top])),
                 color=alt.Color(
-                    "right:N",
-                    scale=alt.Scale(domain=[True, False], range=[TRUTH, GUESS]),
-                    legend=alt.Legend(title=None, labelExpr="datum.value ? 'the answer' : 'other choices'"),
+                    "bar:N", scale=alt.Scale(domain=["the answer", "a guess"], range=[TRUTH, GUESS]), title=None
                 ),
                 tooltip=["choice", "guesses"],
             )
         )
-        text = chart.mark_text(align="left", dx=4, fontSize=FONT).encode(text="guesses:Q", color=alt.value("#111"))
-        return _style((chart + text).properties(height=max(120, 48 * len(order)), title="The room's guesses"))
+        text = chart.mark_text(align="left", dx=4, fontSize=FONT).encode(text="guesses:Q", color=alt.value(ink))
+        return _style((chart + text).properties(height=56 * len(order), title=f"The room's {sum(n)} guesses"), ink)
     values = [float(v) for v in df["guess"] if v is not None and math.isfinite(float(v))]
     pts = pd.DataFrame({"guess": values, "y": _jitter(len(values))})
-    log = log_scale(values, float(truth))
-    lo, hi = min([*values, truth]), max([*values, truth])
+    shown = [*values, *([float(truth)] if truth is not None else [])]
+    log = min(shown) > 0 and max(shown) / min(shown) > 20
+    lo, hi = min(shown), max(shown)
     pad = (hi / lo) ** 0.08 if log else (hi - lo) * 0.08 or 1
     domain = [lo / pad, hi * pad] if log else [lo - pad, hi + pad]
     x = alt.X(
         "guess:Q",
         title=f"guess ({unit}{', log scale' if log else ''})",
         scale=alt.Scale(type="log" if log else "linear", domain=domain, nice=False),
-        axis=alt.Axis(format="~g"),
+        axis=alt.Axis(format=",~f", tickCount=6),
     )
     dots = (
         alt.Chart(pts)
@@ -69,6 +74,9 @@ def guesses_chart(df: pd.DataFrame, kind: str, truth, unit: str = "", choices: l
             tooltip=[alt.Tooltip("guess:Q", format=",.4~g")],
         )
     )
+    title = f"The room's {len(values)} guesses"
+    if truth is None:
+        return _style(dots.properties(height=180, title=title), ink)
     ans = pd.DataFrame({"guess": [float(truth)], "label": [f"answer: {float(truth):,.4g} {unit}"]})
     rule = alt.Chart(ans).mark_rule(color=TRUTH, strokeWidth=4).encode(x="guess:Q")
     label = (
@@ -76,12 +84,12 @@ def guesses_chart(df: pd.DataFrame, kind: str, truth, unit: str = "", choices: l
         .mark_text(color=TRUTH, fontSize=FONT + 2, fontWeight="bold", dy=-8, align="left", dx=6, baseline="bottom")
         .encode(x="guess:Q", y=alt.value(0), text="label:N")
     )
-    return _style((dots + rule + label).properties(height=200, title=f"The room's {len(values)} guesses"))
+    return _style((dots + rule + label).properties(height=180, title=title), ink)
 
 
-def _style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+def _style(chart: alt.TopLevelMixin, ink: str) -> alt.TopLevelMixin:
     return chart.configure(
-        axis=alt.AxisConfig(labelFontSize=FONT, titleFontSize=FONT),
-        legend=alt.LegendConfig(labelFontSize=FONT, orient="bottom"),
-        title=alt.TitleConfig(fontSize=FONT + 4),
+        axis=alt.AxisConfig(labelFontSize=FONT, titleFontSize=FONT, labelColor=ink, titleColor=ink),
+        legend=alt.LegendConfig(labelFontSize=FONT, labelColor=ink, orient="bottom"),
+        title=alt.TitleConfig(fontSize=FONT + 4, color=ink),
     )

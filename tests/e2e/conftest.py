@@ -1,5 +1,6 @@
 """Start the app once per session on a free port and give tests a Chromium page."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -21,7 +22,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_url():
+def workshop_db(tmp_path_factory) -> str:
+    """The app's workshop database for the browser tests: a fresh SQLite file, never the repository's data/."""
+    return f"sqlite:///{tmp_path_factory.mktemp('workshop') / 'workshop.db'}"
+
+
+@pytest.fixture(scope="session")
+def app_url(workshop_db):
     port = _free_port()
     cmd = [
         sys.executable,
@@ -33,8 +40,11 @@ def app_url():
         str(port),
         "--server.headless",
         "true",
+        "--server.fileWatcherType",
+        "none",  # a file edited while the suite runs must not reload half the app's modules
     ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "KVLAB_WORKSHOP_DB": workshop_db}
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://localhost:{port}"
     for _ in range(240):
         try:

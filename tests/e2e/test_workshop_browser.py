@@ -1,0 +1,101 @@
+"""In real Chromium, three people walk the whole workshop path together: a presenter (presenter view, 1024x768)
+starts a room, two participants join it by code, and at every step both submit a guess on the page the step
+opens; the guesses reach the database, the presenter's live panel counts both and draws their distribution, the
+presenter's reveal and each participant's reveal show the engine's answer (computed here by the same engine),
+and "Next step" carries everyone on. With KVLAB_SHOTS=<folder> the presenter's screen is saved at every step."""
+
+import os
+import re
+from pathlib import Path
+
+from core.workshop import path as wp
+from core.workshop.store import Store
+
+EXCEPTION = "[data-testid='stException']"
+METRIC = "[data-testid='stMetric']"
+TOUR = "workshop"
+
+
+def no_exception(page):
+    assert page.locator(EXCEPTION).count() == 0, page.locator(EXCEPTION).first.inner_text()
+
+
+def engine_metric(page):
+    return page.locator(METRIC, has_text="The engine's answer").locator("[data-testid='stMetricValue']")
+
+
+def guess_for(q: wp.Question, who: int):
+    """Alice guesses high, Bob low (numbers, inside the box's range); both pick a choice, Bob the last."""
+    if q.kind == "choice":
+        return q.choices[0] if who == 0 else q.choices[-1]
+    truth = wp.answer(q.id).value
+    g = truth * 2 if who == 0 else truth / 2
+    return round(min(max(g, q.min), q.max), 2)
+
+
+def answer(page, q: wp.Question, guess) -> None:
+    page.get_by_text(q.prompt, exact=True).wait_for(timeout=90_000)
+    if q.kind == "number":
+        box = page.get_by_label(f"Your guess ({q.unit})")
+        box.fill(f"{guess:g}")
+        box.press("Tab")
+    else:
+        page.get_by_role("radiogroup", name="Your guess").get_by_text(guess, exact=True).click()
+    page.get_by_role("button", name="Lock in my guess").click()
+    engine_metric(page).wait_for(timeout=90_000)
+
+
+def test_two_participants_and_a_presenter_walk_the_whole_path(browser, app_url, workshop_db):
+    shots = os.environ.get("KVLAB_SHOTS")
+    presenter = browser.new_context(viewport={"width": 1024, "height": 768}).new_page()
+    people = [browser.new_context(viewport={"width": 1280, "height": 900}).new_page() for _ in range(2)]
+    store = Store.from_url(workshop_db)
+
+    presenter.goto(app_url + f"/workshop?tour={TOUR}&present=1")
+    presenter.get_by_role("tab", name="Present a room").click()
+    presenter.get_by_role("button", name="Start a new room").click()
+    heading = presenter.get_by_text(re.compile(r"Room [A-Z2-9]{6}: you are presenting"))
+    heading.wait_for(timeout=60_000)
+    code = re.search(r"Room ([A-Z2-9]{6})", heading.inner_text()).group(1)
+    assert store.room_exists(code)
+
+    for p in people:
+        p.goto(app_url + "/workshop")
+        p.get_by_label("Room code").fill(code.lower())
+        p.get_by_role("button", name="Join").click()
+        p.get_by_text(f"Joined room {code}").wait_for(timeout=60_000)
+        assert f"room={code}" in p.url and "me=" in p.url
+
+    steps = wp.paths()[TOUR].steps
+    for everyone in (presenter, *people):
+        everyone.get_by_role("link", name=f"1. {steps[0].title}").click()
+    for n, step in enumerate(steps, 1):
+        q = wp.questions()[step.question]
+        truth = wp.answer(q.id)
+        for who, p in enumerate(people):
+            p.wait_for_url(re.compile(rf"[?&]step={n}(&|$)"), timeout=60_000)
+            answer(p, q, guess_for(q, who))
+            assert engine_metric(p).inner_text() == truth.shown
+            no_exception(p)
+        stored = sorted(store.answers(code, q.id), key=str)
+        assert stored == sorted((guess_for(q, 0), guess_for(q, 1)), key=str), (n, stored)
+
+        presenter.wait_for_url(re.compile(rf"[?&]step={n}(&|$)"), timeout=60_000)
+        assert "present=1" in presenter.url
+        presenter.get_by_text(f"Room {code}: 2 answered.").wait_for(timeout=60_000)  # the live panel polls
+        panel = presenter.locator("[data-testid='stVegaLiteChart']").last
+        panel.wait_for(timeout=30_000)
+        presenter.get_by_role("button", name="Reveal the answer").click()
+        engine_metric(presenter).wait_for(timeout=90_000)
+        assert engine_metric(presenter).inner_text() == truth.shown
+        presenter.get_by_text(wp.takeaway(step)).wait_for(timeout=30_000)
+        assert presenter.locator("[data-testid='stSidebar']").is_hidden()
+        no_exception(presenter)
+        if shots:
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            presenter.screenshot(path=str(Path(shots) / f"step-{n:02d}.png"))
+        if n < len(steps):
+            for everyone in (presenter, *people):
+                everyone.get_by_role("link", name="Next step").click()
+    presenter.get_by_role("link", name="Finish").click()
+    presenter.get_by_role("heading", name="Workshop").wait_for(timeout=60_000)
