@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: venv chromium nginx run serve test bench loadtest lint format screenshot clean
+.PHONY: venv chromium nginx postgres run serve test bench loadtest lint format screenshot clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ chromium: $(STAMP)
 nginx:
 	@bash scripts/ensure_nginx.sh || true
 
+# A throwaway PostgreSQL on 127.0.0.1:54329 for the workshop store tests: already running, else started from
+# installed binaries, else (as root on Debian) apt-get install postgresql; never fails (the tests then skip).
+postgres:
+	@bash scripts/ensure_postgres.sh
+
 run: $(STAMP)
 	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
 
@@ -33,7 +38,7 @@ serve: $(STAMP)
 	@bash scripts/ensure_nginx.sh
 	$(PY) -m deploy.serve --replicas $(or $(REPLICAS),2) --port $(or $(SERVE_PORT),8500)
 
-test: $(STAMP) chromium nginx
+test: $(STAMP) chromium nginx postgres
 	$(PY) -m pytest
 
 bench: $(STAMP) chromium

@@ -1,0 +1,371 @@
+"""The room's predictions: participants who joined one session code (a "room") submit a guess per question,
+and the presenter reads every guess back. SQLAlchemy 2.x Core only, so the same statements run on SQLite (one
+file, the default: one command still runs everything) and on PostgreSQL (several app servers); the page hands
+in the engine of its `st.connection`.
+
+Nothing personal is kept: a room is its random code, creation time, guided path and a SHA-256 of the presenter
+key (never the key); an answer is a random participant id, a number or a choice, and a timestamp.
+
+Strangers cannot grow it without bound: at most `max_answers` participants per (room, question), rooms are
+deleted `room_ttl_s` (48 hours) after they were made, at most `max_rooms` rooms exist.
+
+Several processes share one database (two app replicas behind nginx share the SQLite file). SQLite runs in WAL
+mode with a busy timeout, and every writing transaction starts with a write, so it waits for the lock instead
+of failing (a deferred transaction that read first could not be upgraded while another process writes). On
+PostgreSQL a new answer locks its room's row first, which makes the per-question cap exact under concurrency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import numbers
+import re
+import secrets
+import time
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+__all__ = [
+    "ALPHABET",
+    "DEFAULT_URL",
+    "Store",
+    "engine_url",
+    "new_code",
+    "normalise_code",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_URL = "sqlite:///" + str(ROOT / "data" / "workshop.db")
+
+ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no I, L, O, 0, 1: a code read aloud is typed right
+CODE_LENGTH = 6  # 31**6, about 8.9e8 codes
+CODE_DRAWS = 20  # draws before giving up on a free code (a collision is already rare at 5,000 rooms)
+MAX_VALUE = 1e15
+MAX_CHOICE = 200
+MAX_PATH = 64
+MAX_KEY = 128  # a presenter key is 22 characters; longer input is not a key
+MAX_CODE_INPUT = 64  # characters of a typed room code looked at before refusing it
+SQLITE_BUSY_MS = 10_000  # how long a SQLite writer waits for another process's write lock
+
+_CODE = re.compile(r"[A-Z2-9]{6}")
+_PARTICIPANT = re.compile(r"[A-Za-z0-9_-]{8,64}")
+_QUESTION = re.compile(r"[a-z0-9_.-]{1,64}")
+
+metadata = sa.MetaData()
+rooms = sa.Table(
+    "rooms",
+    metadata,
+    sa.Column("code", sa.String(CODE_LENGTH), primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False, index=True),
+    sa.Column("host_hash", sa.String(64), nullable=False),  # hex SHA-256 of the presenter key
+    sa.Column("path", sa.String(MAX_PATH), nullable=False),
+)
+answers = sa.Table(
+    "answers",
+    metadata,
+    sa.Column("room", sa.String(CODE_LENGTH), sa.ForeignKey("rooms.code", ondelete="CASCADE"), primary_key=True),
+    sa.Column("question", sa.String(64), primary_key=True),
+    sa.Column("participant", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("choice", sa.String(MAX_CHOICE), nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.CheckConstraint("(value IS NULL) <> (choice IS NULL)", name="answers_one_of_value_choice"),
+)
+
+
+def new_code() -> str:
+    """A random room code: CODE_LENGTH characters of ALPHABET from the `secrets` generator."""
+    return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalise_code(code: object) -> str:
+    """`code` as stored: surrounding spaces dropped, upper case; ValueError unless it is 6 of A-Z and 2-9."""
+    if not isinstance(code, str) or len(code) > MAX_CODE_INPUT:
+        raise ValueError("a room code is 6 letters and digits (A-Z, 2-9), like K7QH2M")
+    norm = code.strip().upper()
+    if not _CODE.fullmatch(norm):
+        raise ValueError("a room code is 6 letters and digits (A-Z, 2-9), like K7QH2M")
+    return norm
+
+
+def engine_url(url: str | None = None) -> sa.URL:
+    """The URL `Store.from_url` connects to: DEFAULT_URL for None; a bare `postgresql://` gets the psycopg
+    driver (the one installed). ValueError for text that is not a database URL (the URL is not echoed: it
+    may hold a password)."""
+    try:
+        parsed = sa.make_url(DEFAULT_URL if url is None else url)
+    except (sa.exc.ArgumentError, TypeError, ValueError):
+        raise ValueError(
+            "the workshop database URL is not a SQLAlchemy URL "
+            "(like sqlite:///data/workshop.db or postgresql+psycopg://user@host/dbname)"
+        ) from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _sqlite_on_connect(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")  # first: the next pragma may wait for a lock
+    cursor.execute("PRAGMA journal_mode = WAL")  # readers and one writer at once, across processes
+    cursor.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; a power cut may lose the last answers only
+    cursor.execute("PRAGMA foreign_keys = ON")  # deleting a room deletes its answers
+    cursor.close()
+
+
+def _hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _no_control(text: str) -> bool:
+    """No control characters (NUL, tabs, line breaks) and no lone surrogates (PostgreSQL refuses both)."""
+    return not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in text)
+
+
+def _check_participant(participant: object) -> str:
+    if not isinstance(participant, str) or not _PARTICIPANT.fullmatch(participant):
+        raise ValueError("a participant id is 8-64 letters, digits, '_' or '-'")
+    return participant
+
+
+def _check_question(question: object) -> str:
+    if not isinstance(question, str) or not _QUESTION.fullmatch(question):
+        raise ValueError("a question id is 1-64 lower-case letters, digits, '_', '.' or '-'")
+    return question
+
+
+def _check_path(path: object) -> str:
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError("a room needs the name of its guided path")
+    if len(path) > MAX_PATH:
+        raise ValueError(f"a guided path name is at most {MAX_PATH} characters; this one has {len(path)}")
+    if not _no_control(path):
+        raise ValueError("a guided path name cannot hold control characters")
+    return path
+
+
+def _check_answer(value: object, choice: object) -> tuple[float | None, str | None]:
+    if (value is None) == (choice is None):
+        raise ValueError("give exactly one answer: a number (value) or a choice, not both and not neither")
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"a numeric answer must be a number, not {type(value).__name__}")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ValueError("a numeric answer must be a finite number (not NaN or infinity)")
+        if abs(number) > MAX_VALUE:
+            raise ValueError(f"a numeric answer must lie within +-{MAX_VALUE:.0e}; got {number:.3g}")
+        return number, None
+    if not isinstance(choice, str):
+        raise ValueError(f"a choice must be text, not {type(choice).__name__}")
+    if not choice.strip():
+        raise ValueError("the choice is empty")
+    if len(choice) > MAX_CHOICE:
+        raise ValueError(f"a choice is at most {MAX_CHOICE} characters; this one has {len(choice)}")
+    if not _no_control(choice):
+        raise ValueError("a choice cannot hold control characters (line breaks, tabs, NUL)")
+    return None, choice
+
+
+class Store:
+    """The rooms and their answers in one SQL database, reached through a SQLAlchemy `engine`.
+
+    Every method validates its arguments and raises ValueError with a sentence a user can act on (a wrong
+    presenter key raises PermissionError). `clock` gives the time in seconds (injected by tests); the limits
+    are arguments so a test can make them small.
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_answers: int = 2_000,
+        max_rooms: int = 5_000,
+        room_ttl_s: float = 48 * 3600,
+    ) -> None:
+        if not isinstance(engine, sa.Engine):
+            raise TypeError(f"Store needs a SQLAlchemy Engine, not {type(engine).__name__}")
+        for name, limit in (("max_answers", max_answers), ("max_rooms", max_rooms)):
+            if not isinstance(limit, int) or limit < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, not {limit!r}")
+        if not room_ttl_s > 0:
+            raise ValueError(f"room_ttl_s must be positive, not {room_ttl_s!r}")
+        if engine.dialect.name == "sqlite" and not sa.event.contains(engine, "connect", _sqlite_on_connect):
+            sa.event.listen(engine, "connect", _sqlite_on_connect)
+            engine.dispose()  # connections pooled before the listener lack the pragmas
+        self.engine = engine
+        self._clock = clock
+        self.max_answers = max_answers
+        self.max_rooms = max_rooms
+        self.room_ttl_s = room_ttl_s
+        self._create_tables()
+
+    @classmethod
+    def from_url(cls, url: str | None = None, **options) -> Store:
+        """A Store on a new engine for `url` (see `engine_url`; None is the SQLite file data/workshop.db under
+        the repository root). The folder of a SQLite file is made if missing. `options` go to Store()."""
+        parsed = engine_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return cls(sa.create_engine(parsed, pool_pre_ping=True), **options)
+
+    def _create_tables(self) -> None:
+        # create_all checks, then creates: a second process between the two makes our CREATE fail with
+        # "already exists" (PostgreSQL: a duplicate-key error); checking again then finds the tables.
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except sa.exc.DBAPIError:
+                if attempt == 2:
+                    raise
+
+    # Rooms
+
+    def create_room(self, path: str) -> tuple[str, str]:
+        """A new room for guided path `path`: (its code, the presenter key). Only the key's hash is stored, so
+        the key is shown once, to the presenter. Rooms older than room_ttl_s go first; ValueError when
+        max_rooms remain."""
+        path = _check_path(path)
+        key = secrets.token_urlsafe(16)
+        for _ in range(CODE_DRAWS):
+            code = new_code()
+            now = self._clock()
+            try:
+                with self.engine.begin() as conn:
+                    self._expire(conn, now)  # a write first: see the module docstring
+                    held = conn.scalar(sa.select(sa.func.count()).select_from(rooms))
+                    if held >= self.max_rooms:
+                        hours = self.room_ttl_s / 3600
+                        raise ValueError(
+                            f"the server already holds {self.max_rooms} workshop rooms, its limit; rooms are "
+                            f"deleted {hours:g} hours after they were made, so try again later"
+                        )
+                    if conn.scalar(sa.select(rooms.c.code).where(rooms.c.code == code)) is not None:
+                        continue
+                    conn.execute(rooms.insert().values(code=code, created_at=now, host_hash=_hash(key), path=path))
+                return code, key
+            except sa.exc.IntegrityError:
+                continue  # another process took the same code at the same moment
+        raise RuntimeError(f"no free room code after {CODE_DRAWS} random draws")
+
+    def _expire(self, conn: sa.Connection, now: float) -> None:
+        old = sa.select(rooms.c.code).where(rooms.c.created_at < now - self.room_ttl_s)
+        conn.execute(answers.delete().where(answers.c.room.in_(old)))  # also where foreign keys are off
+        conn.execute(rooms.delete().where(rooms.c.created_at < now - self.room_ttl_s))
+
+    def room_exists(self, code: str) -> bool:
+        """Whether room `code` exists (ValueError for text that cannot be a code)."""
+        return self.room_path(code) is not None
+
+    def room_path(self, code: str) -> str | None:
+        """The guided path room `code` was made for; None if there is no such room."""
+        code = normalise_code(code)
+        with self.engine.connect() as conn:
+            return conn.scalar(sa.select(rooms.c.path).where(rooms.c.code == code))
+
+    def is_host(self, code: str, host_key: str) -> bool:
+        """Whether `host_key` is the presenter key of room `code` (False for an unknown room or a non-key)."""
+        code = normalise_code(code)
+        if not isinstance(host_key, str) or not 0 < len(host_key) <= MAX_KEY:
+            return False
+        with self.engine.connect() as conn:
+            stored = conn.scalar(sa.select(rooms.c.host_hash).where(rooms.c.code == code))
+        return stored is not None and hmac.compare_digest(stored, _hash(host_key))
+
+    def _require_room(self, conn: sa.Connection, code: str, lock: bool = False) -> None:
+        query = sa.select(rooms.c.code).where(rooms.c.code == code)
+        if conn.scalar(query.with_for_update() if lock else query) is None:
+            hours = self.room_ttl_s / 3600
+            raise ValueError(f"no room {code}: check the code; rooms are deleted {hours:g} hours after they start")
+
+    # Answers
+
+    def submit(
+        self, code: str, question: str, participant: str, value: float | None = None, choice: str | None = None
+    ) -> None:
+        """Store `participant`'s answer to `question` in room `code`: a number (`value`) or a `choice`, exactly
+        one. Resubmitting replaces the earlier answer. A new participant is refused (ValueError) once
+        max_answers participants have answered this question in this room."""
+        code = normalise_code(code)
+        question = _check_question(question)
+        participant = _check_participant(participant)
+        value, choice = _check_answer(value, choice)
+        key = (answers.c.room == code) & (answers.c.question == question) & (answers.c.participant == participant)
+        for _ in range(3):
+            fields = dict(value=value, choice=choice, updated_at=self._clock())
+            try:
+                with self.engine.begin() as conn:
+                    # Portable upsert: update, else insert; a concurrent insert of the same key makes ours fail
+                    # with IntegrityError, and the next round's update then finds the row.
+                    if conn.execute(answers.update().where(key).values(**fields)).rowcount:
+                        return
+                    self._require_room(conn, code, lock=True)
+                    held = conn.scalar(
+                        sa.select(sa.func.count())
+                        .select_from(answers)
+                        .where((answers.c.room == code) & (answers.c.question == question))
+                    )
+                    if held >= self.max_answers:
+                        raise ValueError(
+                            f"room {code} already has {self.max_answers} answers to this question, its limit; "
+                            "those who answered can still change theirs"
+                        )
+                    conn.execute(
+                        answers.insert().values(room=code, question=question, participant=participant, **fields)
+                    )
+                return
+            except sa.exc.IntegrityError:
+                continue
+        raise RuntimeError(f"could not store the answer to {question} in room {code}; please submit again")
+
+    def answers(self, code: str, question: str) -> list[float | str]:
+        """Every answer to `question` in room `code`: numbers for numeric questions, choices otherwise,
+        oldest first."""
+        code = normalise_code(code)
+        question = _check_question(question)
+        with self.engine.connect() as conn:
+            self._require_room(conn, code)
+            rows = conn.execute(
+                sa.select(answers.c.value, answers.c.choice)
+                .where((answers.c.room == code) & (answers.c.question == question))
+                .order_by(answers.c.updated_at, answers.c.participant)
+            ).all()
+        return [row.choice if row.value is None else row.value for row in rows]
+
+    def count(self, code: str, question: str) -> int:
+        """How many participants answered `question` in room `code`."""
+        code = normalise_code(code)
+        question = _check_question(question)
+        with self.engine.connect() as conn:
+            self._require_room(conn, code)
+            return conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(answers)
+                .where((answers.c.room == code) & (answers.c.question == question))
+            )
+
+    def reset(self, code: str, host_key: str, question: str | None = None) -> int:
+        """Delete room `code`'s answers to `question` (every question when None); the presenter only:
+        PermissionError unless `host_key` is the room's key. Returns how many answers were deleted."""
+        code = normalise_code(code)
+        if question is not None:
+            question = _check_question(question)
+        with self.engine.connect() as conn:
+            self._require_room(conn, code)
+        if not self.is_host(code, host_key):
+            raise PermissionError(f"only the presenter of room {code} can reset its answers: the key does not match")
+        where = answers.c.room == code
+        if question is not None:
+            where &= answers.c.question == question
+        with self.engine.begin() as conn:
+            return conn.execute(answers.delete().where(where)).rowcount
