@@ -21,10 +21,15 @@ st.markdown(
 url = ws.params()
 paths = wp.paths()
 ids = list(paths)
+if (pending := st.session_state.pop("ws.pending_tour", None)) in paths:
+    st.session_state["ws.tour"] = pending  # a room just joined or resumed: its path
+default = url.get("tour")
+if default is None and "room" in url and (s := ws.store()) is not None:
+    default = s.room_path(url["room"])
 tour = st.radio(
     "Path",
     ids,
-    index=ids.index(url.get("tour", ids[0])),
+    index=ids.index(default if default in paths else ids[0]),
     format_func=lambda i: f"{paths[i].title} ({len(paths[i].steps)} steps, about {paths[i].minutes} minutes)",
     key="ws.tour",
 )
@@ -45,7 +50,7 @@ def join() -> None:
             if s is None or not s.room_exists(code):
                 st.error(f"No room {plain(code, 8)} here: check the code on the presenter's screen.")
                 return
-            st.session_state["ws.room"] = code
+            st.session_state.update({"ws.room": code, "ws.pending_tour": s.room_path(code)})
             st.session_state.pop("ws.host", None)
             st.query_params.update({"room": code, "me": ws.participant()})
             st.rerun()
@@ -77,7 +82,7 @@ def host() -> None:
             except ValueError as e:
                 st.error(plain(e, 200))
                 return
-            st.session_state.update({"ws.room": code, "ws.host": key})
+            st.session_state.update({"ws.room": code, "ws.host": key, "ws.pending_tour": s.room_path(code)})
             st.query_params.update({"room": code})
             st.rerun()
 

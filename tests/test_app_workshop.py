@@ -157,3 +157,13 @@ def test_hostile_workshop_parameters_never_break_a_page(query):
     at = open_page("pages/overview.py", query)
     assert_no_exception(at)
     assert not any("<script>" in m.value for m in at.markdown)
+
+
+def test_joining_a_room_follows_its_path(db):
+    code, _ = db.create_room("review")
+    p = open_page("pages/workshop.py")
+    p.text_input(key="ws.join.code").input(code)
+    p.button[0].click().run()
+    assert p.radio(key="ws.tour").value == "review" and p.query_params["tour"] == "review"
+    again = open_page("pages/workshop.py", {"room": code, "me": p.query_params["me"]})  # a reload: the link's room
+    assert again.radio(key="ws.tour").value == "review"

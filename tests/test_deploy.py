@@ -27,6 +27,8 @@ def test_kubernetes_manifests_agree_with_the_app():
     assert c["ports"][0]["containerPort"] == PORT
     for probe in ("readinessProbe", "livenessProbe"):
         assert c[probe]["httpGet"] == {"path": HEALTH, "port": PORT}
+    env = {e["name"]: e for e in c["env"]}
+    assert env["KVLAB_WORKSHOP_DB"]["valueFrom"]["secretKeyRef"]["key"] == "url"  # the rooms' shared database
     labels = m["deployment"]["spec"]["template"]["metadata"]["labels"]
     assert m["deployment"]["spec"]["selector"]["matchLabels"] == labels == m["service"]["spec"]["selector"]
     svc = m["service"]["spec"]
@@ -45,6 +47,10 @@ def test_docker_and_compose_agree_with_the_app():
     app = compose["services"]["app"]
     assert app["expose"] == [str(PORT)] and HEALTH in " ".join(app["healthcheck"]["test"])
     assert app["build"]["dockerfile"] == "deploy/Dockerfile"
+    # one database for the workshop rooms, shared by every replica, reached as the app reads it
+    db = compose["services"]["db"]
+    assert app["environment"]["KVLAB_WORKSHOP_DB"].startswith("postgresql+psycopg://kvlab:kvlab@db:5432/")
+    assert app["depends_on"]["db"]["condition"] == "service_healthy" and "pg_isready" in db["healthcheck"]["test"]
     conf = (DEPLOY / "nginx-compose.conf").read_text()
     assert f"server app:{PORT}" in conf and "hash $kvlab_route consistent" in conf and "Upgrade $http_upgrade" in conf
 

@@ -99,3 +99,47 @@ def test_two_participants_and_a_presenter_walk_the_whole_path(browser, app_url, 
                 everyone.get_by_role("link", name="Next step").click()
     presenter.get_by_role("link", name="Finish").click()
     presenter.get_by_role("heading", name="Workshop").wait_for(timeout=60_000)
+
+
+def test_a_room_spans_two_app_processes(browser, app_url, workshop_db):
+    """Two replicas (as `make serve` runs them) share the room's database: a guess sent to one process shows in
+    the presenter's panel served by the other."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from conftest import ROOT, _free_port
+
+    port = _free_port()
+    env = {**os.environ, "KVLAB_WORKSHOP_DB": workshop_db}
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
+           "true", "--server.fileWatcherType", "none"]  # fmt: skip
+    other = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.25)
+        store = Store.from_url(workshop_db)
+        code, key = store.create_room("review")
+        step = wp.paths()["review"].steps[0]
+        q = wp.questions()[step.question]
+        view = "&".join(f"{k}={v}" for k, v in step.view.items())
+        person = browser.new_context().new_page()
+        person.goto(f"{app_url}/{step.page}?{view}&tour=review&step=1&room={code}&me=participant-1")
+        answer(person, q, guess_for(q, 0))
+        presenter = browser.new_context().new_page()
+        presenter.goto(f"http://localhost:{port}/workshop")
+        presenter.get_by_role("tab", name="Present a room").click()
+        presenter.get_by_label("Code of your room").fill(code)
+        presenter.get_by_label("Presenter key").fill(key)
+        presenter.get_by_role("button", name="Resume as presenter").click()
+        presenter.get_by_role("link", name=f"1. {step.title}").click()
+        presenter.get_by_text(f"Room {code}: 1 answered.").wait_for(timeout=60_000)
+        no_exception(presenter)
+    finally:
+        other.terminate()
+        other.wait(10)
