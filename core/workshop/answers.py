@@ -17,6 +17,8 @@ from core.accounting import planner as pl
 from core.accounting import roofline as rf
 from core.accounting import totals as acc
 from core.accounting.claims import v4_claims
+from core.lab import inside, lowrank, minilm, needle
+from core.lab import quantlab as ql
 from core.model.gpus import GPUS
 from core.model.presets import load_preset
 from core.model.specs import LinearAttentionSpec
@@ -120,8 +122,6 @@ def v3_dpa_requests() -> Answer:
 
 def _inside_runs():
     """The MLA layer at the Inside MLA page's defaults: {"materialised": run, "absorbed": run}, config."""
-    from core.lab import inside
-
     cfg = inside.InsideConfig()
     runs = inside.run_designs(cfg, inside.random_input(cfg), parts=("MLA",))
     return {("absorbed" if k.endswith("absorbed") else "materialised"): r for k, r in runs.items()}, cfg
@@ -155,8 +155,6 @@ def mla_prefill_cheaper() -> Answer:
 
 
 def _sweep(layer: int = 0, passage: int = 0):
-    from core.lab import lowrank
-
     return lowrank.shipped_sweeps()[f"{layer}|{passage}"]
 
 
@@ -235,9 +233,6 @@ def qwen3_next_state_share() -> Answer:
 
 
 def int4_or_turboquant() -> Answer:
-    from core.lab import minilm
-    from core.lab import quantlab as ql
-
     mini = minilm.load_minilm()
     ids = minilm.tokenize(minilm.load_passages()[0].text, 512)
     df = ql.scheme_errors(mini, 0, ids, ("int4-token", "tq-4bit")).set_index("scheme")
@@ -256,8 +251,6 @@ def int4_or_turboquant() -> Answer:
 
 
 def window_or_int4() -> Answer:
-    from core.lab import needle
-
     res = json.loads((ROOT / "assets" / "needle" / "results.json").read_text())["heatmaps"]
 
     def at_start(label: str) -> float:
