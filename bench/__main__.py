@@ -51,7 +51,7 @@ from core.model.specs import DSASpec, GQASpec, MLASpec
 from core.model.units import fmt_bytes
 
 RESULTS = Path("bench/results/latest.json")
-BENCH_DESIGNS = ("MHA", "GQA", "MLA absorbed", "MLA naive")
+BENCH_DESIGNS = ("MHA", "GQA", "MLA absorbed", "MLA materialised")
 HALF_BANDWIDTH, SPEEDUP_SHARE = 0.5, 0.8
 ROOFLINE_FACTOR = 2.0  # CPU target: absorbed MLA is compute-bound here, so bandwidth alone cannot be the bar
 BUSY = 0.1  # share of the CPUs other processes may use before a run is flagged

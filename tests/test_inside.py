@@ -3,7 +3,7 @@
 What it proves, for several configurations (defaults; MHA = GQA when n_kv_heads == n_heads; MQA with one
 kv head; no rope dims; a low-rank query; odd and tiny sequence lengths; a batch of 2; fp32):
 - every design's measured cache `nbytes` equals core.accounting's formula and a hand count
-  (MHA 2 H T D, GQA 2 G T D, MLA naive H T (2 D + R), MLA absorbed T (C + R) numbers per sequence);
+  (MHA 2 H T D, GQA 2 G T D, MLA materialised H T (2 D + R), MLA absorbed T (C + R) numbers per sequence);
 - the FLOPs FlopCounterMode counts for a prefill of T tokens and one decode step equal the formula
   beside them and a hand count (projections + T x T dense pairs at prefill, T + 1 pairs at decode);
 - the cached tensors have the documented shapes: K, V (B, G, T, D); naive K (B, H, T, D + R), V (B, H, T, D);
@@ -40,7 +40,7 @@ from core.lab.inside import (
     text_input,
 )
 
-DESIGNS = ("MHA", "GQA", "MLA naive", "MLA absorbed")
+DESIGNS = ("MHA", "GQA", "MLA materialised", "MLA absorbed")
 
 CONFIGS = {
     "defaults": InsideConfig(),
@@ -79,7 +79,7 @@ def hand_cache_numbers(cfg: InsideConfig, design: str) -> int:
     return {
         "MHA": 2 * H * T * D,
         "GQA": 2 * G * T * D,
-        "MLA naive": H * T * (D + R) + H * T * D,
+        "MLA materialised": H * T * (D + R) + H * T * D,
         "MLA absorbed": T * (C + R),
     }[design]
 
@@ -103,7 +103,7 @@ def hand_flops(cfg: InsideConfig, design: str) -> tuple[int, int]:
     else:
         q = E * cfg.q_lora_rank + cfg.q_lora_rank * H * (D + R) if cfg.q_lora_rank else E * H * (D + R)
         proj = 2 * (q + E * (C + R) + C * H * (D + D) + H * D * E)  # W_Q, W_DKV + W_KR, W_UK + W_UV, W_O
-        pair = 2 * H * (D + R + D) if design == "MLA naive" else 2 * H * (C + R + C)
+        pair = 2 * H * (D + R + D) if design == "MLA materialised" else 2 * H * (C + R + C)
     return T * proj + T * T * pair, proj + (T + 1) * pair
 
 
@@ -178,7 +178,7 @@ def test_cached_tensors_have_the_documented_shapes(name):
     expected = {
         "MHA": [("K", (B, H, T, D)), ("V", (B, H, T, D))],
         "GQA": [("K", (B, G, T, D)), ("V", (B, G, T, D))],
-        "MLA naive": [("K", (B, H, T, D + R)), ("V", (B, H, T, D))],
+        "MLA materialised": [("K", (B, H, T, D + R)), ("V", (B, H, T, D))],
         "MLA absorbed": [("c_KV (latent)", (B, T, C)), ("k_R (rope key)", (B, T, R))],
     }
     for design, r in res.items():
@@ -193,7 +193,7 @@ def test_cached_tensors_have_the_documented_shapes(name):
 @pytest.mark.parametrize("name", CONFIGS)
 def test_naive_and_absorbed_agree_in_float64(name):
     _, _, res = runs(name)
-    n, a = res["MLA naive"], res["MLA absorbed"]
+    n, a = res["MLA materialised"], res["MLA absorbed"]
     assert n.out.dtype == torch.float64
     rel = float((n.out - a.out).norm() / n.out.norm())
     assert rel < 1e-12, rel
@@ -212,7 +212,7 @@ def test_agreement_of_different_tensors():
 
 def test_fp32_naive_and_absorbed_agree_to_single_precision():
     _, _, res = runs("defaults", torch.float32)
-    n, a = res["MLA naive"].out, res["MLA absorbed"].out
+    n, a = res["MLA materialised"].out, res["MLA absorbed"].out
     assert n.dtype == torch.float32
     assert 0 < float((n - a).norm() / n.norm()) < 1e-5
 
@@ -370,7 +370,7 @@ def test_dataflow_cached_nodes_are_the_measured_cache(name):
 def test_dataflow_shapes_at_the_defaults():
     cfg = InsideConfig()  # E 256, H 8, G 2, D 32, C 64, R 16, T 64
     mha, gqa = dataflow_dot("MHA", cfg), dataflow_dot("GQA", cfg)
-    naive, absorbed = dataflow_dot("MLA naive", cfg), dataflow_dot("MLA absorbed", cfg)
+    naive, absorbed = dataflow_dot("MLA materialised", cfg), dataflow_dot("MLA absorbed", cfg)
     assert "(1 x 64 x 256)" in mha  # x
     assert "(1 x 8 x 64 x 32)\\ncached" in mha and "shared by" not in mha
     assert "(1 x 2 x 64 x 32)\\ncached" in gqa and 'label="shared by 4 heads"' in gqa
@@ -387,7 +387,7 @@ def test_dataflow_follows_the_config():
     assert "(2 x 3 x 9 x 16)\\ncached" in dataflow_dot("GQA", cfg, batch=2)
     assert "shared by 4 heads" in dataflow_dot("GQA", cfg)
     assert "(1 x 9 x 12 x 40)" in dataflow_dot("MLA absorbed", cfg)
-    assert "(1 x 12 x 9 x 20)\\ncached" in dataflow_dot("MLA naive", cfg)
+    assert "(1 x 12 x 9 x 20)\\ncached" in dataflow_dot("MLA materialised", cfg)
 
 
 # ----------------------------------------------------------------------------- real text as input
@@ -430,7 +430,7 @@ def test_designs_run_on_text_input():
     res = run_designs(cfg, text_input(cfg.seq_len + 1, cfg.d_model))
     for r in res.values():
         assert r.cache_nbytes == r.cache_formula and r.prefill_flops == r.prefill_formula
-    n, a = res["MLA naive"].out, res["MLA absorbed"].out
+    n, a = res["MLA materialised"].out, res["MLA absorbed"].out
     assert float((n - a).norm() / n.norm()) < 1e-12
 
 

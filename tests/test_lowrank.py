@@ -206,3 +206,27 @@ def test_shipped_sweeps_equal_a_fresh_run(key):
     got = shipped_sweeps()[key]
     got = got[got["rank"].isin(ranks)].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, want, rtol=1e-5, atol=1e-9, check_dtype=False)
+
+
+def test_error_crossing_reads_the_first_measured_rank_below_the_threshold():
+    """error_crossing: the smallest measured rank whose error is below the threshold, nothing interpolated;
+    None when no rank gets there; it says which ranks were measured; bad input is a ValueError."""
+    from core.lab.lowrank import error_crossing
+
+    sweep = pd.DataFrame({"rank": [64, 1, 16, 128], "out_error": [0.12, 0.9, 0.3, 0.08]})
+    c = error_crossing(sweep, 0.10)
+    assert c.rank == 128 and c.measured == (1, 16, 64, 128) and c.measured_text() == "1, 16, 64, 128"
+    assert error_crossing(sweep, 0.5).rank == 16
+    assert error_crossing(sweep, 0.05).rank is None
+    wiggle = pd.DataFrame({"rank": [1, 2, 3], "out_error": [0.2, 0.09, 0.11]})
+    assert error_crossing(wiggle).rank == 2  # where it first drops below, even if it rises again
+    full = shipped_sweeps()["0|0"]
+    c = error_crossing(full)
+    assert c.measured_text() == "every rank from 1 to 384"
+    assert full.set_index("rank").loc[c.rank, "out_error"] < 0.10
+    assert (full[full["rank"] < c.rank]["out_error"] >= 0.10).all()
+    for bad, match in ((dict(threshold=0), "threshold"), (dict(threshold=1.5), "threshold"), (dict(column="x"), "'x'")):
+        with pytest.raises(ValueError, match=match):
+            error_crossing(sweep, **bad)
+    with pytest.raises(ValueError, match="no rows"):
+        error_crossing(sweep.iloc[:0])

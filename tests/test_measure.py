@@ -168,7 +168,7 @@ def test_shipped_designs_have_the_cache_sizes_the_bench_quotes():
         "GQA": 256 * mib,
         "MQA": 64 * mib,
         "MLA absorbed": 144 * mib,
-        "MLA naive": 1280 * mib,
+        "MLA materialised": 1280 * mib,
     }
 
 

@@ -94,7 +94,15 @@ def test_importing_all_of_core_loads_no_streamlit():
 
 # ----------------------------------------------------------------------------- import direction
 
-RANK = {"core": 0, "core.model": 0, "core.accounting": 1, "core.layers": 1, "core.lab": 2, "core.view": 3}
+RANK = {
+    "core": 0,
+    "core.model": 0,
+    "core.accounting": 1,
+    "core.layers": 1,
+    "core.lab": 2,
+    "core.view": 3,
+    "core.workshop": 4,  # pages' helpers above the engine: guided path, answers, takeaways
+}
 
 
 def module_name(path: Path) -> str:

@@ -35,7 +35,7 @@ def gqa_variant(spec: ModelSpec, n_kv_heads: int, label: str) -> ModelSpec:
 
 
 def designs(presets) -> list[Design]:
-    """MHA / GQA / MQA from Llama-3.1-70B's shapes, MLA naive and absorbed from DeepSeek-V3, DSA
+    """MHA / GQA / MQA from Llama-3.1-70B's shapes, MLA materialised and absorbed from DeepSeek-V3, DSA
     (DeepSeek-V3.2), V4 (DeepSeek-V4-Pro). `presets` maps names to specs (core.presets.load_preset)."""
     llama = presets("llama-3.1-70b")
     v3 = presets("deepseek-v3")
@@ -43,7 +43,7 @@ def designs(presets) -> list[Design]:
         Design("MHA (Llama-70B shapes, 64 kv heads)", gqa_variant(llama, 64, "MHA")),
         Design("GQA (Llama-3.1-70B)", llama),
         Design("MQA (Llama-70B shapes, 1 kv head)", gqa_variant(llama, 1, "MQA")),
-        Design("MLA naive (DeepSeek-V3)", v3, "naive", "materialised"),
+        Design("MLA materialised (DeepSeek-V3)", v3, "naive", "materialised"),
         Design("MLA absorbed (DeepSeek-V3)", v3, "absorbed", "latent"),
         Design("DSA (DeepSeek-V3.2)", presets("deepseek-v3.2")),
         Design("V4 (DeepSeek-V4-Pro)", presets("deepseek-v4-pro")),

@@ -101,7 +101,7 @@ class CachedTensor:
 
 @dataclass(frozen=True)
 class DesignRun:
-    design: str  # "MHA", "GQA", "MLA naive", "MLA absorbed"
+    design: str  # "MHA", "GQA", "MLA materialised", "MLA absorbed"
     cached: tuple[CachedTensor, ...]
     cache_nbytes: int  # measured
     cache_formula: int  # core.accounting.kv_cache_bytes
@@ -127,7 +127,7 @@ def _cache_tensors(cache) -> tuple[CachedTensor, ...]:
     return tuple(CachedTensor(n, tuple(t.shape), t.nbytes) for n, t in zip(names, cache.tensors(), strict=False))
 
 
-PARTS = {"MHA": ("MHA",), "GQA": ("GQA",), "MLA": ("MLA naive", "MLA absorbed")}  # designs per layer
+PARTS = {"MHA": ("MHA",), "GQA": ("GQA",), "MLA": ("MLA materialised", "MLA absorbed")}  # designs per layer
 
 
 def part_config(cfg: InsideConfig, part: str) -> InsideConfig:
@@ -154,7 +154,7 @@ def run_designs(
     specs = cfg.specs()
     build = {"MHA": GQAttention, "GQA": GQAttention, "MLA": MLAttention}
     layers = {k: build[k](specs[k], cfg.d_model, seed=cfg.seed, device=device, dtype=dtype) for k in parts}
-    runs = [("MHA", "MHA", {}), ("GQA", "GQA", {}), ("MLA naive", "MLA", {"mode": "naive"})]
+    runs = [("MHA", "MHA", {}), ("GQA", "GQA", {}), ("MLA materialised", "MLA", {"mode": "naive"})]
     runs.append(("MLA absorbed", "MLA", {"mode": "absorbed"}))
     runs = [r for r in runs if r[1] in parts]
     with torch.no_grad():
@@ -308,7 +308,7 @@ def dataflow_dot(design: str, cfg: InsideConfig, batch: int = 1) -> str:
         ]
         if G < H:
             lines.append(f'k -> s [label="shared by {H // G} heads"];')
-    elif design == "MLA naive":
+    elif design == "MLA materialised":
         lines += [
             _node("q", "q = [x W_Q ; RoPE]", (B, H, T, D + R)),
             _node("c", "c_KV = norm(x W_DKV)", (B, T, C)),

@@ -315,3 +315,38 @@ def rank_sweep(mini: MiniLM, layer: int, token_ids: TokenIds, ranks: Sequence[in
             "cache_share": r / (2 * E),
         }
     return pd.DataFrame([rows[r] for r in ranks])
+
+
+class Crossing(NamedTuple):
+    """Where a rank sweep's error first falls below a threshold, read off the measured ranks only."""
+
+    rank: int | None  # the smallest measured rank whose error is below `threshold`; None when none is
+    measured: tuple[int, ...]  # every rank the sweep measured, ascending
+    threshold: float
+    column: str
+
+    def measured_text(self) -> str:
+        """The measured ranks in words: "every rank from 1 to 384", or the list of them."""
+        m = self.measured
+        if len(m) > 2 and list(m) == list(range(m[0], m[-1] + 1)):
+            return f"every rank from {m[0]} to {m[-1]}"
+        return ", ".join(map(str, m))
+
+
+def error_crossing(sweep: pd.DataFrame, threshold: float = 0.10, column: str = "out_error") -> Crossing:
+    """The smallest rank of `sweep` (a `rank_sweep` table) whose `column` is below `threshold`.
+
+    Nothing is interpolated: the answer is one of the ranks the sweep measured, so it is only as fine
+    as they are (say which, with `Crossing.measured_text`). The error need not fall monotonically (the
+    output error wiggles in deeper layers), so this is where it first drops below, not where it stays."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be a fraction between 0 and 1; got {threshold!r}.")
+    for c in ("rank", column):
+        if c not in sweep.columns:
+            raise ValueError(f"the sweep has no {c!r} column; it needs 'rank' and the error to read ({column!r}).")
+    if sweep.empty:
+        raise ValueError("the sweep has no rows: measure at least one rank.")
+    by_rank = sweep.sort_values("rank")
+    below = by_rank[by_rank[column] < threshold]
+    rank = int(below["rank"].iloc[0]) if len(below) else None
+    return Crossing(rank, tuple(int(r) for r in by_rank["rank"].unique()), threshold, column)

@@ -179,7 +179,7 @@ DESIGNS: dict[str, Design] = {
         Design("GQA", GQASpec(16, 4, 128)),
         Design("MQA", GQASpec(16, 1, 128)),
         Design("MLA absorbed", V2_LITE_MLA, "absorbed"),
-        Design("MLA naive", V2_LITE_MLA, "naive"),
+        Design("MLA materialised", V2_LITE_MLA, "naive"),
     )
 }
 
