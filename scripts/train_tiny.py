@@ -171,7 +171,7 @@ def write_card(out: Path, results: dict, args, command: str) -> None:
         "## Training",
         f"AdamW (peak lr {args.lr}, betas 0.9/0.98, weight decay 0.01, {args.warmup}-step warmup, cosine to 10%,",
         f"clip 1.0), batch {args.batch}, seed {args.seed}, torch.set_num_threads({args.threads}), CPU; MLA trains",
-        f"on its naive path (same function as absorbed). Every model trains for the same {args.steps} steps on the",
+        f"on its materialised path (mode="naive" in the code; same function as absorbed). Every model trains for the same {args.steps} steps on the",
         f'same batches{" (or stops at the target)" if args.stop_at_target else ""}. "Target reached at" is the',
         f"first check (every {args.eval_every} steps, {args.eval_n} held-out sequences at random depths) where",
         f"exact-match accuracy was at least {args.target:.0%} at both {args.min_len} and {args.max_len} tokens.",
