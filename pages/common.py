@@ -8,12 +8,14 @@ from dataclasses import fields, replace
 import altair as alt
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
 from core.model.presets import load_preset
 from core.model.specs import ModelSpec
 from core.view.charts import to_png, to_svg
 from core.view.text import plain
 from core.view.urlstate import Replaced, nearest, parse_state
+from pages import workshop_ui
 
 # Tests set this, so every chart a page draws is checked against Vega-Lite's JSON schema there.
 VALIDATE_CHARTS = os.environ.get("KVLAB_VALIDATE_CHARTS") == "1"
@@ -33,6 +35,8 @@ class _Unvalidated:
 
 def show(chart: alt.TopLevelMixin, **kwargs) -> None:
     """st.altair_chart, with the schema check only where tests ask for it (KVLAB_VALIDATE_CHARTS=1)."""
+    if workshop_ui.presenting():
+        chart = workshop_ui.bigger(chart)
     st.altair_chart(chart if VALIDATE_CHARTS else _Unvalidated(chart), **kwargs)
 
 
@@ -173,3 +177,19 @@ def takeaways(lines: list[str]) -> None:
         return
     st.subheader("Takeaways")
     st.markdown("\n".join(f"- {line}" for line in lines))
+
+
+TABLE_ROW_PX = 35  # st.dataframe's row height, and its header's
+TABLE_MAX_ROWS = 40  # a longer table scrolls inside a box this many rows high
+
+
+def table(df, **kw) -> None:
+    """st.dataframe sized to its rows, so nothing scrolls inside it and no row is cut off on a projector or in a
+    screenshot (up to TABLE_MAX_ROWS rows; a longer one scrolls in a box that high). `df` is a DataFrame or its
+    Styler; the index is hidden and the table fills the width unless `kw` says otherwise."""
+    n = len(df.data if isinstance(df, Styler) else df)
+    kw.setdefault("hide_index", True)
+    kw.setdefault("width", "stretch")
+    kw.setdefault("row_height", TABLE_ROW_PX)
+    kw.setdefault("height", kw["row_height"] * (min(n, TABLE_MAX_ROWS) + 1) + 3)  # + the frame's borders
+    st.dataframe(df, **kw)

@@ -1,7 +1,6 @@
 """Compute & roofline: FLOPs and bytes per decoded token, arithmetic intensity on GPU rooflines, decode
-timed on this machine, and where naive and absorbed MLA cross over."""
+timed on this machine, and where materialised, expanded and absorbed MLA cross over."""
 
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -14,10 +13,22 @@ from core.model.presets import load_preset
 from core.model.units import fmt_bytes
 from core.view.charts import CONTEXTS, per_token_chart, roofline_chart, style, token_label
 from core.view.urlstate import ComputeState, dump_state
-from pages.common import downloads, ensure_router, link_state, show
+from core.workshop import glossary
+from core.workshop import takeaways as tk
+from pages import workshop_ui as ws
+from pages.common import downloads, ensure_router, link_state, show, table, takeaways
 
-LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "compute.md"
 P = "compute."
+CROSSOVER_LABELS = {
+    "query_len": "new tokens",
+    "absorbed_flops": "absorbed FLOPs",
+    "expand_flops": "expanded FLOPs",
+    "naive_flops": "materialised FLOPs",
+    "absorbed_bytes": "absorbed cache bytes",
+    "naive_bytes": "materialised cache bytes",
+    "fewer_flops": "fewer FLOPs (absorbed or expanded)",
+    "fewer_bytes": "fewer bytes (absorbed or materialised)",
+}
 QUANTITIES = ("decode: attention FLOPs", "decode: cache bytes read", "prefill: attention FLOPs per token")
 
 
@@ -65,52 +76,55 @@ def measured(device: str, contexts: tuple[int, ...]) -> pd.DataFrame:
 
 ensure_router()
 st.title("Compute & roofline")
-st.markdown(LESSON.read_text())
+ws.lesson("compute", P)
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 init = link_state(ComputeState, P, grids={"context": CONTEXTS, "batch": BATCHES})
 a, b, c = st.columns([1, 2, 1])
-a.selectbox("GPU", list(GPUS), key=P + "gpu")
-b.select_slider("Context (tokens, log scale)", CONTEXTS, key=P + "context", format_func=token_label)
-c.select_slider("Batch (sequences)", BATCHES, key=P + "batch")
+a.selectbox("GPU", list(GPUS), key=P + "gpu", help=glossary.tip("GPU"))
+b.select_slider(
+    "Context (tokens, log scale)", CONTEXTS, key=P + "context", format_func=token_label, help=glossary.tip("context")
+)
+c.select_slider("Batch (sequences)", BATCHES, key=P + "batch", help=glossary.tip("batch"))
 ss = st.session_state
 s = ComputeState(ss[P + "gpu"], ss[P + "context"], ss[P + "batch"], ss.get(P + "quantity", init.quantity))
 gpu = GPUS[s.gpu]
 
 st.subheader("Per decoded token: FLOPs and bytes vs context")
-st.radio("Show", QUANTITIES, key=P + "quantity", horizontal=True)
+st.radio("Show", QUANTITIES, key=P + "quantity", horizontal=True, help=glossary.tip("attention core"))
 s = ComputeState(s.gpu, s.context, s.batch, ss[P + "quantity"])
-st.query_params.from_dict(dump_state(s))
+ws.publish(dump_state(s))
 pt = per_token()
 ptc = style(per_token_chart(pt, s.quantity, f"{s.quantity}, one sequence, all layers, bf16 cache"))
-show(ptc, width="stretch", height=460, key=P + "per_token")
+show(ptc, width="stretch", key=P + "per_token")
 downloads(ptc, pt, "per-token", P + "dl_pt")
 st.caption(
     "MHA and MQA are Llama-3.1-70B's shapes with 64 and 1 kv heads; MLA, DSA and V4 are DeepSeek-V3, V3.2 and "
-    "V4-Pro from their configs. Prefill: a causal prefill of N tokens, divided by N."
+    "V4-Pro from their configs. Attention FLOPs are the attention core's (scores and value mixing over the cached "
+    "tokens, no projections). Prefill: a causal prefill of N tokens, divided by N."
 )
 
 st.subheader(f"Roofline on {s.gpu}: where decode sits")
 pts = rl.roofline_points(designs(), gpu, s.context, s.batch)
 rc = style(roofline_chart(rl.roof(gpu), pts, f"{s.gpu}: batch {s.batch}, context {s.context:,} (datasheet roofs)"))
-show(rc, width="stretch", height=500, key=P + "roofline")
+show(rc, width="stretch", key=P + "roofline")
 downloads(rc, pts, "roofline", P + "dl_roof")
 ridge = gpu.bf16_tflops / gpu.bandwidth_tb_s
 whole = pts[pts.what == "whole decode step"][["design", "intensity", "bound", "step_ms", "tokens_per_s"]]
-st.dataframe(
+table(
     whole.rename(columns={"intensity": "FLOP/byte", "step_ms": "step ≥ ms", "tokens_per_s": "tokens/s ≤"}).style.format(
         {"FLOP/byte": "{:.1f}", "step ≥ ms": "{:.2f}", "tokens/s ≤": "{:,.0f}"}
-    ),
-    hide_index=True,
-    width="stretch",
+    )
 )
 core = pts[pts.what == "attention core"].set_index("design")["intensity"]
+n_h = next(d for d in designs() if d.label.startswith("MLA absorbed")).spec.attention[0].n_heads
 st.markdown(
     f"The ridge of {s.gpu} sits at **{ridge:.0f} FLOP/byte** ({gpu.bf16_tflops:,.0f} TFLOP/s over "
     f"{gpu.bandwidth_tb_s} TB/s). GQA's attention core does about n_h / n_kv = "
-    f"**{core['GQA (Llama-3.1-70B)']:.0f}** FLOPs "
-    f"per byte it reads at any batch (each sequence reads its own cache); absorbed MLA about 2 n_h = "
-    f"**{core['MLA absorbed (DeepSeek-V3)']:.0f}**, close to the ridge even at batch 1. The whole step's intensity "
-    "grows with batch because the weights are read once for all sequences."
+    f"**{core['GQA (Llama-3.1-70B)']:.0f}** FLOPs per byte it reads at any batch (each sequence reads its own "
+    f"cache); absorbed MLA about 2 n_h = 2 x {n_h} = {2 * n_h}; exactly, 2 n_h (2 d_c + d_r) FLOPs per "
+    f"(d_c + d_r) x 2 bf16 bytes = **{core['MLA absorbed (DeepSeek-V3)']:.0f}**, a little under 2 n_h because the "
+    "rope key is read but enters only the scores, not the value mixing. That is close to the ridge even at batch 1. "
+    "The whole step's intensity grows with batch because the weights are read once for all sequences."
 )
 
 st.subheader("Measure here")
@@ -129,10 +143,9 @@ if st.session_state[P + "measure"] and chosen:
         + ". Layers: DeepSeek-V2-Lite's attention (16 heads, d_c 512, d_r 64) and MHA/GQA/MQA of the same width."
     )
     md = measured(device, tuple(sorted(chosen)))
-    st.dataframe(
+    table(
         md.style.format({"measured ms": "{:.3f}", "predicted ms (bytes / bandwidth)": "{:.3f}", "roofline ms": "{:.3f}",
                          "% of copy bandwidth": "{:.0f}%"}),
-        hide_index=True, width="stretch",
     )  # fmt: skip
     st.caption(
         "Median of repeated runs after warm-up, the last-level cache flushed before each; single-pass chunked kernels "
@@ -141,17 +154,20 @@ if st.session_state[P + "measure"] and chosen:
 else:
     st.info("Timing runs real decode steps on this machine (a few seconds each); switch it on to start.")
 
-st.subheader("Naive vs absorbed MLA: who wins where")
+st.subheader("Materialised, expanded or absorbed MLA: who wins where")
 spec = measure.V2_LITE_MLA
 cross = measure.mla_crossover(spec, [1024, 16384, 131072], (1,), (1, 16, 128, 512, 1024))
-st.dataframe(
+table(
     cross[["context", "query_len", "absorbed_flops", "expand_flops", "naive_flops", "absorbed_bytes", "naive_bytes",
-           "fewer_flops", "fewer_bytes"]],
-    hide_index=True, width="stretch",
+           "fewer_flops", "fewer_bytes"]]
+    .rename(columns=CROSSOVER_LABELS).replace({"naive": "materialised", "expand": "expanded"}),
 )  # fmt: skip
 st.markdown(
-    f"With DeepSeek-V2-Lite's shapes, absorbing W^UK and W^UV costs fewer FLOPs than expanding keys and values "
-    f"from the latent while fewer than about **{measure.query_len_crossover(spec, 131072):.0f}** query tokens "
-    "arrive at once (decode, small chunks); a long prefill is cheaper expanded. The absorbed path always reads the "
-    "latent, the smallest cache: that is why DeepSeek decodes absorbed and prefills expanded."
+    "With DeepSeek-V2-Lite's shapes, absorbing W^UK and W^UV costs fewer FLOPs than expanding keys and values "
+    "from the latent at every step (expanded) while fewer than about "
+    f"**{measure.query_len_crossover(spec, 131072):.0f}** query tokens arrive at once (decode, small chunks); a "
+    "long prefill is cheaper expanded. The absorbed path always reads the latent, the smallest cache: that is why "
+    "DeepSeek decodes absorbed and prefills expanded. Materialised MLA caches the expanded keys and values once: "
+    "the fewest FLOPs of all, and the largest cache to read."
 )
+takeaways(tk.compute(s, gpu, pts))

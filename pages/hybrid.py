@@ -1,7 +1,6 @@
 """Hybrid models: real Gated DeltaNet and Mamba-2 layers beside an attention layer, and the cache and state
 of today's hybrid models from their config files."""
 
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -13,9 +12,12 @@ from core.lab.hybrid import SmallHybrid, run, shipped_runs
 from core.model.units import fmt_bytes, fmt_si
 from core.view.charts import CONTEXTS, breakdown_chart, breakdown_table, held_chart, style, token_label
 from core.view.urlstate import HYBRID_MODELS, HYBRID_TOKENS, HybridState, dump_state
-from pages.common import downloads, ensure_router, link_state, preset, require_minilm, show
+from core.workshop import glossary
+from core.workshop import takeaways as tk
+from pages import workshop_ui as ws
+from pages.common import downloads, ensure_router, link_state, preset, require_minilm, show, takeaways
+from pages.common import table as common_table
 
-LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "hybrid.md"
 P = "hybrid."
 REAL_CONTEXTS = CONTEXTS[10:]  # 1K to 1M tokens
 
@@ -35,14 +37,14 @@ def measured(tokens_: int, source: str) -> pd.DataFrame:
 
 ensure_router()
 st.title("Hybrid models: a fixed state beside a growing cache")
-st.markdown(LESSON.read_text())
+ws.lesson("hybrid", P)
 link_state(HybridState, P, grids={"context": REAL_CONTEXTS})
 
 
 def show_link() -> None:
     """The whole view into the address bar (each section writes all of it)."""
     ss = st.session_state
-    st.query_params.from_dict(
+    ws.publish(
         dump_state(HybridState(ss[P + "tokens"], ss[P + "source"], ss[P + "model"], ss[P + "context"]))
     )
 
@@ -87,7 +89,7 @@ def run_section() -> None:
     show(flops, width="stretch", key=P + "flops")
     downloads(flops, df, "hybrid-step-flops", P + "dl_flops")
     last = df[df.context == df.context.max()]
-    st.dataframe(
+    common_table(
         pd.DataFrame(
             {
                 "layer": last.layer,
@@ -120,15 +122,21 @@ def models_section() -> None:
     """The model and the context rerun this section only."""
     c, d = st.columns([1, 2])
     c.selectbox("Model", HYBRID_MODELS, key=P + "model")
-    d.select_slider("Context (tokens, log scale)", REAL_CONTEXTS, key=P + "context", format_func=token_label)
+    d.select_slider(
+        "Context (tokens, log scale)",
+        REAL_CONTEXTS,
+        key=P + "context",
+        format_func=token_label,
+        help=glossary.tip("context"),
+    )
     ss = st.session_state
     model, context = ss[P + "model"], ss[P + "context"]
     show_link()
     m = preset(model)
     kv, state = acc.kv_cache_bytes(m, context), acc.state_bytes(m)
     x, y, z = st.columns(3)
-    x.metric(f"KV cache at {token_label(context)} (bf16)", fmt_bytes(kv))
-    y.metric("Fixed state per sequence", fmt_bytes(state) if state else "none")
+    x.metric(f"KV cache at {token_label(context)} (bf16)", fmt_bytes(kv), help=glossary.tip("KV cache"))
+    y.metric("Fixed state per sequence", fmt_bytes(state) if state else "none", help=glossary.tip("fixed state"))
     z.metric("State share of the request", f"{state / (kv + state):.1%}" if kv + state else "-")
     bd = breakdown_table({model: m}, context, 1, "bf16", "latent")
     bc = style(breakdown_chart(bd, f"{model} at {context:,} tokens: what each layer type keeps"))
@@ -136,7 +144,7 @@ def models_section() -> None:
     downloads(bc, bd, f"{model}-breakdown", P + "dl_breakdown")
     table = bd[["layer type", "tensor", "layers", "rows per layer", "bytes per row", "bytes"]].copy()
     table["size"] = table.pop("bytes").map(fmt_bytes)
-    st.dataframe(table, hide_index=True, width="stretch")
+    common_table(table)
     st.latex(bytes_per_token_latex(m))
     st.markdown("\n".join(f"- {line}" for line in describe(m)))
     st.caption(
@@ -144,9 +152,11 @@ def models_section() -> None:
         "runs here); the small layers above check the same formulas against real tensors. State dtypes follow vLLM's "
         "defaults for each model (Qwen3.5, Nemotron-H, Kimi-Linear: fp32 recurrent state; Qwen3-Next: the model dtype)."
     )
+    # The end of the page, inside the fragment that holds the model and context, so they follow them.
+    takeaways(tk.hybrid(model, m, context))
 
 
-st.subheader("Run here: three small layers on the same tokens")
+st.subheader("Run here: three small toy layers on the same tokens")
 run_section()
 st.subheader("Today's hybrid models, from their config files")
 models_section()

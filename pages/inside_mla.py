@@ -1,6 +1,5 @@
-"""Inside MLA: MHA, GQA and MLA (naive and absorbed) built from the sliders, run, and measured."""
+"""Inside MLA: MHA, GQA and MLA (materialised and absorbed) built from the sliders, run, and measured."""
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,28 +21,30 @@ from core.model.units import fmt_bytes
 from core.view.charts import attention_heatmap, flops_chart, heatmap_frame, style
 from core.view.text import plain
 from core.view.urlstate import WIDTHS, InsideState, dump_state
-from pages.common import downloads, ensure_router, link_state, show
+from core.workshop import glossary
+from core.workshop import takeaways as tk
+from pages import workshop_ui as ws
+from pages.common import downloads, ensure_router, link_state, show, table, takeaways
 
-LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "inside_mla.md"
 P = "inside."
-DESIGNS = ("MHA", "GQA", "MLA naive", "MLA absorbed")
+DESIGNS = ("MHA", "GQA", "MLA materialised", "MLA absorbed")
 DTYPES = {"fp64": torch.float64, "fp32": torch.float32}
 
 
 def controls() -> InsideState:
     ss = st.session_state
     a, b, c, d = st.columns(4)
-    a.select_slider("Model width E", list(WIDTHS), key=P + "d_model")
-    b.slider("Query heads", 1, 64, key=P + "n_heads")
+    a.select_slider("Model width E", list(WIDTHS), key=P + "d_model", help=glossary.tip("model width"))
+    b.slider("Query heads", 1, 64, key=P + "n_heads", help=glossary.tip("head"))
     divisors = [g for g in range(1, ss[P + "n_heads"] + 1) if ss[P + "n_heads"] % g == 0]
     if ss[P + "n_kv_heads"] not in divisors:  # keep GQA valid when the head count changes
         ss[P + "n_kv_heads"] = max(g for g in divisors if g <= ss[P + "n_kv_heads"])
-    c.select_slider("KV heads (GQA)", divisors, key=P + "n_kv_heads", help="n_heads: MHA; 1: MQA")
-    d.slider("Head dim", 4, 256, step=4, key=P + "head_dim")
+    c.select_slider("KV heads (GQA)", divisors, key=P + "n_kv_heads", help=glossary.tip("kv head"))
+    d.slider("Head dim", 4, 256, step=4, key=P + "head_dim", help=glossary.tip("head"))
     e, f, g, h = st.columns(4)
-    e.slider("Latent rank d_c", 4, 1024, step=4, key=P + "kv_lora_rank")
-    f.slider("Rope dim d_r", 0, 128, step=2, key=P + "rope_dim")
-    g.slider("Query rank (0: full)", 0, 2048, step=8, key=P + "q_lora_rank")
+    e.slider("Latent rank d_c", 4, 1024, step=4, key=P + "kv_lora_rank", help=glossary.tip("latent"))
+    f.slider("Rope dim d_r", 0, 128, step=2, key=P + "rope_dim", help=glossary.tip("rope key"))
+    g.slider("Query rank (0: full)", 0, 2048, step=8, key=P + "q_lora_rank", help=glossary.tip("query rank"))
     h.slider("Sequence length T", 4, 1024, step=4, key=P + "seq_len")
     i, j, k, _ = st.columns(4)
     i.radio("Input", ["random", "text"], key=P + "source", horizontal=True,
@@ -77,7 +78,7 @@ def run_part(cfg: InsideConfig, part: str, source: str, precision: str, device: 
     runs = run_designs(cfg, x, DTYPES[precision], device, parts=(part,))
     mla = part == "MLA"
     return {
-        "agree": agreement(runs["MLA naive"].out, runs["MLA absorbed"].out) if mla else None,
+        "agree": agreement(runs["MLA materialised"].out, runs["MLA absorbed"].out) if mla else None,
         "rope": rope_experiment(cfg, x[:, :-1], DTYPES[precision]) if mla else None,
         "runs": {
             k: {
@@ -138,7 +139,7 @@ def link() -> InsideState:
     """The view from the widgets, written into the address bar (sections rerun alone write it too)."""
     ss = st.session_state
     s = InsideState(**{f: ss[P + f] for f in InsideState.__dataclass_fields__ if f != "notices"})
-    st.query_params.from_dict(dump_state(s))
+    ws.publish(dump_state(s))
     return s
 
 
@@ -157,8 +158,8 @@ def rope_section(cfg: InsideConfig) -> None:
         )
     else:
         st.success(
-            f"With the decoupled rope key, absorbed equals naive: relative output error {r.decoupled_error:.1e}. "
-            "Turn the toggle on to see what breaks."
+            "With the decoupled rope key, absorbed equals materialised: relative output error "
+            f"{r.decoupled_error:.1e}. Turn the toggle on to see what breaks."
         )
     st.markdown(
         f"The price of decoupling: a {s.rope_dim}-wide rope key per token, {fmt_bytes(r.rope_key_bytes_per_token)} "
@@ -173,7 +174,7 @@ def attention_pattern(cfg: InsideConfig) -> None:
     """The design and head rerun this section only."""
     s = link()
     h1, h2 = st.columns(2)
-    h1.selectbox("Design", DESIGNS, key=P + "heat_design")
+    h1.selectbox("Design", DESIGNS, key=P + "heat_design", help=glossary.tip("materialised"))
     h2.slider("Head", 0, max(s.n_heads - 1, 1), key=P + "heat_head", disabled=s.n_heads == 1)
     design = st.session_state[P + "heat_design"]
     part = next(p for p, designs in inside.PARTS.items() if design in designs)  # only that layer's cached run
@@ -187,7 +188,7 @@ def attention_pattern(cfg: InsideConfig) -> None:
 
 ensure_router()
 st.title("Inside MLA")
-st.markdown(LESSON.read_text())
+ws.lesson("inside_mla", P)
 init = link_state(
     InsideState,
     P,
@@ -207,12 +208,12 @@ try:
 except ValueError as e:
     st.error(plain(e, 400))
     st.stop()
-st.query_params.from_dict(dump_state(s))
+ws.publish(dump_state(s))
 res = run(cfg, s.source, s.precision, s.device)
 runs = res["runs"]
 
 st.subheader("What each design caches")
-st.dataframe(cache_table(res, s), hide_index=True, width="stretch")
+table(cache_table(res, s))
 mla = cfg.specs()["MLA"]
 latent_width = mla.kv_lora_rank + mla.qk_rope_head_dim
 st.latex(
@@ -223,7 +224,8 @@ st.latex(
 )
 st.caption(
     f"Measured: the `nbytes` of the cache tensors after a prefill of {s.seq_len} tokens in {s.precision}. "
-    "MLA naive caches per-head K and V rebuilt from the latent (as HF's code does); absorbed caches the latent."
+    "MLA materialised caches per-head K and V expanded from the latent (as Hugging Face's code does); absorbed "
+    "caches the latent."
 )
 
 st.subheader("Data flow, with the live shapes")
@@ -233,43 +235,50 @@ for tab, design in zip(tabs, DESIGNS, strict=True):
         st.graphviz_chart(dataflow_dot(design, cfg), width="stretch")
 st.caption("Blue: cached. Amber: rebuilt from the cache. Grey: computed and thrown away.")
 
-st.subheader("FLOPs: counted by PyTorch, next to the formula")
-st.dataframe(flops_table(res, s), hide_index=True, width="stretch")
+st.subheader("Attention block FLOPs: counted by PyTorch, next to the formula")
+table(flops_table(res, s))
 fl = pd.DataFrame(
     [{"design": k, "step": f"prefill {s.seq_len}", "flops": r["prefill"]} for k, r in runs.items()]
     + [{"design": k, "step": "decode 1", "flops": r["decode"]} for k, r in runs.items()]
 )
 flc = style(flops_chart(fl, "Attention block FLOPs, measured (FlopCounterMode)"))
-show(flc, width="stretch", height=380, key=P + "flops_chart")
+show(flc, key=P + "flops_chart")
 downloads(flc, fl, "inside-flops", P + "dl_flops")
 
-st.subheader("Naive vs absorbed: same weights, same function")
+st.subheader("Materialised vs absorbed: same weights, same function")
 a = res["agree"]
-n, ab = runs["MLA naive"], runs["MLA absorbed"]
+n, ab = runs["MLA materialised"], runs["MLA absorbed"]
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("max |naive - absorbed|", f"{a.max_abs_diff:.1e}")
-c2.metric("1 - cosine similarity", f"{1 - a.cosine:.1e}")
+c1.metric("max |materialised - absorbed|", f"{a.max_abs_diff:.1e}", help=glossary.tip("absorbed"))
+c2.metric("1 - cosine similarity", f"{1 - a.cosine:.1e}", help=glossary.tip("cosine similarity"))
 c3.metric(
-    "cache, naive / absorbed",
+    "cache, materialised / absorbed",
     f"{n['nbytes'] / ab['nbytes']:.1f}x",
     f"{fmt_bytes(n['nbytes'])} vs {fmt_bytes(ab['nbytes'])}",
     delta_color="off",
     delta_arrow="off",
+    help=glossary.tip("materialised"),
 )
 c4.metric(
-    "prefill FLOPs, absorbed / naive",
+    "prefill FLOPs, absorbed / materialised",
     f"{ab['prefill'] / n['prefill']:.2f}x",
     f"decode {ab['decode'] / n['decode']:.2f}x",
     delta_color="off",
     delta_arrow="off",
+    help=glossary.tip("prefill"),
 )
 per_pair_n, per_pair_a = acc.pair_flops(mla, "naive"), acc.pair_flops(mla, "absorbed")
 st.markdown(
-    f"Per (query, cached token) pair the naive core costs 2 n_h (d_nope + d_r + d_v) = **{per_pair_n:,}** FLOPs and "
-    f"the absorbed core 2 n_h (2 d_c + d_r) = **{per_pair_a:,}**. Absorbed reads a {latent_width}"
+    "Per (query, cached token) pair the materialised attention core costs 2 n_h (d_nope + d_r + d_v) = "
+    f"**{per_pair_n:,}** FLOPs and "
+    f"the absorbed attention core 2 n_h (2 d_c + d_r) = **{per_pair_a:,}**. Absorbed reads a {latent_width}"
     f"-wide latent per token instead of {s.n_heads} x ({s.head_dim + s.rope_dim} + {s.head_dim}) numbers: at decode, "
     "where bytes read decide the time, absorbed wins; in a long prefill, where every query meets every key and "
-    + ("FLOPs decide, naive wins here." if per_pair_n < per_pair_a else "FLOPs decide, absorbed still wins here.")
+    + (
+        "FLOPs decide, materialised wins here."
+        if per_pair_n < per_pair_a
+        else "FLOPs decide, absorbed still wins here."
+    )
 )
 
 
@@ -281,3 +290,4 @@ st.subheader("Attention pattern")
 attention_pattern(cfg)
 tokens = "MiniLM embeddings of the shipped text" if s.source == "text" else "seeded random"
 st.caption(f"Device: {s.device}. Precision: {s.precision}. Tokens: {tokens}.")
+takeaways(tk.inside_mla(s, runs))

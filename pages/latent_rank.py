@@ -10,11 +10,23 @@ from core.lab import minilm
 from core.model.units import fmt_bytes
 from core.view.charts import energy_chart, errors_chart, spectra_chart, style
 from core.view.urlstate import LatentState, dump_state
-from pages.common import downloads, ensure_router, link_state, minilm_model, passage_ids, require_minilm, show
+from core.workshop import glossary
+from core.workshop import takeaways as tk
+from pages import workshop_ui as ws
+from pages.common import (
+    downloads,
+    ensure_router,
+    link_state,
+    minilm_model,
+    passage_ids,
+    require_minilm,
+    show,
+    takeaways,
+)
 
-LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "latent_rank.md"
 P = "latent."
 RANKS = [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384]
+PILL_RANKS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 384]  # powers of two and the full width; the 10% rank joins them
 
 
 model = minilm_model
@@ -64,6 +76,39 @@ def at_rank(layer: int, passage: int, rank: int) -> pd.Series:
     return lr.rank_sweep(model(), layer, token_ids(passage), [rank]).iloc[0]
 
 
+def crossing(layer: int, passage: int) -> lr.Crossing:
+    """Where the output error first drops below 10%: read off every rank 1..384 when the sweep was shipped,
+    else off the ranks the page's sweep measured."""
+    full = shipped().get(f"{layer}|{passage}")
+    return lr.error_crossing(full if full is not None else sweep(layer, passage), tk.ERROR_SHARE)
+
+
+def rank_controls(cross: lr.Crossing) -> None:
+    """The useful ranks as pills (powers of two, the full width 384, the 10% rank) beside an exact number
+    input; both set the one key the link round-trips ("latent.rank"), and neither reruns per key press."""
+    ss = st.session_state
+    options = sorted({*PILL_RANKS, *([cross.rank] if cross.rank else [])})
+    ss[P + "rank_pick"] = ss[P + "rank"] if ss[P + "rank"] in options else None  # the pill of the rank shown
+
+    def picked() -> None:
+        if ss[P + "rank_pick"] is not None:  # a click on the selected pill clears it: keep the rank
+            ss[P + "rank"] = ss[P + "rank_pick"]
+
+    def label(r: int) -> str:
+        return f"{r} ({cross.threshold:.0%} rank)" if r == cross.rank else str(r)
+
+    a, b, c = st.columns([4, 1, 1.3])
+    a.pills("Latent rank d_c", options, key=P + "rank_pick", format_func=label, on_change=picked,
+            help=glossary.tip("latent"))  # fmt: skip
+    b.number_input("Exact d_c", 1, 384, step=1, key=P + "rank", help="any rank from 1 to 384; Enter applies it")
+    c.metric(
+        f"output error < {cross.threshold:.0%} from d_c",
+        "none" if cross.rank is None else str(cross.rank),
+        help=f"The smallest measured rank whose layer output error is below {cross.threshold:.0%}; measured: "
+        f"{cross.measured_text()}. The error is read, not interpolated.",
+    )
+
+
 @st.cache_data(show_spinner=False)
 def tiny_energy() -> pd.DataFrame:
     from core.lab import tiny
@@ -93,18 +138,18 @@ def state() -> LatentState:
 
 ensure_router()
 st.title("Latent rank")
-st.markdown(LESSON.read_text())
+ws.lesson("latent_rank", P)
 init = link_state(LatentState, P)
 require_minilm()
 controls()
 s = state()
-st.query_params.from_dict(dump_state(s))
+ws.publish(dump_state(s))
 
 sv, en = spectra_frames(s.layer, s.head, s.passage)
 who = "all heads jointly" if s.head < 0 else f"head {s.head}"
 st.subheader("Singular values: weights vs what the layer computes on text")
 spc = style(spectra_chart(sv, f"Layer {s.layer}, {who}"))
-show(spc, width="stretch", height=420, key=P + "spectra")
+show(spc, width="stretch", key=P + "spectra")
 downloads(spc, sv, "spectra", P + "dl_sv")
 
 
@@ -112,11 +157,11 @@ downloads(spc, sv, "spectra", P + "dl_sv")
 def at_the_rank(en: pd.DataFrame, who: str) -> None:
     """The latent rank reruns this part only: the energy and error charts, and the numbers at the rank."""
     st.subheader("Energy captured by the first d_c directions")
-    st.slider("Latent rank d_c", 1, 384, key=P + "rank")
+    rank_controls(crossing(st.session_state[P + "layer"], st.session_state[P + "passage"]))
     s = state()
-    st.query_params.from_dict(dump_state(s))
+    ws.publish(dump_state(s))
     enc = style(energy_chart(en, s.rank, f"Layer {s.layer}, {who}: cumulative share of squared singular values"))
-    show(enc, width="stretch", height=420, key=P + "energy")
+    show(enc, width="stretch", key=P + "energy")
     downloads(enc, en, "energy", P + "dl_en")
 
     def share(matrix: str) -> float:
@@ -135,9 +180,9 @@ def at_the_rank(en: pd.DataFrame, who: str) -> None:
     sw = sweep(s.layer, s.passage)
     row = at_rank(s.layer, s.passage, s.rank)
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("layer output error", f"{row.out_error:.1%}")
+    c1.metric("layer output error", f"{row.out_error:.1%}", help=glossary.tip("output error"))
     c2.metric("keys / values error", f"{row.k_error:.1%} / {row.v_error:.1%}")
-    c3.metric("probabilities (mean TV)", f"{row.probs_tv:.3f}")
+    c3.metric("probabilities (mean TV)", f"{row.probs_tv:.3f}", help=glossary.tip("total variation"))
     mha = lr.mha_cache_bytes_per_token(model(), "bf16")
     c4.metric(
         "cache per token per layer (bf16)",
@@ -145,9 +190,10 @@ def at_the_rank(en: pd.DataFrame, who: str) -> None:
         f"{row.cache_share:.0%} of MHA's {fmt_bytes(mha)}",
         delta_color="off",
         delta_arrow="off",
+        help=glossary.tip("latent"),
     )
     erc = style(errors_chart(sw, s.rank, f"Layer {s.layer} converted to MLA by joint SVD, measured on the text"))
-    show(erc, width="stretch", height=460, key=P + "errors")
+    show(erc, width="stretch", key=P + "errors")
     downloads(erc, sw, "rank-sweep", P + "dl_sw")
     st.latex(
         rf"[W_K; W_V] \approx U_{{d_c}} \Sigma_{{d_c}} V_{{d_c}}^T,\qquad c_{{KV}} = x\,(\Sigma_{{d_c}} V_{{d_c}}^T)^T"
@@ -166,7 +212,7 @@ tiny_df = tiny_energy()
 tc = style(
     energy_chart(tiny_df, 64, "Layer 0 of the tiny MHA and GQA models: energy of [W_K; W_V] and of their caches")
 )
-show(tc, width="stretch", height=420, key=P + "tiny")
+show(tc, width="stretch", key=P + "tiny")
 downloads(tc, tiny_df, "tiny-energy", P + "dl_tiny")
 r90 = tiny_df[tiny_df.energy >= 0.9].groupby("matrix")["rank"].min()
 st.markdown(
@@ -185,3 +231,4 @@ st.caption(
     "The 'floor' column of the CSV is the best any rank-d_c latent linear in x could do on this text: the room an "
     "activation-aware conversion (or brief fine-tuning, as MHA2MLA does) has."
 )
+takeaways(tk.latent_rank(s.layer, who, crossing(s.layer, s.passage), lr.mha_cache_bytes_per_token(model(), "bf16"), en))

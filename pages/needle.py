@@ -9,14 +9,17 @@ import streamlit as st
 
 from core.lab import needle as nd
 from core.lab import tiny
+from core.model.presets import load_preset
 from core.model.units import fmt_bytes
 from core.view.charts import needle_heatmap, needle_summary_chart, style
 from core.view.text import plain
 from core.view.urlstate import NeedleState, dump_state
-from pages.common import downloads, ensure_router, link_state, show
+from core.workshop import glossary
+from core.workshop import takeaways as tk
+from pages import workshop_ui as ws
+from pages.common import downloads, ensure_router, link_state, show, takeaways
 
 ROOT = Path(__file__).resolve().parent.parent
-LESSON = ROOT / "assets" / "lessons" / "needle.md"
 RESULTS = ROOT / "assets" / "needle" / "results.json"
 P = "needle."
 
@@ -54,7 +57,7 @@ def _typed(method: str, strength: str):
 def controls(init: NeedleState) -> NeedleState:
     ss = st.session_state
     a, b, c = st.columns([1, 1, 2])
-    a.selectbox("Model", nd.MODELS, key=P + "model")
+    a.selectbox("Model", nd.MODELS, key=P + "model", help=glossary.tip("toy"))
     b.selectbox("Compression", nd.METHODS, key=P + "method")
     method = ss[P + "method"]
     if method == "none":
@@ -79,39 +82,52 @@ def controls(init: NeedleState) -> NeedleState:
 
 ensure_router()
 st.title("Needle in a haystack")
-st.markdown(LESSON.read_text())
+ws.lesson("needle", P)
 init = link_state(NeedleState, P)
 s = controls(init)
-st.query_params.from_dict(dump_state(s))
+ws.publish(dump_state(s))
 
 label = nd.Method(s.method, None if s.method == "none" else _typed(s.method, s.strength)).label
 st.subheader(f"{s.model}: {label}")
 hd = heat(s.model, s.method, s.strength)
 base = heat(s.model, "none", "")
 hc = style(needle_heatmap(hd, f"Retrieval accuracy, {label}"))
-show(hc, height=380, key=P + "heat")
+show(hc, key=P + "heat")
 downloads(hc, hd, "needle-heatmap", P + "dl_heat")
 c1, c2, c3 = st.columns(3)
 c1.metric(
     "accuracy (all cells)",
     f"{hd['accuracy'].mean():.0%}",
     f"{hd['accuracy'].mean() - base['accuracy'].mean():+.0%} vs none",
+    help=glossary.tip("accuracy"),
 )
 at256 = hd[hd.length == 256]
 kept, raw = int(at256["cache_bytes"].iloc[0]), int(at256["raw_bytes"].iloc[0])
 c2.metric(
-    "cache at 256 tokens", fmt_bytes(kept), f"of {fmt_bytes(raw)} uncompressed", delta_color="off", delta_arrow="off"
+    "cache at 256 tokens",
+    fmt_bytes(kept),
+    f"of {fmt_bytes(raw)} uncompressed",
+    delta_color="off",
+    delta_arrow="off",
+    help=glossary.tip("KV cache"),
 )
 c3.metric("worst cell", f"{hd['accuracy'].min():.0%}")
 st.caption(
     "30 prompts per cell, fixed seed; accuracy is an exact match of both digits (chance 1%). The cache is compressed "
     "after the prompt; the question and both answer digits are decoded from the compressed cache."
 )
+cfg, v3 = model(s.model).cfg, load_preset("deepseek-v3")
+st.caption(
+    f"Scaled-down toys: {s.model} has {cfg.n_layers} layers of width {cfg.d_model}; DeepSeek-V3 has "
+    f"{len(v3.attention)} of {v3.hidden_size:,} ({len(v3.attention) / cfg.n_layers:.0f}x the layers, "
+    f"{v3.hidden_size / cfg.d_model:.0f}x the width)."
+)
 
 st.subheader("Accuracy vs cache size, every method")
 sm = summary(s.model)
 sc = style(needle_summary_chart(sm, f"{s.model} at 256 tokens, accuracy averaged over needle depths"))
-show(sc, width="stretch", height=480, key=P + "summary")
+show(sc, width="stretch", key=P + "summary")
 downloads(sc, sm, "needle-summary", P + "dl_summary")
 with st.expander("How each method compresses"):
     st.markdown(nd.__doc__.split("Methods (strength in brackets):")[1])
+takeaways(tk.needle(s.model, label, hd, base, sm))

@@ -1,7 +1,6 @@
 """Overview: why the KV cache decides long-context inference, and DeepSeek V4's claims recomputed."""
 
 import inspect
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -17,25 +16,35 @@ from core.model.units import fmt_bytes, fmt_params, fmt_si
 from core.view.charts import CONTEXTS, GIB, cache_chart, cache_vs_context, style, token_label
 from core.view.text import plain
 from core.view.urlstate import MAX_CONTEXT, OverviewState, parse_overview, serialise_overview
-from pages.common import downloads, ensure_router, preset, show
-
-LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "overview.md"
+from core.workshop import glossary
+from core.workshop import takeaways as tk
+from pages import workshop_ui as ws
+from pages.common import downloads, ensure_router, preset, show, table, takeaways
 
 
 def controls(init: OverviewState) -> OverviewState:
     names = preset_names()
     a, b, c, d = st.columns([3, 1.2, 1, 0.8])
     models = a.multiselect("Models", names, default=list(init.models), max_selections=6, key="overview.models")
-    gpu = b.selectbox("GPU", list(GPUS), index=list(GPUS).index(init.gpu), key="overview.gpu")
+    gpu = b.selectbox("GPU", list(GPUS), index=list(GPUS).index(init.gpu), key="overview.gpu", help=glossary.tip("GPU"))
     kv = c.selectbox(
-        "Cache dtype", list(CACHE_DTYPES), index=list(CACHE_DTYPES).index(init.kv_dtype), key="overview.kv"
+        "Cache dtype",
+        list(CACHE_DTYPES),
+        index=list(CACHE_DTYPES).index(init.kv_dtype),
+        key="overview.kv",
+        help=glossary.tip("dtype"),
     )
     batch = d.number_input("Sequences", 1, 4096, init.batch, key="overview.batch")
     ctx = init.context if init.context in CONTEXTS else min(CONTEXTS, key=lambda n: (abs(n - init.context), n))
     if ctx != init.context:
         st.warning(f"Link: context {int(init.context):,} is not offered here; showing the nearest, {ctx:,}.")
     context = st.select_slider(
-        "Context length (tokens, log scale)", CONTEXTS, value=ctx, format_func=token_label, key="overview.context"
+        "Context length (tokens, log scale)",
+        CONTEXTS,
+        value=ctx,
+        format_func=token_label,
+        key="overview.context",
+        help=glossary.tip("context"),
     )
     return OverviewState(tuple(models) or init.models, int(context), gpu, kv, int(batch))
 
@@ -88,6 +97,7 @@ def claims_panel() -> None:
                 f"{1 / c.kv_fraction:.2f}x smaller; published {100 * PUBLISHED_KV_FRACTION:.0f}%",
                 delta_color="off",
                 delta_arrow="off",
+                help=glossary.tip("V4"),
             )
             y.metric(
                 "V4-Pro FLOPs / V3.2",
@@ -95,6 +105,7 @@ def claims_panel() -> None:
                 f"{1 / c.flops_fraction:.2f}x fewer; published {100 * PUBLISHED_FLOPS_FRACTION:.0f}%",
                 delta_color="off",
                 delta_arrow="off",
+                help=glossary.tip("FLOPs"),
             )
             st.caption(
                 f"KV cache at 1,048,576 tokens: V3.2 {fmt_bytes(c.v32_kv_bytes)}, V4-Pro {fmt_bytes(c.v4_kv_bytes)}. "
@@ -110,20 +121,20 @@ def claims_panel() -> None:
 
 ensure_router()
 st.title("Why the KV cache decides long-context inference")
-st.markdown(LESSON.read_text())
+ws.lesson("overview", "overview.")
 state = parse_overview(st.query_params.to_dict())
 for note in state.notices:
     st.warning(f"Link: {plain(note, 300)}.")
 s = controls(state)
-st.query_params.from_dict(serialise_overview(s))
+ws.publish(serialise_overview(s))
 gpu = GPUS[s.gpu]
 gpu_gib = gpu.memory_bytes / GIB
 df = curves(s.models, s.kv_dtype, s.batch)
 title = f"KV cache vs context, {s.batch} sequence(s), {s.kv_dtype}"
 chart = style(cache_chart(df, f"{s.gpu} ({gpu.memory_gb:g} GB)", gpu_gib, s.context, title))
-show(chart, width="stretch", height=460, key="overview.chart")
+show(chart, width="stretch", key="overview.chart")
 downloads(chart, df, f"kv-cache-{s.kv_dtype}", "overview.dl")
-st.dataframe(summary(s, gpu.memory_bytes), hide_index=True, width="stretch")
+table(summary(s, gpu.memory_bytes))
 st.caption(
     f"{s.gpu}: {gpu.memory_gb:g} GB (vendor, decimal) = {gpu_gib:.1f} GiB. 'Fit': sequences whose cache alone "
     "(with its fixed state, for hybrids) "
@@ -140,3 +151,4 @@ with st.expander("Show the code behind the cache numbers"):
     for a in layer_specs.values():  # each design's own accounting module
         st.code(inspect.getsource(type(design_of(a)).cache_rows), language="python")
 claims_panel()
+takeaways(tk.overview(s, {m: preset(m) for m in s.models}, gpu))

@@ -2,7 +2,6 @@
 
 import datetime
 import json
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -43,9 +42,12 @@ from core.view.urlstate import (
     dump_state,
     encode_config,
 )
-from pages.common import downloads, ensure_router, link_state, preset, show
+from core.workshop import glossary
+from core.workshop import takeaways as tk
+from pages import workshop_ui as ws
+from pages.common import downloads, ensure_router, link_state, preset, show, takeaways
+from pages.common import table as common_table
 
-LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "planner.md"
 P = "planner."
 AUTO_HELP = "auto: the model's dtype (float32 checkpoints downcast to bf16), as vLLM's kv_cache_dtype auto"
 TP_HELP = (
@@ -135,10 +137,15 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
     st.multiselect("Models (up to four)", options, key=P + "models", max_selections=4, format_func=label)
     a, b, c = st.columns([3, 1, 1])
     a.select_slider(
-        "Context (tokens, log scale)", CONTEXTS, key=P + "context_log", format_func=token_label, on_change=sync_slider
+        "Context (tokens, log scale)",
+        CONTEXTS,
+        key=P + "context_log",
+        format_func=token_label,
+        on_change=sync_slider,
+        help=glossary.tip("context"),
     )
     b.number_input("Exact context (tokens)", 1, MAX_TYPED_CONTEXT, key=P + "context", on_change=sync_number)
-    c.number_input("Concurrent requests", 1, 65_536, key=P + "batch")
+    c.number_input("Concurrent requests", 1, 65_536, key=P + "batch", help=glossary.tip("concurrency"))
     c1, c2, c3 = st.columns(3)
     kv = ss[P + "kv_dtype"]
     c1.selectbox(
@@ -150,7 +157,7 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
     c2.selectbox("Weights", ["native", *WEIGHT_DTYPES], key=P + "weight_dtype", help="native: as released (config)")
     c3.selectbox("MLA cache layout", list(LAYOUTS), key=P + "layout", help=LAYOUT_HELP)
     g1, g2, g3, g4 = st.columns(4)
-    gpu = g1.selectbox("GPU", [*GPUS, "custom"], key=P + "gpu")
+    gpu = g1.selectbox("GPU", [*GPUS, "custom"], key=P + "gpu", help=glossary.tip("GPU"))
     g2.number_input("GPUs", 1, 1024, key=P + "n_gpus")
     g3.slider("Memory the engine may use (%)", 5, 100, key=P + "utilization")
     g4.number_input(
@@ -268,7 +275,7 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
 
 ensure_router()
 st.title("Memory planner")
-st.markdown(LESSON.read_text())
+ws.lesson("planner", P)
 init = link_state(
     PlannerState, P, extra=lambda init: {"context_log": min(CONTEXTS, key=lambda n: abs(n - init.context))}
 )
@@ -280,7 +287,7 @@ if CUSTOM in init.models and custom is None and not init.config:
     )
 s = controls(custom, token)
 if s.models:  # an empty selection is a moment in editing, not a view worth a link
-    st.query_params.from_dict(dump_state(s))
+    ws.publish(dump_state(s))
 if not s.models:
     st.info("Pick at least one model.")
     st.stop()
@@ -338,7 +345,7 @@ downloads(style(mem_chart), mem_df, "memory", P + "dl_mem")
 for m, p in plans.items():
     verdict(m, specs[m], p, s)
 table = results_table(plans, specs, s)
-st.dataframe(table, hide_index=True, width="stretch", height=38 + 35 * len(table))
+common_table(table)
 st.caption(
     f"{plain(hw.name)}: {hw.memory_bytes / 1e9:g} GB per GPU (vendor, decimal) = {hw.memory_bytes / GIB:,.1f} GiB. "
     f"Blocks hold {s.block_size} tokens of every layer of one KV-cache group, as vLLM 0.33 allocates them; "
@@ -355,7 +362,7 @@ curves = cache_vs_context(specs, CONTEXTS, kv_dtype, s.batch, s.layout)
 title = f"KV cache of {s.batch} request(s), unsharded, {kv_dtype}, {s.layout} layout"
 pooled_name = f"{hw.n_gpus} x {hw.name} usable, pooled"
 kv = style(cache_chart(curves, pooled_name, hw.n_gpus * hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title))
-show(kv, width="stretch", height=480, key=P + "kv_chart")
+show(kv, width="stretch", key=P + "kv_chart")
 downloads(kv, curves, "kv-vs-context", P + "dl_kv")
 st.caption(
     "The whole cache of the requests, before sharding, against all GPUs' memory pooled: an upper bound. "
@@ -396,3 +403,4 @@ st.download_button(  # the card is built on click only: a rerun does not pay for
     key=P + "card", on_click="ignore", icon=":material/slideshow:",
 )  # fmt: skip
 st.caption("The address bar holds this whole view: copy it to share exactly what you see.")
+takeaways(tk.planner(s, plans, specs))

@@ -1,7 +1,6 @@
 """Quantized caches: every scheme of core.quant on real keys, values and MLA latents, with what it costs
 and what it loses."""
 
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -9,10 +8,22 @@ import streamlit as st
 from core.lab import minilm, quantlab
 from core.view.charts import bias_chart, pareto_chart, rotation_chart, style
 from core.view.urlstate import QuantState, dump_state
-from pages.common import downloads, ensure_router, link_state, minilm_model, passage_ids, require_minilm, show
+from core.workshop import glossary
+from core.workshop import takeaways as tk
+from pages import workshop_ui as ws
+from pages.common import (
+    downloads,
+    ensure_router,
+    link_state,
+    minilm_model,
+    passage_ids,
+    require_minilm,
+    show,
+    table,
+    takeaways,
+)
 
 RANKS = list(quantlab.LATENT_RANKS)
-LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "quantized.md"
 P = "quant."
 METRICS = ("output error", "key error", "value error", "score error", "probability TV")
 
@@ -71,18 +82,16 @@ def schemes(layer: int, passage: int) -> None:
     """The error metric reruns this section only."""
     st.columns([1, 2])[0].selectbox("Error shown", METRICS, key=P + "metric")
     s = state()
-    st.query_params.from_dict(dump_state(s))
+    ws.publish(dump_state(s))
     df = errors(layer, passage)
     pc = style(pareto_chart(df, "bytes per token", s.metric, f"Layer {layer}: {s.metric} vs cache bytes per token"))
-    show(pc, width="stretch", height=480, key=P + "pareto")
+    show(pc, width="stretch", key=P + "pareto")
     downloads(pc, df, "quantization-pareto", P + "dl_pareto")
     shown = df[["scheme", "bits per element", "bytes per token", *METRICS]].copy()
-    st.dataframe(
+    table(
         shown.style.format(
             {"bits per element": "{:.2f}", "bytes per token": "{:,.0f}", **{m: "{:.2%}" for m in METRICS}}
-        ),
-        hide_index=True,
-        width="stretch",
+        )
     )
     fp16 = df.set_index("scheme").loc["fp16", "bytes per token"]
     st.caption(
@@ -92,22 +101,22 @@ def schemes(layer: int, passage: int) -> None:
         "squared error for bias."
     )
     with st.expander("What each scheme stores"):
-        st.dataframe(df[["scheme", "description"]], hide_index=True, width="stretch")
+        table(df[["scheme", "description"]])
 
 
 @st.fragment
 def latent_section(layer: int, passage: int) -> None:
     """The latent rank reruns this section only."""
-    st.select_slider("MLA latent rank", RANKS, key=P + "rank")
+    st.select_slider("MLA latent rank", RANKS, key=P + "rank", help=glossary.tip("latent"))
     s = state()
-    st.query_params.from_dict(dump_state(s))
+    ws.publish(dump_state(s))
     lat = latents(layer, passage, s.rank)
     lc = style(
         pareto_chart(
             lat, "bytes per token", "error vs MLA layer", f"Layer {layer} as MLA at rank {s.rank}: latent quantized"
         )
     )
-    show(lc, width="stretch", height=480, key=P + "latent")
+    show(lc, width="stretch", key=P + "latent")
     downloads(lc, lat, "latent-quantization", P + "dl_latent")
     best = lat.set_index("scheme")
     st.markdown(
@@ -121,12 +130,12 @@ def latent_section(layer: int, passage: int) -> None:
 
 ensure_router()
 st.title("Quantized caches")
-st.markdown(LESSON.read_text())
+ws.lesson("quantized", P)
 init = link_state(QuantState, P, grids={"rank": RANKS})
 require_minilm()
 controls()
 s = state()
-st.query_params.from_dict(dump_state(s))
+ws.publish(dump_state(s))
 
 st.subheader("Bytes per token vs what is lost (real keys and values, per head)")
 schemes(s.layer, s.passage)
@@ -137,7 +146,7 @@ latent_section(s.layer, s.passage)
 st.subheader("Inner products: the bias of MSE quantizers, and QJL's correction")
 bd = bias(s.layer, s.passage)
 bc = style(bias_chart(bd, f"Layer {s.layer}, head 0: estimated q . k against the truth"))
-show(bc, height=380, key=P + "bias")
+show(bc, key=P + "bias")
 downloads(bc, bd, "inner-product-bias", P + "dl_bias")
 one = bd[bd.bits == 1].set_index("estimator")["ratio"]
 st.markdown(
@@ -151,10 +160,11 @@ st.subheader("What a random rotation does to outlier channels")
 rd = rotation(s.layer, s.passage)
 ratios = quantlab.outlier_ratio(rd)
 rc = style(rotation_chart(rd, f"Layer {s.layer} keys: channel RMS, sorted"))
-show(rc, width="stretch", height=380, key=P + "rotation")
+show(rc, width="stretch", key=P + "rotation")
 downloads(rc, rd, "rotation-outliers", P + "dl_rot")
 st.markdown(
     f"Before rotation the largest key channel has **{ratios['before rotation']:.1f}x** the median channel's RMS; after "
     f"a random orthogonal rotation **{ratios['after rotation']:.1f}x**. With the energy spread evenly, one scale (a "
     "norm) per vector and one codebook per coordinate fit every coordinate: that is why TurboQuant rotates first."
 )
+takeaways(tk.quantized(s.layer, errors(s.layer, s.passage)))

@@ -1,7 +1,6 @@
 """Sparse & compressed attention: DeepSeek V3.2's indexer and V4's CSA/HCA/sliding layers, run small and
 real, and V4's claims traced to their causes."""
 
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -11,9 +10,11 @@ from core.lab.sparse import SmallSparse, claim_steps, dsa_selection, flops_vs_co
 from core.model.units import fmt_bytes, fmt_si
 from core.view.charts import CONTEXTS, parts_vs_context, selection_heatmap, style, visibility_heatmap
 from core.view.urlstate import SparseState, dump_state
-from pages.common import downloads, ensure_router, link_state, preset, show
+from core.workshop import glossary
+from core.workshop import takeaways as tk
+from pages import workshop_ui as ws
+from pages.common import downloads, ensure_router, link_state, preset, show, table, takeaways
 
-LESSON = Path(__file__).resolve().parent.parent / "assets" / "lessons" / "sparse.md"
 P = "sparse."
 HCA_RATIOS = [2, 8, 16, 32, 64]
 NO_DELTA = {"delta_color": "off", "delta_arrow": "off"}
@@ -38,7 +39,7 @@ def config(s: SparseState) -> SmallSparse:
 def show_link() -> SparseState:
     """The view into the address bar (each section that changes part of it writes all of it)."""
     s = state()
-    st.query_params.from_dict(dump_state(s))
+    ws.publish(dump_state(s))
     return s
 
 
@@ -70,8 +71,10 @@ def claims(precision: str):
 @st.fragment
 def dsa_section() -> None:
     """Top-k reruns this section only."""
-    st.slider("Top-k (indexer)", 1, 64, key=P + "index_topk")
+    st.slider("Top-k (indexer, toy)", 1, 64, key=P + "index_topk", help=glossary.tip("top-k"))
     s = show_link()
+    real_topk = preset("deepseek-v3.2").attention[0].index_topk
+    st.caption(f"Scaled-down toy: top-k ({glossary.scale_note(s.index_topk, real_topk, 'keeps', 'V3.2')}).")
     sel = selection(config(s), s.source)
     hm = style(
         selection_heatmap(sel, f"Indexer scores (grey) and the top {s.index_topk} tokens each query keeps (blue)")
@@ -84,18 +87,23 @@ def dsa_section() -> None:
 def v4_section() -> None:
     """The window, the HCA ratio and the layer type rerun this section only."""
     a, b, c = st.columns([1, 1, 2])
-    a.slider("Window (V4)", 1, 64, key=P + "window")
-    b.select_slider("HCA compress ratio", HCA_RATIOS, key=P + "hca_ratio", help="4 is CSA's ratio")
+    a.slider("Window (V4, toy)", 1, 64, key=P + "window", help=glossary.tip("sliding window"))
+    b.select_slider("HCA compress ratio (toy)", HCA_RATIOS, key=P + "hca_ratio", help=glossary.tip("compress ratio"))
     ss = st.session_state
     c.radio("V4 layer type", ["CSA", "HCA", "SWA"], key=P + "kind", horizontal=True,
-            format_func={"CSA": "CSA (ratio 4 + indexer)", "HCA": f"HCA (ratio {ss[P + 'hca_ratio']})",
+            format_func={"CSA": "CSA (ratio 4 + indexer)", "HCA": f"HCA (toy ratio {ss[P + 'hca_ratio']})",
                          "SWA": "sliding window only"}.get)  # fmt: skip
     s = show_link()
     vis = visibility(config(s), s.kind, s.source)
     vc = style(visibility_heatmap(vis, f"{s.kind} layer: each query's view of the original tokens"))
     show(vc, key=P + "v4")
     downloads(vc, vis, "v4-visibility", P + "dl_v4")
+    v4 = preset("deepseek-v4-pro").attention
+    real_hca, real_window = max(layer.compress_ratio for layer in v4), v4[0].sliding_window
     st.caption(
+        f"Scaled-down toy of {s.tokens} tokens: HCA ratio "
+        f"({glossary.scale_note(s.hca_ratio, real_hca, 'pools', 'V4-Pro')}), window "
+        f"({glossary.scale_note(s.window, real_window, 'keeps', 'V4-Pro')}). "
         f"Real V4 layers (compressor with per-channel softmax pooling, indexer, window of {s.window} raw tokens, "
         "shared K=V head). An entry is shown over the tokens of its block and is usable once the block is complete; "
         "CSA entries also pool the 4 tokens before their block (overlapping windows). White: not reachable at all."
@@ -115,11 +123,11 @@ def claims_section() -> None:
     a, b = st.columns(2)
     with a:
         st.markdown(f"**KV cache at 1,048,576 tokens ({s.precision})**")
-        st.dataframe(kv[["model", "part", "size"]], hide_index=True, width="stretch")
+        table(kv[["model", "part", "size"]])
         st.metric("V4-Pro / V3.2", f"{claim.kv_fraction:.1%}", f"published {PUBLISHED_KV_FRACTION:.0%}", **NO_DELTA)
     with b:
         st.markdown("**FLOPs per decoded token at 1,048,576 tokens**")
-        st.dataframe(fl[["model", "part", "FLOPs"]], hide_index=True, width="stretch")
+        table(fl[["model", "part", "FLOPs"]])
         st.metric(
             "V4-Pro / V3.2", f"{claim.flops_fraction:.1%}", f"published {PUBLISHED_FLOPS_FRACTION:.0%}", **NO_DELTA
         )
@@ -135,7 +143,7 @@ def claims_section() -> None:
 
 ensure_router()
 st.title("Sparse & compressed attention")
-st.markdown(LESSON.read_text())
+ws.lesson("sparse", P)
 init = link_state(SparseState, P)
 controls()
 show_link()
@@ -151,7 +159,7 @@ st.caption(
 st.subheader("What a decoded token costs, and where")
 pf = parts()
 pc = style(parts_vs_context(pf, "Per decoded token, all layers: V3.2 (DSA) vs V4-Pro, from the config files"))
-show(pc, width="stretch", height=480, key=P + "parts")
+show(pc, width="stretch", key=P + "parts")
 downloads(pc, pf, "flops-by-part", P + "dl_parts")
 v32 = pf[(pf.model == "V3.2") & (pf.context == 2**20)].set_index("part")["flops"]
 st.markdown(
@@ -166,3 +174,4 @@ v4_section()
 
 st.subheader("V4's claims, step by step")
 claims_section()
+takeaways(tk.sparse({p: claims(p)[0] for p in ("bf16", "production")}, pf))

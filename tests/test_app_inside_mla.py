@@ -3,7 +3,7 @@
 What it proves:
 - at the defaults the page renders the lesson, both tables with "yes" in every "match" cell (measured cache
   bytes and FLOPs equal the formulas), four data-flow diagrams, the FLOPs chart and the heatmap, four
-  metrics with naive and absorbed agreeing to ~1e-15, no exception and no error, and a bare link;
+  metrics with materialised and absorbed agreeing to ~1e-15, no exception and no error, and a bare link;
 - every slider at its minimum and maximum renders without an exception; the tables still match; the URL
   written back parses to the slider's value; the only refusal allowed is an st.error sentence naming the
   size limit (none occurs: 64 heads x 1024 x 1024 is exactly InsideConfig's limit); past 128 tokens the
@@ -29,7 +29,7 @@ from streamlit.testing.v1 import AppTest
 from core.view.urlstate import InsideState, parse_state
 
 P = "inside."
-DESIGNS = ["MHA", "GQA", "MLA naive", "MLA absorbed"]
+DESIGNS = ["MHA", "GQA", "MLA materialised", "MLA absorbed"]
 WIDTHS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 QUERY_KEYS = {f.name: f.metadata["param"].key for f in fields(InsideState) if "param" in f.metadata}
 
@@ -116,14 +116,14 @@ def test_defaults_render_tables_diagrams_charts_and_metrics():
     assert len(c) == 2 and c[1]["title"] == "MLA absorbed, head 0"
     m = metrics(at)
     assert list(m) == [
-        "max |naive - absorbed|",
+        "max |materialised - absorbed|",
         "1 - cosine similarity",
-        "cache, naive / absorbed",
-        "prefill FLOPs, absorbed / naive",
+        "cache, materialised / absorbed",
+        "prefill FLOPs, absorbed / materialised",
     ]
-    assert float(m["max |naive - absorbed|"]) < 1e-12
+    assert float(m["max |materialised - absorbed|"]) < 1e-12
     assert abs(float(m["1 - cosine similarity"])) < 1e-12
-    assert m["cache, naive / absorbed"] == "8.0x"  # 8 x (48 + 32) vs 64 + 16
+    assert m["cache, materialised / absorbed"] == "8.0x"  # 8 x (48 + 32) vs 64 + 16
     assert len(at.success) == 1 and "relative output error" in unescaped(at.success[0].value)
     assert not at.toggle(key=P + "coupled_rope").value
     assert at.select_slider(key=P + "d_model").options == [str(w) for w in WIDTHS]
@@ -223,14 +223,14 @@ def test_real_text_input_and_fp32():
     ok(at)
     assert url_state(at).source == "text"
     assert any("Tokens: MiniLM embeddings of the shipped text" in c.value for c in at.caption)
-    assert float(metrics(at)["max |naive - absorbed|"]) < 1e-12
+    assert float(metrics(at)["max |materialised - absorbed|"]) < 1e-12
     at.radio(key=P + "precision").set_value("fp32").run()
     ok(at)
     assert (url_state(at).source, url_state(at).precision) == ("text", "fp32")
     assert any("Precision: fp32" in c.value for c in at.caption)
     cache = at.dataframe[0].value.set_index("design")
     assert cache.loc["MLA absorbed", "measured nbytes"] == f"{64 * (64 + 16) * 4:,}"  # 4 bytes a number
-    diff = float(metrics(at)["max |naive - absorbed|"])
+    diff = float(metrics(at)["max |materialised - absorbed|"])
     assert 0 < diff < 1e-3  # single precision: close, not exact
     at.radio(key=P + "source").set_value("random").run()
     ok(at)

@@ -1,14 +1,17 @@
 """The Latent rank page, run through app.py's router with Streamlit's AppTest.
 
 What it proves:
-- at the defaults the page renders the lesson, three charts (spectra, energy, errors vs rank) and four
+- at the defaults the page renders the lesson, three charts (spectra, energy, errors vs rank) and five
   metrics, with no exception and no error, and writes a bare link;
 - every layer 0..5 x head all/0/11 x text all/each passage renders the same three charts and four
   metrics, with titles that name the layer and head, and (at rank 384) a 0.0% output error; the URL
   written back parses to the widgets;
-- the rank slider at 1 and 384: at 384 the converted layer is exact (output error "0.0%") and caches half
-  of MHA (768 of 1,536 B per token per layer in bf16); at 1 it caches 2 B and the error is large; the
-  output error falls as the rank grows, and the rank rule on the energy and error charts follows the slider;
+- the exact rank input at 1 and 384: at 384 the converted layer is exact (output error "0.0%") and caches
+  half of MHA (768 of 1,536 B per token per layer in bf16); at 1 it caches 2 B and the error is large; the
+  output error falls as the rank grows, and the rank rule on the energy and error charts follows the rank;
+- the rank pills offer the powers of two, 384 and the 10% rank (the engine's error_crossing on the shipped
+  sweep, also shown as a metric, and in the takeaways); a pill sets the rank and the number input, the link
+  follows, and a rank typed off the pills leaves no pill selected;
 - a link restores every widget and is written back unchanged; hostile links give st.warning notices,
   never an exception.
 """
@@ -27,7 +30,14 @@ from core.view.urlstate import LatentState, parse_state
 
 P = "latent."
 N_PASSAGES = len(load_passages())
-METRICS = ["layer output error", "keys / values error", "probabilities (mean TV)", "cache per token per layer (bf16)"]
+CROSS = "output error < 10% from d_c"
+METRICS = [
+    CROSS,
+    "layer output error",
+    "keys / values error",
+    "probabilities (mean TV)",
+    "cache per token per layer (bf16)",
+]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -45,7 +55,7 @@ def run(query: dict | None = None) -> AppTest:
 
 
 def ok(at: AppTest) -> None:
-    """No exception, no st.error, the four metrics and the four charts."""
+    """No exception, no st.error, the five metrics and the four charts."""
     assert_clean(at)
     assert [m.label for m in at.metric] == METRICS
     assert len(at.get("vega_lite_chart")) == 4  # spectra, energy, errors, tiny models
@@ -86,7 +96,7 @@ def test_defaults_render_four_metrics_and_four_charts():
     assert at.title[0].value == "Latent rank"
     assert dict(at.query_params) == {}
     assert at.selectbox(key=P + "layer").value == 0 and at.selectbox(key=P + "head").value == -1
-    assert at.selectbox(key=P + "passage").value == 0 and at.slider(key=P + "rank").value == 64
+    assert at.selectbox(key=P + "passage").value == 0 and at.number_input(key=P + "rank").value == 64
     assert at.selectbox(key=P + "head").options[0] == "all (joint)"
     assert at.selectbox(key=P + "passage").options == ["all passages", *(p.title for p in load_passages())]
     t = titles(at)
@@ -95,7 +105,7 @@ def test_defaults_render_four_metrics_and_four_charts():
     m = metrics(at)
     assert 0 < pct(m["layer output error"]) < 100
     assert m["cache per token per layer (bf16)"] == "128 B"  # 64 numbers x 2 bytes
-    assert at.metric[3].delta == "8% of MHA's 1.5 KiB"  # 128 B of 2 x 384 x 2 B
+    assert at.metric[4].delta == "8% of MHA's 1.5 KiB"  # 128 B of 2 x 384 x 2 B
     latex = " ".join(x.value for x in at.get("latex"))
     assert r"\mathbb{R}^{64}" in latex and "= 128" in latex and "= 1536" in latex
     assert "The first **64** directions keep" in " ".join(x.value for x in at.markdown)
@@ -123,7 +133,7 @@ def test_every_layer_head_and_passage():
 @pytest.mark.parametrize("rank", [1, 384])
 def test_rank_extremes(rank):
     at = run()
-    at.slider(key=P + "rank").set_value(rank).run()
+    at.number_input(key=P + "rank").set_value(rank).run()
     ok(at)
     m = metrics(at)
     assert url_state(at).rank == rank and at.query_params["rank"] == str(rank)
@@ -132,10 +142,10 @@ def test_rank_extremes(rank):
         assert m["layer output error"] == "0.0%"
         assert m["keys / values error"] == "0.0% / 0.0%"
         assert m["probabilities (mean TV)"] == "0.000"
-        assert at.metric[3].delta == "50% of MHA's 1.5 KiB"  # the latent is as wide as K alone
+        assert at.metric[4].delta == "50% of MHA's 1.5 KiB"  # the latent is as wide as K alone
     else:
         assert pct(m["layer output error"]) > 50
-        assert at.metric[3].delta == "0% of MHA's 1.5 KiB"
+        assert at.metric[4].delta == "0% of MHA's 1.5 KiB"
     assert f"The first **{rank}** directions keep" in " ".join(x.value for x in at.markdown)
 
 
@@ -143,14 +153,14 @@ def test_error_falls_as_the_rank_grows():
     at = run({"layer": "2"})
     errs = []
     for rank in (1, 16, 128, 384):
-        at.slider(key=P + "rank").set_value(rank).run()
+        at.number_input(key=P + "rank").set_value(rank).run()
         ok(at)
         errs.append(pct(metrics(at)["layer output error"]))
     # not monotone at the very bottom (layer 2: 1 -> 102%, 16 -> 104%), but far lower by 128 and 0 at 384
     assert min(errs[:2]) > errs[2] + 20 and errs[3] == 0.0, errs
 
 
-def test_rank_rule_follows_the_slider():
+def test_rank_rule_follows_the_rank():
     at = run({"rank": "100"})
     ok(at)
     for chart in at.get("vega_lite_chart")[1:3]:  # the energy and error charts carry a rule at d_c
@@ -172,10 +182,10 @@ def test_link_restores_every_widget_and_round_trips():
     assert at.selectbox(key=P + "layer").value == 3
     assert at.selectbox(key=P + "head").value == 5
     assert at.selectbox(key=P + "passage").value == -1
-    assert at.slider(key=P + "rank").value == 100
+    assert at.number_input(key=P + "rank").value == 100
     assert dict(at.query_params) == LINK
     assert titles(at)[0] == "Layer 3, head 5"
-    at.slider(key=P + "rank").set_value(64).run()  # back to the default: the key leaves the link
+    at.number_input(key=P + "rank").set_value(64).run()  # back to the default: the key leaves the link
     assert dict(at.query_params) == {k: v for k, v in LINK.items() if k != "rank"}
 
 
@@ -184,7 +194,7 @@ def test_a_written_link_reopens_the_same_view():
     at.selectbox(key=P + "layer").set_value(5)
     at.selectbox(key=P + "head").set_value(11)
     at.selectbox(key=P + "passage").set_value(N_PASSAGES - 1)
-    at.slider(key=P + "rank").set_value(7).run()
+    at.number_input(key=P + "rank").set_value(7).run()
     link = dict(at.query_params)
     assert link == {"layer": "5", "head": "11", "text": str(N_PASSAGES - 1), "rank": "7"}
     again = run(link)
@@ -220,3 +230,32 @@ def test_a_passage_that_does_not_exist_gives_a_notice():
     at = run({"text": str(N_PASSAGES)})
     assert not at.exception
     assert at.warning, "no notice for a passage past the last"
+
+
+def test_pills_offer_the_useful_ranks_and_the_10_percent_rank():
+    """The pills hold the powers of two, 384 and the engine's 10% rank; the metric and the takeaways say it."""
+    from core.lab.lowrank import error_crossing, shipped_sweeps
+
+    cross = error_crossing(shipped_sweeps()["2|0"], 0.10)
+    assert cross.rank is not None and cross.measured == tuple(range(1, 385))
+    at = run({"layer": "2"})
+    ok(at)
+    pills = at.pills(key=P + "rank_pick")
+    offered = sorted({1, 2, 4, 8, 16, 32, 64, 128, 256, 384, cross.rank})
+    assert [o.content for o in pills.proto.options] == [
+        f"{r} (10% rank)" if r == cross.rank else str(r) for r in offered
+    ]
+    assert pills.value == 64  # the default rank is a pill
+    assert metrics(at)[CROSS] == str(cross.rank)
+    text = " ".join(x.value for x in at.markdown)
+    assert f"first drops below 10% at d_c = {cross.rank} (measured: every rank from 1 to 384)" in text
+    pills.set_value(cross.rank).run()
+    ok(at)
+    assert at.number_input(key=P + "rank").value == cross.rank
+    assert at.query_params["rank"] == str(cross.rank)
+    assert pct(metrics(at)["layer output error"]) < 10
+    at.number_input(key=P + "rank").set_value(cross.rank - 1).run()
+    ok(at)
+    assert at.pills(key=P + "rank_pick").value is None  # off the pills: none selected
+    assert pct(metrics(at)["layer output error"]) >= 10  # the crossing is the first rank below 10%
+    assert at.query_params["rank"] == str(cross.rank - 1)

@@ -1,8 +1,9 @@
 """In real Chromium, the two lesson pages: /inside_mla draws the four data-flow diagrams (an svg inside each
 graphviz element) with the live shapes and shows both tables with "yes" in every match cell; turning the
 RoPE switch on shows the error with a percentage and puts coupled=1 in the URL; /latent_rank?rank=32
-opens at rank 32, and moving the rank slider with the keyboard changes the URL's rank, the metrics and
-the charts. No exception element appears on either page."""
+opens at rank 32 with the 32 pill selected; typing an exact rank (40) and Enter changes the URL's rank, the
+metrics and the charts, and clicking the 384 pill reaches the exact full width. No exception element
+appears on either page."""
 
 import re
 
@@ -70,7 +71,7 @@ def metric(page, label: str) -> str:
     return box.locator("[data-testid='stMetricValue']").inner_text()
 
 
-def test_latent_rank_slider_keyboard_moves_url_and_charts(page, app_url):
+def test_latent_rank_exact_input_and_pills_move_url_and_charts(page, app_url):
     page.goto(app_url + "/latent_rank?rank=32")
     page.wait_for_selector("[data-testid='stMetric']", timeout=60_000)
     wait_charts(page, 4)
@@ -78,14 +79,17 @@ def test_latent_rank_slider_keyboard_moves_url_and_charts(page, app_url):
     assert page.locator("h1").first.inner_text() == "Latent rank"
     assert page.locator(CHART).count() == 4  # spectra, energy, errors, tiny models
     assert metric(page, "cache per token per layer") == "64 B"  # 32 numbers x 2 bytes
+    crossing = metric(page, "output error < 10% from d_c")
+    assert crossing.isdigit() and 1 <= int(crossing) <= 384
+    pills = page.locator("[data-testid='stButtonGroup']").first
+    assert pills.locator("button", has_text=f"{crossing} (10% rank)").count() == 1  # the 10% rank is a pill
     err_before = metric(page, "layer output error")
     energy = page.locator(CHART).nth(1)
     before = energy.screenshot()
-    slider = page.get_by_role("slider")
-    assert slider.input_value() == "32"
-    slider.focus()
-    for _ in range(8):  # 32 -> 40
-        slider.press("ArrowRight")
+    exact = page.get_by_role("spinbutton", name="Exact d_c")
+    assert exact.input_value() == "32"
+    exact.fill("40")
+    exact.press("Enter")
     page.wait_for_function("() => window.location.search.includes('rank=40')", timeout=30_000)
     page.wait_for_function(
         "() => [...document.querySelectorAll(\"[data-testid='stMetricValue']\")].some(m => m.innerText === '80 B')",
@@ -93,14 +97,15 @@ def test_latent_rank_slider_keyboard_moves_url_and_charts(page, app_url):
     )
     wait_charts(page, 4)
     page.wait_for_timeout(1000)
-    assert "rank=40" in page.url and slider.input_value() == "40"
+    assert "rank=40" in page.url and exact.input_value() == "40"
     assert metric(page, "layer output error") != err_before
     assert energy.screenshot() != before  # the d_c rule moved
-    slider.press("End")  # the keyboard reaches the top: the full width, exact
+    pills.locator("button").filter(has_text=re.compile(r"^\s*384\s*$")).click()  # the full width, exact
     page.wait_for_function("() => window.location.search.includes('rank=384')", timeout=30_000)
     page.wait_for_function(
         "() => [...document.querySelectorAll(\"[data-testid='stMetricValue']\")].some(m => m.innerText === '768 B')",
         timeout=30_000,
     )
     assert metric(page, "layer output error") == "0.0%"
+    assert exact.input_value() == "384"
     no_exception(page)
