@@ -1,7 +1,6 @@
 """Compute & roofline: FLOPs and bytes per decoded token, arithmetic intensity on GPU rooflines, decode
 timed on this machine, and where materialised, expanded and absorbed MLA cross over."""
 
-
 import pandas as pd
 import streamlit as st
 import torch

@@ -1,7 +1,6 @@
 """Hybrid models: real Gated DeltaNet and Mamba-2 layers beside an attention layer, and the cache and state
 of today's hybrid models from their config files."""
 
-
 import pandas as pd
 import streamlit as st
 
@@ -44,9 +43,7 @@ link_state(HybridState, P, grids={"context": REAL_CONTEXTS})
 def show_link() -> None:
     """The whole view into the address bar (each section writes all of it)."""
     ss = st.session_state
-    ws.publish(
-        dump_state(HybridState(ss[P + "tokens"], ss[P + "source"], ss[P + "model"], ss[P + "context"]))
-    )
+    ws.publish(dump_state(HybridState(ss[P + "tokens"], ss[P + "source"], ss[P + "model"], ss[P + "context"])))
 
 
 @st.fragment

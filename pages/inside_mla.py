@@ -1,6 +1,5 @@
 """Inside MLA: MHA, GQA and MLA (materialised and absorbed) built from the sliders, run, and measured."""
 
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -31,6 +30,31 @@ DESIGNS = ("MHA", "GQA", "MLA materialised", "MLA absorbed")
 DTYPES = {"fp64": torch.float64, "fp32": torch.float32}
 
 
+GRIDS = {  # the wide controls: an exact number, snapped to the step the layers take
+    "head_dim": range(4, 257, 4),
+    "kv_lora_rank": range(4, 1025, 4),
+    "rope_dim": range(0, 129, 2),
+    "q_lora_rank": range(0, 2049, 8),
+    "seq_len": range(4, 1025, 4),
+}
+
+
+def _snap(field: str, label: str) -> None:
+    """A typed value off the grid becomes the nearest step (said under the controls)."""
+    grid, v = GRIDS[field], st.session_state[P + field]
+    snapped = min(max(grid.start + round((v - grid.start) / grid.step) * grid.step, grid.start), grid[-1])
+    if snapped != v:
+        st.session_state[P + field] = snapped
+        st.session_state[P + "snapped"] = f"{label}: {v:,} is not offered; using {snapped:,} (steps of {grid.step})."
+
+
+def exact(col, label: str, field: str, help: str) -> None:
+    """A number input for a control with hundreds of stops: type the value, or step with +/-."""
+    grid = GRIDS[field]
+    col.number_input(label, grid.start, grid[-1], step=grid.step, key=P + field, help=help,
+                     on_change=_snap, args=(field, label))  # fmt: skip
+
+
 def controls() -> InsideState:
     ss = st.session_state
     a, b, c, d = st.columns(4)
@@ -40,12 +64,14 @@ def controls() -> InsideState:
     if ss[P + "n_kv_heads"] not in divisors:  # keep GQA valid when the head count changes
         ss[P + "n_kv_heads"] = max(g for g in divisors if g <= ss[P + "n_kv_heads"])
     c.select_slider("KV heads (GQA)", divisors, key=P + "n_kv_heads", help=glossary.tip("kv head"))
-    d.slider("Head dim", 4, 256, step=4, key=P + "head_dim", help=glossary.tip("head"))
+    exact(d, "Head dim", "head_dim", glossary.tip("head"))
     e, f, g, h = st.columns(4)
-    e.slider("Latent rank d_c", 4, 1024, step=4, key=P + "kv_lora_rank", help=glossary.tip("latent"))
+    exact(e, "Latent rank d_c", "kv_lora_rank", glossary.tip("latent"))
     f.slider("Rope dim d_r", 0, 128, step=2, key=P + "rope_dim", help=glossary.tip("rope key"))
-    g.slider("Query rank (0: full)", 0, 2048, step=8, key=P + "q_lora_rank", help=glossary.tip("query rank"))
-    h.slider("Sequence length T", 4, 1024, step=4, key=P + "seq_len")
+    exact(g, "Query rank (0: full)", "q_lora_rank", glossary.tip("query rank"))
+    exact(h, "Sequence length T", "seq_len", "Tokens in the prompt; one more is decoded after it.")
+    if note := ss.pop(P + "snapped", None):
+        st.caption(note)
     i, j, k, _ = st.columns(4)
     i.radio("Input", ["random", "text"], key=P + "source", horizontal=True,
             format_func={"random": "seeded random", "text": "real text (MiniLM)"}.get)  # fmt: skip
@@ -192,13 +218,7 @@ ws.lesson("inside_mla", P)
 init = link_state(
     InsideState,
     P,
-    grids={
-        "head_dim": range(4, 257, 4),
-        "kv_lora_rank": range(4, 1025, 4),
-        "rope_dim": range(0, 129, 2),
-        "q_lora_rank": range(0, 2049, 8),
-        "seq_len": range(4, 1025, 4),
-    },
+    grids=GRIDS,
 )
 if init.device == "cuda" and not torch.cuda.is_available():
     st.warning("Link: device cuda is not available on this server; running on the CPU.")

@@ -1,7 +1,6 @@
 """Quantized caches: every scheme of core.quant on real keys, values and MLA latents, with what it costs
 and what it loses."""
 
-
 import pandas as pd
 import streamlit as st
 

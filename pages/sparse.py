@@ -1,7 +1,6 @@
 """Sparse & compressed attention: DeepSeek V3.2's indexer and V4's CSA/HCA/sliding layers, run small and
 real, and V4's claims traced to their causes."""
 
-
 import pandas as pd
 import streamlit as st
 

@@ -90,7 +90,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def widget(at: AppTest, field: str):
-    for kind in ("slider", "select_slider", "radio", "toggle", "selectbox"):
+    for kind in ("slider", "select_slider", "number_input", "radio", "toggle", "selectbox"):
         found = [w for w in getattr(at, kind) if w.key == P + field]
         if found:
             return found[0]
@@ -135,11 +135,11 @@ EXTREMES = [
     pytest.param("select_slider", "d_model", [16, 4096], id="d_model"),
     pytest.param("slider", "n_heads", [1, 64], id="n_heads"),
     pytest.param("select_slider", "n_kv_heads", [1, 8], id="n_kv_heads"),
-    pytest.param("slider", "head_dim", [4, 256], id="head_dim"),
-    pytest.param("slider", "kv_lora_rank", [4, 1024], id="kv_lora_rank"),
+    pytest.param("number_input", "head_dim", [4, 256], id="head_dim"),
+    pytest.param("number_input", "kv_lora_rank", [4, 1024], id="kv_lora_rank"),
     pytest.param("slider", "rope_dim", [0, 128], id="rope_dim"),
-    pytest.param("slider", "q_lora_rank", [8, 2048, 0], id="q_lora_rank"),
-    pytest.param("slider", "seq_len", [4, 1024], id="seq_len"),
+    pytest.param("number_input", "q_lora_rank", [8, 2048, 0], id="q_lora_rank"),
+    pytest.param("number_input", "seq_len", [4, 1024], id="seq_len"),
 ]
 
 
@@ -157,6 +157,16 @@ def test_every_slider_at_its_extremes(kind, field, values):
         assert getattr(at, kind)(key=P + field).value == v
         assert getattr(url_state(at), field) == v
         assert len(graphs(at)) == 4 and len(charts(at)) == 2
+
+
+def test_a_typed_value_off_the_grid_snaps_to_the_nearest_step():
+    """The wide controls take an exact number; one the layers cannot take (d_c 30: steps of 4) becomes the
+    nearest step, and the page says so under the controls."""
+    at = run()
+    at.number_input(key=P + "kv_lora_rank").set_value(30).run()
+    ok(at)
+    assert at.number_input(key=P + "kv_lora_rank").value in (28, 32) and url_state(at).kv_lora_rank in (28, 32)
+    assert any("30 is not offered" in c.value for c in at.caption)
 
 
 def heatmap_rows(at: AppTest):
@@ -340,7 +350,7 @@ def test_link_with_every_field_restores_every_widget_and_round_trips():
     assert "(1 x 3 x 36 x 16)\\ncached" in graphs(at)[1]
     assert len(at.error) == 1  # the coupled-RoPE message, on from the link
     # moving one widget changes only its key
-    at.slider(key=P + "seq_len").set_value(40).run()
+    at.number_input(key=P + "seq_len").set_value(40).run()
     assert dict(at.query_params) == {**FULL_LINK, "T": "40"}
 
 

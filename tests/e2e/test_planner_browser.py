@@ -92,7 +92,7 @@ def test_typing_a_batch_updates_url_and_table(page, app_url):
     wait_ready(page)
     # llama-3.1-70b's max context: (166,716 blocks - the null block) // batch x 16 tokens
     assert "2,667,440" in table_text(page)
-    box = page.get_by_label("Concurrent requests")
+    box = page.get_by_role("spinbutton", name="Concurrent requests")
     box.fill("4")
     box.press("Enter")
     page.wait_for_function("() => window.location.search.includes('batch=4')", timeout=30_000)

@@ -42,7 +42,7 @@ def test_hca_link_renders_heatmaps_and_production_shows_10_5_percent(page, app_u
     for i in (0, 2):  # the DSA selection and V4 visibility heatmaps have drawn something
         box = page.locator(CHART).nth(i).locator("canvas, svg").first.bounding_box()
         assert box and box["width"] > 100 and box["height"] > 100, (i, box)
-    assert page.get_by_role("radio", name="HCA (ratio 16)").is_checked()
+    assert page.get_by_role("radio", name="HCA (toy ratio 16)").is_checked()
     assert not page.get_by_role("radio", name="CSA (ratio 4 + indexer)").is_checked()
     assert "HCA layer" in page.content()  # the visibility chart's title
     assert metric_values(page) == ["11.5%", "26.2%"]
