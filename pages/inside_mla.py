@@ -71,7 +71,7 @@ def controls() -> InsideState:
     exact(g, "Query rank (0: full)", "q_lora_rank", glossary.tip("query rank"))
     exact(h, "Sequence length T", "seq_len", "Tokens in the prompt; one more is decoded after it.")
     if note := ss.pop(P + "snapped", None):
-        st.caption(note)
+        st.caption(plain(note, 200))
     i, j, k, _ = st.columns(4)
     i.radio("Input", ["random", "text"], key=P + "source", horizontal=True,
             format_func={"random": "seeded random", "text": "real text (MiniLM)"}.get)  # fmt: skip

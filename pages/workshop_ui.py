@@ -132,11 +132,11 @@ _PRESENT_CSS = """
 <style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stCaptionContainer"] {
   display: none !important; }
-.stApp, .stApp p, .stApp li, .stApp label { font-size: 1.3rem; color: %(fg)s; }
+.stApp p, .stApp li, .stApp label p { font-size: 1.3rem !important; color: %(fg)s; }
 .stApp { background: %(bg)s; }
 .stApp h1 { font-size: 2.2rem; } .stApp h2 { font-size: 2.0rem; } .stApp h3 { font-size: 1.7rem; }
-[data-testid="stMetricValue"] { font-size: 2.8rem; color: %(fg)s; }
-[data-testid="stMetricLabel"] p { font-size: 1.2rem; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] div { font-size: 2.8rem !important; color: %(fg)s; }
+[data-testid="stMetricLabel"] p { font-size: 1.2rem !important; }
 .block-container { padding-top: 1.5rem; max-width: 100%%; }
 </style>
 """
@@ -196,9 +196,7 @@ def step_card(tour: str, n: int, step: wp.Step) -> None:
     with st.container(border=True):
         st.progress(n / len(path.steps), text=f"{path.title} · step {n} of {len(path.steps)}: **{step.title}**")
         st.markdown(f"**Look at:** {step.look}")
-        revealed = ask(wp.questions()[step.question])
-        if revealed:
-            st.success(f"**Takeaway:** {wp.takeaway(step)}")
+        ask(wp.questions()[step.question], wp.takeaway(step))
         nav(tour, n)
 
 
@@ -216,9 +214,10 @@ def nav(tour: str, n: int) -> None:
     c.page_link("pages/workshop.py", label="All steps", icon=":material/list:", query_params=params())
 
 
-def ask(q: wp.Question) -> bool:
+def ask(q: wp.Question, takeaway: str | None = None) -> bool:
     """The question with an answer box; after a guess (or 'show me'), the engine's answer, how far the guess
-    was, and why. In a room the guess is stored for the presenter. Returns whether the answer is shown."""
+    was, why, and the step's takeaway. In a room the guess is stored for the presenter, who sees the room's
+    guesses below. Returns whether the answer is shown."""
     key = f"ws.{q.id}"
     code = room()
     host = is_host(code)
@@ -255,6 +254,8 @@ def ask(q: wp.Question) -> bool:
     shown = guess is not None or st.session_state.get(key + ".shown", False)
     if shown:
         reveal(q, guess)
+        if takeaway:
+            st.success(f"**Takeaway:** {takeaway}")
     if host:
         room_panel(code, q, shown)
     return shown
@@ -310,7 +311,8 @@ def room_panel(code: str, q: wp.Question, revealed: bool) -> None:
         if answers:
             a = _answer(q.id) if revealed else None
             truth = None if a is None else a["value"] if q.kind == "number" else a["choice"]
-            chart = guesses_chart(pd.DataFrame({"guess": answers}), q.kind, truth, q.unit, list(q.choices), dark())
+            df = pd.DataFrame({"guess": answers})
+            chart = guesses_chart(df, q.kind, truth, q.unit, list(q.choices), dark(), a and a["shown"])
             st.altair_chart(chart, width="stretch", height=chart_height(q.kind, list(q.choices)))
 
     live()

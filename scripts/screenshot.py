@@ -38,6 +38,9 @@ def main() -> int:
     p.add_argument("--port", type=int, default=8599)
     p.add_argument("--dark", action="store_true")
     p.add_argument("--height", type=int, default=1000, help="viewport height in pixels")
+    p.add_argument("--width", type=int, default=1400, help="viewport width in pixels")
+    p.add_argument("--no-chart", action="store_true", help="the page has no chart to wait for")
+    p.add_argument("--full", action="store_true", help="the whole page, not only the viewport")
     a = p.parse_args()
     base = f"http://localhost:{a.port}"
     server = None
@@ -63,13 +66,13 @@ def main() -> int:
     try:
         with sync_playwright() as pw:
             browser = launch(pw)
-            page = browser.new_page(viewport={"width": 1400, "height": a.height}, device_scale_factor=1)
+            page = browser.new_page(viewport={"width": a.width, "height": a.height}, device_scale_factor=1)
             page.goto(base + a.path)
-            page.wait_for_selector(
-                "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg", timeout=60000
-            )
+            chart = "[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg"
+            ready = "h1" if a.no_chart else chart
+            page.wait_for_selector(ready, timeout=60000)
             page.wait_for_timeout(1500)
-            page.screenshot(path=a.out)
+            page.screenshot(path=a.out, full_page=a.full)
             browser.close()
     finally:
         if server:

@@ -24,11 +24,18 @@ def chart_height(kind: str, choices: list[str] | None = None) -> int:
 
 
 def guesses_chart(
-    df: pd.DataFrame, kind: str, truth=None, unit: str = "", choices: list[str] | None = None, dark: bool = False
+    df: pd.DataFrame,
+    kind: str,
+    truth=None,
+    unit: str = "",
+    choices: list[str] | None = None,
+    dark: bool = False,
+    shown: str | None = None,
 ) -> alt.Chart:
     """Numbers: one dot per guess (jittered), and once revealed (`truth` not None) the answer as a red rule
     with its value. Choices: a bar per choice counting the guesses, once revealed the right one in red.
-    `df` has one column, `guess`; `dark` for text on a dark background."""
+    `df` has one column, `guess`; `dark` for text on a dark background; `shown` labels the answer as the page
+    says it (default: its value and unit)."""
     ink = "#f5f5f5" if dark else INK
     if kind == "choice":
         counts = df["guess"].value_counts()
@@ -54,9 +61,9 @@ def guesses_chart(
         return _style((chart + text).properties(height=56 * len(order), title=f"The room's {sum(n)} guesses"), ink)
     values = [float(v) for v in df["guess"] if v is not None and math.isfinite(float(v))]
     pts = pd.DataFrame({"guess": values, "y": _jitter(len(values))})
-    shown = [*values, *([float(truth)] if truth is not None else [])]
-    log = min(shown) > 0 and max(shown) / min(shown) > 20
-    lo, hi = min(shown), max(shown)
+    xs = [*values, *([float(truth)] if truth is not None else [])]
+    log = min(xs) > 0 and max(xs) / min(xs) > 20
+    lo, hi = min(xs), max(xs)
     pad = (hi / lo) ** 0.08 if log else (hi - lo) * 0.08 or 1
     domain = [lo / pad, hi * pad] if log else [lo - pad, hi + pad]
     x = alt.X(
@@ -77,7 +84,7 @@ def guesses_chart(
     title = f"The room's {len(values)} guesses"
     if truth is None:
         return _style(dots.properties(height=180, title=title), ink)
-    ans = pd.DataFrame({"guess": [float(truth)], "label": [f"answer: {float(truth):,.4g} {unit}"]})
+    ans = pd.DataFrame({"guess": [float(truth)], "label": [f"answer: {shown or f'{float(truth):,.4g} {unit}'}"]})
     rule = alt.Chart(ans).mark_rule(color=TRUTH, strokeWidth=4).encode(x="guess:Q")
     label = (
         alt.Chart(ans)
