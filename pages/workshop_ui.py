@@ -132,19 +132,21 @@ _PRESENT_CSS = """
 <style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stCaptionContainer"] {
   display: none !important; }
-.stApp p, .stApp li, .stApp label p { font-size: 1.3rem !important; color: %(fg)s; }
-.stApp { background: %(bg)s; }
+.stApp p, .stApp li, .stApp label p { font-size: 1.3rem !important; }
 .stApp h1 { font-size: 2.2rem; } .stApp h2 { font-size: 2.0rem; } .stApp h3 { font-size: 1.7rem; }
-[data-testid="stMetricValue"], [data-testid="stMetricValue"] div { font-size: 2.8rem !important; color: %(fg)s; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] div, [data-testid="stMetricValue"] p {
+  font-size: 2.6rem !important; line-height: 1.2; }
 [data-testid="stMetricLabel"] p { font-size: 1.2rem !important; }
-.block-container { padding-top: 1.5rem; max-width: 100%%; }
+.block-container { padding-top: 1.5rem; max-width: 100%; }
 </style>
 """
 
 
 def presenter_css() -> None:
-    colours = {"fg": "#ffffff", "bg": "#000000"} if dark() else {"fg": "#000000", "bg": "#ffffff"}
-    st.markdown(_PRESENT_CSS % colours, unsafe_allow_html=True)
+    """Larger type, no sidebar, no captions. Colours stay the theme's: st.context.theme reports the browser's
+    preference, not the app's theme, so forcing black or white text could put it on a background of the same
+    colour (seen in screenshots of the dark theme)."""
+    st.markdown(_PRESENT_CSS, unsafe_allow_html=True)
 
 
 def bigger(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
@@ -293,10 +295,6 @@ def reveal(q: wp.Question, guess) -> None:
         st.markdown(a["why"])
 
 
-def dark() -> bool:
-    return getattr(getattr(st.context, "theme", None), "type", "light") == "dark"
-
-
 def room_panel(code: str, q: wp.Question, revealed: bool) -> None:
     """The presenter's live view of the room's guesses on this question, refreshed every few seconds; the
     answer joins the chart only once revealed (the room is looking at the same screen)."""
@@ -312,7 +310,7 @@ def room_panel(code: str, q: wp.Question, revealed: bool) -> None:
             a = _answer(q.id) if revealed else None
             truth = None if a is None else a["value"] if q.kind == "number" else a["choice"]
             df = pd.DataFrame({"guess": answers})
-            chart = guesses_chart(df, q.kind, truth, q.unit, list(q.choices), dark(), a and a["shown"])
+            chart = guesses_chart(df, q.kind, truth, q.unit, list(q.choices), a and a["shown"])
             st.altair_chart(chart, width="stretch", height=chart_height(q.kind, list(q.choices)))
 
     live()

@@ -9,7 +9,6 @@ import pandas as pd
 
 TRUTH = "#dc2626"  # the engine's answer: red on light and dark, and on a projector
 GUESS = "#2563eb"
-INK = "#111111"
 FONT = 18
 
 
@@ -29,14 +28,12 @@ def guesses_chart(
     truth=None,
     unit: str = "",
     choices: list[str] | None = None,
-    dark: bool = False,
     shown: str | None = None,
 ) -> alt.Chart:
     """Numbers: one dot per guess (jittered), and once revealed (`truth` not None) the answer as a red rule
     with its value. Choices: a bar per choice counting the guesses, once revealed the right one in red.
-    `df` has one column, `guess`; `dark` for text on a dark background; `shown` labels the answer as the page
-    says it (default: its value and unit)."""
-    ink = "#f5f5f5" if dark else INK
+    `df` has one column, `guess`; `shown` labels the answer as the page says it (default: its value and unit).
+    Text takes the app theme's colour (Streamlit's chart theme), so it reads on light and dark."""
     if kind == "choice":
         counts = df["guess"].value_counts()
         order = list(choices or counts.index)
@@ -57,8 +54,8 @@ def guesses_chart(
                 tooltip=["choice", "guesses"],
             )
         )
-        text = chart.mark_text(align="left", dx=4, fontSize=FONT).encode(text="guesses:Q", color=alt.value(ink))
-        return _style((chart + text).properties(height=56 * len(order), title=f"The room's {sum(n)} guesses"), ink)
+        text = chart.mark_text(align="left", dx=4, fontSize=FONT).encode(text="guesses:Q")
+        return _style((chart + text).properties(height=56 * len(order), title=f"The room's {sum(n)} guesses"))
     values = [float(v) for v in df["guess"] if v is not None and math.isfinite(float(v))]
     pts = pd.DataFrame({"guess": values, "y": _jitter(len(values))})
     xs = [*values, *([float(truth)] if truth is not None else [])]
@@ -83,7 +80,7 @@ def guesses_chart(
     )
     title = f"The room's {len(values)} guesses"
     if truth is None:
-        return _style(dots.properties(height=180, title=title), ink)
+        return _style(dots.properties(height=180, title=title))
     ans = pd.DataFrame({"guess": [float(truth)], "label": [f"answer: {shown or f'{float(truth):,.4g} {unit}'}"]})
     rule = alt.Chart(ans).mark_rule(color=TRUTH, strokeWidth=4).encode(x="guess:Q")
     label = (
@@ -91,12 +88,12 @@ def guesses_chart(
         .mark_text(color=TRUTH, fontSize=FONT + 2, fontWeight="bold", dy=-8, align="left", dx=6, baseline="bottom")
         .encode(x="guess:Q", y=alt.value(0), text="label:N")
     )
-    return _style((dots + rule + label).properties(height=180, title=title), ink)
+    return _style((dots + rule + label).properties(height=180, title=title))
 
 
-def _style(chart: alt.TopLevelMixin, ink: str) -> alt.TopLevelMixin:
+def _style(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     return chart.configure(
-        axis=alt.AxisConfig(labelFontSize=FONT, titleFontSize=FONT, labelColor=ink, titleColor=ink),
-        legend=alt.LegendConfig(labelFontSize=FONT, labelColor=ink, orient="bottom"),
-        title=alt.TitleConfig(fontSize=FONT + 4, color=ink),
+        axis=alt.AxisConfig(labelFontSize=FONT, titleFontSize=FONT),
+        legend=alt.LegendConfig(labelFontSize=FONT, orient="bottom"),
+        title=alt.TitleConfig(fontSize=FONT + 4),
     )

@@ -33,8 +33,15 @@ def guess_for(q: wp.Question, who: int):
     return round(min(max(g, q.min), q.max), 2)
 
 
+def settle(page) -> None:
+    """Wait until the rerun has finished: no element of the previous step left (Streamlit marks them stale)."""
+    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"]')", timeout=90_000)
+    page.wait_for_timeout(300)
+
+
 def answer(page, q: wp.Question, guess) -> None:
     page.get_by_text(q.prompt, exact=True).wait_for(timeout=90_000)
+    settle(page)
     if q.kind == "number":
         box = page.get_by_label(f"Your guess ({q.unit})")
         box.fill(f"{guess:g}")
