@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
+from collections.abc import Callable
 from dataclasses import fields, replace
 
 import altair as alt
@@ -12,7 +15,7 @@ from pandas.io.formats.style import Styler
 
 from core.model.presets import load_preset
 from core.model.specs import ModelSpec
-from core.view.charts import to_png, to_svg
+from core.view.charts import style, to_png, to_svg
 from core.view.text import plain
 from core.view.urlstate import Replaced, nearest, parse_state
 from pages import workshop_ui
@@ -33,11 +36,34 @@ class _Unvalidated:
         return self.chart.to_dict(*args, **kwargs)
 
 
-def show(chart: alt.TopLevelMixin, **kwargs) -> None:
-    """st.altair_chart, with the schema check only where tests ask for it (KVLAB_VALIDATE_CHARTS=1)."""
+def show(chart: alt.TopLevelMixin | dict, **kwargs) -> None:
+    """st.altair_chart, with the schema check only where tests ask for it (KVLAB_VALIDATE_CHARTS=1); a spec
+    from `figure` goes to st.vega_lite_chart as it is."""
+    if isinstance(chart, dict):
+        st.vega_lite_chart(chart, **kwargs)
+        return
     if workshop_ui.presenting():
         chart = workshop_ui.bigger(chart)
     st.altair_chart(chart if VALIDATE_CHARTS else _Unvalidated(chart), **kwargs)
+
+
+def figure(builder: Callable[..., alt.TopLevelMixin], *args, **kwargs) -> dict:
+    """The styled Vega-Lite spec of `builder(*args, **kwargs)` (a chart builder of core.view.charts), built
+    once per distinct arguments for the whole server: Altair's construction and serialisation are most of a
+    page's rerun, and a room of people asks for the same views again and again. The arguments must be what
+    st.cache_data can hash (numbers, strings, tuples, DataFrames)."""
+    return _figure(builder.__module__, builder.__qualname__, args, kwargs, workshop_ui.presenting())
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _figure(module: str, name: str, args: tuple, kwargs: dict, big: bool) -> dict:
+    builder = getattr(importlib.import_module(module), name)
+    chart = style(builder(*args, **kwargs))
+    return (workshop_ui.bigger(chart) if big else chart).to_dict(validate=VALIDATE_CHARTS)
+
+
+def _json(chart: alt.TopLevelMixin | dict) -> str:
+    return json.dumps(chart) if isinstance(chart, dict) else chart.to_json()
 
 
 @st.cache_resource
@@ -45,12 +71,12 @@ def preset(name: str) -> ModelSpec:
     return load_preset(name)
 
 
-def downloads(chart: alt.Chart, data: pd.DataFrame, name: str, key: str) -> None:
+def downloads(chart: alt.Chart | dict, data: pd.DataFrame, name: str, key: str) -> None:
     """PNG (rendered offline at 2x), SVG and CSV of one chart, side by side under it."""
     a, b, c, _ = st.columns([1, 1, 1, 3])
     a.download_button(  # the spec is serialised on click only: a rerun does not pay for it
         "PNG",
-        lambda: _png(chart.to_json()),
+        lambda: _png(_json(chart)),
         f"{name}.png",
         "image/png",
         key=f"{key}.png",
@@ -59,7 +85,7 @@ def downloads(chart: alt.Chart, data: pd.DataFrame, name: str, key: str) -> None
     )
     b.download_button(
         "SVG",
-        lambda: _svg(chart.to_json()),
+        lambda: _svg(_json(chart)),
         f"{name}.svg",
         "image/svg+xml",
         key=f"{key}.svg",

@@ -10,12 +10,12 @@ from core.lab import measure
 from core.model.gpus import GPUS
 from core.model.presets import load_preset
 from core.model.units import fmt_bytes
-from core.view.charts import CONTEXTS, per_token_chart, roofline_chart, style, token_label
+from core.view.charts import CONTEXTS, per_token_chart, roofline_chart, token_label
 from core.view.urlstate import ComputeState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
 from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, link_state, show, table, takeaways
+from pages.common import downloads, ensure_router, figure, link_state, show, table, takeaways
 
 P = "compute."
 CROSSOVER_LABELS = {
@@ -93,7 +93,7 @@ st.radio("Show", QUANTITIES, key=P + "quantity", horizontal=True, help=glossary.
 s = ComputeState(s.gpu, s.context, s.batch, ss[P + "quantity"])
 ws.publish(dump_state(s))
 pt = per_token()
-ptc = style(per_token_chart(pt, s.quantity, f"{s.quantity}, one sequence, all layers, bf16 cache"))
+ptc = figure(per_token_chart, pt, s.quantity, f"{s.quantity}, one sequence, all layers, bf16 cache")
 show(ptc, width="stretch", key=P + "per_token")
 downloads(ptc, pt, "per-token", P + "dl_pt")
 st.caption(
@@ -104,7 +104,7 @@ st.caption(
 
 st.subheader(f"Roofline on {s.gpu}: where decode sits")
 pts = rl.roofline_points(designs(), gpu, s.context, s.batch)
-rc = style(roofline_chart(rl.roof(gpu), pts, f"{s.gpu}: batch {s.batch}, context {s.context:,} (datasheet roofs)"))
+rc = figure(roofline_chart, rl.roof(gpu), pts, f"{s.gpu}: batch {s.batch}, context {s.context:,} (datasheet roofs)")
 show(rc, width="stretch", key=P + "roofline")
 downloads(rc, pts, "roofline", P + "dl_roof")
 ridge = gpu.bf16_tflops / gpu.bandwidth_tb_s

@@ -9,12 +9,12 @@ from core.accounting.describe import describe
 from core.accounting.formulas import bytes_per_token_latex
 from core.lab.hybrid import SmallHybrid, run, shipped_runs
 from core.model.units import fmt_bytes, fmt_si
-from core.view.charts import CONTEXTS, breakdown_chart, breakdown_table, held_chart, style, token_label
+from core.view.charts import CONTEXTS, breakdown_chart, breakdown_table, held_chart, token_label
 from core.view.urlstate import HYBRID_MODELS, HYBRID_TOKENS, HybridState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
 from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, link_state, preset, require_minilm, show, takeaways
+from pages.common import downloads, ensure_router, figure, link_state, preset, require_minilm, show, takeaways
 from pages.common import table as common_table
 
 P = "hybrid."
@@ -58,14 +58,13 @@ def run_section() -> None:
     if ss[P + "source"] == "text":
         require_minilm()
     df = measured(ss[P + "tokens"], ss[P + "source"])
-    held = style(
-        held_chart(
-            df,
-            "accounted_kib",
-            "measured_kib",
-            f"What each layer holds per sequence after N tokens (fp32), N up to {ss[P + 'tokens']:,}",
-            "KiB held (log scale)",
-        )
+    held = figure(
+        held_chart,
+        df,
+        "accounted_kib",
+        "measured_kib",
+        f"What each layer holds per sequence after N tokens (fp32), N up to {ss[P + 'tokens']:,}",
+        "KiB held (log scale)",
     )
     show(held, width="stretch", key=P + "held")
     downloads(held, df, "hybrid-bytes-held", P + "dl_held")
@@ -73,15 +72,14 @@ def run_section() -> None:
         "**And the compute of each new token**: attention reads every key it has; the recurrent layers read "
         "their state."
     )
-    flops = style(
-        held_chart(
-            df,
-            "step_flops_accounted",
-            "step_flops_measured",
-            "FLOPs of the next decoded token (FlopCounterMode points, accounting line)",
-            "FLOPs per step (log scale)",
-            "~s",
-        )
+    flops = figure(
+        held_chart,
+        df,
+        "step_flops_accounted",
+        "step_flops_measured",
+        "FLOPs of the next decoded token (FlopCounterMode points, accounting line)",
+        "FLOPs per step (log scale)",
+        "~s",
     )
     show(flops, width="stretch", key=P + "flops")
     downloads(flops, df, "hybrid-step-flops", P + "dl_flops")
@@ -136,7 +134,7 @@ def models_section() -> None:
     y.metric("Fixed state per sequence", fmt_bytes(state) if state else "none", help=glossary.tip("fixed state"))
     z.metric("State share of the request", f"{state / (kv + state):.1%}" if kv + state else "-")
     bd = breakdown_table({model: m}, context, 1, "bf16", "latent")
-    bc = style(breakdown_chart(bd, f"{model} at {context:,} tokens: what each layer type keeps"))
+    bc = figure(breakdown_chart, bd, f"{model} at {context:,} tokens: what each layer type keeps")
     show(bc, width="stretch", key=P + "breakdown")
     downloads(bc, bd, f"{model}-breakdown", P + "dl_breakdown")
     table = bd[["layer type", "tensor", "layers", "rows per layer", "bytes per row", "bytes"]].copy()

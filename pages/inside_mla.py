@@ -17,13 +17,13 @@ from core.lab.inside import (
     text_input,
 )
 from core.model.units import fmt_bytes
-from core.view.charts import attention_heatmap, flops_chart, heatmap_frame, style
+from core.view.charts import attention_heatmap, flops_chart, heatmap_frame
 from core.view.text import plain
 from core.view.urlstate import WIDTHS, InsideState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
 from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, link_state, show, table, takeaways
+from pages.common import downloads, ensure_router, figure, link_state, show, table, takeaways
 
 P = "inside."
 DESIGNS = ("MHA", "GQA", "MLA materialised", "MLA absorbed")
@@ -207,7 +207,7 @@ def attention_pattern(cfg: InsideConfig) -> None:
     heat = run_part(inside.part_config(cfg, part), part, s.source, s.precision, s.device)["runs"][design]
     hd = heatmap_frame(heat["probs"], min(st.session_state[P + "heat_head"], s.n_heads - 1), block=heat["block"])
     title = f"{st.session_state[P + 'heat_design']}, head {st.session_state[P + 'heat_head']}"
-    hm = style(attention_heatmap(hd, title))
+    hm = figure(attention_heatmap, hd, title)
     show(hm, key=P + "heatmap")
     downloads(hm, hd, "attention-heatmap", P + "dl_heat")
 
@@ -261,7 +261,7 @@ fl = pd.DataFrame(
     [{"design": k, "step": f"prefill {s.seq_len}", "flops": r["prefill"]} for k, r in runs.items()]
     + [{"design": k, "step": "decode 1", "flops": r["decode"]} for k, r in runs.items()]
 )
-flc = style(flops_chart(fl, "Attention block FLOPs, measured (FlopCounterMode)"))
+flc = figure(flops_chart, fl, "Attention block FLOPs, measured (FlopCounterMode)")
 show(flc, key=P + "flops_chart")
 downloads(flc, fl, "inside-flops", P + "dl_flops")
 

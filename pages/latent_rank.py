@@ -8,7 +8,7 @@ import streamlit as st
 from core.lab import lowrank as lr
 from core.lab import minilm
 from core.model.units import fmt_bytes
-from core.view.charts import energy_chart, errors_chart, spectra_chart, style
+from core.view.charts import energy_chart, errors_chart, spectra_chart
 from core.view.urlstate import LatentState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
@@ -16,6 +16,7 @@ from pages import workshop_ui as ws
 from pages.common import (
     downloads,
     ensure_router,
+    figure,
     link_state,
     minilm_model,
     passage_ids,
@@ -148,7 +149,7 @@ ws.publish(dump_state(s))
 sv, en = spectra_frames(s.layer, s.head, s.passage)
 who = "all heads jointly" if s.head < 0 else f"head {s.head}"
 st.subheader("Singular values: weights vs what the layer computes on text")
-spc = style(spectra_chart(sv, f"Layer {s.layer}, {who}"))
+spc = figure(spectra_chart, sv, f"Layer {s.layer}, {who}")
 show(spc, width="stretch", key=P + "spectra")
 downloads(spc, sv, "spectra", P + "dl_sv")
 
@@ -160,7 +161,7 @@ def at_the_rank(en: pd.DataFrame, who: str) -> None:
     rank_controls(crossing(st.session_state[P + "layer"], st.session_state[P + "passage"]))
     s = state()
     ws.publish(dump_state(s))
-    enc = style(energy_chart(en, s.rank, f"Layer {s.layer}, {who}: cumulative share of squared singular values"))
+    enc = figure(energy_chart, en, s.rank, f"Layer {s.layer}, {who}: cumulative share of squared singular values")
     show(enc, width="stretch", key=P + "energy")
     downloads(enc, en, "energy", P + "dl_en")
 
@@ -192,7 +193,7 @@ def at_the_rank(en: pd.DataFrame, who: str) -> None:
         delta_arrow="off",
         help=glossary.tip("latent"),
     )
-    erc = style(errors_chart(sw, s.rank, f"Layer {s.layer} converted to MLA by joint SVD, measured on the text"))
+    erc = figure(errors_chart, sw, s.rank, f"Layer {s.layer} converted to MLA by joint SVD, measured on the text")
     show(erc, width="stretch", key=P + "errors")
     downloads(erc, sw, "rank-sweep", P + "dl_sw")
     st.latex(
@@ -209,8 +210,8 @@ at_the_rank(en, who)
 
 st.subheader("The tiny models trained here")
 tiny_df = tiny_energy()
-tc = style(
-    energy_chart(tiny_df, 64, "Layer 0 of the tiny MHA and GQA models: energy of [W_K; W_V] and of their caches")
+tc = figure(
+    energy_chart, tiny_df, 64, "Layer 0 of the tiny MHA and GQA models: energy of [W_K; W_V] and of their caches"
 )
 show(tc, width="stretch", key=P + "tiny")
 downloads(tc, tiny_df, "tiny-energy", P + "dl_tiny")

@@ -11,13 +11,13 @@ from core.lab import needle as nd
 from core.lab import tiny
 from core.model.presets import load_preset
 from core.model.units import fmt_bytes
-from core.view.charts import needle_heatmap, needle_summary_chart, style
+from core.view.charts import needle_heatmap, needle_summary_chart
 from core.view.text import plain
 from core.view.urlstate import NeedleState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
 from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, link_state, show, takeaways
+from pages.common import downloads, ensure_router, figure, link_state, show, takeaways
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "assets" / "needle" / "results.json"
@@ -91,7 +91,7 @@ label = nd.Method(s.method, None if s.method == "none" else _typed(s.method, s.s
 st.subheader(f"{s.model}: {label}")
 hd = heat(s.model, s.method, s.strength)
 base = heat(s.model, "none", "")
-hc = style(needle_heatmap(hd, f"Retrieval accuracy, {label}"))
+hc = figure(needle_heatmap, hd, f"Retrieval accuracy, {label}")
 show(hc, key=P + "heat")
 downloads(hc, hd, "needle-heatmap", P + "dl_heat")
 c1, c2, c3 = st.columns(3)
@@ -125,7 +125,7 @@ st.caption(
 
 st.subheader("Accuracy vs cache size, every method")
 sm = summary(s.model)
-sc = style(needle_summary_chart(sm, f"{s.model} at 256 tokens, accuracy averaged over needle depths"))
+sc = figure(needle_summary_chart, sm, f"{s.model} at 256 tokens, accuracy averaged over needle depths")
 show(sc, width="stretch", key=P + "summary")
 downloads(sc, sm, "needle-summary", P + "dl_summary")
 with st.expander("How each method compresses"):

@@ -13,13 +13,13 @@ from core.model.dtypes import CACHE_DTYPES
 from core.model.gpus import GPUS
 from core.model.presets import preset_names
 from core.model.units import fmt_bytes, fmt_params, fmt_si
-from core.view.charts import CONTEXTS, GIB, cache_chart, cache_vs_context, style, token_label
+from core.view.charts import CONTEXTS, GIB, cache_chart, cache_vs_context, token_label
 from core.view.text import plain
 from core.view.urlstate import MAX_CONTEXT, OverviewState, parse_overview, serialise_overview
 from core.workshop import glossary
 from core.workshop import takeaways as tk
 from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, preset, show, table, takeaways
+from pages.common import downloads, ensure_router, figure, preset, show, table, takeaways
 
 
 def controls(init: OverviewState) -> OverviewState:
@@ -131,7 +131,7 @@ gpu = GPUS[s.gpu]
 gpu_gib = gpu.memory_bytes / GIB
 df = curves(s.models, s.kv_dtype, s.batch)
 title = f"KV cache vs context, {s.batch} sequence(s), {s.kv_dtype}"
-chart = style(cache_chart(df, f"{s.gpu} ({gpu.memory_gb:g} GB)", gpu_gib, s.context, title))
+chart = figure(cache_chart, df, f"{s.gpu} ({gpu.memory_gb:g} GB)", gpu_gib, s.context, title)
 show(chart, width="stretch", key="overview.chart")
 downloads(chart, df, f"kv-cache-{s.kv_dtype}", "overview.dl")
 table(summary(s, gpu.memory_bytes))

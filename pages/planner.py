@@ -27,7 +27,6 @@ from core.view.charts import (
     memory_chart,
     memory_parts,
     review_card,
-    style,
     to_png,
     token_label,
 )
@@ -45,7 +44,7 @@ from core.view.urlstate import (
 from core.workshop import glossary
 from core.workshop import takeaways as tk
 from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, link_state, preset, show, takeaways
+from pages.common import downloads, ensure_router, figure, link_state, preset, show, takeaways
 from pages.common import table as common_table
 
 P = "planner."
@@ -339,9 +338,9 @@ st.caption(
 )
 mem_df = memory_parts(plans)
 mem_title = f"One GPU of each stage, {s.batch} request(s) of {s.context:,} tokens, {layouts}"
-mem_chart = memory_chart(mem_df, hw.usable_bytes / GIB, usable, mem_title)
-show(style(mem_chart), width="stretch", key=P + "mem_chart")
-downloads(style(mem_chart), mem_df, "memory", P + "dl_mem")
+mem_chart = figure(memory_chart, mem_df, hw.usable_bytes / GIB, usable, mem_title)
+show(mem_chart, width="stretch", key=P + "mem_chart")
+downloads(mem_chart, mem_df, "memory", P + "dl_mem")
 for m, p in plans.items():
     verdict(m, specs[m], p, s)
 table = results_table(plans, specs, s)
@@ -361,7 +360,7 @@ st.subheader("KV cache vs context")
 curves = cache_vs_context(specs, CONTEXTS, kv_dtype, s.batch, s.layout)
 title = f"KV cache of {s.batch} request(s), unsharded, {kv_dtype}, {s.layout} layout"
 pooled_name = f"{hw.n_gpus} x {hw.name} usable, pooled"
-kv = style(cache_chart(curves, pooled_name, hw.n_gpus * hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title))
+kv = figure(cache_chart, curves, pooled_name, hw.n_gpus * hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title)
 show(kv, width="stretch", key=P + "kv_chart")
 downloads(kv, curves, "kv-vs-context", P + "dl_kv")
 st.caption(
@@ -371,7 +370,7 @@ st.caption(
 
 st.subheader("By layer type and tensor")
 bd = breakdown_table(specs, s.context, s.batch, kv_dtype, s.layout)
-bdc = style(breakdown_chart(bd, f"Where the cache goes at {token_label(s.context)} tokens"))
+bdc = figure(breakdown_chart, bd, f"Where the cache goes at {token_label(s.context)} tokens")
 show(bdc, width="stretch", key=P + "bd_chart")
 downloads(bdc, bd, "cache-breakdown", P + "dl_bd")
 

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core.lab import minilm, quantlab
-from core.view.charts import bias_chart, pareto_chart, rotation_chart, style
+from core.view.charts import bias_chart, pareto_chart, rotation_chart
 from core.view.urlstate import QuantState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
@@ -13,6 +13,7 @@ from pages import workshop_ui as ws
 from pages.common import (
     downloads,
     ensure_router,
+    figure,
     link_state,
     minilm_model,
     passage_ids,
@@ -83,7 +84,7 @@ def schemes(layer: int, passage: int) -> None:
     s = state()
     ws.publish(dump_state(s))
     df = errors(layer, passage)
-    pc = style(pareto_chart(df, "bytes per token", s.metric, f"Layer {layer}: {s.metric} vs cache bytes per token"))
+    pc = figure(pareto_chart, df, "bytes per token", s.metric, f"Layer {layer}: {s.metric} vs cache bytes per token")
     show(pc, width="stretch", key=P + "pareto")
     downloads(pc, df, "quantization-pareto", P + "dl_pareto")
     shown = df[["scheme", "bits per element", "bytes per token", *METRICS]].copy()
@@ -110,10 +111,12 @@ def latent_section(layer: int, passage: int) -> None:
     s = state()
     ws.publish(dump_state(s))
     lat = latents(layer, passage, s.rank)
-    lc = style(
-        pareto_chart(
-            lat, "bytes per token", "error vs MLA layer", f"Layer {layer} as MLA at rank {s.rank}: latent quantized"
-        )
+    lc = figure(
+        pareto_chart,
+        lat,
+        "bytes per token",
+        "error vs MLA layer",
+        f"Layer {layer} as MLA at rank {s.rank}: latent quantized",
     )
     show(lc, width="stretch", key=P + "latent")
     downloads(lc, lat, "latent-quantization", P + "dl_latent")
@@ -144,7 +147,7 @@ latent_section(s.layer, s.passage)
 
 st.subheader("Inner products: the bias of MSE quantizers, and QJL's correction")
 bd = bias(s.layer, s.passage)
-bc = style(bias_chart(bd, f"Layer {s.layer}, head 0: estimated q . k against the truth"))
+bc = figure(bias_chart, bd, f"Layer {s.layer}, head 0: estimated q . k against the truth")
 show(bc, key=P + "bias")
 downloads(bc, bd, "inner-product-bias", P + "dl_bias")
 one = bd[bd.bits == 1].set_index("estimator")["ratio"]
@@ -158,7 +161,7 @@ st.markdown(
 st.subheader("What a random rotation does to outlier channels")
 rd = rotation(s.layer, s.passage)
 ratios = quantlab.outlier_ratio(rd)
-rc = style(rotation_chart(rd, f"Layer {s.layer} keys: channel RMS, sorted"))
+rc = figure(rotation_chart, rd, f"Layer {s.layer} keys: channel RMS, sorted")
 show(rc, width="stretch", key=P + "rotation")
 downloads(rc, rd, "rotation-outliers", P + "dl_rot")
 st.markdown(

@@ -7,12 +7,12 @@ import streamlit as st
 from core.accounting.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
 from core.lab.sparse import SmallSparse, claim_steps, dsa_selection, flops_vs_context, v4_visibility
 from core.model.units import fmt_bytes, fmt_si
-from core.view.charts import CONTEXTS, parts_vs_context, selection_heatmap, style, visibility_heatmap
+from core.view.charts import CONTEXTS, parts_vs_context, selection_heatmap, visibility_heatmap
 from core.view.urlstate import SparseState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
 from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, link_state, preset, show, table, takeaways
+from pages.common import downloads, ensure_router, figure, link_state, preset, show, table, takeaways
 
 P = "sparse."
 HCA_RATIOS = [2, 8, 16, 32, 64]
@@ -75,8 +75,8 @@ def dsa_section() -> None:
     real_topk = preset("deepseek-v3.2").attention[0].index_topk
     st.caption(f"Scaled-down toy: top-k ({glossary.scale_note(s.index_topk, real_topk, 'keeps', 'V3.2')}).")
     sel = selection(config(s), s.source)
-    hm = style(
-        selection_heatmap(sel, f"Indexer scores (grey) and the top {s.index_topk} tokens each query keeps (blue)")
+    hm = figure(
+        selection_heatmap, sel, f"Indexer scores (grey) and the top {s.index_topk} tokens each query keeps (blue)"
     )
     show(hm, key=P + "dsa")
     downloads(hm, sel, "dsa-selection", P + "dl_dsa")
@@ -94,7 +94,7 @@ def v4_section() -> None:
                          "SWA": "sliding window only"}.get)  # fmt: skip
     s = show_link()
     vis = visibility(config(s), s.kind, s.source)
-    vc = style(visibility_heatmap(vis, f"{s.kind} layer: each query's view of the original tokens"))
+    vc = figure(visibility_heatmap, vis, f"{s.kind} layer: each query's view of the original tokens")
     show(vc, key=P + "v4")
     downloads(vc, vis, "v4-visibility", P + "dl_v4")
     v4 = preset("deepseek-v4-pro").attention
@@ -157,7 +157,7 @@ st.caption(
 
 st.subheader("What a decoded token costs, and where")
 pf = parts()
-pc = style(parts_vs_context(pf, "Per decoded token, all layers: V3.2 (DSA) vs V4-Pro, from the config files"))
+pc = figure(parts_vs_context, pf, "Per decoded token, all layers: V3.2 (DSA) vs V4-Pro, from the config files")
 show(pc, width="stretch", key=P + "parts")
 downloads(pc, pf, "flops-by-part", P + "dl_parts")
 v32 = pf[(pf.model == "V3.2") & (pf.context == 2**20)].set_index("part")["flops"]
