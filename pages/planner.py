@@ -338,7 +338,8 @@ st.caption(
 )
 mem_df = memory_parts(plans)
 mem_title = f"One GPU of each stage, {s.batch} request(s) of {s.context:,} tokens, {layouts}"
-mem_chart = figure(memory_chart, mem_df, hw.usable_bytes / GIB, usable, mem_title)
+mem_args = (mem_df, hw.usable_bytes / GIB, usable, mem_title)
+mem_chart = figure(memory_chart, *mem_args)
 show(mem_chart, width="stretch", key=P + "mem_chart")
 downloads(mem_chart, mem_df, "memory", P + "dl_mem")
 for m, p in plans.items():
@@ -397,7 +398,8 @@ footer = (
 )
 card_title = f"KV cache plan: {', '.join(specs)}"
 st.download_button(  # the card is built on click only: a rerun does not pay for it
-    "Download the review card (PNG)", lambda: to_png(review_card(card_title, inputs, table, mem_chart, footer)),
+    "Download the review card (PNG)",
+    lambda: to_png(review_card(card_title, inputs, table, memory_chart(*mem_args), footer)),
     "kv-cache-review-card.png", "image/png",
     key=P + "card", on_click="ignore", icon=":material/slideshow:",
 )  # fmt: skip
