@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import altair as alt
@@ -198,7 +199,7 @@ def step_card(tour: str, n: int, step: wp.Step) -> None:
     with st.container(border=True):
         st.progress(n / len(path.steps), text=f"{path.title} · step {n} of {len(path.steps)}: **{step.title}**")
         st.markdown(f"**Look at:** {step.look}")
-        ask(wp.questions()[step.question], wp.takeaway(step))
+        ask(wp.questions()[step.question], lambda: wp.takeaway(step))
         nav(tour, n)
 
 
@@ -216,7 +217,7 @@ def nav(tour: str, n: int) -> None:
     c.page_link("pages/workshop.py", label="All steps", icon=":material/list:", query_params=params())
 
 
-def ask(q: wp.Question, takeaway: str | None = None) -> bool:
+def ask(q: wp.Question, takeaway: Callable[[], str] | None = None) -> bool:
     """The question with an answer box; after a guess (or 'show me'), the engine's answer, how far the guess
     was, why, and the step's takeaway. In a room the guess is stored for the presenter, who sees the room's
     guesses below. Returns whether the answer is shown."""
@@ -254,10 +255,8 @@ def ask(q: wp.Question, takeaway: str | None = None) -> bool:
                 s.reset(code, st.session_state["ws.host"], q.id)
     guess = None if host else st.session_state.get(key)
     shown = guess is not None or st.session_state.get(key + ".shown", False)
-    if shown:
-        reveal(q, guess)
-        if takeaway:
-            st.success(f"**Takeaway:** {takeaway}")
+    if shown and reveal(q, guess) and takeaway:
+        st.success(f"**Takeaway:** {takeaway()}")
     if host:
         room_panel(code, q, shown)
     return shown
@@ -283,8 +282,13 @@ def _answer(question_id: str) -> dict:
     return {"value": a.value, "choice": a.choice, "shown": a.shown, "why": a.why}
 
 
-def reveal(q: wp.Question, guess) -> None:
-    a = _answer(q.id)
+def reveal(q: wp.Question, guess) -> bool:
+    """The engine's answer beside the guess; False (with the reason) when the engine cannot compute it."""
+    try:
+        a = _answer(q.id)
+    except Exception as e:  # a missing package or shipped file: say so, never a traceback
+        st.error(f"The engine could not compute this answer: {plain(e, 300)}")
+        return False
     truth = wp.Answer(a["value"], a["choice"], a["shown"], a["why"])
     cols = st.columns([1, 2])
     cols[0].metric("The engine's answer", a["shown"])
@@ -293,6 +297,7 @@ def reveal(q: wp.Question, guess) -> None:
             shown = f"{guess:g} {q.unit}" if q.kind == "number" else str(guess)
             st.markdown(f"Your guess: **{plain(shown, 80)}**. {wp.verdict(q, truth, guess)}")
         st.markdown(a["why"])
+    return True
 
 
 def room_panel(code: str, q: wp.Question, revealed: bool) -> None:
@@ -307,7 +312,10 @@ def room_panel(code: str, q: wp.Question, revealed: bool) -> None:
         answers = s.answers(code, q.id)
         st.markdown(f"Room **{code}**: **{len(answers)}** answered.")
         if answers:
-            a = _answer(q.id) if revealed else None
+            try:
+                a = _answer(q.id) if revealed else None
+            except Exception:  # reveal() has said why; the guesses still show
+                a = None
             truth = None if a is None else a["value"] if q.kind == "number" else a["choice"]
             df = pd.DataFrame({"guess": answers})
             chart = guesses_chart(df, q.kind, truth, q.unit, list(q.choices), a and a["shown"])

@@ -167,3 +167,21 @@ def test_joining_a_room_follows_its_path(db):
     assert p.radio(key="ws.tour").value == "review" and p.query_params["tour"] == "review"
     again = open_page("pages/workshop.py", {"room": code, "me": p.query_params["me"]})  # a reload: the link's room
     assert again.radio(key="ws.tour").value == "review"
+
+
+def test_an_answer_the_engine_cannot_compute_is_a_sentence(monkeypatch):
+    """A missing package or shipped file behind an answer: the reveal says so, no traceback, no takeaway."""
+    from core.workshop import answers
+
+    def broken():
+        raise RuntimeError("the MiniLM weights are not installed")
+
+    monkeypatch.setitem(answers.ANSWERS, "int4_or_turboquant", broken)
+    wp.answer.cache_clear()
+    page, q = step_page("workshop", 11)
+    at = open_page(page, q)
+    at.button(key="FormSubmitter:ws.int4_tq.form-Show me the answer").click().run()
+    assert_no_exception(at)
+    assert any("could not compute this answer: the MiniLM weights are not installed" in e.value for e in at.error)
+    assert not at.success
+    wp.answer.cache_clear()
