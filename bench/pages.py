@@ -8,7 +8,8 @@ user + system, every thread) around each interaction, waiting until the server h
 so that the whole rerun is counted:
 - first load: a new browser session opens the page after another session already opened it (the server
   is warm: imports done, shared caches filled), until the page has rendered and the server is idle;
-- move: one key press on each of the page's first sliders (ArrowRight, ArrowLeft at the maximum).
+- move: one key press on each of the page's first sliders (ArrowRight, ArrowLeft at the maximum), or on a
+  page without sliders, a click on each of its first pills.
 Budgets (issue 12): per move at most 2x the trivial app's on Overview, Planner and Compute and at most
 0.3 s on every other page; first load at most 1.5 s. Benchmarks report; they never fail the build.
 """
@@ -37,6 +38,7 @@ PAGES = ["overview", "planner", "compute", "sparse", "hybrid", "latent_rank", "i
 RELATIVE = {"overview", "planner", "compute"}  # budget: 2x the trivial app's move
 MOVE_BUDGET_S, LOAD_BUDGET_S, RELATIVE_FACTOR = 0.3, 1.5, 2.0
 SLIDER = "[data-testid='stSlider'] input[type='range']"
+PILL = "[data-testid='stButtonGroup'] button"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -126,6 +128,14 @@ def measure_page(browser, server: Server, path: str, moves: int) -> dict:
         s.press("ArrowLeft" if at_max else "ArrowRight")
         cpu = server.settle() - before
         out["moves"].append({"slider": (s.get_attribute("aria-label") or "")[:40], "cpu_s": round(cpu, 3)})
+    pills = page.locator(PILL)  # a page whose wide control is pills (Latent rank): click the next ones instead
+    for i in range(min(moves - len(out["moves"]), pills.count() - 1)):
+        p = pills.nth(i + 1)
+        p.scroll_into_view_if_needed()
+        before = server.cpu()
+        p.click()
+        cpu = server.settle() - before
+        out["moves"].append({"slider": f"pill {p.inner_text()[:30]}", "cpu_s": round(cpu, 3)})
     errors = page.locator("[data-testid='stException']").count()
     out["exceptions"] = errors
     out["move_median_s"] = round(statistics.median(m["cpu_s"] for m in out["moves"]), 3) if out["moves"] else None
