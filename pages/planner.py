@@ -272,6 +272,13 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
         st.caption(plain(note, 400))
 
 
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs={ModelSpec: hash})
+def kv_curves(specs: dict, kv_dtype: str, batch: int, layout: str) -> pd.DataFrame:
+    """Every model's cache on the context grid: 21 contexts x every layer, once per view (not per move). A
+    spec is keyed by its own hash (frozen dataclasses): Streamlit's generic hasher walks every layer."""
+    return cache_vs_context(specs, CONTEXTS, kv_dtype, batch, layout)
+
+
 ensure_router()
 st.title("Memory planner")
 ws.lesson("planner", P)
@@ -358,7 +365,7 @@ st.caption(
 )
 
 st.subheader("KV cache vs context")
-curves = cache_vs_context(specs, CONTEXTS, kv_dtype, s.batch, s.layout)
+curves = kv_curves(specs, kv_dtype, s.batch, s.layout)
 title = f"KV cache of {s.batch} request(s), unsharded, {kv_dtype}, {s.layout} layout"
 pooled_name = f"{hw.n_gpus} x {hw.name} usable, pooled"
 kv = figure(cache_chart, curves, pooled_name, hw.n_gpus * hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title)
