@@ -314,8 +314,9 @@ def main() -> None:
             asyncio.run(check(url))
             return
         if server:  # warm every replica: every page of the mix, as the presenter would before the room arrives
-            for _ in range(max(a.replicas, 1) * 2):
-                asyncio.run(check(url))
+            # (each replica directly: through nginx, a replica could stay cold and pay its caches during the room)
+            for direct in [f"http://127.0.0.1:{p}" for p in server.ports] if a.replicas else [url]:
+                asyncio.run(check(direct))
             time.sleep(2)
         cpu0 = [cpu_seconds(p) for p in pids]
         out = asyncio.run(room(url, a.participants, a.seconds, a.seed, pids))
