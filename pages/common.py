@@ -55,7 +55,7 @@ def figure(builder: Callable[..., alt.TopLevelMixin], *args, **kwargs) -> dict:
     return _figure(builder.__module__, builder.__qualname__, args, kwargs, workshop_ui.presenting())
 
 
-@st.cache_data(max_entries=512, show_spinner=False)
+@st.cache_data(max_entries=128, show_spinner=False)  # a spec holds its data: up to ~1 MB (Inside MLA's heatmaps)
 def _figure(module: str, name: str, args: tuple, kwargs: dict, big: bool) -> dict:
     builder = getattr(importlib.import_module(module), name)
     chart = style(builder(*args, **kwargs))
