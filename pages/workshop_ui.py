@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Callable
 from pathlib import Path
 
 import altair as alt
@@ -199,7 +198,7 @@ def step_card(tour: str, n: int, step: wp.Step) -> None:
     with st.container(border=True):
         st.progress(n / len(path.steps), text=f"{path.title} · step {n} of {len(path.steps)}: **{step.title}**")
         st.markdown(f"**Look at:** {step.look}")
-        ask(wp.questions()[step.question], lambda: wp.takeaway(step))
+        ask(wp.questions()[step.question], step.takeaway)
         nav(tour, n)
 
 
@@ -217,10 +216,10 @@ def nav(tour: str, n: int) -> None:
     c.page_link("pages/workshop.py", label="All steps", icon=":material/list:", query_params=params())
 
 
-def ask(q: wp.Question, takeaway: Callable[[], str] | None = None) -> bool:
+def ask(q: wp.Question, takeaway: str | None = None) -> bool:
     """The question with an answer box; after a guess (or 'show me'), the engine's answer, how far the guess
-    was, why, and the step's takeaway. In a room the guess is stored for the presenter, who sees the room's
-    guesses below. Returns whether the answer is shown."""
+    was, why, and the step's takeaway (its text, quoting the answer as {answer}). In a room the guess is
+    stored for the presenter, who sees the room's guesses below. Returns whether the answer is shown."""
     key = f"ws.{q.id}"
     code = room()
     host = is_host(code)
@@ -255,8 +254,8 @@ def ask(q: wp.Question, takeaway: Callable[[], str] | None = None) -> bool:
                 s.reset(code, st.session_state["ws.host"], q.id)
     guess = None if host else st.session_state.get(key)
     shown = guess is not None or st.session_state.get(key + ".shown", False)
-    if shown and reveal(q, guess) and takeaway:
-        st.success(f"**Takeaway:** {takeaway()}")
+    if shown and (a := reveal(q, guess)) and takeaway:
+        st.success(f"**Takeaway:** {takeaway.replace('{answer}', a['shown'])}")
     if host:
         room_panel(code, q, shown)
     return shown
@@ -282,13 +281,14 @@ def _answer(question_id: str) -> dict:
     return {"value": a.value, "choice": a.choice, "shown": a.shown, "why": a.why}
 
 
-def reveal(q: wp.Question, guess) -> bool:
-    """The engine's answer beside the guess; False (with the reason) when the engine cannot compute it."""
+def reveal(q: wp.Question, guess) -> dict | None:
+    """The engine's answer beside the guess, and that answer; None (with the reason) when the engine cannot
+    compute it."""
     try:
         a = _answer(q.id)
     except Exception as e:  # a missing package or shipped file: say so, never a traceback
         st.error(f"The engine could not compute this answer: {plain(e, 300)}")
-        return False
+        return None
     truth = wp.Answer(a["value"], a["choice"], a["shown"], a["why"])
     cols = st.columns([1, 2])
     cols[0].metric("The engine's answer", a["shown"])
@@ -297,7 +297,7 @@ def reveal(q: wp.Question, guess) -> bool:
             shown = f"{guess:g} {q.unit}" if q.kind == "number" else str(guess)
             st.markdown(f"Your guess: **{plain(shown, 80)}**. {wp.verdict(q, truth, guess)}")
         st.markdown(a["why"])
-    return True
+    return a
 
 
 def room_panel(code: str, q: wp.Question, revealed: bool) -> None:
