@@ -8,6 +8,7 @@ They are validated here; anything else in them is ignored with a warning.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import secrets
@@ -161,14 +162,19 @@ def bigger(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
 # ----------------------------------------------------------------------------- lesson, question, step
 
 
+@functools.cache
+def _prose(page: str) -> str:
+    """The lesson's text without its "Ask first" line (the answer box takes its place), read once."""
+    return ASK.sub("", (LESSONS / f"{page}.md").read_text()).strip()
+
+
 def lesson(page: str, prefix: str) -> None:
     """The page's lesson prose and its question, or the guided path's step card when the URL is on a step
     of this page. Call right after st.title and before the page reads its URL state: entering a new step
     resets the page's widgets (keys starting with `prefix`) so the step's view wins."""
     if presenting():
         presenter_css()
-    text = (LESSONS / f"{page}.md").read_text()
-    prose = ASK.sub("", text).strip()
+    prose = _prose(page)
     p = params()
     step = None
     if "tour" in p:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from core.accounting import planner as pl
@@ -120,6 +121,7 @@ def v3_dpa_requests() -> Answer:
 # ----------------------------------------------------------------------------- Inside MLA
 
 
+@cache
 def _inside_runs():
     """The MLA layer at the Inside MLA page's defaults: {"materialised": run, "absorbed": run}, config."""
     cfg = inside.InsideConfig()
