@@ -18,6 +18,7 @@ st.markdown(
     "the takeaway. In a **room**, everyone's guesses go to the presenter, who sees them against the answer."
 )
 
+ws.link_warnings()
 url = ws.params()
 paths = wp.paths()
 ids = list(paths)

@@ -19,6 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from core.view.text import plain
+from core.view.urlstate import WORKSHOP_KEYS
 from core.view.workshop_charts import chart_height, guesses_chart
 from core.workshop import path as wp
 from core.workshop.store import Store, engine_url, normalise_code
@@ -90,6 +91,19 @@ def params() -> dict[str, str]:
     if q.get("present") == "1":
         out["present"] = "1"
     return out
+
+
+def link_warnings() -> None:
+    """Say which workshop parameters of the link were not valid and were ignored (or replaced)."""
+    q, ok = st.query_params, params()
+    for key in WORKSHOP_KEYS:
+        raw = q.get(key)
+        if raw is None or ok.get(key) == raw or (key == "room" and ok.get(key) == raw.strip().upper()):
+            continue
+        if key == "step" and "tour" not in ok:
+            continue  # a step without a valid path: the path's warning says it
+        then = f"showing step {ok[key]} instead" if key in ok else "it was ignored"
+        st.warning(f"Link: the workshop parameter {key}={plain(raw, 40)} is not valid here; {then}.")
 
 
 def publish(view: dict[str, str]) -> None:
@@ -174,6 +188,7 @@ def lesson(page: str, prefix: str) -> None:
     resets the page's widgets (keys starting with `prefix`) so the step's view wins."""
     if presenting():
         presenter_css()
+    link_warnings()
     prose = _prose(page)
     p = params()
     step = None

@@ -158,6 +158,12 @@ def test_hostile_workshop_parameters_never_break_a_page(query):
     at = open_page("pages/overview.py", query)
     assert_no_exception(at)
     assert not any("<script>" in m.value for m in at.markdown)
+    warned = " ".join(w.value for w in at.warning)
+    bad = {"tour": "nope", "step": query.get("step"), "room": "<script>", "me": "a b", "present": "2"}
+    for k, v in query.items():
+        if k in bad and v == bad[k] and not (k == "step" and query.get("tour") == "nope"):
+            assert f"workshop parameter {k}=" in warned, (k, warned)  # said, not silently dropped
+    assert "room=ABCDEF" not in warned  # a well-formed code is not a bad parameter
 
 
 def test_joining_a_room_follows_its_path(db):
