@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import fields, replace
 
 import altair as alt
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 from pandas.io.formats.style import Styler
 
@@ -19,6 +22,11 @@ from core.view.charts import style, to_png, to_svg
 from core.view.text import plain
 from core.view.urlstate import Replaced, nearest, parse_state
 from pages import workshop_ui
+
+try:  # what st.vega_lite_chart does to a spec's named datasets on every rerun, done once per spec in figure()
+    from streamlit.dataframe_util import convert_anything_to_arrow_bytes as _to_arrow
+except ImportError:  # a Streamlit that moved it: the datasets stay rows, and Streamlit converts them per rerun
+    _to_arrow = None
 
 # Tests set this, so every chart a page draws is checked against Vega-Lite's JSON schema there.
 VALIDATE_CHARTS = os.environ.get("KVLAB_VALIDATE_CHARTS") == "1"
@@ -51,19 +59,35 @@ def figure(builder: Callable[..., alt.TopLevelMixin], *args, **kwargs) -> dict:
     """The styled Vega-Lite spec of `builder(*args, **kwargs)` (a chart builder of core.view.charts), built
     once per distinct arguments for the whole server: Altair's construction and serialisation are most of a
     page's rerun, and a room of people asks for the same views again and again. The arguments must be what
-    st.cache_data can hash (numbers, strings, tuples, DataFrames)."""
+    st.cache_data can hash (numbers, strings, tuples, DataFrames). The spec's datasets are Arrow IPC bytes
+    already, as Streamlit would make them on every rerun (`_json` turns them back into rows for a download)."""
     return _figure(builder.__module__, builder.__qualname__, args, kwargs, workshop_ui.presenting())
 
 
-@st.cache_data(max_entries=128, show_spinner=False)  # a spec holds its data: up to ~1 MB (Inside MLA's heatmaps)
-def _figure(module: str, name: str, args: tuple, kwargs: dict, big: bool) -> dict:
+def _frame_digest(df: pd.DataFrame) -> bytes:
+    """A DataFrame's cache key: the digest of its pickle, 0.1 ms where Streamlit's hasher takes about 1 ms
+    for a chart's few dozen rows. Equal pickles mean equal frames; equal frames pickled differently only
+    miss the cache."""
+    return hashlib.blake2b(pickle.dumps(df, protocol=5), digest_size=16).digest()
+
+
+@st.cache_data(max_entries=128, show_spinner=False, hash_funcs={pd.DataFrame: _frame_digest})
+def _figure(module: str, name: str, args: tuple, kwargs: dict, big: bool) -> dict:  # a spec holds its data
     builder = getattr(importlib.import_module(module), name)
     chart = style(builder(*args, **kwargs))
-    return (workshop_ui.bigger(chart) if big else chart).to_dict(validate=VALIDATE_CHARTS)
+    spec = (workshop_ui.bigger(chart) if big else chart).to_dict(validate=VALIDATE_CHARTS)
+    if _to_arrow is not None and "datasets" in spec:
+        spec["datasets"] = {k: _to_arrow(v) for k, v in spec["datasets"].items()}
+    return spec
 
 
 def _json(chart: alt.TopLevelMixin | dict) -> str:
-    return json.dumps(chart) if isinstance(chart, dict) else chart.to_json()
+    """The chart's Vega-Lite JSON, its datasets as rows (a figure() spec carries them as Arrow bytes)."""
+    if not isinstance(chart, dict):
+        return chart.to_json()
+    rows = {k: pa.ipc.open_stream(v).read_all().to_pylist() if isinstance(v, bytes) else v
+            for k, v in chart.get("datasets", {}).items()}  # fmt: skip
+    return json.dumps({**chart, "datasets": rows} if rows else chart)
 
 
 @st.cache_resource

@@ -1,5 +1,6 @@
 """Overview: why the KV cache decides long-context inference, and DeepSeek V4's claims recomputed."""
 
+import functools
 import inspect
 
 import pandas as pd
@@ -49,12 +50,20 @@ def controls(init: OverviewState) -> OverviewState:
     return OverviewState(tuple(models) or init.models, int(context), gpu, kv, int(batch))
 
 
+@functools.cache
+def source(fn) -> str:
+    """A function's source, read from disk once per process."""
+    return inspect.getsource(fn)
+
+
 @st.cache_data(show_spinner=False)
 def curves(models: tuple[str, ...], kv: str, batch: int) -> pd.DataFrame:
     return cache_vs_context({m: preset(m) for m in models}, CONTEXTS, kv, batch)
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
 def summary(s: OverviewState, gpu_bytes: int) -> pd.DataFrame:
+    """The table under the chart, once per view for the whole server."""
     rows = []
     stateful = any(acc.state_bytes(preset(m)) for m in s.models)
     for m in s.models:
@@ -119,36 +128,44 @@ def claims_panel() -> None:
     )
 
 
+@st.fragment
+def view(state: OverviewState) -> None:
+    """The controls and everything they change: a move reruns this alone, not the lesson, the claims or the
+    navigation (a room of people moving sliders pays for the view only)."""
+    s = controls(state)
+    ws.publish(serialise_overview(s))
+    gpu = GPUS[s.gpu]
+    gpu_gib = gpu.memory_bytes / GIB
+    df = curves(s.models, s.kv_dtype, s.batch)
+    title = f"KV cache vs context, {s.batch} sequence(s), {s.kv_dtype}"
+    chart = figure(cache_chart, df, f"{s.gpu} ({gpu.memory_gb:g} GB)", gpu_gib, s.context, title)
+    show(chart, width="stretch", key="overview.chart")
+    downloads(chart, df, f"kv-cache-{s.kv_dtype}", "overview.dl")
+    table(summary(s, gpu.memory_bytes))
+    st.caption(
+        f"{s.gpu}: {gpu.memory_gb:g} GB (vendor, decimal) = {gpu_gib:.1f} GiB. 'Fit': sequences whose cache alone "
+        "(with its fixed state, for hybrids) "
+        "fits (the Memory planner adds weights and headroom). FLOPs / token: whole model, one decoded token. "
+        "Context goes up to "
+        f"{MAX_CONTEXT:,} tokens; everything here is exact arithmetic on the configs, checked by tests against real "
+        "layers."
+    )
+    with st.expander("Formulas, with these models' numbers"):
+        for m in s.models:
+            st.markdown(f"**{m}** ({preset(m).design})")
+            st.latex(bytes_per_token_latex(preset(m), s.kv_dtype))
+    with st.expander("Show the code behind the cache numbers"):
+        layer_specs = {type(a): a for name in s.models for a in preset(name).attention}
+        for a in layer_specs.values():  # each design's own accounting module
+            st.code(source(type(design_of(a)).cache_rows), language="python")
+    takeaways(tk.overview(s, {m: preset(m) for m in s.models}, gpu))
+
+
 ensure_router()
 st.title("Why the KV cache decides long-context inference")
 ws.lesson("overview", "overview.")
 state = parse_overview(st.query_params.to_dict())
 for note in state.notices:
     st.warning(f"Link: {plain(note, 300)}.")
-s = controls(state)
-ws.publish(serialise_overview(s))
-gpu = GPUS[s.gpu]
-gpu_gib = gpu.memory_bytes / GIB
-df = curves(s.models, s.kv_dtype, s.batch)
-title = f"KV cache vs context, {s.batch} sequence(s), {s.kv_dtype}"
-chart = figure(cache_chart, df, f"{s.gpu} ({gpu.memory_gb:g} GB)", gpu_gib, s.context, title)
-show(chart, width="stretch", key="overview.chart")
-downloads(chart, df, f"kv-cache-{s.kv_dtype}", "overview.dl")
-table(summary(s, gpu.memory_bytes))
-st.caption(
-    f"{s.gpu}: {gpu.memory_gb:g} GB (vendor, decimal) = {gpu_gib:.1f} GiB. 'Fit': sequences whose cache alone "
-    "(with its fixed state, for hybrids) "
-    "fits (the Memory planner adds weights and headroom). FLOPs / token: whole model, one decoded token. "
-    "Context goes up to "
-    f"{MAX_CONTEXT:,} tokens; everything here is exact arithmetic on the configs, checked by tests against real layers."
-)
-with st.expander("Formulas, with these models' numbers"):
-    for m in s.models:
-        st.markdown(f"**{m}** ({preset(m).design})")
-        st.latex(bytes_per_token_latex(preset(m), s.kv_dtype))
-with st.expander("Show the code behind the cache numbers"):
-    layer_specs = {type(a): a for name in s.models for a in preset(name).attention}
-    for a in layer_specs.values():  # each design's own accounting module
-        st.code(inspect.getsource(type(design_of(a)).cache_rows), language="python")
+view(state)
 claims_panel()
-takeaways(tk.overview(s, {m: preset(m) for m in s.models}, gpu))

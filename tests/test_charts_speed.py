@@ -65,3 +65,40 @@ def test_pages_skip_the_schema_check_only_outside_tests():
             return kwargs
 
     assert common._Unvalidated(Spy()).to_dict(format="vega-lite") == {"format": "vega-lite", "validate": False}
+
+
+def test_a_figure_carries_arrow_datasets_and_downloads_the_same_rows():
+    """figure() hands Streamlit its datasets as Arrow bytes (the conversion Streamlit would repeat on every
+    rerun), and the download's JSON turns them back into the rows Altair wrote, so the PNG, SVG and the
+    chart on the page draw the same data."""
+    import json
+
+    import pandas as pd
+    import pyarrow as pa
+
+    from core.view.charts import cache_chart, style
+    from pages import common
+
+    df = pd.DataFrame(
+        {"model": ["a", "a", "b"], "design": ["GQA", "GQA", "MLA"], "context": [1024, 2048, 1024],
+         "part": ["KV cache"] * 3, "kv_bytes": [1 << 20, 2 << 20, 1 << 18], "kv_gib": [1 / 1024, 2 / 1024, 1 / 4096]}
+    )  # fmt: skip
+    args = (df, "H200 (141 GB)", 131.0, 1024, "title")
+    spec = common._figure(cache_chart.__module__, cache_chart.__qualname__, args, {}, False)
+    assert spec["datasets"] and all(isinstance(v, bytes) for v in spec["datasets"].values())
+    altair = style(cache_chart(*args)).to_dict()
+    for name, raw in spec["datasets"].items():
+        assert pa.ipc.open_stream(raw).read_all().to_pylist() == altair["datasets"][name]
+    assert json.loads(common._json(spec)) == json.loads(json.dumps(altair))
+
+
+def test_a_frame_digest_tells_frames_apart():
+    import pandas as pd
+
+    from pages.common import _frame_digest
+
+    a = pd.DataFrame({"x": [1, 2], "y": ["p", "q"]})
+    assert _frame_digest(a) == _frame_digest(a.copy())
+    assert _frame_digest(a) != _frame_digest(a.assign(x=[1, 3]))
+    assert _frame_digest(a) != _frame_digest(a.assign(y=["p", "r"]))
+    assert _frame_digest(a) != _frame_digest(a.rename(columns={"y": "z"}))
