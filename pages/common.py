@@ -14,6 +14,7 @@ import altair as alt
 import pandas as pd
 import pyarrow as pa
 import streamlit as st
+from altair.utils import schemapi
 from pandas.io.formats.style import Styler
 
 from core.model.presets import load_preset
@@ -30,6 +31,10 @@ except ImportError:  # a Streamlit that moved it: the datasets stay rows, and St
 
 # Tests set this, so every chart a page draws is checked against Vega-Lite's JSON schema there.
 VALIDATE_CHARTS = os.environ.get("KVLAB_VALIDATE_CHARTS") == "1"
+if not VALIDATE_CHARTS:
+    # Altair's debug mode validates every schema object as it is made (an axis, a mark, a scale), a tenth of
+    # building a chart; the served app checks no spec (the tests check each whole spec) and keeps that time.
+    schemapi.disable_debug_mode()
 
 
 class _Unvalidated:

@@ -28,6 +28,7 @@ CROSSOVER_LABELS = {
     "fewer_flops": "fewer FLOPs (absorbed or expanded)",
     "fewer_bytes": "fewer bytes (absorbed or materialised)",
 }
+BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 QUANTITIES = ("decode: attention FLOPs", "decode: cache bytes read", "prefill: attention FLOPs per token")
 
 
@@ -73,100 +74,132 @@ def measured(device: str, contexts: tuple[int, ...]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@st.cache_data(max_entries=512, show_spinner=False)
+def roof_view(gpu_name: str, context: int, batch: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The designs on one GPU's roofline at one context and batch, and the whole step's table as shown (numbers
+    formatted): once per view for the whole server, since a room asks for the same views again and again."""
+    pts = rl.roofline_points(designs(), GPUS[gpu_name], context, batch)
+    whole = pts[pts.what == "whole decode step"][["design", "intensity", "bound", "step_ms", "tokens_per_s"]]
+    shown = pd.DataFrame(
+        {
+            "design": whole["design"],
+            "FLOP/byte": whole["intensity"].map("{:.1f}".format),
+            "bound": whole["bound"],
+            "step ≥ ms": whole["step_ms"].map("{:.2f}".format),
+            "tokens/s ≤": whole["tokens_per_s"].map("{:,.0f}".format),
+        }
+    )
+    return pts, shown
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def view_takeaways(gpu_name: str, context: int, batch: int) -> list[str]:
+    pts, _ = roof_view(gpu_name, context, batch)
+    return tk.compute(ComputeState(gpu_name, context, batch), GPUS[gpu_name], pts)
+
+
+@st.cache_data(show_spinner=False)
+def crossover() -> tuple[pd.DataFrame, float]:
+    """Materialised, expanded and absorbed MLA with DeepSeek-V2-Lite's shapes (fixed: no control changes it),
+    and the query length below which absorbing costs fewer FLOPs at 128K tokens."""
+    spec = measure.V2_LITE_MLA
+    cross = measure.mla_crossover(spec, [1024, 16384, 131072], (1,), (1, 16, 128, 512, 1024))
+    shown = (
+        cross[["context", "query_len", "absorbed_flops", "expand_flops", "naive_flops", "absorbed_bytes",
+               "naive_bytes", "fewer_flops", "fewer_bytes"]]
+        .rename(columns=CROSSOVER_LABELS).replace({"naive": "materialised", "expand": "expanded"})
+    )  # fmt: skip
+    return shown, measure.query_len_crossover(spec, 131072)
+
+
+@st.fragment
+def view() -> None:
+    """The page below the lesson: a move reruns this alone, not the navigation and the lesson."""
+    a, b, c = st.columns([1, 2, 1])
+    a.selectbox("GPU", list(GPUS), key=P + "gpu", help=glossary.tip("GPU"))
+    b.select_slider(
+        "Context (tokens, log scale)", CONTEXTS, key=P + "context", format_func=token_label,
+        help=glossary.tip("context"),
+    )  # fmt: skip
+    c.select_slider("Batch (sequences)", BATCHES, key=P + "batch", help=glossary.tip("batch"))
+    ss = st.session_state
+    gpu = GPUS[ss[P + "gpu"]]
+
+    st.subheader("Per decoded token: FLOPs and bytes vs context")
+    st.radio("Show", QUANTITIES, key=P + "quantity", horizontal=True, help=glossary.tip("attention core"))
+    s = ComputeState(ss[P + "gpu"], ss[P + "context"], ss[P + "batch"], ss[P + "quantity"])
+    ws.publish(dump_state(s))
+    pt = per_token()
+    ptc = figure(per_token_chart, pt, s.quantity, f"{s.quantity}, one sequence, all layers, bf16 cache")
+    show(ptc, width="stretch", key=P + "per_token")
+    downloads(ptc, pt, "per-token", P + "dl_pt")
+    st.caption(
+        "MHA and MQA are Llama-3.1-70B's shapes with 64 and 1 kv heads; MLA, DSA and V4 are DeepSeek-V3, V3.2 and "
+        "V4-Pro from their configs. Attention FLOPs are the attention core's (scores and value mixing over the "
+        "cached tokens, no projections). Prefill: a causal prefill of N tokens, divided by N."
+    )
+
+    st.subheader(f"Roofline on {s.gpu}: where decode sits")
+    pts, whole = roof_view(s.gpu, s.context, s.batch)
+    rc = figure(roofline_chart, rl.roof(gpu), pts, f"{s.gpu}: batch {s.batch}, context {s.context:,} (datasheet roofs)")
+    show(rc, width="stretch", key=P + "roofline")
+    downloads(rc, pts, "roofline", P + "dl_roof")
+    ridge = gpu.bf16_tflops / gpu.bandwidth_tb_s
+    table(whole)
+    core = pts[pts.what == "attention core"].set_index("design")["intensity"]
+    n_h = next(d for d in designs() if d.label.startswith("MLA absorbed")).spec.attention[0].n_heads
+    st.markdown(
+        f"The ridge of {s.gpu} sits at **{ridge:.0f} FLOP/byte** ({gpu.bf16_tflops:,.0f} TFLOP/s over "
+        f"{gpu.bandwidth_tb_s} TB/s). GQA's attention core does about n_h / n_kv = "
+        f"**{core['GQA (Llama-3.1-70B)']:.0f}** FLOPs per byte it reads at any batch (each sequence reads its own "
+        f"cache); absorbed MLA about 2 n_h = 2 x {n_h} = {2 * n_h}; exactly, 2 n_h (2 d_c + d_r) FLOPs per "
+        f"(d_c + d_r) x 2 bf16 bytes = **{core['MLA absorbed (DeepSeek-V3)']:.0f}**, a little under 2 n_h because "
+        "the rope key is read but enters only the scores, not the value mixing. That is close to the ridge even at "
+        "batch 1. The whole step's intensity grows with batch because the weights are read once for all sequences."
+    )
+
+    st.subheader("Measure here")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    chosen = st.multiselect(
+        "Contexts to time", [1024, 4096, 16384, 65536], default=[1024, 4096, 16384], key=P + "measure_contexts",
+        format_func=token_label,
+    )  # fmt: skip
+    st.toggle(f"Time decode steps on this {device.upper()}", key=P + "measure")
+    if st.session_state[P + "measure"] and chosen:
+        m = machine(device)
+        st.markdown(
+            f"This {device.upper()}: copy bandwidth **{m['bandwidth'] / 1e9:,.1f} GB/s** (a large tensor copy, read + "
+            f"write), matmul **{m['peak'] / 1e9:,.0f} GFLOP/s**"
+            + (f", last-level cache {fmt_bytes(m['llc'])}" if m["llc"] else "")
+            + ". Layers: DeepSeek-V2-Lite's attention (16 heads, d_c 512, d_r 64) and MHA/GQA/MQA of the same width."
+        )
+        md = measured(device, tuple(sorted(chosen)))
+        table(
+            md.style.format({"measured ms": "{:.3f}", "predicted ms (bytes / bandwidth)": "{:.3f}",
+                             "roofline ms": "{:.3f}", "% of copy bandwidth": "{:.0f}%"}),
+        )  # fmt: skip
+        st.caption(
+            "Median of repeated runs after warm-up, the last-level cache flushed before each; single-pass chunked "
+            "kernels (core/decode_kernels.py) read each cached byte once. `make bench` runs the same at 4K-64K."
+        )
+    else:
+        st.info("Timing runs real decode steps on this machine (a few seconds each); switch it on to start.")
+
+    st.subheader("Materialised, expanded or absorbed MLA: who wins where")
+    cross, query_len = crossover()
+    table(cross)
+    st.markdown(
+        "With DeepSeek-V2-Lite's shapes, absorbing W^UK and W^UV costs fewer FLOPs than expanding keys and values "
+        f"from the latent at every step (expanded) while fewer than about **{query_len:.0f}** query tokens arrive "
+        "at once (decode, small chunks); a long prefill is cheaper expanded. The absorbed path always reads the "
+        "latent, the smallest cache: that is why DeepSeek decodes absorbed and prefills expanded. Materialised MLA "
+        "caches the expanded keys and values once: the fewest FLOPs of all, and the largest cache to read."
+    )
+    takeaways(view_takeaways(s.gpu, s.context, s.batch))
+
+
 ensure_router()
 st.title("Compute & roofline")
 ws.lesson("compute", P)
-BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
-init = link_state(ComputeState, P, grids={"context": CONTEXTS, "batch": BATCHES})
-a, b, c = st.columns([1, 2, 1])
-a.selectbox("GPU", list(GPUS), key=P + "gpu", help=glossary.tip("GPU"))
-b.select_slider(
-    "Context (tokens, log scale)", CONTEXTS, key=P + "context", format_func=token_label, help=glossary.tip("context")
-)
-c.select_slider("Batch (sequences)", BATCHES, key=P + "batch", help=glossary.tip("batch"))
-ss = st.session_state
-s = ComputeState(ss[P + "gpu"], ss[P + "context"], ss[P + "batch"], ss.get(P + "quantity", init.quantity))
-gpu = GPUS[s.gpu]
-
-st.subheader("Per decoded token: FLOPs and bytes vs context")
-st.radio("Show", QUANTITIES, key=P + "quantity", horizontal=True, help=glossary.tip("attention core"))
-s = ComputeState(s.gpu, s.context, s.batch, ss[P + "quantity"])
-ws.publish(dump_state(s))
-pt = per_token()
-ptc = figure(per_token_chart, pt, s.quantity, f"{s.quantity}, one sequence, all layers, bf16 cache")
-show(ptc, width="stretch", key=P + "per_token")
-downloads(ptc, pt, "per-token", P + "dl_pt")
-st.caption(
-    "MHA and MQA are Llama-3.1-70B's shapes with 64 and 1 kv heads; MLA, DSA and V4 are DeepSeek-V3, V3.2 and "
-    "V4-Pro from their configs. Attention FLOPs are the attention core's (scores and value mixing over the cached "
-    "tokens, no projections). Prefill: a causal prefill of N tokens, divided by N."
-)
-
-st.subheader(f"Roofline on {s.gpu}: where decode sits")
-pts = rl.roofline_points(designs(), gpu, s.context, s.batch)
-rc = figure(roofline_chart, rl.roof(gpu), pts, f"{s.gpu}: batch {s.batch}, context {s.context:,} (datasheet roofs)")
-show(rc, width="stretch", key=P + "roofline")
-downloads(rc, pts, "roofline", P + "dl_roof")
-ridge = gpu.bf16_tflops / gpu.bandwidth_tb_s
-whole = pts[pts.what == "whole decode step"][["design", "intensity", "bound", "step_ms", "tokens_per_s"]]
-table(
-    whole.rename(columns={"intensity": "FLOP/byte", "step_ms": "step ≥ ms", "tokens_per_s": "tokens/s ≤"}).style.format(
-        {"FLOP/byte": "{:.1f}", "step ≥ ms": "{:.2f}", "tokens/s ≤": "{:,.0f}"}
-    )
-)
-core = pts[pts.what == "attention core"].set_index("design")["intensity"]
-n_h = next(d for d in designs() if d.label.startswith("MLA absorbed")).spec.attention[0].n_heads
-st.markdown(
-    f"The ridge of {s.gpu} sits at **{ridge:.0f} FLOP/byte** ({gpu.bf16_tflops:,.0f} TFLOP/s over "
-    f"{gpu.bandwidth_tb_s} TB/s). GQA's attention core does about n_h / n_kv = "
-    f"**{core['GQA (Llama-3.1-70B)']:.0f}** FLOPs per byte it reads at any batch (each sequence reads its own "
-    f"cache); absorbed MLA about 2 n_h = 2 x {n_h} = {2 * n_h}; exactly, 2 n_h (2 d_c + d_r) FLOPs per "
-    f"(d_c + d_r) x 2 bf16 bytes = **{core['MLA absorbed (DeepSeek-V3)']:.0f}**, a little under 2 n_h because the "
-    "rope key is read but enters only the scores, not the value mixing. That is close to the ridge even at batch 1. "
-    "The whole step's intensity grows with batch because the weights are read once for all sequences."
-)
-
-st.subheader("Measure here")
-device = "cuda" if torch.cuda.is_available() else "cpu"
-chosen = st.multiselect(
-    "Contexts to time", [1024, 4096, 16384, 65536], default=[1024, 4096, 16384], key=P + "measure_contexts",
-    format_func=token_label,
-)  # fmt: skip
-st.toggle(f"Time decode steps on this {device.upper()}", key=P + "measure")
-if st.session_state[P + "measure"] and chosen:
-    m = machine(device)
-    st.markdown(
-        f"This {device.upper()}: copy bandwidth **{m['bandwidth'] / 1e9:,.1f} GB/s** (a large tensor copy, read + "
-        f"write), matmul **{m['peak'] / 1e9:,.0f} GFLOP/s**"
-        + (f", last-level cache {fmt_bytes(m['llc'])}" if m["llc"] else "")
-        + ". Layers: DeepSeek-V2-Lite's attention (16 heads, d_c 512, d_r 64) and MHA/GQA/MQA of the same width."
-    )
-    md = measured(device, tuple(sorted(chosen)))
-    table(
-        md.style.format({"measured ms": "{:.3f}", "predicted ms (bytes / bandwidth)": "{:.3f}", "roofline ms": "{:.3f}",
-                         "% of copy bandwidth": "{:.0f}%"}),
-    )  # fmt: skip
-    st.caption(
-        "Median of repeated runs after warm-up, the last-level cache flushed before each; single-pass chunked kernels "
-        "(core/decode_kernels.py) read each cached byte once. `make bench` runs the same at 4K-64K."
-    )
-else:
-    st.info("Timing runs real decode steps on this machine (a few seconds each); switch it on to start.")
-
-st.subheader("Materialised, expanded or absorbed MLA: who wins where")
-spec = measure.V2_LITE_MLA
-cross = measure.mla_crossover(spec, [1024, 16384, 131072], (1,), (1, 16, 128, 512, 1024))
-table(
-    cross[["context", "query_len", "absorbed_flops", "expand_flops", "naive_flops", "absorbed_bytes", "naive_bytes",
-           "fewer_flops", "fewer_bytes"]]
-    .rename(columns=CROSSOVER_LABELS).replace({"naive": "materialised", "expand": "expanded"}),
-)  # fmt: skip
-st.markdown(
-    "With DeepSeek-V2-Lite's shapes, absorbing W^UK and W^UV costs fewer FLOPs than expanding keys and values "
-    "from the latent at every step (expanded) while fewer than about "
-    f"**{measure.query_len_crossover(spec, 131072):.0f}** query tokens arrive at once (decode, small chunks); a "
-    "long prefill is cheaper expanded. The absorbed path always reads the latent, the smallest cache: that is why "
-    "DeepSeek decodes absorbed and prefills expanded. Materialised MLA caches the expanded keys and values once: "
-    "the fewest FLOPs of all, and the largest cache to read."
-)
-takeaways(tk.compute(s, gpu, pts))
+link_state(ComputeState, P, grids={"context": CONTEXTS, "batch": BATCHES})
+view()

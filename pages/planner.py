@@ -2,6 +2,7 @@
 
 import datetime
 import json
+from types import SimpleNamespace
 
 import pandas as pd
 import streamlit as st
@@ -279,136 +280,174 @@ def kv_curves(specs: dict, kv_dtype: str, batch: int, layout: str) -> pd.DataFra
     return cache_vs_context(specs, CONTEXTS, kv_dtype, batch, layout)
 
 
+@st.cache_data(max_entries=256, show_spinner=False, hash_funcs={ModelSpec: hash})
+def planned(
+    specs: dict[str, ModelSpec], hw: pl.Hardware, s: PlannerState, par: pl.Parallelism | None, alloc: pl.Allocator
+) -> SimpleNamespace:
+    """Plan every model of the view and draw the tables, formulas and takeaways from the plans: once per view
+    for the whole server (a room moves the same sliders), not on every rerun. A namespace, not a class of this
+    page: st.cache_data pickles what it returns, and a page's own classes live in its __main__."""
+    plans, errors = {}, []
+    for m, spec in specs.items():
+        shard_as = par or pl.Parallelism.auto(spec, s.n_gpus, s.pp, s.dp_attention)  # PP is checked above
+        try:
+            plans[m] = pl.plan(spec, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout, shard_as, alloc)
+        except ValueError as e:  # TP that does not divide the heads, PP above the layers, a partial llama.cpp block
+            errors.append(f"{plain(m)} cannot be planned under {shard_as.describe()}: {plain(e, 300)}")
+    if not plans:
+        return SimpleNamespace(plans={}, errors=errors)
+    specs = {m: specs[m] for m in plans}
+    kv_dtypes = {p.kv_dtype for p in plans.values()}
+    kv_dtype = next(iter(kv_dtypes)) if len(kv_dtypes) == 1 else "bf16"
+    formulas = {}
+    for m, spec in specs.items():
+        p = plans[m]
+        formulas[m] = [r"\text{bytes/token} = " + bytes_per_token_latex(spec, p.kv_dtype), budget_latex(p, hw)]
+        if p.exact and p.kv_budget_bytes_per_gpu > 0:
+            formulas[m].append(concurrency_latex(p))
+    return SimpleNamespace(
+        plans=plans,
+        errors=errors,
+        kv_dtype=kv_dtype,
+        layouts=" / ".join(dict.fromkeys(p.parallel.describe() for p in plans.values())),
+        table=results_table(plans, specs, s),
+        memory=memory_parts(plans),
+        breakdown=breakdown_table(specs, s.context, s.batch, kv_dtype, s.layout),
+        described={m: describe(spec) for m, spec in specs.items()},
+        formulas=formulas,
+        takeaways=tk.planner(s, plans, specs),
+    )
+
+
+@st.fragment
+def view(init: PlannerState) -> None:
+    """Everything below the lesson: a move reruns this alone, not the navigation and the lesson."""
+    custom, token = custom_config(init.config)
+    if CUSTOM in init.models and custom is None and not init.config:
+        st.warning(
+            "Link: it names your own config.json but does not carry it (too long for a link, or damaged): "
+            "upload or paste the file above to see it."
+        )
+    s = controls(custom, token)
+    if s.models:  # an empty selection is a moment in editing, not a view worth a link
+        ws.publish(dump_state(s))
+    if not s.models:
+        st.info("Pick at least one model.")
+        return
+    hw = hardware(s)
+    try:
+        par, alloc = layout_of(s)
+    except ValueError as e:
+        st.error(f"{plain(e, 300)} Change the GPUs, TP or PP.")
+        return
+    specs = {("your config" if m == CUSTOM else m): (custom if m == CUSTOM else preset(m)) for m in s.models}
+    for m, spec in list(specs.items()):
+        if spec.params_unknown and alloc.kv_budget_bytes is None:  # a KV-only config: weights unknown
+            st.warning(
+                f"{m}: the config has no {', '.join(spec.params_unknown)}, so its weights are unknown; give the KV "
+                f"memory per GPU to plan it. Its KV cache is exact: "
+                f"{fmt_bytes(kv_bytes_per_token(spec, pl.auto_kv_dtype(spec) if s.kv_dtype == 'auto' else s.kv_dtype))}"
+                " per token."
+            )
+            del specs[m]
+    if s.layout != "latent":
+        for m, spec in specs.items():
+            try:
+                check_layout(spec, s.layout)
+            except ValueError:
+                st.info(
+                    f"{m}: the {s.layout} layout applies to MLA, DSA and DeepSeek V4 layers; {m} is shown as it is."
+                )
+    v = planned(specs, hw, s, par, alloc)
+    for error in v.errors:
+        st.error(error)
+    if not v.plans:
+        return
+    plans, specs, kv_dtype, layouts = v.plans, {m: specs[m] for m in v.plans}, v.kv_dtype, v.layouts
+
+    st.subheader("What each model caches")
+    for m, lines in v.described.items():
+        st.markdown(f"**{plain(m)}**\n" + "\n".join(f"- {plain(line, 600)}" for line in lines))
+
+    usable = f"{hw.name} usable ({s.utilization}%): {hw.usable_bytes / GIB:,.1f} GiB"
+    st.subheader("Memory on one GPU")
+    st.caption(
+        f"{s.n_gpus} GPUs as {layouts}: {TP_HELP if any(p.parallel.tp > 1 for p in plans.values()) else ''} "
+        f"{PP_HELP if s.pp > 1 else ''} {DPA_HELP if s.dp_attention else ''}".strip()
+    )
+    mem_df = v.memory
+    mem_title = f"One GPU of each stage, {s.batch} request(s) of {s.context:,} tokens, {layouts}"
+    mem_args = (mem_df, hw.usable_bytes / GIB, usable, mem_title)
+    mem_chart = figure(memory_chart, *mem_args)
+    show(mem_chart, width="stretch", key=P + "mem_chart")
+    downloads(mem_chart, mem_df, "memory", P + "dl_mem")
+    for m, p in plans.items():
+        verdict(m, specs[m], p, s)
+    table = v.table
+    common_table(table)
+    st.caption(
+        f"{plain(hw.name)}: {hw.memory_bytes / 1e9:g} GB per GPU (vendor, decimal) = {hw.memory_bytes / GIB:,.1f} GiB. "
+        f"Blocks hold {s.block_size} tokens of every layer of one KV-cache group, as vLLM 0.33 allocates them; "
+        "concurrency is vLLM's 'Maximum concurrency' (blocks per GPU / blocks per request, times the DP groups) "
+        "and 'KV cache (tokens)' its 'GPU KV cache size'; max context keeps vLLM's null block out. 'Pooled "
+        "would say' divides all GPUs' memory by one unsharded request, as if the cache could be spread freely. "
+        "Models vLLM allocates with other page rules are estimated in bytes and say so. Decode step and "
+        "tokens/s are memory-bound limits: the stages in turn, each GPU reading its weights and its share of the "
+        "cache at the datasheet bandwidth; real engines reach a fraction of it."
+    )
+
+    st.subheader("KV cache vs context")
+    curves = kv_curves(specs, kv_dtype, s.batch, s.layout)
+    title = f"KV cache of {s.batch} request(s), unsharded, {kv_dtype}, {s.layout} layout"
+    pooled_name = f"{hw.n_gpus} x {hw.name} usable, pooled"
+    kv = figure(cache_chart, curves, pooled_name, hw.n_gpus * hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title)
+    show(kv, width="stretch", key=P + "kv_chart")
+    downloads(kv, curves, "kv-vs-context", P + "dl_kv")
+    st.caption(
+        "The whole cache of the requests, before sharding, against all GPUs' memory pooled: an upper bound. "
+        "The plan above is what the GPUs really hold once weights and copies are placed."
+    )
+
+    st.subheader("By layer type and tensor")
+    bd = v.breakdown
+    bdc = figure(breakdown_chart, bd, f"Where the cache goes at {token_label(s.context)} tokens")
+    show(bdc, width="stretch", key=P + "bd_chart")
+    downloads(bdc, bd, "cache-breakdown", P + "dl_bd")
+
+    with st.expander("Formulas, with these numbers", expanded=True):
+        for m, formulas in v.formulas.items():
+            st.markdown(f"**{m}**")
+            for formula in formulas:
+                st.latex(formula)
+
+    st.subheader("Review card")
+    inputs = [
+        f"{hw.n_gpus} x {hw.name} as {layouts}, {s.utilization}% usable, {s.reserved_gib:g} GiB reserved per GPU"
+        + (f", KV memory given as {s.kv_budget_gib:g} GiB per GPU" if s.kv_budget_gib else ""),
+        f"{s.batch} request(s) of {s.context:,} tokens; cache {s.kv_dtype}"
+        + (f" = {kv_dtype}" if s.kv_dtype == "auto" else "")
+        + f" ({s.layout} layout); weights {s.weight_dtype}; vLLM blocks of {s.block_size}, "
+        f"max_num_batched_tokens {s.batched_tokens:,}",
+    ]
+    footer = (
+        f"KV Cache Lab {core.__version__}, {datetime.date.today():%Y-%m-%d}. Bytes in binary units (GiB); "
+        "GPU memory from vendor datasheets (GB)."
+    )
+    card_title = f"KV cache plan: {', '.join(specs)}"
+    st.download_button(  # the card is built on click only: a rerun does not pay for it
+        "Download the review card (PNG)",
+        lambda: to_png(review_card(card_title, inputs, table, memory_chart(*mem_args), footer)),
+        "kv-cache-review-card.png", "image/png",
+        key=P + "card", on_click="ignore", icon=":material/slideshow:",
+    )  # fmt: skip
+    st.caption("The address bar holds this whole view: copy it to share exactly what you see.")
+    takeaways(v.takeaways)
+
+
 ensure_router()
 st.title("Memory planner")
 ws.lesson("planner", P)
 init = link_state(
     PlannerState, P, extra=lambda init: {"context_log": min(CONTEXTS, key=lambda n: abs(n - init.context))}
 )
-custom, token = custom_config(init.config)
-if CUSTOM in init.models and custom is None and not init.config:
-    st.warning(
-        "Link: it names your own config.json but does not carry it (too long for a link, or damaged): "
-        "upload or paste the file above to see it."
-    )
-s = controls(custom, token)
-if s.models:  # an empty selection is a moment in editing, not a view worth a link
-    ws.publish(dump_state(s))
-if not s.models:
-    st.info("Pick at least one model.")
-    st.stop()
-hw = hardware(s)
-try:
-    par, alloc = layout_of(s)
-except ValueError as e:
-    st.error(f"{plain(e, 300)} Change the GPUs, TP or PP.")
-    st.stop()
-specs = {("your config" if m == CUSTOM else m): (custom if m == CUSTOM else preset(m)) for m in s.models}
-for m, spec in list(specs.items()):
-    if spec.params_unknown and alloc.kv_budget_bytes is None:  # a KV-only config: weights unknown
-        st.warning(
-            f"{m}: the config has no {', '.join(spec.params_unknown)}, so its weights are unknown; give the KV "
-            f"memory per GPU to plan it. Its KV cache is exact: "
-            f"{fmt_bytes(kv_bytes_per_token(spec, pl.auto_kv_dtype(spec) if s.kv_dtype == 'auto' else s.kv_dtype))}"
-            " per token."
-        )
-        del specs[m]
-if s.layout != "latent":
-    for m, spec in specs.items():
-        try:
-            check_layout(spec, s.layout)
-        except ValueError:
-            st.info(f"{m}: the {s.layout} layout applies to MLA, DSA and DeepSeek V4 layers; {m} is shown as it is.")
-plans = {}
-for m, spec in specs.items():
-    shard_as = par or pl.Parallelism.auto(spec, s.n_gpus, s.pp, s.dp_attention)  # PP is checked above
-    try:
-        plans[m] = pl.plan(spec, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout, shard_as, alloc)
-    except ValueError as e:  # TP that does not divide the heads, PP above the layers, a partial llama.cpp block
-        st.error(f"{plain(m)} cannot be planned under {shard_as.describe()}: {plain(e, 300)}")
-specs = {m: specs[m] for m in plans}
-if not specs:
-    st.stop()
-kv_dtypes = {p.kv_dtype for p in plans.values()}
-layouts = " / ".join(dict.fromkeys(p.parallel.describe() for p in plans.values()))
-kv_dtype = next(iter(kv_dtypes)) if len(kv_dtypes) == 1 else "bf16"
-
-st.subheader("What each model caches")
-for m, spec in specs.items():
-    st.markdown(f"**{plain(m)}**\n" + "\n".join(f"- {plain(line, 600)}" for line in describe(spec)))
-
-usable = f"{hw.name} usable ({s.utilization}%): {hw.usable_bytes / GIB:,.1f} GiB"
-st.subheader("Memory on one GPU")
-st.caption(
-    f"{s.n_gpus} GPUs as {layouts}: {TP_HELP if any(p.parallel.tp > 1 for p in plans.values()) else ''} "
-    f"{PP_HELP if s.pp > 1 else ''} {DPA_HELP if s.dp_attention else ''}".strip()
-)
-mem_df = memory_parts(plans)
-mem_title = f"One GPU of each stage, {s.batch} request(s) of {s.context:,} tokens, {layouts}"
-mem_args = (mem_df, hw.usable_bytes / GIB, usable, mem_title)
-mem_chart = figure(memory_chart, *mem_args)
-show(mem_chart, width="stretch", key=P + "mem_chart")
-downloads(mem_chart, mem_df, "memory", P + "dl_mem")
-for m, p in plans.items():
-    verdict(m, specs[m], p, s)
-table = results_table(plans, specs, s)
-common_table(table)
-st.caption(
-    f"{plain(hw.name)}: {hw.memory_bytes / 1e9:g} GB per GPU (vendor, decimal) = {hw.memory_bytes / GIB:,.1f} GiB. "
-    f"Blocks hold {s.block_size} tokens of every layer of one KV-cache group, as vLLM 0.33 allocates them; "
-    "concurrency is vLLM's 'Maximum concurrency' (blocks per GPU / blocks per request, times the DP groups) "
-    "and 'KV cache (tokens)' its 'GPU KV cache size'; max context keeps vLLM's null block out. 'Pooled "
-    "would say' divides all GPUs' memory by one unsharded request, as if the cache could be spread freely. "
-    "Models vLLM allocates with other page rules are estimated in bytes and say so. Decode step and "
-    "tokens/s are memory-bound limits: the stages in turn, each GPU reading its weights and its share of the "
-    "cache at the datasheet bandwidth; real engines reach a fraction of it."
-)
-
-st.subheader("KV cache vs context")
-curves = kv_curves(specs, kv_dtype, s.batch, s.layout)
-title = f"KV cache of {s.batch} request(s), unsharded, {kv_dtype}, {s.layout} layout"
-pooled_name = f"{hw.n_gpus} x {hw.name} usable, pooled"
-kv = figure(cache_chart, curves, pooled_name, hw.n_gpus * hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title)
-show(kv, width="stretch", key=P + "kv_chart")
-downloads(kv, curves, "kv-vs-context", P + "dl_kv")
-st.caption(
-    "The whole cache of the requests, before sharding, against all GPUs' memory pooled: an upper bound. "
-    "The plan above is what the GPUs really hold once weights and copies are placed."
-)
-
-st.subheader("By layer type and tensor")
-bd = breakdown_table(specs, s.context, s.batch, kv_dtype, s.layout)
-bdc = figure(breakdown_chart, bd, f"Where the cache goes at {token_label(s.context)} tokens")
-show(bdc, width="stretch", key=P + "bd_chart")
-downloads(bdc, bd, "cache-breakdown", P + "dl_bd")
-
-with st.expander("Formulas, with these numbers", expanded=True):
-    for m, spec in specs.items():
-        st.markdown(f"**{m}**")
-        st.latex(r"\text{bytes/token} = " + bytes_per_token_latex(spec, plans[m].kv_dtype))
-        st.latex(budget_latex(plans[m], hw))
-        if plans[m].exact and plans[m].kv_budget_bytes_per_gpu > 0:
-            st.latex(concurrency_latex(plans[m]))
-
-st.subheader("Review card")
-inputs = [
-    f"{hw.n_gpus} x {hw.name} as {layouts}, {s.utilization}% usable, {s.reserved_gib:g} GiB reserved per GPU"
-    + (f", KV memory given as {s.kv_budget_gib:g} GiB per GPU" if s.kv_budget_gib else ""),
-    f"{s.batch} request(s) of {s.context:,} tokens; cache {s.kv_dtype}"
-    + (f" = {kv_dtype}" if s.kv_dtype == "auto" else "")
-    + f" ({s.layout} layout); weights {s.weight_dtype}; vLLM blocks of {s.block_size}, "
-    f"max_num_batched_tokens {s.batched_tokens:,}",
-]
-footer = (
-    f"KV Cache Lab {core.__version__}, {datetime.date.today():%Y-%m-%d}. Bytes in binary units (GiB); "
-    "GPU memory from vendor datasheets (GB)."
-)
-card_title = f"KV cache plan: {', '.join(specs)}"
-st.download_button(  # the card is built on click only: a rerun does not pay for it
-    "Download the review card (PNG)",
-    lambda: to_png(review_card(card_title, inputs, table, memory_chart(*mem_args), footer)),
-    "kv-cache-review-card.png", "image/png",
-    key=P + "card", on_click="ignore", icon=":material/slideshow:",
-)  # fmt: skip
-st.caption("The address bar holds this whole view: copy it to share exactly what you see.")
-takeaways(tk.planner(s, plans, specs))
+view(init)

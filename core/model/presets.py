@@ -13,7 +13,12 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "assets" / "configs"
 
 def preset_names() -> list[str]:
     """Lower-case preset names, e.g. 'llama-3.1-70b', 'deepseek-v3', 'deepseek-v4-pro'."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+    return list(_preset_names())
+
+
+@cache
+def _preset_names() -> tuple[str, ...]:  # the shipped configs do not change while the app runs: list them once
+    return tuple(sorted(p.stem for p in CONFIG_DIR.glob("*.json")))
 
 
 @cache
