@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import os
 import pickle
+import threading
 from collections.abc import Callable
 from dataclasses import fields, replace
 
@@ -15,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 from altair.utils import schemapi
+from altair.vegalite.data import default_data_transformer
 from pandas.io.formats.style import Styler
 
 from core.model.presets import load_preset
@@ -78,21 +81,73 @@ def _frame_digest(df: pd.DataFrame) -> bytes:
 
 @st.cache_data(max_entries=128, show_spinner=False, hash_funcs={pd.DataFrame: _frame_digest})
 def _figure(module: str, name: str, args: tuple, kwargs: dict, big: bool) -> dict:  # a spec holds its data
-    builder = getattr(importlib.import_module(module), name)
+    return chart_spec(getattr(importlib.import_module(module), name), args, kwargs, big)
+
+
+def chart_spec(builder: Callable[..., alt.TopLevelMixin], args: tuple, kwargs: dict, big: bool) -> dict:
+    """What figure() caches, built now: for a page's own cached function keyed on a few small values (a
+    DataFrame argument costs figure() a digest on every rerun). `big`: the presenter's larger fonts.
+
+    Each DataFrame the chart holds goes into the spec's datasets as Arrow IPC bytes under a name of its
+    content, as st.altair_chart sends a DataFrame: Altair's own path (sanitise the frame, write it as rows,
+    name it by a hash of their JSON) was half of building a chart, and Streamlit then turned the rows back
+    into Arrow on every rerun."""
     chart = style(builder(*args, **kwargs))
-    spec = (workshop_ui.bigger(chart) if big else chart).to_dict(validate=VALIDATE_CHARTS)
-    if _to_arrow is not None and "datasets" in spec:
-        spec["datasets"] = {k: _to_arrow(v) for k, v in spec["datasets"].items()}
+    chart = workshop_ui.bigger(chart) if big else chart
+    if _to_arrow is None:
+        return chart.to_dict(validate=VALIDATE_CHARTS)
+    datasets: dict[str, bytes] = {}
+    # Altair's data transformer is one setting for all threads: Streamlit's lock keeps st.altair_chart from
+    # switching it meanwhile, and the sink is this thread's, so another thread's to_dict gets Altair's rows.
+    with _ALTAIR_LOCK, alt.data_transformers.enable("kvlab_arrow"):
+        _SINK.datasets = datasets
+        try:
+            spec = chart.to_dict(validate=VALIDATE_CHARTS)
+        finally:
+            _SINK.datasets = None
+    for k, v in spec.get("datasets", {}).items():  # inline rows a builder wrote itself
+        datasets[k] = _to_arrow(v)
+    if datasets:
+        spec["datasets"] = datasets
     return spec
 
 
+_SINK = threading.local()
+
+
+def _arrow_transformer(data):
+    """Altair data transformer: a DataFrame becomes a named dataset of Arrow bytes in this thread's sink;
+    anything else, or a thread without a sink, gets Altair's default (rows)."""
+    sink = getattr(_SINK, "datasets", None)
+    if sink is None or not isinstance(data, pd.DataFrame):
+        return default_data_transformer(data, max_rows=None)
+    raw = _to_arrow(data)
+    name = "data-" + hashlib.blake2b(raw, digest_size=16).hexdigest()
+    sink[name] = raw
+    return {"name": name}
+
+
+alt.data_transformers.register("kvlab_arrow", _arrow_transformer)
+try:  # the lock Streamlit holds while st.altair_chart switches Altair's data transformer
+    from streamlit.elements.vega_charts import _altair_globals_lock as _ALTAIR_LOCK
+except ImportError:  # a Streamlit without it: our own lock still orders our builds
+    _ALTAIR_LOCK = threading.Lock()
+
+
 def _json(chart: alt.TopLevelMixin | dict) -> str:
-    """The chart's Vega-Lite JSON, its datasets as rows (a figure() spec carries them as Arrow bytes)."""
+    """The chart's Vega-Lite JSON, its datasets as rows (a figure() spec carries them as Arrow bytes); a value
+    JSON cannot hold (NaN, infinity) becomes null, as Altair writes it."""
     if not isinstance(chart, dict):
         return chart.to_json()
-    rows = {k: pa.ipc.open_stream(v).read_all().to_pylist() if isinstance(v, bytes) else v
-            for k, v in chart.get("datasets", {}).items()}  # fmt: skip
+    rows = {k: _rows(v) if isinstance(v, bytes) else v for k, v in chart.get("datasets", {}).items()}
     return json.dumps({**chart, "datasets": rows} if rows else chart)
+
+
+def _rows(raw: bytes) -> list[dict]:
+    def finite(v):
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
+    return [{k: finite(v) for k, v in row.items()} for row in pa.ipc.open_stream(raw).read_all().to_pylist()]
 
 
 @st.cache_resource

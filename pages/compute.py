@@ -15,7 +15,7 @@ from core.view.urlstate import ComputeState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
 from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, figure, link_state, show, table, takeaways
+from pages.common import chart_spec, downloads, ensure_router, link_state, show, table, takeaways
 
 P = "compute."
 CROSSOVER_LABELS = {
@@ -92,6 +92,21 @@ def roof_view(gpu_name: str, context: int, batch: int) -> tuple[pd.DataFrame, pd
     return pts, shown
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def per_token_figure(quantity: str, big: bool) -> dict:
+    """The per-token chart's spec, keyed on what it shows (its table is fixed), not on a digest of the table."""
+    return chart_spec(
+        per_token_chart, (per_token(), quantity, f"{quantity}, one sequence, all layers, bf16 cache"), {}, big
+    )
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def roofline_figure(gpu_name: str, context: int, batch: int, big: bool) -> dict:
+    pts, _ = roof_view(gpu_name, context, batch)
+    title = f"{gpu_name}: batch {batch}, context {context:,} (datasheet roofs)"
+    return chart_spec(roofline_chart, (rl.roof(GPUS[gpu_name]), pts, title), {}, big)
+
+
 @st.cache_data(max_entries=512, show_spinner=False)
 def view_takeaways(gpu_name: str, context: int, batch: int) -> list[str]:
     pts, _ = roof_view(gpu_name, context, batch)
@@ -130,7 +145,7 @@ def view() -> None:
     s = ComputeState(ss[P + "gpu"], ss[P + "context"], ss[P + "batch"], ss[P + "quantity"])
     ws.publish(dump_state(s))
     pt = per_token()
-    ptc = figure(per_token_chart, pt, s.quantity, f"{s.quantity}, one sequence, all layers, bf16 cache")
+    ptc = per_token_figure(s.quantity, ws.presenting())
     show(ptc, width="stretch", key=P + "per_token")
     downloads(ptc, pt, "per-token", P + "dl_pt")
     st.caption(
@@ -141,7 +156,7 @@ def view() -> None:
 
     st.subheader(f"Roofline on {s.gpu}: where decode sits")
     pts, whole = roof_view(s.gpu, s.context, s.batch)
-    rc = figure(roofline_chart, rl.roof(gpu), pts, f"{s.gpu}: batch {s.batch}, context {s.context:,} (datasheet roofs)")
+    rc = roofline_figure(s.gpu, s.context, s.batch, ws.presenting())
     show(rc, width="stretch", key=P + "roofline")
     downloads(rc, pts, "roofline", P + "dl_roof")
     ridge = gpu.bf16_tflops / gpu.bandwidth_tb_s

@@ -45,7 +45,7 @@ from core.view.urlstate import (
 from core.workshop import glossary
 from core.workshop import takeaways as tk
 from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, figure, link_state, preset, show, takeaways
+from pages.common import chart_spec, downloads, ensure_router, link_state, preset, show, takeaways
 from pages.common import table as common_table
 
 P = "planner."
@@ -282,7 +282,12 @@ def kv_curves(specs: dict, kv_dtype: str, batch: int, layout: str) -> pd.DataFra
 
 @st.cache_data(max_entries=256, show_spinner=False, hash_funcs={ModelSpec: hash})
 def planned(
-    specs: dict[str, ModelSpec], hw: pl.Hardware, s: PlannerState, par: pl.Parallelism | None, alloc: pl.Allocator
+    specs: dict[str, ModelSpec],
+    hw: pl.Hardware,
+    s: PlannerState,
+    par: pl.Parallelism | None,
+    alloc: pl.Allocator,
+    big: bool,
 ) -> SimpleNamespace:
     """Plan every model of the view and draw the tables, formulas and takeaways from the plans: once per view
     for the whole server (a room moves the same sliders), not on every rerun. A namespace, not a class of this
@@ -305,14 +310,29 @@ def planned(
         formulas[m] = [r"\text{bytes/token} = " + bytes_per_token_latex(spec, p.kv_dtype), budget_latex(p, hw)]
         if p.exact and p.kv_budget_bytes_per_gpu > 0:
             formulas[m].append(concurrency_latex(p))
+    layouts = " / ".join(dict.fromkeys(p.parallel.describe() for p in plans.values()))
+    memory = memory_parts(plans)
+    usable = f"{hw.name} usable ({s.utilization}%): {hw.usable_bytes / GIB:,.1f} GiB"
+    mem_title = f"One GPU of each stage, {s.batch} request(s) of {s.context:,} tokens, {layouts}"
+    mem_args = (memory, hw.usable_bytes / GIB, usable, mem_title)
+    curves = kv_curves(specs, kv_dtype, s.batch, s.layout)
+    kv_title = f"KV cache of {s.batch} request(s), unsharded, {kv_dtype}, {s.layout} layout"
+    pooled = (f"{hw.n_gpus} x {hw.name} usable, pooled", hw.n_gpus * hw.usable_bytes / GIB)
+    breakdown = breakdown_table(specs, s.context, s.batch, kv_dtype, s.layout)
+    bd_title = f"Where the cache goes at {token_label(s.context)} tokens"
     return SimpleNamespace(
         plans=plans,
         errors=errors,
         kv_dtype=kv_dtype,
-        layouts=" / ".join(dict.fromkeys(p.parallel.describe() for p in plans.values())),
+        layouts=layouts,
         table=results_table(plans, specs, s),
-        memory=memory_parts(plans),
-        breakdown=breakdown_table(specs, s.context, s.batch, kv_dtype, s.layout),
+        memory=memory,
+        mem_args=mem_args,
+        mem_chart=chart_spec(memory_chart, mem_args, {}, big),
+        curves=curves,
+        kv_chart=chart_spec(cache_chart, (curves, *pooled, min(s.context, MAX_CONTEXT), kv_title), {}, big),
+        breakdown=breakdown,
+        bd_chart=chart_spec(breakdown_chart, (breakdown, bd_title), {}, big),
         described={m: describe(spec) for m, spec in specs.items()},
         formulas=formulas,
         takeaways=tk.planner(s, plans, specs),
@@ -358,7 +378,7 @@ def view(init: PlannerState) -> None:
                 st.info(
                     f"{m}: the {s.layout} layout applies to MLA, DSA and DeepSeek V4 layers; {m} is shown as it is."
                 )
-    v = planned(specs, hw, s, par, alloc)
+    v = planned(specs, hw, s, par, alloc, ws.presenting())
     for error in v.errors:
         st.error(error)
     if not v.plans:
@@ -369,16 +389,12 @@ def view(init: PlannerState) -> None:
     for m, lines in v.described.items():
         st.markdown(f"**{plain(m)}**\n" + "\n".join(f"- {plain(line, 600)}" for line in lines))
 
-    usable = f"{hw.name} usable ({s.utilization}%): {hw.usable_bytes / GIB:,.1f} GiB"
     st.subheader("Memory on one GPU")
     st.caption(
         f"{s.n_gpus} GPUs as {layouts}: {TP_HELP if any(p.parallel.tp > 1 for p in plans.values()) else ''} "
         f"{PP_HELP if s.pp > 1 else ''} {DPA_HELP if s.dp_attention else ''}".strip()
     )
-    mem_df = v.memory
-    mem_title = f"One GPU of each stage, {s.batch} request(s) of {s.context:,} tokens, {layouts}"
-    mem_args = (mem_df, hw.usable_bytes / GIB, usable, mem_title)
-    mem_chart = figure(memory_chart, *mem_args)
+    mem_df, mem_args, mem_chart = v.memory, v.mem_args, v.mem_chart
     show(mem_chart, width="stretch", key=P + "mem_chart")
     downloads(mem_chart, mem_df, "memory", P + "dl_mem")
     for m, p in plans.items():
@@ -397,10 +413,7 @@ def view(init: PlannerState) -> None:
     )
 
     st.subheader("KV cache vs context")
-    curves = kv_curves(specs, kv_dtype, s.batch, s.layout)
-    title = f"KV cache of {s.batch} request(s), unsharded, {kv_dtype}, {s.layout} layout"
-    pooled_name = f"{hw.n_gpus} x {hw.name} usable, pooled"
-    kv = figure(cache_chart, curves, pooled_name, hw.n_gpus * hw.usable_bytes / GIB, min(s.context, MAX_CONTEXT), title)
+    curves, kv = v.curves, v.kv_chart
     show(kv, width="stretch", key=P + "kv_chart")
     downloads(kv, curves, "kv-vs-context", P + "dl_kv")
     st.caption(
@@ -409,8 +422,7 @@ def view(init: PlannerState) -> None:
     )
 
     st.subheader("By layer type and tensor")
-    bd = v.breakdown
-    bdc = figure(breakdown_chart, bd, f"Where the cache goes at {token_label(s.context)} tokens")
+    bd, bdc = v.breakdown, v.bd_chart
     show(bdc, width="stretch", key=P + "bd_chart")
     downloads(bdc, bd, "cache-breakdown", P + "dl_bd")
 

@@ -81,29 +81,45 @@ def test_pages_skip_the_schema_check_only_outside_tests():
     assert common._Unvalidated(Spy()).to_dict(format="vega-lite") == {"format": "vega-lite", "validate": False}
 
 
+def _resolved(spec: dict) -> dict:
+    """The spec with every named dataset put in place of its name: two specs that draw the same rows compare
+    equal whatever their datasets are called."""
+    rows = spec.get("datasets", {})
+
+    def walk(x):
+        if isinstance(x, dict):
+            if set(x) == {"name"} and x["name"] in rows:
+                return {"values": rows[x["name"]]}
+            return {k: walk(v) for k, v in x.items() if k != "datasets"}
+        return [walk(v) for v in x] if isinstance(x, list) else x
+
+    return walk(spec)
+
+
 def test_a_figure_carries_arrow_datasets_and_downloads_the_same_rows():
-    """figure() hands Streamlit its datasets as Arrow bytes (the conversion Streamlit would repeat on every
-    rerun), and the download's JSON turns them back into the rows Altair wrote, so the PNG, SVG and the
-    chart on the page draw the same data."""
+    """figure() hands Streamlit each chart's data as Arrow bytes (as st.altair_chart sends a DataFrame), and
+    the download's JSON turns them back into the rows Altair writes, so the PNG, the SVG and the chart on the
+    page draw the same data: the KV-cache chart (a hybrid's state line, a NaN-free frame) and the roofline
+    (layers sharing one frame)."""
     import json
 
-    import pandas as pd
-    import pyarrow as pa
-
-    from core.view.charts import cache_chart, style
+    from core.accounting import roofline as rl
+    from core.model.gpus import GPUS
+    from core.model.presets import load_preset
+    from core.view.charts import CONTEXTS, cache_chart, cache_vs_context, roofline_chart, style
     from pages import common
 
-    df = pd.DataFrame(
-        {"model": ["a", "a", "b"], "design": ["GQA", "GQA", "MLA"], "context": [1024, 2048, 1024],
-         "part": ["KV cache"] * 3, "kv_bytes": [1 << 20, 2 << 20, 1 << 18], "kv_gib": [1 / 1024, 2 / 1024, 1 / 4096]}
-    )  # fmt: skip
-    args = (df, "H200 (141 GB)", 131.0, 1024, "title")
-    spec = common._figure(cache_chart.__module__, cache_chart.__qualname__, args, {}, False)
-    assert spec["datasets"] and all(isinstance(v, bytes) for v in spec["datasets"].values())
-    altair = style(cache_chart(*args)).to_dict()
-    for name, raw in spec["datasets"].items():
-        assert pa.ipc.open_stream(raw).read_all().to_pylist() == altair["datasets"][name]
-    assert json.loads(common._json(spec)) == json.loads(json.dumps(altair))
+    specs = {m: load_preset(m) for m in ("llama-3.1-70b", "qwen3-next-80b-a3b")}
+    gpu = GPUS["H200"]
+    cases = [
+        (cache_chart, (cache_vs_context(specs, CONTEXTS, "bf16", 1), "H200 (141 GB)", 131.0, 4096, "kv")),
+        (roofline_chart, (rl.roof(gpu), rl.roofline_points(rl.designs(load_preset), gpu, 4096, 8), "roof")),
+    ]
+    for builder, args in cases:
+        spec = common._figure(builder.__module__, builder.__qualname__, args, {}, False)
+        assert spec["datasets"] and all(isinstance(v, bytes) for v in spec["datasets"].values())
+        altair = json.loads(style(builder(*args)).to_json())
+        assert _resolved(json.loads(common._json(spec))) == _resolved(altair)
 
 
 def test_a_frame_digest_tells_frames_apart():
