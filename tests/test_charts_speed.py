@@ -23,6 +23,32 @@ def test_memoized_class_table_equals_altairs_own():
     assert schemapi._FromDict(classes).class_dict is cached.class_dict  # built once
 
 
+LISTING = """
+import sys
+sys.path.insert(0, {root!r})
+import altair as alt
+from altair.utils import schemapi
+import core.view.charts
+for root in (schemapi.SchemaBase, alt.VegaLiteSchema):
+    assert root._default_wrapper_classes() == tuple(schemapi._subclasses(root))
+    assert root._default_wrapper_classes() is root._default_wrapper_classes()  # kept, not walked again
+class Deeper(alt.Axis):  # two levels below VegaLiteSchema
+    pass
+listing = alt.VegaLiteSchema._default_wrapper_classes()
+assert Deeper in listing and listing == tuple(schemapi._subclasses(alt.VegaLiteSchema))
+assert Deeper in schemapi.SchemaBase._default_wrapper_classes()
+print("ok")
+"""
+
+
+def test_the_kept_class_listing_is_altairs_walk_and_follows_new_classes():
+    """The wrapper classes are listed once, not walked on every lookup, and listed again when a schema class
+    is defined anywhere below the root: the same classes, in the same order, as Altair's own walk. (In a
+    process of its own: the class it defines stays defined.)"""
+    run = subprocess.run([sys.executable, "-c", LISTING.format(root=str(ROOT))], capture_output=True, text=True)
+    assert run.stdout.strip() == "ok", run.stderr
+
+
 SPEC = """
 import json, sys
 sys.path.insert(0, {root!r})
@@ -30,8 +56,10 @@ from altair.utils import schemapi
 import core.view.charts as ch
 if {patched}:
     schemapi.disable_debug_mode()  # as the served app runs (pages/common.py)
-else:  # Altair's own class table and deep copy, and its debug mode
+else:  # Altair's own class table, class listing and deep copy, and its debug mode
     schemapi._deep_copy = schemapi._deep_copy.original
+    for root, listing in schemapi._FromDict.__init__.originals.items():
+        root._default_wrapper_classes = listing
     schemapi._FromDict.__init__ = schemapi._FromDict.__init__.original
 import altair as alt, pandas as pd
 from core.accounting import roofline as rl

@@ -26,19 +26,38 @@ def _memoize_altair_class_table() -> None:
     """Altair builds, on every `from_dict` (each shorthand encoding such as "gib:Q", each alt.value), a
     table of all its ~600 schema classes keyed by a JSON hash of each schema: 6 ms a time, over half of
     what building a chart costs. The table depends only on the set of classes, so build it once per set.
+    Listing that set walks the whole class tree (4 ms per chart at six lookups), so the list is kept too,
+    and made again whenever a new schema class is defined (SchemaBase.__init_subclass__ counts them).
     A pure cache: `tests/test_charts_speed.py` checks that it equals Altair's own."""
     original = schemapi._FromDict.__init__
     if getattr(original, "memoized", False):
         return
     tables: dict[tuple, dict] = {}
+    classes: dict[type, tuple[int, tuple]] = {}  # root -> (version it was listed at, its subclasses)
+    version = [0]
+    base_init_subclass = schemapi.SchemaBase.__init_subclass__
+
+    def count_subclass(cls, **kwargs) -> None:
+        version[0] += 1
+        base_init_subclass(**kwargs)
+
+    def listed(root: type) -> tuple:
+        if classes.get(root, (None,))[0] != version[0]:
+            classes[root] = (version[0], tuple(schemapi._subclasses(root)))
+        return classes[root][1]
 
     def init(self, wrapper_classes, /) -> None:
-        key = tuple(wrapper_classes)
+        key = wrapper_classes if isinstance(wrapper_classes, tuple) else tuple(wrapper_classes)
         if key not in tables:
             original(self, key)
             tables[key] = self.class_dict
         self.class_dict = tables[key]
 
+    roots = (schemapi.SchemaBase, alt.VegaLiteSchema)  # the two classes Altair lists wrapper classes from
+    init.originals = {root: root.__dict__["_default_wrapper_classes"] for root in roots}
+    schemapi.SchemaBase.__init_subclass__ = classmethod(count_subclass)
+    for root in roots:
+        root._default_wrapper_classes = classmethod(lambda cls, root=root: listed(root))
     init.memoized = True
     init.original = original
     schemapi._FromDict.__init__ = init
