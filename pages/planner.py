@@ -280,7 +280,9 @@ def kv_curves(specs: dict, kv_dtype: str, batch: int, layout: str) -> pd.DataFra
     return cache_vs_context(specs, CONTEXTS, kv_dtype, batch, layout)
 
 
-@st.cache_data(max_entries=256, show_spinner=False, hash_funcs={ModelSpec: hash})
+# A resource, not data: the view is read on every rerun and never changed (tables go to st.dataframe and the
+# CSV, specs to st.vega_lite_chart, which copies what it alters), so no copy of three chart specs per rerun.
+@st.cache_resource(max_entries=256, show_spinner=False, hash_funcs={ModelSpec: hash})
 def planned(
     specs: dict[str, ModelSpec],
     hw: pl.Hardware,
@@ -290,8 +292,7 @@ def planned(
     big: bool,
 ) -> SimpleNamespace:
     """Plan every model of the view and draw the tables, formulas and takeaways from the plans: once per view
-    for the whole server (a room moves the same sliders), not on every rerun. A namespace, not a class of this
-    page: st.cache_data pickles what it returns, and a page's own classes live in its __main__."""
+    for the whole server (a room moves the same sliders), not on every rerun."""
     plans, errors = {}, []
     for m, spec in specs.items():
         shard_as = par or pl.Parallelism.auto(spec, s.n_gpus, s.pp, s.dp_attention)  # PP is checked above
@@ -340,14 +341,9 @@ def planned(
 
 
 @st.fragment
-def view(init: PlannerState) -> None:
-    """Everything below the lesson: a move reruns this alone, not the navigation and the lesson."""
-    custom, token = custom_config(init.config)
-    if CUSTOM in init.models and custom is None and not init.config:
-        st.warning(
-            "Link: it names your own config.json but does not carry it (too long for a link, or damaged): "
-            "upload or paste the file above to see it."
-        )
+def view(custom: ModelSpec | None, token: str) -> None:
+    """The controls and everything below them: a move reruns this alone, not the navigation, the lesson and
+    the config upload (which is above it: reading a config reruns the page, and the view with it)."""
     s = controls(custom, token)
     if s.models:  # an empty selection is a moment in editing, not a view worth a link
         ws.publish(dump_state(s))
@@ -462,4 +458,10 @@ ws.lesson("planner", P)
 init = link_state(
     PlannerState, P, extra=lambda init: {"context_log": min(CONTEXTS, key=lambda n: abs(n - init.context))}
 )
-view(init)
+custom, token = custom_config(init.config)
+if CUSTOM in init.models and custom is None and not init.config:
+    st.warning(
+        "Link: it names your own config.json but does not carry it (too long for a link, or damaged): "
+        "upload or paste the file above to see it."
+    )
+view(custom, token)
