@@ -10,8 +10,10 @@
    not memory. CUDA, when present, runs bf16, as serving does.
    Targets (benchmarks report, they never fail the build): every design's decode at the longest context
    within 2x of its roofline bound max(bytes / copy bandwidth, FLOPs / matmul rate) (the CPU target:
-   absorbed MLA is compute-bound on this CPU); on a GPU, absorbed MLA at 64K reaches at least half of the
-   copy bandwidth; and its measured speed-up over MHA is at least 80% of the byte ratio.
+   absorbed MLA is compute-bound on this CPU; beside it, the rate torch's matmul reaches alone at the shape
+   each kernel runs, which says how much of a miss is the matmul's); on a GPU,
+   absorbed MLA at 64K reaches at least half of the copy bandwidth; and its measured speed-up over MHA is at
+   least 80% of the byte ratio.
 3. Naive vs absorbed MLA: the analytic crossover and a measured check at a few small points.
 4. What this bench measured before: the accounting path for every preset and the reference layers'
    decode step (core/layers.py, torch.cat caches).
@@ -37,6 +39,7 @@ from core.lab.measure import (
     copy_bandwidth,
     decode_benchmark,
     explain,
+    kernel_matmul,
     last_level_cache_bytes,
     matmul_rate,
     mla_crossover,
@@ -159,18 +162,33 @@ def decode_section(device: torch.device, dtype: torch.dtype, contexts: list[int]
         f"{byte_ratio:.2f}x ({share:.0%} of it)"
     )
     # at the longest context, where the cache dominates; short ones measure per-call overhead instead
-    ratios = {f"{m.design} {m.context}": m.seconds / m.roofline_seconds for m in rows if m.context == max(contexts)}
+    longest_rows = [m for m in rows if m.context == longest]
+    ratios = {f"{m.design} {m.context}": m.seconds / m.roofline_seconds for m in longest_rows}
+    # Why a design misses: the rate torch's matmul reaches alone at the shape the kernel runs (absorbed MLA: 16
+    # query rows against each latent row), operands in cache. Not a bound (a kernel may beat a lone call of it:
+    # GQA did), so the target stays against the square matmul; this says how much of the gap is the matmul's.
+    shape_rates = {
+        m.design: matmul_rate(device, dtype, shape=kernel_matmul(DESIGNS[m.design], m.chunk_tokens, m.parallel))
+        for m in longest_rows
+    }
     targets["decode_within_2x_of_roofline"] = {
         "value": max(ratios.values()),
         "threshold": ROOFLINE_FACTOR,
         "pass": max(ratios.values()) <= ROOFLINE_FACTOR,
         "by_run": ratios,
+        "kernel_shape_matmul_flops_per_s": shape_rates,
     }
     print(
         f"target: every design's decode within {ROOFLINE_FACTOR:g}x of its roofline bound max(bytes / copy "
         "bandwidth, FLOPs / matmul rate): "
         + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
         + f" -> {'PASS' if targets['decode_within_2x_of_roofline']['pass'] else 'FAIL'}"
+    )
+    print(
+        "  torch's matmul alone at each kernel's own shape (operands in cache): "
+        + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in shape_rates.items())
+        + f", against {peak / 1e9:.0f} GFLOP/s square; the kernels ran at "
+        + ", ".join(f"{m.design} {m.achieved_flops_per_s / 1e9:.0f}" for m in longest_rows)
     )
     t1, t2 = targets["mla_absorbed_fraction_of_copy_bandwidth"], targets["speedup_share_of_byte_ratio"]
     print(

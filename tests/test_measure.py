@@ -116,6 +116,23 @@ def test_copy_bandwidth_and_matmul_rate_are_positive_finite_on_tiny_sizes():
     assert math.isfinite(rate) and rate > 0
 
 
+def test_kernel_matmul_is_the_score_matmul_the_kernels_run():
+    """The shape whose matmul rate make bench prints beside the CPU decode target: absorbed MLA's 16 heads against
+    576-wide latent rows, `parallel` chunks at a time; a per-head cache's query group per kv head. In one
+    block, every query head meets every token once."""
+    from core.lab.measure import DESIGNS, kernel_matmul
+
+    assert kernel_matmul(DESIGNS["MLA absorbed"], 455, 4) == (4, 16, 576, 455)
+    assert kernel_matmul(DESIGNS["MLA materialised"], 1638, 1) == (16, 1, 192, 1638)
+    assert kernel_matmul(DESIGNS["GQA"], 8192, 1) == (4, 4, 128, 8192)
+    assert kernel_matmul(DESIGNS["MHA"], 2048, 2) == (32, 1, 128, 2048)
+    for d in DESIGNS.values():
+        b, m, _, n = kernel_matmul(d, 64, 2)
+        assert b * m * n == d.spec.n_heads * 2 * 64  # every head meets every token of the block's chunks once
+    rate = matmul_rate("cpu", repeats=3, shape=(2, 16, 64, 32))
+    assert math.isfinite(rate) and rate > 0
+
+
 # ----------------------------------------------------------------------------- (c) decode benchmark
 
 

@@ -117,13 +117,24 @@ def copy_bandwidth(device=None, nbytes: int | None = None, repeats: int = 7) -> 
     return 2 * n * 4 / t.median
 
 
-def matmul_rate(device=None, dtype: torch.dtype = torch.float32, n: int | None = None, repeats: int = 5) -> float:
-    """FLOPs per second of an n x n x n matmul (2 n^3 FLOPs), median of `repeats`: the compute roof."""
+def matmul_rate(
+    device=None,
+    dtype: torch.dtype = torch.float32,
+    n: int | None = None,
+    repeats: int = 5,
+    shape: tuple[int, int, int, int] | None = None,
+) -> float:
+    """FLOPs per second of an n x n x n matmul (2 n^3 FLOPs), median of `repeats`: the compute roof. With
+    `shape` = (batch, m, k, n): a batch of m x k by k x n matmuls (2 batch m k n FLOPs) on operands already in
+    the processor's caches, the roof of a kernel whose matmuls have that shape (`kernel_matmul`)."""
     dev = _device(device)
-    n = n or (2048 if dev.type == "cpu" else 8192)  # 1024 reached a third of the 2048 rate here
-    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
-    t = time_fn(lambda: a @ b, dev, warmup=1, repeats=repeats)
-    return 2 * n**3 / t.median
+    if shape is None:
+        n = n or (2048 if dev.type == "cpu" else 8192)  # 1024 reached a third of the 2048 rate here
+        shape = (1, n, n, n)
+    b, m, k, n = shape
+    x, y = torch.randn(b, m, k, device=dev, dtype=dtype), torch.randn(b, k, n, device=dev, dtype=dtype)
+    t = time_fn(lambda: torch.matmul(x, y), dev, warmup=1, repeats=repeats)
+    return 2 * b * m * k * n / t.median
 
 
 def last_level_cache_bytes(device=None) -> int | None:
@@ -182,6 +193,18 @@ DESIGNS: dict[str, Design] = {
         Design("MLA materialised", V2_LITE_MLA, "naive"),
     )
 }
+
+
+def kernel_matmul(design: Design, chunk: int, parallel: int) -> tuple[int, int, int, int]:
+    """(batch, m, k, n) of the score matmuls one block of the decode kernels runs: for absorbed MLA, every head's
+    query against a chunk of latent rows (n_heads x (d_c + d_r) by (d_c + d_r) x chunk, `parallel` chunks at
+    once); for a per-head cache, each kv head's group of query heads against its keys."""
+    spec = design.spec
+    if isinstance(spec, MLASpec) and design.mode == "absorbed":
+        return parallel, spec.n_heads, spec.kv_lora_rank + spec.qk_rope_head_dim, chunk
+    if isinstance(spec, MLASpec):  # materialised: per-head keys of nope + rope width, one query row each
+        return parallel * spec.n_heads, 1, spec.qk_nope_head_dim + spec.qk_rope_head_dim, chunk
+    return parallel * spec.n_kv_heads, spec.n_heads // spec.n_kv_heads, spec.head_dim, chunk
 
 
 def random_buffer(
