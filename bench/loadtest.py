@@ -1,5 +1,6 @@
 """make loadtest: a workshop room on one server. N participants each open a page from a realistic mix and move
-one of its sliders every 5-10 s for a bounded time.
+one of its controls (a slider, or a pill of a single-choice group such as Latent rank's) every 5-10 s for a
+bounded time.
 
     python -m bench.loadtest [--participants 30] [--seconds 120] [--url http://127.0.0.1:PORT] [--json PATH]
 
@@ -7,7 +8,7 @@ A participant is a light client that speaks Streamlit's own websocket protocol (
 sends: BackMsg.rerun_script with the page, the query string and the moved widget's state, and, for a
 widget inside an st.fragment, the fragment's id, as the browser does), so 30 of them fit beside the server
 on two cores, where 30 Chromium tabs would not. It reads the server's answer to the end of each rerun
-(ForwardMsg.script_finished): the page's elements, its sliders, any exception. `--check` first shows that
+(ForwardMsg.script_finished): the page's elements, its controls, any exception. `--check` first shows that
 a rerun from this client runs the same script as a browser's: the same elements, in the same order.
 
 Reported: per-interaction latency (send to script_finished) p50 / p95 / max, errors (exceptions shown,
@@ -26,7 +27,7 @@ import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import websockets
@@ -43,18 +44,22 @@ TIMEOUT_S = 60.0
 
 
 @dataclass
-class Slider:
+class Control:
+    """A control a participant moves: a slider, or a single-choice button group (st.pills,
+    st.segmented_control), whose options are a row of buttons."""
+
     id: str
     label: str
-    index: float  # numeric slider: its value; select_slider: the index of its option
+    index: float  # numeric slider: its value; select_slider or button group: the index of its option
     lo: float
     hi: float
     step: float
-    options: list[str]  # select_slider's options as the browser shows them; [] for a numeric slider
+    options: list[str]  # select_slider's or button group's options as the browser shows them; [] numeric
     fragment_id: str
 
     def moved(self, rng: random.Random) -> float:
-        """One step right or left (left at the top), as an arrow key would move it."""
+        """One step right or left (left at the top), as an arrow key would move a slider, or a click on the
+        pill beside the selected one."""
         v = self.index
         lo, hi, step = (0, len(self.options) - 1, 1) if self.options else (self.lo, self.hi, self.step or 1)
         return v + step if v + step <= hi and (rng.random() < 0.5 or v - step < lo) else v - step
@@ -66,6 +71,29 @@ class Slider:
         else:
             w.double_array_value.data.append(index)
         return w
+
+
+def control(el, fragment_id: str) -> Control | None:
+    """The control an element is, or None: sliders, and button groups where one option is picked at a time
+    (a multi-select group's click adds or removes an option, which this client does not model)."""
+    kind = el.WhichOneof("type")
+    if kind == "slider":
+        s = el.slider
+        if s.options:
+            current = list(s.raw_value) if s.set_value else [s.options[int(i)] for i in s.default]
+            index = float(list(s.options).index(current[0]))
+        else:
+            index = (s.value if s.set_value else s.default)[0]
+        return Control(s.id, s.label, index, s.min, s.max, s.step, list(s.options), fragment_id)
+    if kind == "button_group" and el.button_group.click_mode == el.button_group.SINGLE_SELECT:
+        g = el.button_group
+        options = [o.content for o in g.options]
+        if len(options) < 2:
+            return None
+        current = list(g.raw_values) if g.set_value else [options[i] for i in g.default]
+        index = float(options.index(current[0])) if current and current[0] in options else 0.0
+        return Control(g.id, g.label, index, 0, len(options) - 1, 1, options, fragment_id)
+    return None
 
 
 def widget_state(el) -> WidgetState | None:
@@ -94,6 +122,8 @@ def widget_state(el) -> WidgetState | None:
         w.bool_value = p.value if p.set_value else p.default
     elif kind in ("text_area", "text_input"):
         w.string_value = p.value if p.set_value else p.default
+    elif kind == "button_group":  # the formatted options picked, as the browser sends them
+        w.string_array_value.data.extend(p.raw_values if p.set_value else [p.options[i].content for i in p.default])
     else:
         return None
     return w if w.id else None
@@ -111,10 +141,30 @@ class Result:
 class Rerun:
     seconds: float
     elements: list[str]
-    sliders: dict[str, Slider]
+    controls: dict[str, Control]
     states: dict[str, WidgetState]
     exceptions: list[str]
     finished: bool
+    set_by_script: set[str] = field(default_factory=set)  # widgets whose value the script set in this run
+    query_string: str | None = None  # the page's URL query, when the run changed it (the view's link)
+
+
+def remember(controls: dict[str, Control], states: dict[str, WidgetState], r: Rerun, whole: bool) -> None:
+    """What a browser keeps after a rerun: a widget it already shows keeps the value it holds, unless the script
+    set one (a redrawn widget carries its declared default, not the value the user moved it to); new widgets
+    come with theirs; after a whole-page run (`whole`, not a fragment's), widgets it did not draw are gone."""
+    if whole:
+        for gone in set(states) - set(r.states):
+            del states[gone]
+        for gone in set(controls) - set(r.controls):
+            del controls[gone]
+    for i, w in r.states.items():
+        if i not in states or i in r.set_by_script:
+            states[i] = w
+    for i, c in r.controls.items():
+        old = controls.get(i)
+        keep = old is not None and i not in r.set_by_script and old.options == c.options
+        controls[i] = replace(c, index=old.index) if keep else c
 
 
 async def rerun(ws, state: ClientState) -> Rerun:
@@ -124,14 +174,21 @@ async def rerun(ws, state: ClientState) -> Rerun:
     start = time.perf_counter()
     await ws.send(msg.SerializeToString())
     elements: list[str] = []
-    sliders: dict[str, Slider] = {}
+    controls: dict[str, Control] = {}
     states: dict[str, WidgetState] = {}
     exceptions: list[str] = []
+    set_by_script: set[str] = set()
+    query_string = None
+
+    def done(finished: bool) -> Rerun:
+        args = (elements, controls, states, exceptions, finished, set_by_script, query_string)
+        return Rerun(time.perf_counter() - start, *args)
+
     while True:
         try:
             raw = await asyncio.wait_for(ws.recv(), TIMEOUT_S)
         except TimeoutError:
-            return Rerun(time.perf_counter() - start, elements, sliders, states, exceptions, False)
+            return done(False)
         fwd = ForwardMsg()
         fwd.ParseFromString(raw)
         kind = fwd.WhichOneof("type")
@@ -144,17 +201,18 @@ async def rerun(ws, state: ClientState) -> Rerun:
                 continue
             if (w := widget_state(el)) is not None:
                 states[w.id] = w
-            if what == "slider":
-                s = el.slider
-                if s.options:
-                    current = list(s.raw_value) if s.set_value else [s.options[int(i)] for i in s.default]
-                    index = float(list(s.options).index(current[0]))
-                else:
-                    index = (s.value if s.set_value else s.default)[0]
-                sliders[s.id] = Slider(s.id, s.label, index, s.min, s.max, s.step, list(s.options),
-                                       fwd.delta.fragment_id)  # fmt: skip
+                if getattr(el, what).set_value:
+                    set_by_script.add(w.id)
+            if (c := control(el, fwd.delta.fragment_id)) is not None:
+                controls[c.id] = c
+        elif kind == "page_info_changed":
+            query_string = fwd.page_info_changed.query_string
         elif kind == "script_finished":
-            return Rerun(time.perf_counter() - start, elements, sliders, states, exceptions, True)
+            if fwd.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:  # a new run replaces this one (a
+                # session's first run on a fresh server: st.navigation registers the pages, then reruns)
+                elements, controls, states, set_by_script = [], {}, {}, set()
+                continue
+            return done(True)
 
 
 def first_state(page: str) -> ClientState:
@@ -190,12 +248,13 @@ async def participant(url: str, page: str, deadline: float, rng: random.Random) 
             res.errors += [f"{page}: exception: {e}" for e in r.exceptions]
             if not r.finished:
                 res.errors.append("first load: no script_finished")
-            sliders, states = r.sliders, r.states
-            while time.monotonic() < deadline and sliders:
+            controls, states = {}, {}
+            remember(controls, states, r, whole=True)
+            while time.monotonic() < deadline and controls:
                 await asyncio.sleep(rng.uniform(5, 10))
                 if time.monotonic() >= deadline:
                     break
-                s = rng.choice(list(sliders.values()))
+                s = rng.choice(list(controls.values()))
                 index = s.moved(rng)
                 states[s.id] = s.state(index)
                 r = await rerun(ws, move_state(page, states, s.fragment_id))
@@ -205,8 +264,7 @@ async def participant(url: str, page: str, deadline: float, rng: random.Random) 
                 res.latencies.append(r.seconds)
                 res.errors += [f"{page}: exception: {e}" for e in r.exceptions]
                 s.index = index
-                sliders.update(r.sliders)  # what the rerun drew again (same ids, fresh values)
-                states.update(r.states)
+                remember(controls, states, r, whole=not s.fragment_id)
     except (OSError, websockets.WebSocketException) as e:
         res.errors.append(f"disconnected: {type(e).__name__}: {e}"[:200])
     return res
@@ -278,13 +336,14 @@ def summarize(out: dict, cpu: float | None, n: int, seconds: float) -> dict:
 
 
 async def check(url: str) -> None:
-    """The same script as a browser: a rerun from this client yields the page's elements and sliders."""
+    """The same script as a browser: a rerun from this client yields the page's elements and controls."""
     async with websockets.connect(ws_url(url), subprotocols=["streamlit"], max_size=None) as ws:
         for page, _ in MIX:
             r = await rerun(ws, first_state(page))
             assert r.finished and not r.exceptions, (page, r.exceptions)
-            print(f"  {page or 'overview':<12} {len(r.elements):>3} elements, {len(r.sliders)} sliders, "
-                  f"{r.elements.count('vega_lite_chart')} charts, {r.seconds:.2f} s")  # fmt: skip
+            print(f"  {page or 'overview':<12} {len(r.elements):>3} elements, {len(r.controls)} controls, "
+                  f"{r.elements.count('vega_lite_chart')} charts, {r.seconds:.2f} s: "
+                  f"{', '.join(repr(c.label) for c in r.controls.values())}")  # fmt: skip
 
 
 def main() -> None:
