@@ -31,7 +31,7 @@ postgres:
 	@bash scripts/ensure_postgres.sh
 
 run: $(STAMP)
-	$(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
+	MALLOC_ARENA_MAX=2 $(PY) -m streamlit run app.py --server.port $(PORT) --server.headless true
 
 # N app processes behind nginx on one port: REPLICAS=2 SERVE_PORT=8500 by default (deploy/serve.py).
 serve: $(STAMP)

@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from browser import launch  # noqa: E402
 
+from deploy.serve import SERVER_ENV  # noqa: E402
+
 TICK = os.sysconf("SC_CLK_TCK")
 PAGES = ["overview", "planner", "compute", "sparse", "hybrid", "latent_rank", "inside_mla", "quantized", "needle"]
 RELATIVE = {"overview", "planner", "compute"}  # budget: 2x the trivial app's move
@@ -64,7 +66,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
              "--server.port", str(self.port), "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT, env=os.environ | SERVER_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         end = time.time() + 120
         while time.time() < end:

@@ -70,3 +70,17 @@ def test_serve_config_routes_by_cookie_and_upgrades_websockets(tmp_path):
         [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
     )
     assert r.returncode == 0, r.stderr
+
+
+def test_every_launcher_starts_the_app_with_the_same_environment():
+    """make run, make serve (and the load test's servers), the Dockerfile and Kubernetes set what SERVER_ENV names
+    (two malloc arenas), so what the bench measures is what is served."""
+    assert serve.SERVER_ENV  # a launcher that drops it is caught below only if there is something to drop
+    (c,) = manifests()["deployment"]["spec"]["template"]["spec"]["containers"]
+    k8s = {e["name"]: e.get("value") for e in c["env"]}
+    docker = next(line for line in (DEPLOY / "Dockerfile").read_text().splitlines() if line.startswith("ENV "))
+    make_run = (DEPLOY.parent / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    for name, value in serve.SERVER_ENV.items():
+        assert k8s[name] == value
+        assert f" {name}={value}" in f" {docker}"
+        assert f"{name}={value} $(PY) -m streamlit run app.py" in make_run
