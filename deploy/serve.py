@@ -29,7 +29,8 @@ HEALTH = "/_stcore/health"
 # The environment every app process is started with (make run, make serve, the Dockerfile, Kubernetes; tests
 # check they agree). Streamlit runs each session's script in a thread, and glibc gives threads their own malloc
 # arenas (up to 8 per core), each keeping what it freed: after three rooms of 60 participants in a row one
-# process held 701 MB, 622 MB with two arenas, at the same p95 (0.36 and 0.26 s, against 0.36 and 0.27 s).
+# process held 701 MB, 622 MB with two arenas (p95 of the rooms 0.36, 0.25, 0.26 s against 0.60, 0.27, 0.36 s),
+# at the same server CPU (rooms of 30, in turn: 25.2 and 19.8 s against 24.8 and 20.6 s).
 SERVER_ENV = {"MALLOC_ARENA_MAX": "2"}
 
 
