@@ -5,6 +5,7 @@ rerun it holds what a browser holds (the moved value, not the redrawn widget's d
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -38,7 +39,9 @@ def move_once(url: str, page: str, label: str):
             lt.remember(controls, states, moved, whole=not c.fragment_id)
             return first, c, to, moved, controls
 
-    return asyncio.run(go())
+    # in a thread of its own: the browser tests' Playwright leaves an event loop running in this one
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def test_a_pill_click_sets_the_latent_rank(server):
