@@ -56,7 +56,7 @@ def source(fn) -> str:
     return inspect.getsource(fn)
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False)  # keyed on any subset of the presets a link names
 def curves(models: tuple[str, ...], kv: str, batch: int) -> pd.DataFrame:
     return cache_vs_context({m: preset(m) for m in models}, CONTEXTS, kv, batch)
 
