@@ -57,7 +57,11 @@ class RMSNorm(nn.Module):
 
 
 def _init(module: nn.Module, seed: int, device, dtype) -> None:
-    """Deterministic construction: the same seed gives the same weights on every device."""
+    """Deterministic construction: the same seed gives the same weights on every device. On the meta device
+    (a model whose weights are loaded next, such as a pretrained decoder) nothing is drawn."""
+    if device is not None and torch.device(device).type == "meta":
+        module.to(device="meta", dtype=dtype)
+        return
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in module.named_parameters():
@@ -122,9 +126,18 @@ def _cat(old: Tensor | None, new: Tensor, dim: int) -> Tensor:
 class GQAttention(nn.Module):
     """MHA (n_kv_heads = n_heads), GQA, or MQA (n_kv_heads = 1), optionally sliding-window."""
 
-    def __init__(self, spec: GQASpec, d_model: int, *, seed: int = 0, device=None, dtype=torch.float32):
+    def __init__(
+        self,
+        spec: GQASpec,
+        d_model: int,
+        *,
+        seed: int = 0,
+        device=None,
+        dtype=torch.float32,
+        rope_theta: float = 10000.0,
+    ):
         super().__init__()
-        self.spec, self.d_model = spec, d_model
+        self.spec, self.d_model, self.rope_theta = spec, d_model, rope_theta
         h, g, d = spec.n_heads, spec.n_kv_heads, spec.head_dim
         self.wq = nn.Linear(d_model, h * d, bias=spec.qkv_bias)
         self.wk = nn.Linear(d_model, g * d, bias=spec.qkv_bias)
@@ -143,8 +156,8 @@ class GQAttention(nn.Module):
         H, G, D = s.n_heads, s.n_kv_heads, s.head_dim
         p0 = cache.seen if cache else 0
         pos = torch.arange(p0, p0 + T, device=x.device)
-        q = rope(self.wq(x).view(B, T, H, D).transpose(1, 2), pos)  # (B, H, T, D)
-        k = rope(self.wk(x).view(B, T, G, D).transpose(1, 2), pos)  # (B, G, T, D)
+        q = rope(self.wq(x).view(B, T, H, D).transpose(1, 2), pos, self.rope_theta)  # (B, H, T, D)
+        k = rope(self.wk(x).view(B, T, G, D).transpose(1, 2), pos, self.rope_theta)  # (B, G, T, D)
         v = self.wv(x).view(B, T, G, D).transpose(1, 2)  # (B, G, T, D)
         k = _cat(cache.k if cache else None, k, 2)  # (B, G, S, D)
         v = _cat(cache.v if cache else None, v, 2)  # (B, G, S, D)
