@@ -29,6 +29,7 @@ pages = [
     st.Page("pages/hybrid.py", title="Hybrid models", icon=":material/join_inner:", url_path="hybrid"),
     st.Page("pages/quantized.py", title="Quantized caches", icon=":material/grain:", url_path="quantized"),
     st.Page("pages/needle.py", title="Needle in a haystack", icon=":material/search:", url_path="needle"),
+    st.Page("pages/real_model.py", title="Real model", icon=":material/model_training:", url_path="real_model"),
     st.Page("pages/workshop.py", title="Workshop", icon=":material/school:", url_path="workshop"),
     st.Page("pages/glossary.py", title="Glossary", icon=":material/menu_book:", url_path="glossary"),
 ]

@@ -20,6 +20,7 @@ from core.layers.quant import (
     DTYPE_SCHEMES,
     SCHEMES,
     Fp8,
+    GgmlBlock,
     IntQuant,
     Preset,
     TurboQuant,
@@ -250,6 +251,11 @@ BITS_128 = {
     "int4-channel": 4,  # + fp16 scale and zero per channel, once per tensor
     "int4-group64": 4 + 32 / 64,
     "int2-group32": 2 + 32 / 32,
+    "int2-token": 2 + 32 / 128,
+    "int2-channel": 2,  # + fp16 scale and zero per channel, once per tensor
+    "int8-channel": 8,  # + an fp16 scale per channel, once per tensor
+    "q8_0": 8 + 16 / 32,  # llama.cpp blocks of 32 with an fp16 scale
+    "q4_0": 4 + 16 / 32,
     "kivi-2bit": 2 + 32 / 32,  # + the fp16 window, which does not grow
     "kivi-4bit": 4 + 32 / 32,
     "tq-4bit": 4 + 16 / 128,  # + fp16 norm per vector
@@ -276,6 +282,10 @@ def test_every_preset_is_pinned():
 def test_packed_bytes_match_accounting(name, shape):
     p = SCHEMES[name]
     x = gaussian(*shape)
+    if isinstance(p.key, GgmlBlock) and shape[-1] % 32:
+        with pytest.raises(ValueError, match="blocks of 32"):
+            p.quantize(x)
+        return
     for role in ("key", "value"):
         scheme = p.scheme(role)
         qz = scheme.quantize(x)
@@ -344,3 +354,25 @@ def test_bad_arguments_raise(make):
 
 def test_preset_type():
     assert all(isinstance(p, Preset) and p.name == n for n, p in SCHEMES.items())
+
+
+@pytest.mark.parametrize("name", ["q8_0", "q4_0"])
+def test_llama_cpp_blocks_are_ggml_reference(name):
+    """q8_0 and q4_0 are llama.cpp's own formats: 34 and 18 bytes per 32 values, and the rounding of the
+    reference quantizer (q8_0: d = max|x| / 127; q4_0: d = -x_max / 8 with codes 0..15 offset by 8)."""
+    x = gaussian(3, 64, 128)
+    qz = preset(name).quantize(x)
+    blocks = x.numel() // 32
+    assert qz.nbytes == blocks * (34 if name == "q8_0" else 18)
+    x_hat = qz.dequantize()
+    g = x.reshape(-1, 32)
+    amax = g.abs().amax(-1, keepdim=True)
+    if name == "q8_0":
+        want = torch.round(g / (amax / 127)) * (amax / 127)
+        assert torch.allclose(x_hat.reshape(-1, 32), want, atol=2e-3 * float(amax.max()))
+    else:
+        err = (x_hat.reshape(-1, 32) - g).abs()
+        # steps of amax / 8 cover [-7/8, 1] amax on the side of the extreme value: half a step of rounding, or
+        # one step where a value of the other sign near -amax is clipped to 7/8 of it
+        assert bool((err <= amax / 8 * 1.01).all())
+        assert float((err <= amax / 16 * 1.01).float().mean()) > 0.99

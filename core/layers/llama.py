@@ -99,9 +99,11 @@ class LlamaDecoder(nn.Module):
         *,
         attn: Sequence[nn.Module] | None = None,
         record: bool = False,
+        last: int | None = None,
     ) -> DecoderOut:
-        """Run ids (B, T) after the cached tokens; returns logits, each layer's new cache and, with
-        `record`, each layer's `LayerRecord`."""
+        """Run ids (B, T) after the cached tokens; returns logits (of the `last` positions only, if given: a
+        prefill needs one, and the vocabulary projection is a fifth of the model's work), each layer's new
+        cache and, with `record`, each layer's `LayerRecord`."""
         h = self.embed(ids)  # (B, T, E)
         new, records = [], [] if record else None
         for i, block in enumerate(self.blocks):
@@ -113,7 +115,7 @@ class LlamaDecoder(nn.Module):
             h = h + out
             h = h + block.mlp(h)
             new.append(cache)
-        return DecoderOut(self.logits(h), new, records)
+        return DecoderOut(self.logits(h if last is None else h[:, -last:]), new, records)
 
 
 def kv_caches_nbytes(caches: Sequence) -> int:

@@ -113,6 +113,19 @@ class ConvertedMLA(nn.Module):
         self.register_buffer("w_uv", up[G * (D - 2 * pairs) :].reshape(G, D, rank).to(dtype))  # (G, D, C)
         self.register_buffer("singular_values", sv.float())
 
+    def latent(self, x: Tensor, pos: Tensor) -> tuple[Tensor, Tensor]:
+        """What tokens x (B, T, E) at positions pos (T,) leave in the cache: c_kv (B, T, C), k_pe (B, T, G 2P)."""
+        B, T, _ = x.shape
+        G, D, n_rope = self.n_kv_heads, self.head_dim, self.rope_ch.shape[1]
+        k_rot = rope(self.wk(x).view(B, T, G, D).transpose(1, 2), pos, self.rope_theta).transpose(1, 2)  # (B, T, G, D)
+        k_pe = torch.gather(k_rot, 3, self.rope_ch[None, None].expand(B, T, G, n_rope)).reshape(B, T, G * n_rope)
+        return x @ self.w_down.T, k_pe
+
+    def prefill_cache(self, x: Tensor) -> LatentCache:
+        """The cache of tokens x (B, T, E) at positions 0..T-1, without attending (what a prefill stores)."""
+        c_kv, k_pe = self.latent(x, torch.arange(x.shape[1], device=x.device))
+        return LatentCache(c_kv, k_pe, x.shape[1])
+
     def trace(self, x: Tensor, cache: LatentCache | None = None, mode: str = "absorbed") -> AttentionTrace:
         H, G, D = self.n_heads, self.n_kv_heads, self.head_dim
         B, T, _ = x.shape
@@ -120,12 +133,10 @@ class ConvertedMLA(nn.Module):
         pos = torch.arange(p0, p0 + T, device=x.device)
         q = self.wq(x).view(B, T, G, H // G, D)  # (B, T, G, H/G, D)
         q_rot = rope(q.permute(0, 2, 3, 1, 4), pos, self.rope_theta).permute(0, 3, 1, 2, 4)  # (B, T, G, H/G, D)
-        k_rot = rope(self.wk(x).view(B, T, G, D).transpose(1, 2), pos, self.rope_theta).transpose(1, 2)  # (B, T, G, D)
         n_rope = self.rope_ch.shape[1]
         q_pe = torch.gather(q_rot, 4, self.rope_ch[None, None, :, None].expand(B, T, G, H // G, n_rope))
         q_nope = torch.gather(q, 4, self.nope_ch[None, None, :, None].expand(B, T, G, H // G, D - n_rope))
-        k_pe = torch.gather(k_rot, 3, self.rope_ch[None, None].expand(B, T, G, n_rope)).reshape(B, T, G * n_rope)
-        c_kv = x @ self.w_down.T  # (B, T, C)
+        c_kv, k_pe = self.latent(x, pos)  # (B, T, C), (B, T, G 2P)
         c_all = c_kv if cache is None else torch.cat([cache.c_kv, c_kv], 1)  # (B, S, C)
         pe_all = k_pe if cache is None else torch.cat([cache.k_pe, k_pe], 1)  # (B, S, G 2P)
         S = c_all.shape[1]

@@ -494,7 +494,54 @@ class TurboQuant:
         return math.prod(shape[:-1]) * self.vector_bytes(shape[-1]) + self.tensor_bytes(shape[-1])
 
 
-Scheme = Half | Fp8 | IntQuant | TurboQuant
+@dataclass(frozen=True)
+class GgmlBlock:
+    """llama.cpp's cache types (`--cache-type-k/-v q8_0 | q4_0`), quantized and dequantized by the `gguf`
+    package, llama.cpp's own reference code (gguf-py `quants.py`), so the blocks are the bytes llama.cpp
+    stores: each block of 32 values keeps an fp16 scale d and 32 codes, q8_0 int8 (x^ = q d, d = max|x| / 127;
+    34 bytes), q4_0 4-bit (x^ = (q - 8) d, d = -(the value of largest magnitude) / 8; 18 bytes)."""
+
+    name: str = "q8_0"
+
+    def __post_init__(self) -> None:
+        if self.name not in ("q8_0", "q4_0"):
+            raise ValueError(f"llama.cpp cache type {self.name!r} is not offered here; choose q8_0 or q4_0.")
+
+    @property
+    def qtype(self):
+        from gguf import GGMLQuantizationType
+
+        return GGMLQuantizationType[self.name.upper()]
+
+    def quantize(self, x: Tensor) -> Quantized:
+        from gguf.quants import quantize
+
+        x = _as_input(x)
+        if x.shape[-1] % 32:
+            raise ValueError(
+                f"{self.name} stores rows in blocks of 32 values; a row of {x.shape[-1]} is not whole blocks."
+            )
+        blocks = quantize(x.float().numpy(), self.qtype)  # (..., T, C / 32 * bytes per block) uint8
+        return Quantized(self, tuple(x.shape), x.dtype, {"blocks": torch.from_numpy(blocks)})
+
+    def dequantize(self, qz: Quantized) -> Tensor:
+        from gguf.quants import dequantize
+
+        return torch.from_numpy(dequantize(qz.tensors["blocks"].numpy(), self.qtype)).reshape(qz.shape).to(qz.dtype)
+
+    def vector_bytes(self, width: int) -> int:
+        from core.model.dtypes import cache_dtype
+
+        return cache_dtype(self.name).vector_bytes(width)
+
+    def tensor_bytes(self, width: int) -> int:
+        return 0
+
+    def packed_bytes(self, shape: tuple[int, ...]) -> int:
+        return math.prod(shape[:-1]) * self.vector_bytes(shape[-1])
+
+
+Scheme = Half | Fp8 | IntQuant | TurboQuant | GgmlBlock
 
 
 def inner_product_estimate(q: Tensor, quantized: Quantized, qjl: bool = True) -> Tensor:
@@ -566,6 +613,11 @@ SCHEMES: dict[str, Preset] = {
         _preset("fp8-e4m3-token", "float8 e4m3, one fp32 scale per token", Fp8("e4m3", "token")),
         _preset("int8-token", "int8 symmetric, one fp16 scale per token", IntQuant(8, True, "token", 0)),
         _preset("int8-group64", "int8 symmetric, one fp16 scale per 64 channels", IntQuant(8, True, "group", 64)),
+        _preset(
+            "int8-channel",
+            "int8 symmetric, one fp16 scale per channel (over all tokens)",
+            IntQuant(8, True, "channel", 0),
+        ),
         _preset("int4-token", "int4 asymmetric, fp16 scale + zero per token", IntQuant(4, False, "token", 0)),
         _preset(
             "int4-channel",
@@ -574,6 +626,14 @@ SCHEMES: dict[str, Preset] = {
         ),
         _preset("int4-group64", "int4 asymmetric, fp16 scale + zero per 64 channels", IntQuant(4, False, "group", 64)),
         _preset("int2-group32", "int2 asymmetric, fp16 scale + zero per 32 channels", IntQuant(2, False, "group", 32)),
+        _preset("int2-token", "int2 asymmetric, fp16 scale + zero per token", IntQuant(2, False, "token", 0)),
+        _preset(
+            "int2-channel",
+            "int2 asymmetric, fp16 scale + zero per channel (over all tokens)",
+            IntQuant(2, False, "channel", 0),
+        ),
+        _preset("q8_0", "llama.cpp q8_0: int8 + an fp16 scale per block of 32 (8.5 bits)", GgmlBlock("q8_0")),
+        _preset("q4_0", "llama.cpp q4_0: 4-bit + an fp16 scale per block of 32 (4.5 bits)", GgmlBlock("q4_0")),
         _preset(
             "kivi-2bit",
             "KIVI 2-bit: keys per channel (groups of 32 tokens), values per token (groups of 32 channels), "

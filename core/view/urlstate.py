@@ -428,3 +428,29 @@ class ComputeState:
         ),
     )
     notices: tuple[str, ...] = field(default=(), compare=False)
+
+
+def _real_methods() -> tuple[str, ...]:
+    from core.lab.realquality import methods  # loads torch: only when a link names a method
+
+    return tuple(m.label for m in methods())
+
+
+REAL_METRICS = ("perplexity", "KL divergence", "top-1 agreement", "passkey retrieval")
+REAL_FAMILIES = ("quantization", "eviction", "low rank")
+REAL_Y_MAX = ("2x", "10x", "all")
+
+
+@dataclass(frozen=True)
+class RealState:
+    metric: str = field(default="perplexity", metadata=_meta("metric", choice(lambda: REAL_METRICS, "quantity")))
+    families: tuple[str, ...] = field(
+        default=REAL_FAMILIES,
+        metadata=_meta("families", name_list(lambda: REAL_FAMILIES, len(REAL_FAMILIES), "families"), _join),
+    )
+    y_max: str = field(default="10x", metadata=_meta("ymax", choice(lambda: REAL_Y_MAX, "y range")))
+    method: str = field(
+        default="MLA whitened SVD p=4 d_c=48", metadata=_meta("method", choice(_real_methods, "compression method"))
+    )
+    context: int = field(default=1024, metadata=_meta("context", choice_int((1024, 2048), "passkey context")))
+    notices: tuple[str, ...] = field(default=(), compare=False)

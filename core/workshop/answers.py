@@ -272,6 +272,47 @@ def window_or_int4() -> Answer:
     )
 
 
+# ----------------------------------------------------------------------------- Real model
+
+REAL_FAMILIES = {"quantization": "quantization", "eviction": "eviction", "low rank": "low rank (MLA, no training)"}
+
+
+@cache
+def _real_quarter():
+    """The best method of each family with at most a quarter of the bf16 cache, from the shipped sweep."""
+    from core.lab import realquality as rq
+
+    df = rq.frame(json.loads((ROOT / "assets" / "realmodel" / "sweep.json").read_text()))
+    ref = df[df["family"] == "none"].set_index("method")
+    quarter = ref.loc["bf16", "bytes_per_token"] / 4
+    small = df[(df["family"] != "none") & (df["bytes_per_token"] <= quarter)]
+    best = small.loc[small.groupby("family")["perplexity"].idxmin()].sort_values("perplexity")
+    return best, ref.loc["fp32", "perplexity"], quarter
+
+
+def real_family_at_quarter() -> Answer:
+    best, base, quarter = _real_quarter()
+    top = best.iloc[0]
+    said = "; ".join(f"{r['method']} {r['perplexity']:.2f}" for _, r in best.iterrows())
+    return _choice(
+        REAL_FAMILIES[top["family"]],
+        f"SmolLM2-135M on held-out Hamlet, perplexity {base:.2f} uncompressed; the best of each family at most "
+        f"{quarter:,.0f} B per token (a quarter of bf16): {said}.",
+    )
+
+
+def real_quarter_cost() -> Answer:
+    best, base, quarter = _real_quarter()
+    top = best.iloc[0]
+    rise = 100 * (top["perplexity"] / base - 1)
+    return _number(
+        rise,
+        f"{rise:+.1f}%",
+        f"The best method at a quarter of the bf16 cache ({quarter:,.0f} B per token) is {top['method']}: "
+        f"perplexity {top['perplexity']:.2f} against {base:.2f} uncompressed, on 1,024 held-out tokens.",
+    )
+
+
 ANSWERS: dict[str, Callable[[], Answer]] = {
     f.__name__: f
     for f in (
@@ -288,5 +329,7 @@ ANSWERS: dict[str, Callable[[], Answer]] = {
         qwen3_next_state_share,
         int4_or_turboquant,
         window_or_int4,
+        real_family_at_quarter,
+        real_quarter_cost,
     )
 }

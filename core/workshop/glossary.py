@@ -26,6 +26,7 @@ PAGES = (
     "hybrid",
     "quantized",
     "needle",
+    "real_model",
     "workshop",
     "glossary",
 )

@@ -283,3 +283,27 @@ def needle(model: str, label: str, heat: pd.DataFrame, base: pd.DataFrame, summa
     if lose:
         out.append(f"Never at {RETRIEVAL:.0%} at any strength tried: {', '.join(lose)}.")
     return out
+
+
+def real_model(df: pd.DataFrame, method: str, context: int) -> list[str]:
+    """The chosen method against the uncompressed cache, and what each family loses at a 4x smaller cache
+    (`df`: core.lab.realquality.frame, one row per method)."""
+    ref = df[df["family"] == "none"].set_index("method")
+    base, bf16 = ref.loc["fp32"], ref.loc["bf16"]
+    row = df[df["method"] == method].iloc[0]
+    pk = f"passkey_{context}"
+    out = [
+        f"{method} stores {row['vs_bf16']:.0%} of the bf16 cache ({row['bytes_per_token']:,.0f} B per token) and moves "
+        f"perplexity from {base['perplexity']:.2f} to {row['perplexity']:,.2f} ({row['ppl_increase']:+,.2f}); it "
+        f"finds the passkey in {row[pk]:.0%} of the trials at {context:,} tokens (uncompressed: {base[pk]:.0%})."
+    ]
+    quarter = df[(df["family"] != "none") & (df["bytes_per_token"] <= bf16["bytes_per_token"] / 4)]
+    best = [
+        quarter[quarter["family"] == f].nsmallest(1, "perplexity") for f in ("quantization", "eviction", "low rank")
+    ]
+    best = [b.iloc[0] for b in best if len(b)]
+    if best:
+        said = "; ".join(f"{b['method']} {b['ppl_increase']:+,.2f}" for b in best)
+        out.append(f"At a 4x smaller cache than bf16 (at most {bf16['bytes_per_token'] / 4:,.0f} B per token), the "
+                   f"best of each family raises perplexity by: {said}.")  # fmt: skip
+    return out

@@ -1,0 +1,142 @@
+"""Real model: what every kind of cache compression costs a real pretrained decoder (SmolLM2-135M), on one
+held-out text, against the bytes it saves."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.lab import realquality as rq
+from core.model.hf_config import from_hf_config
+from core.view.real_charts import METRICS, pareto_chart, pareto_frame
+from core.view.urlstate import REAL_FAMILIES, REAL_METRICS, REAL_Y_MAX, RealState, dump_state
+from core.workshop import glossary
+from core.workshop import takeaways as tk
+from pages import workshop_ui as ws
+from pages.common import downloads, ensure_router, figure, link_state, show, table, takeaways
+
+SWEEP = Path(__file__).resolve().parent.parent / "assets" / "realmodel" / "sweep.json"
+P = "real."
+MHA2MLA = pd.DataFrame(  # arXiv 2502.14837 v1, Table 1: SmolLM-135M (v1), six-benchmark average after fine-tuning
+    {
+        "d_kv per kv head": [None, 32, 16, 8],
+        "d_c here (3 kv heads)": [None, 96, 48, 24],
+        "cache vs GQA": ["100%", "31.25%", "18.75%", "12.5%"],
+        "MHA2MLA avg score, fine-tuned 2.25B tokens": [44.25, 43.06, 41.84, 40.97],
+    }
+)
+
+
+@st.cache_resource
+def sweep() -> dict:
+    return json.loads(SWEEP.read_text())
+
+
+@st.cache_data(show_spinner=False)
+def results() -> pd.DataFrame:
+    return rq.frame(sweep())
+
+
+@st.cache_resource(show_spinner="Loading SmolLM2-135M from its GGUF (about 10 s)...")
+def model():
+    from core.lab import smollm
+
+    return smollm.load()
+
+
+@st.cache_data(show_spinner="Running this method on the real model (about 10 s; MLA's first run 30 s)...", max_entries=32)
+def live(label: str) -> dict:
+    s, nbytes = rq.live(model(), rq.method_of(label))
+    return {"nll": s.nll, "kl": s.kl, "agree": s.agree, "tokens": s.tokens, "bytes": nbytes}
+
+
+def controls() -> RealState:
+    ss = st.session_state
+    a, b = st.columns([3, 2])
+    a.segmented_control("Quality measure (y)", REAL_METRICS, key=P + "metric", required=True)
+    b.pills("Families", REAL_FAMILIES, key=P + "families", selection_mode="multi")
+    c, d, e = st.columns([2, 1, 3])
+    if ss[P + "metric"] == "passkey retrieval":
+        c.segmented_control("Passkey context (tokens)", (1024, 2048), key=P + "context", required=True)
+    else:
+        c.segmented_control(
+            "y axis up to", REAL_Y_MAX, key=P + "y_max", required=True, help="times the uncompressed value"
+        )
+    e.selectbox("Method in detail", [m.label for m in rq.methods()], key=P + "method")
+    return RealState(ss[P + "metric"], tuple(ss[P + "families"]), ss[P + "y_max"], ss[P + "method"], ss[P + "context"])
+
+
+ensure_router()
+st.title("Real model: what compression costs")
+ws.lesson("real_model", P)
+link_state(RealState, P)
+
+
+@st.fragment
+def view() -> None:
+    s = controls()
+    ws.publish(dump_state(s))
+    df, meta = results(), sweep()
+    ref = df[df.method == rq.REFERENCE.label].iloc[0]
+    shown = df[df.family.isin(("none", *s.families))]
+    col = METRICS[s.metric][0]
+    reference = {"perplexity": ref.perplexity}.get(s.metric)
+    y_max = None
+    if s.metric in ("perplexity", "KL divergence") and s.y_max != "all":
+        y_max = float(s.y_max[:-1]) * (ref.perplexity if s.metric == "perplexity" else float(df.kl[df.kl > 0].min()))
+    d = pareto_frame(shown, s.metric, s.context, y_max if s.metric == "perplexity" else None)
+    where = f"passkey in {s.context:,} tokens" if s.metric == "passkey retrieval" else "held-out Hamlet"
+    chart = figure(pareto_chart, d, s.metric, f"{meta['model']}: {s.metric} vs cache size ({where})", reference)
+    show(chart, key=P + "pareto")
+    downloads(chart, d, "real-model-pareto", P + "dl_pareto")
+    left_out = len(shown) - len(d) - (s.metric == "KL divergence")
+    if left_out > 0:
+        st.caption(f"{left_out} method(s) above the y range are left out of the picture; the table has them all.")
+
+    row = df[df.method == s.method].iloc[0]
+    spec = from_hf_config(meta["config"], name="SmolLM2-135M-Instruct")
+    st.subheader(s.method)
+    m1, m2, m3, m4, m5 = st.columns(5)
+    m1.metric("cache per token", f"{row.bytes_per_token:,.0f} B", f"{row.vs_bf16:.1%} of bf16", delta_color="off")
+    m2.metric("perplexity", f"{row.perplexity:,.2f}", f"{row.ppl_increase:+,.2f}", delta_color="inverse")
+    m3.metric("KL per token", f"{row.kl:.4f} nats", help=glossary.tip("KL divergence"))
+    m4.metric("top-1 agreement", f"{row.top1:.1%}")
+    m5.metric(f"passkey at {s.context:,}", f"{row[f'passkey_{s.context}']:.0%}")
+    st.latex(rq.bytes_formula(spec, rq.method_of(s.method)))
+    if st.button("Run this method on the model now", key=P + "run", icon=":material/play_arrow:"):
+        got = live(s.method)
+        shipped = meta["quality"][s.method][0]
+        ppl = pd.Series([got["nll"], shipped[0]]).div(got["tokens"]).rpow(2.718281828459045)
+        st.success(
+            f"Window 1 of {meta['protocol']['windows']} ({got['tokens']} scored tokens), measured now: perplexity "
+            f"{ppl[0]:,.3f}, KL {got['kl'] / got['tokens']:.5f}, top-1 {got['agree'] / got['tokens']:.1%}, "
+            f"{got['bytes']:,} B stored for {meta['protocol']['context']:,} tokens. The shipped sweep holds "
+            f"perplexity {ppl[1]:,.3f} and {shipped[4]:,} B for the same window."
+        )
+    st.caption(
+        f"{meta['model']}: 30 layers, GQA with 9 query and 3 key/value heads of 64. Quality from "
+        f"{meta['protocol']['windows']} windows of held-out text ({int(ref.tokens):,} scored tokens, context "
+        f"{meta['protocol']['context']:,}); passkeys from {meta['protocol']['passkey_trials']} trials per context. "
+        f"Uncompressed perplexity {ref.perplexity:.2f}, passkey {ref[f'passkey_{s.context}']:.0%}."
+    )
+    takeaways(tk.real_model(df, s.method, s.context))
+
+
+view()
+st.subheader("Every method")
+full = results().drop(columns=["series"])
+table(full.style.format({"bytes_per_token": "{:,.0f}", "vs_bf16": "{:.1%}", "perplexity": "{:,.2f}",
+                          "ppl_increase": "{:+,.2f}", "kl": "{:.4f}", "top1": "{:.1%}"}))  # fmt: skip
+st.download_button("CSV", full.to_csv(index=False), "real-model-methods.csv", "text/csv", key=P + "csv")
+with st.expander("Beside MHA2MLA's published SmolLM-135M figures"):
+    st.markdown(
+        "MHA2MLA (Ji et al. 2025, arXiv 2502.14837, Table 1) converts **SmolLM-135M** (v1, a base model) with "
+        "4 RoPE pairs per head (S_2-norm) and a joint SVD, then **fine-tunes on 2.25B tokens**, and reports the "
+        "average of six commonsense benchmarks. Here the converted cache is used **as converted, with no "
+        "training**, on SmolLM2-135M-Instruct with Q4_1 weights, and measured by perplexity on Hamlet. The "
+        "cache sizes line up (d_c = 3 x d_kv), the quality measures do not."
+    )
+    table(MHA2MLA)
+with st.expander("How each method is measured"):
+    st.markdown(rq.__doc__)
