@@ -38,7 +38,8 @@ from browser import launch  # noqa: E402
 from deploy.serve import SERVER_ENV  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-PAGES = ["overview", "planner", "compute", "sparse", "hybrid", "latent_rank", "inside_mla", "quantized", "needle"]
+PAGES = ["overview", "planner", "compute", "sparse", "hybrid", "latent_rank", "inside_mla", "quantized", "needle",
+         "real_model"]  # fmt: skip
 RELATIVE = {"overview", "planner", "compute"}  # budget: 2x the trivial app's move
 MOVE_BUDGET_S, LOAD_BUDGET_S, RELATIVE_FACTOR = 0.3, 1.5, 2.0
 SLIDER = "[data-testid='stSlider'] input[type='range']"

@@ -24,6 +24,7 @@ from pages.common import (
     show,
     takeaways,
 )
+from pages.real_panel import lead
 
 P = "latent."
 RANKS = [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384]
@@ -141,6 +142,7 @@ ensure_router()
 st.title("Latent rank")
 ws.lesson("latent_rank", P)
 init = link_state(LatentState, P)
+lead(("low rank",), "perplexity", "latent.real")
 require_minilm()
 controls()
 s = state()

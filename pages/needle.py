@@ -18,6 +18,7 @@ from core.workshop import glossary
 from core.workshop import takeaways as tk
 from pages import workshop_ui as ws
 from pages.common import downloads, ensure_router, figure, link_state, show, takeaways
+from pages.real_panel import lead
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "assets" / "needle" / "results.json"
@@ -84,6 +85,7 @@ ensure_router()
 st.title("Needle in a haystack")
 ws.lesson("needle", P)
 init = link_state(NeedleState, P)
+lead(("quantization", "eviction", "low rank"), "passkey retrieval", "needle.real")
 s = controls(init)
 ws.publish(dump_state(s))
 

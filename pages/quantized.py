@@ -22,6 +22,7 @@ from pages.common import (
     table,
     takeaways,
 )
+from pages.real_panel import lead
 
 RANKS = list(quantlab.LATENT_RANKS)
 P = "quant."
@@ -134,6 +135,7 @@ ensure_router()
 st.title("Quantized caches")
 ws.lesson("quantized", P)
 init = link_state(QuantState, P, grids={"rank": RANKS})
+lead(("quantization",), "perplexity", "quant.real")
 require_minilm()
 controls()
 s = state()

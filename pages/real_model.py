@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.lab import realquality as rq
 from core.model.hf_config import from_hf_config
-from core.view.real_charts import METRICS, pareto_chart, pareto_frame
+from core.view.real_charts import pareto_chart, pareto_frame
 from core.view.urlstate import REAL_FAMILIES, REAL_METRICS, REAL_Y_MAX, RealState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
@@ -45,26 +45,38 @@ def model():
     return smollm.load()
 
 
-@st.cache_data(show_spinner="Running this method on the real model (about 10 s; MLA's first run 30 s)...", max_entries=32)
+@st.cache_data(
+    show_spinner="Running this method on the real model (about 10 s; MLA's first run 30 s)...", max_entries=32
+)
 def live(label: str) -> dict:
     s, nbytes = rq.live(model(), rq.method_of(label))
     return {"nll": s.nll, "kl": s.kl, "agree": s.agree, "tokens": s.tokens, "bytes": nbytes}
 
 
 def controls() -> RealState:
-    ss = st.session_state
+    """The view's widgets; a widget hidden in this view (the y range under passkey retrieval, the passkey
+    context elsewhere) keeps its value in session state for when it comes back."""
+    ss, default = st.session_state, RealState()
     a, b = st.columns([3, 2])
     a.segmented_control("Quality measure (y)", REAL_METRICS, key=P + "metric", required=True)
     b.pills("Families", REAL_FAMILIES, key=P + "families", selection_mode="multi")
-    c, d, e = st.columns([2, 1, 3])
+    c, _, e = st.columns([2, 1, 3])
+    for name in ("y_max", "context"):
+        ss.setdefault(P + "keep." + name, getattr(default, name))
+        if P + name in ss:
+            ss[P + "keep." + name] = ss[P + name]
+        else:
+            ss[P + name] = ss[P + "keep." + name]
     if ss[P + "metric"] == "passkey retrieval":
         c.segmented_control("Passkey context (tokens)", (1024, 2048), key=P + "context", required=True)
-    else:
+    elif ss[P + "metric"] == "perplexity":
         c.segmented_control(
-            "y axis up to", REAL_Y_MAX, key=P + "y_max", required=True, help="times the uncompressed value"
+            "y axis up to", REAL_Y_MAX, key=P + "y_max", required=True, help="times the uncompressed perplexity"
         )
     e.selectbox("Method in detail", [m.label for m in rq.methods()], key=P + "method")
-    return RealState(ss[P + "metric"], tuple(ss[P + "families"]), ss[P + "y_max"], ss[P + "method"], ss[P + "context"])
+    return RealState(
+        ss[P + "metric"], tuple(ss[P + "families"]), ss[P + "keep.y_max"], ss[P + "method"], ss[P + "keep.context"]
+    )
 
 
 ensure_router()
@@ -80,12 +92,9 @@ def view() -> None:
     df, meta = results(), sweep()
     ref = df[df.method == rq.REFERENCE.label].iloc[0]
     shown = df[df.family.isin(("none", *s.families))]
-    col = METRICS[s.metric][0]
     reference = {"perplexity": ref.perplexity}.get(s.metric)
-    y_max = None
-    if s.metric in ("perplexity", "KL divergence") and s.y_max != "all":
-        y_max = float(s.y_max[:-1]) * (ref.perplexity if s.metric == "perplexity" else float(df.kl[df.kl > 0].min()))
-    d = pareto_frame(shown, s.metric, s.context, y_max if s.metric == "perplexity" else None)
+    y_max = float(s.y_max[:-1]) * ref.perplexity if s.metric == "perplexity" and s.y_max != "all" else None
+    d = pareto_frame(shown, s.metric, s.context, y_max)
     where = f"passkey in {s.context:,} tokens" if s.metric == "passkey retrieval" else "held-out Hamlet"
     chart = figure(pareto_chart, d, s.metric, f"{meta['model']}: {s.metric} vs cache size ({where})", reference)
     show(chart, key=P + "pareto")
@@ -100,7 +109,7 @@ def view() -> None:
     m1, m2, m3, m4, m5 = st.columns(5)
     m1.metric("cache per token", f"{row.bytes_per_token:,.0f} B", f"{row.vs_bf16:.1%} of bf16", delta_color="off")
     m2.metric("perplexity", f"{row.perplexity:,.2f}", f"{row.ppl_increase:+,.2f}", delta_color="inverse")
-    m3.metric("KL per token", f"{row.kl:.4f} nats", help=glossary.tip("KL divergence"))
+    m3.metric("KL per token (nats)", f"{row.kl:.3g}", help=glossary.tip("KL divergence"))
     m4.metric("top-1 agreement", f"{row.top1:.1%}")
     m5.metric(f"passkey at {s.context:,}", f"{row[f'passkey_{s.context}']:.0%}")
     st.latex(rq.bytes_formula(spec, rq.method_of(s.method)))
@@ -125,9 +134,14 @@ def view() -> None:
 
 view()
 st.subheader("Every method")
-full = results().drop(columns=["series"])
-table(full.style.format({"bytes_per_token": "{:,.0f}", "vs_bf16": "{:.1%}", "perplexity": "{:,.2f}",
-                          "ppl_increase": "{:+,.2f}", "kl": "{:.4f}", "top1": "{:.1%}"}))  # fmt: skip
+full = results()
+shown = full[["family", "method", "bytes_per_token", "vs_bf16", "perplexity", "ppl_increase", "kl", "top1",
+              "passkey_1024", "passkey_2048"]]  # fmt: skip
+shown.columns = ["family", "method", "bytes per token", "of bf16", "perplexity", "increase", "KL (nats)", "top-1",
+                 "passkey 1,024", "passkey 2,048"]  # fmt: skip
+table(shown.style.format({"bytes per token": "{:,.0f}", "of bf16": "{:.1%}", "perplexity": "{:,.2f}",
+                          "increase": "{:+,.2f}", "KL (nats)": "{:.4f}", "top-1": "{:.1%}", "passkey 1,024": "{:.0%}",
+                          "passkey 2,048": "{:.0%}"}))  # fmt: skip
 st.download_button("CSV", full.to_csv(index=False), "real-model-methods.csv", "text/csv", key=P + "csv")
 with st.expander("Beside MHA2MLA's published SmolLM-135M figures"):
     st.markdown(

@@ -27,6 +27,7 @@ STATES = {
     "hybrid": us.HybridState,
     "quantized": us.QuantState,
     "needle": us.NeedleState,
+    "real_model": us.RealState,
 }
 
 

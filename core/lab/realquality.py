@@ -48,6 +48,7 @@ from core.layers import quant
 from core.layers.attention import KVCache, LatentCache
 from core.layers.llama import LayerRecord
 from core.layers.mha2mla import Calibration, ConvertedMLA, calibrate
+from core.model.hf_config import from_hf_config
 from core.model.specs import MLASpec, ModelSpec
 
 CONTEXT = 1024  # P
@@ -316,8 +317,6 @@ def frame(sweep: dict) -> pd.DataFrame:
     """One row per method of a sweep (scripts/real_sweep.py's JSON, or a live run in the same shape): bytes per
     token from the engine's accounting of the method's spec (at the quality context and at each passkey
     context), perplexity and its increase over the uncompressed cache, KL, top-1 agreement, passkey success."""
-    from core.model.hf_config import from_hf_config
-
     spec = from_hf_config(sweep["config"], name="SmolLM2-135M-Instruct")
     context = sweep["protocol"]["context"]
     quality = {

@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.model.dtypes import cache_dtype
+
 FP16_BYTES = 2
 FP32_BYTES = 4
 
@@ -530,8 +532,6 @@ class GgmlBlock:
         return torch.from_numpy(dequantize(qz.tensors["blocks"].numpy(), self.qtype)).reshape(qz.shape).to(qz.dtype)
 
     def vector_bytes(self, width: int) -> int:
-        from core.model.dtypes import cache_dtype
-
         return cache_dtype(self.name).vector_bytes(width)
 
     def tensor_bytes(self, width: int) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 from core.lab.minilm import load_passages
 from core.lab.needle import METHODS
+from core.lab.realquality import methods as real_methods
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
 from core.model.presets import preset_names
@@ -431,9 +432,7 @@ class ComputeState:
 
 
 def _real_methods() -> tuple[str, ...]:
-    from core.lab.realquality import methods  # loads torch: only when a link names a method
-
-    return tuple(m.label for m in methods())
+    return tuple(m.label for m in real_methods())
 
 
 REAL_METRICS = ("perplexity", "KL divergence", "top-1 agreement", "passkey retrieval")

@@ -20,6 +20,7 @@ from core.accounting import totals as acc
 from core.accounting.claims import v4_claims
 from core.lab import inside, lowrank, minilm, needle
 from core.lab import quantlab as ql
+from core.lab import realquality as rq
 from core.model.gpus import GPUS
 from core.model.presets import load_preset
 from core.model.specs import LinearAttentionSpec
@@ -280,8 +281,6 @@ REAL_FAMILIES = {"quantization": "quantization", "eviction": "eviction", "low ra
 @cache
 def _real_quarter():
     """The best method of each family with at most a quarter of the bf16 cache, from the shipped sweep."""
-    from core.lab import realquality as rq
-
     df = rq.frame(json.loads((ROOT / "assets" / "realmodel" / "sweep.json").read_text()))
     ref = df[df["family"] == "none"].set_index("method")
     quarter = ref.loc["bf16", "bytes_per_token"] / 4

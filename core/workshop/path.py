@@ -17,7 +17,18 @@ from pathlib import Path
 from core.workshop.answers import ANSWERS, Answer
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "workshop"
-PAGES = ("overview", "planner", "inside_mla", "latent_rank", "compute", "sparse", "hybrid", "quantized", "needle")
+PAGES = (
+    "overview",
+    "planner",
+    "inside_mla",
+    "latent_rank",
+    "compute",
+    "sparse",
+    "hybrid",
+    "quantized",
+    "needle",
+    "real_model",
+)
 KINDS = ("number", "choice")
 ID = re.compile(r"^[a-z0-9_.-]{1,64}$")
 

@@ -307,3 +307,38 @@ def real_model(df: pd.DataFrame, method: str, context: int) -> list[str]:
         out.append(f"At a 4x smaller cache than bf16 (at most {bf16['bytes_per_token'] / 4:,.0f} B per token), the "
                    f"best of each family raises perplexity by: {said}.")  # fmt: skip
     return out
+
+
+def real_family(df: pd.DataFrame, families: tuple[str, ...], metric: str, context: int = 1024) -> list[str]:
+    """The families' best and worst method on SmolLM2-135M by the metric (`df`: core.lab.realquality.frame)."""
+    ref = df[df["family"] == "none"].set_index("method").loc["fp32"]
+    rows = df[df["family"].isin(families)]
+    if rows.empty:
+        return []
+    if metric == "passkey retrieval":
+        col = f"passkey_{context}"
+        found = rows[rows[col] >= 0.5]
+        out = [f"Uncompressed, SmolLM2-135M finds the passkey in {ref[col]:.0%} of the trials at {context:,} tokens."]
+        if len(found):
+            best = found.loc[found["bytes_per_token"].idxmin()]
+            out.append(f"The smallest cache that still finds it in at least half: {best['method']}, "
+                       f"{best['bytes_per_token']:,.0f} B per token ({best[col]:.0%}).")  # fmt: skip
+        lost = rows[rows[col] < 0.5]
+        if len(lost):
+            out.append(f"{len(lost)} of {len(rows)} settings find it in fewer than half the trials.")
+        return out
+    within = rows[rows["perplexity"] <= ref["perplexity"] * 1.01]
+    out = []
+    if len(within):
+        best = within.loc[within["bytes_per_token"].idxmin()]
+        out.append(
+            f"The smallest cache within 1% of the uncompressed perplexity ({ref['perplexity']:.2f}): {best['method']}, "
+            f"{best['bytes_per_token']:,.0f} B per token, {best['vs_bf16']:.0%} of bf16."
+        )
+    else:
+        out.append(f"No setting here stays within 1% of the uncompressed perplexity ({ref['perplexity']:.2f}).")
+    worst = rows.loc[rows["perplexity"].idxmax()]
+    out.append(
+        f"The worst: {worst['method']} at {worst['perplexity']:,.1f} ({worst['bytes_per_token']:,.0f} B per token)."
+    )
+    return out

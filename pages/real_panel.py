@@ -1,0 +1,50 @@
+"""The real model's answer, at the top of a lesson that otherwise measures a stand-in (Quantized caches, Latent
+rank, Needle): SmolLM2-135M's shipped sweep for this page's family, its Pareto picture and one takeaway."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.lab import realquality as rq
+from core.view.real_charts import pareto_chart, pareto_frame
+from core.workshop import takeaways as tk
+from pages.common import downloads, figure, show
+
+SWEEP = Path(__file__).resolve().parent.parent / "assets" / "realmodel" / "sweep.json"
+
+
+@st.cache_data(show_spinner=False)
+def real_results() -> pd.DataFrame:
+    """Every method on SmolLM2-135M (core.lab.realquality.frame of the shipped sweep)."""
+    return rq.frame(json.loads(SWEEP.read_text()))
+
+
+def lead(families: tuple[str, ...], metric: str, key: str, context: int = 1024) -> None:
+    """A bordered box: the families' methods on the real model (y capped at 10x the uncompressed perplexity),
+    a takeaway with their numbers, and a link to the Real model page."""
+    df = real_results()
+    ref = df[df.family == "none"].set_index("method").loc["fp32"]
+    shown = df[df.family.isin(("none", *families))]
+    y_max = 10 * ref.perplexity if metric == "perplexity" else None
+    d = pareto_frame(shown, metric, context, y_max)
+    what = f"passkey in {context:,} tokens" if metric == "passkey retrieval" else "held-out Hamlet"
+    with st.container(border=True):
+        st.markdown(f"**First, on a real model: SmolLM2-135M ({', '.join(families)}, {what})**")
+        chart = figure(
+            pareto_chart,
+            d,
+            metric,
+            f"SmolLM2-135M: {metric} vs cache size",
+            ref.perplexity if metric == "perplexity" else None,
+        )
+        show(chart, key=key)
+        downloads(chart, d, f"real-model-{'-'.join(f.replace(' ', '-') for f in families)}", key + ".dl")
+        for line in tk.real_family(df, families, metric, context):
+            st.markdown(f"- {line}")
+        st.page_link(
+            "pages/real_model.py",
+            label="Every family, every number: the Real model page",
+            icon=":material/model_training:",
+        )
