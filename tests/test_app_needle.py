@@ -20,7 +20,7 @@ ok = assert_clean
 def test_defaults_render_heatmap_summary_and_metrics():
     at = run()
     ok(at)
-    assert len(at.get("vega_lite_chart")) == 2
+    assert len(at.get("vega_lite_chart")) == 3  # the real model's passkeys first, then the tiny models' two
     labels = [m.label for m in at.metric]
     assert labels == ["accuracy (all cells)", "cache at 256 tokens", "worst cell"]
 

@@ -18,7 +18,7 @@ ok = assert_clean
 def test_defaults():
     at = run()
     ok(at)
-    assert len(at.get("vega_lite_chart")) == 4
+    assert len(at.get("vega_lite_chart")) == 5  # the real model first
     table = at.dataframe[0].value
     assert "fp16" in set(table["scheme"]) and (table["output error"] >= 0).all()
 
