@@ -7,6 +7,10 @@ uncompressed, compressed once by the method, and the question and answer read th
 answer is teacher-forced, which gives the greedy decode exactly: a trial succeeds when the most likely token
 at each of the five digit positions is the right digit (SmolLM's tokenizer gives every digit its own token).
 The question ends with the space before the digits, so the model is not scored on choosing to answer at all.
+
+The cache is compressed before the question arrives (query-agnostic, as a server compressing a long document
+once for many questions would): the hard case for SnapKV, whose paper compresses with the question inside its
+observation window, so that its votes point at the needle. Here its votes come from the last 32 tokens of text.
 """
 
 from __future__ import annotations
