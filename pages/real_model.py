@@ -97,7 +97,8 @@ def view() -> None:
     y_max = float(s.y_max[:-1]) * ref.perplexity if s.metric == "perplexity" and s.y_max != "all" else None
     d = pareto_frame(shown, s.metric, s.context, y_max)
     where = f"passkey in {s.context:,} tokens" if s.metric == "passkey retrieval" else "held-out Hamlet"
-    chart = figure(pareto_chart, d, s.metric, f"{meta['model']}: {s.metric} vs cache size ({where})", reference)
+    title, sub = f"SmolLM2-135M: {s.metric} vs KV cache size", f"{meta['model']}; {where}"
+    chart = figure(pareto_chart, d, s.metric, title, reference, sub)
     show(chart, key=P + "pareto")
     downloads(chart, d, "real-model-pareto", P + "dl_pareto")
     if s.metric == "passkey retrieval":
@@ -114,7 +115,13 @@ def view() -> None:
     spec = from_hf_config(meta["config"], name="SmolLM2-135M-Instruct")
     st.subheader(s.method)
     m1, m2, m3, m4, m5 = st.columns(5)
-    m1.metric("cache per token", f"{row.bytes_per_token:,.0f} B", f"{row.vs_bf16:.1%} of bf16", delta_color="off")
+    m1.metric(
+        "cache per token",
+        f"{row.bytes_per_token:,.0f} B",
+        f"{row.vs_bf16:.1%} of bf16",
+        delta_color="off",
+        delta_arrow="off",
+    )
     m2.metric("perplexity", f"{row.perplexity:,.2f}", f"{row.ppl_increase:+,.2f}", delta_color="inverse")
     m3.metric("KL per token (nats)", f"{row.kl:.3g}", help=glossary.tip("KL divergence"))
     m4.metric("top-1 agreement", f"{row.top1:.1%}")

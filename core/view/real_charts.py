@@ -17,7 +17,7 @@ METRICS = {
 }
 LOG_METRICS = ("perplexity", "KL divergence")
 SERIES_COLORS = {
-    "none": NEUTRAL,
+    "uncompressed": NEUTRAL,
     "quantization": PALETTE[0],
     "sliding window": PALETTE[3],
     "StreamingLLM": PALETTE[1],
@@ -32,6 +32,8 @@ HEIGHT = 460
 
 def series_of(series: str) -> str:
     """The colour group: MLA's SVD and whitened SVD share a colour (the dash tells them apart)."""
+    if series == "none":
+        return "uncompressed"
     return series.replace(", whitened SVD,", ",").replace(", SVD,", ",")
 
 
@@ -54,7 +56,9 @@ def pareto_frame(df: pd.DataFrame, metric: str, context: int | None = None, y_ma
     return d[["family", "group", "fit", "method", "short", "x", "y"]].reset_index(drop=True)
 
 
-def pareto_chart(d: pd.DataFrame, metric: str, title: str, reference: float | None = None) -> alt.LayerChart:
+def pareto_chart(
+    d: pd.DataFrame, metric: str, title: str, reference: float | None = None, subtitle: str | None = None
+) -> alt.LayerChart:
     """Bytes per token (log) against the metric: a line through each eviction budget and each MLA rank sweep
     (dashed: plain SVD; solid: whitened), a labelled point per quantizer and for the bf16 and fp32 caches, a
     grey rule at the uncompressed cache's value (`reference`)."""
@@ -107,4 +111,5 @@ def pareto_chart(d: pd.DataFrame, metric: str, title: str, reference: float | No
         obstacles = [g.sort_values("x").rename(columns={}) for _, g in lines.groupby(["group", "fit"])]
         labels = label_frame(points, "x", "y", "short", xa, ya, HEIGHT, lines=obstacles)
         layers += direct_labels(alt.Chart(with_labels(points, labels)), "x", "y", "short", xa, ya, color)
-    return alt.layer(*layers).properties(width=760, height=HEIGHT, title=title)
+    head = alt.Title(title, subtitle=subtitle) if subtitle else title
+    return alt.layer(*layers).properties(width=760, height=HEIGHT, title=head)

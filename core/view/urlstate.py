@@ -447,7 +447,7 @@ class RealState:
         default=REAL_FAMILIES,
         metadata=_meta("families", name_list(lambda: REAL_FAMILIES, len(REAL_FAMILIES), "families"), _join),
     )
-    y_max: str = field(default="10x", metadata=_meta("ymax", choice(lambda: REAL_Y_MAX, "y range")))
+    y_max: str = field(default="2x", metadata=_meta("ymax", choice(lambda: REAL_Y_MAX, "y range")))
     method: str = field(
         default="MLA whitened SVD p=4 d_c=48", metadata=_meta("method", choice(_real_methods, "compression method"))
     )
