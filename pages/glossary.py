@@ -19,6 +19,7 @@ TITLES = {
     "hybrid": "Hybrid models",
     "quantized": "Quantized caches",
     "needle": "Needle in a haystack",
+    "real_model": "Real model",
     "workshop": "Workshop",
     "glossary": "Glossary",
 }

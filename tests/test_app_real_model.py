@@ -23,7 +23,7 @@ def test_defaults_render_the_pareto_picture_and_the_method():
     assert [m.label for m in at.metric] == [
         "cache per token", "perplexity", "KL per token (nats)", "top-1 agreement", "passkey at 1,024"
     ]  # fmt: skip
-    assert any("MLA whitened SVD p=4 d_c=48" in s.value for s in at.subheader)
+    assert any("MLA whitened SVD, 4 RoPE pairs, d_c=48" in s.value for s in at.subheader)
     assert len(at.dataframe) == 2  # every method; MHA2MLA's published figures (inside an expander)
 
 

@@ -45,7 +45,7 @@ ORDINARY = set(
     stage stages step steps answered reveal your guesses guess truth distribution session code join joined
     ratio ratios time times seconds minutes count level levels bits bit total mean max min average
     probabilities probability similarity lower higher larger largest smallest fewest
-    compute inside method methods recomputed their today files file
+    compute inside method methods recomputed their today files file top
     """.split()
 )
 

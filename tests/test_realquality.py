@@ -118,7 +118,9 @@ def test_shipped_bytes_equal_the_accounting(sweep):
             assert {t[2] for t in trials} == {round(df.loc[label, f"bytes_per_token_{n}"] * int(n))}, label
 
 
-@pytest.mark.parametrize("label", ["kivi-2bit", "q4_0", "H2O 128", "SnapKV 256", "MLA whitened SVD p=4 d_c=48"])
+@pytest.mark.parametrize(
+    "label", ["kivi-2bit", "q4_0", "H2O 128", "SnapKV 256", "MLA whitened SVD, 4 RoPE pairs, d_c=48"]
+)
 def test_sampled_entries_rerun_to_the_shipped_numbers(lm, sweep, label):
     s, nbytes = rq.live(lm, rq.method_of(label), window=0)
     nll, kl, agree, tokens, stored = sweep["quality"][label][0]
@@ -139,9 +141,14 @@ def test_a_passkey_trial_reruns(lm, sweep):
 
 
 def test_formulas_quote_the_accounting(lm):
-    for m in (rq.REFERENCE, rq.method_of("H2O 128"), rq.method_of("MLA SVD p=4 d_c=48"), rq.method_of("kivi-2bit")):
+    for m in (
+        rq.REFERENCE,
+        rq.method_of("H2O 128"),
+        rq.method_of("MLA SVD, 4 RoPE pairs, d_c=48"),
+        rq.method_of("kivi-2bit"),
+    ):
         per_token = rq.cache_bytes(lm.spec, m) / rq.CONTEXT
         assert f"{per_token:,.0f}" in rq.bytes_formula(lm.spec, m)
-    assert "30 \\times (48 + 3 \\cdot 8)" in rq.bytes_formula(lm.spec, rq.method_of("MLA SVD p=4 d_c=48"))
+    assert "30 \\times (48 + 3 \\cdot 8)" in rq.bytes_formula(lm.spec, rq.method_of("MLA SVD, 4 RoPE pairs, d_c=48"))
     with pytest.raises(ValueError, match="unknown method"):
         rq.method_of("zip")

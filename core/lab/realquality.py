@@ -92,7 +92,7 @@ class Method:
         if self.family == "eviction":
             return f"{self.name} {self.setting}"
         if self.family == "low rank":
-            return f"MLA {self.name} p={self.pairs} d_c={self.setting}"
+            return f"MLA {self.name}, {self.pairs} RoPE pairs, d_c={self.setting}"
         return self.name
 
 

@@ -52,7 +52,9 @@ def pareto_frame(df: pd.DataFrame, metric: str, context: int | None = None, y_ma
         d = d[d.y <= y_max]
     d["group"] = d["series"].map(series_of)
     d["fit"] = d["series"].map(lambda s: "whitened SVD" if "whitened" in s else ("SVD" if "SVD" in s else "-"))
-    d["short"] = d["method"].str.replace("MLA whitened SVD ", "", regex=False).str.replace("MLA SVD ", "", regex=False)
+    d["short"] = (
+        d["method"].str.replace("MLA whitened SVD, ", "", regex=False).str.replace("MLA SVD, ", "", regex=False)
+    )
     return d[["family", "group", "fit", "method", "short", "x", "y"]].reset_index(drop=True)
 
 

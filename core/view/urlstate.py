@@ -449,7 +449,8 @@ class RealState:
     )
     y_max: str = field(default="2x", metadata=_meta("ymax", choice(lambda: REAL_Y_MAX, "y range")))
     method: str = field(
-        default="MLA whitened SVD p=4 d_c=48", metadata=_meta("method", choice(_real_methods, "compression method"))
+        default="MLA whitened SVD, 4 RoPE pairs, d_c=48",
+        metadata=_meta("method", choice(_real_methods, "compression method")),
     )
     context: int = field(default=1024, metadata=_meta("context", choice_int((1024, 2048), "passkey context")))
     notices: tuple[str, ...] = field(default=(), compare=False)
