@@ -221,7 +221,10 @@ def calibration(tokens: int = CALIBRATION_TOKENS) -> tuple[Calibration, ...]:
     lm = smollm.load()
     ids = smollm.text_ids(lm, smollm.CALIBRATION)[:, :tokens]
     records = lm.model(ids, record=True, last=1).records
-    return tuple(calibrate(b.attn, r.x) for b, r in zip(lm.model.blocks, records, strict=True))
+    out = tuple(calibrate(b.attn, r.x) for b, r in zip(lm.model.blocks, records, strict=True))
+    del records
+    smollm.trim_heap()
+    return out
 
 
 @lru_cache(maxsize=2)
@@ -382,4 +385,5 @@ def bytes_formula(spec: ModelSpec, method: Method, context: int = CONTEXT) -> st
 def live(lm: smollm.SmolLM, method: Method, window: int = 0) -> tuple[Scores, int]:
     """The method measured now on one window of the held-out text (what the shipped sweep holds for it)."""
     got = run_window(lm, windows(lm, window + 1)[window], [REFERENCE, method])
+    smollm.trim_heap()
     return got[method.label]

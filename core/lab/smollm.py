@@ -20,6 +20,7 @@ with SmolLM's pre-tokenizer, which splits digits one per token.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -188,6 +189,16 @@ def state_dict(reader, cfg: LlamaConfig) -> dict[str, Tensor]:
     return out
 
 
+def trim_heap() -> None:
+    """Give freed heap pages back to the OS (glibc's malloc_trim). A forward pass over 1-2K tokens frees a few
+    hundred MB of activations that glibc would otherwise keep for the process: a server measured 1.7 GB after
+    one live run without this, 1.0 GB with it. Elsewhere (not glibc) a no-op."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 @lru_cache(maxsize=1)
 def load() -> SmolLM:
     """Read, dequantize and build the model on the CPU (float32, about 540 MB); cached per process."""
@@ -201,7 +212,10 @@ def load() -> SmolLM:
     model.eval().requires_grad_(False)
     spec = from_hf_config(hf_config(cfg), name="SmolLM2-135M-Instruct")
     file_bytes = sum(int(t.n_bytes) for t in reader.tensors)
-    return SmolLM(model, _tokenizer(reader), spec, file_bytes)
+    lm = SmolLM(model, _tokenizer(reader), spec, file_bytes)
+    del reader
+    trim_heap()
+    return lm
 
 
 def read_text(path: Path = HELDOUT) -> str:
