@@ -74,17 +74,17 @@ def metric(page, label: str) -> str:
 def test_latent_rank_exact_input_and_pills_move_url_and_charts(page, app_url):
     page.goto(app_url + "/latent_rank?rank=32")
     page.wait_for_selector("[data-testid='stMetric']", timeout=60_000)
-    wait_charts(page, 4)
+    wait_charts(page, 5)
     no_exception(page)
     assert page.locator("h1").first.inner_text() == "Latent rank"
-    assert page.locator(CHART).count() == 4  # spectra, energy, errors, tiny models
+    assert page.locator(CHART).count() == 5  # the real model first; spectra, energy, errors, tiny models
     assert metric(page, "cache per token per layer") == "64 B"  # 32 numbers x 2 bytes
     crossing = metric(page, "output error < 10% from d_c")
     assert crossing.isdigit() and 1 <= int(crossing) <= 384
     pills = page.locator("[data-testid='stButtonGroup']").first
     assert pills.locator("button", has_text=f"{crossing} (10% rank)").count() == 1  # the 10% rank is a pill
     err_before = metric(page, "layer output error")
-    energy = page.locator(CHART).nth(1)
+    energy = page.locator(CHART).nth(2)
     before = energy.screenshot()
     exact = page.get_by_role("spinbutton", name="Exact d_c")
     assert exact.input_value() == "32"
@@ -95,7 +95,7 @@ def test_latent_rank_exact_input_and_pills_move_url_and_charts(page, app_url):
         "() => [...document.querySelectorAll(\"[data-testid='stMetricValue']\")].some(m => m.innerText === '80 B')",
         timeout=30_000,
     )
-    wait_charts(page, 4)
+    wait_charts(page, 5)
     page.wait_for_timeout(1000)
     assert "rank=40" in page.url and exact.input_value() == "40"
     assert metric(page, "layer output error") != err_before

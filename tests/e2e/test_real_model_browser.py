@@ -21,7 +21,7 @@ def test_real_model_page_from_a_link(page, app_url):
 def test_real_model_control_moves_the_link_and_downloads(page, app_url):
     page.goto(app_url + "/real_model")
     ready(page)
-    page.get_by_role("button", name="KL divergence").first.click()
+    page.locator("[data-testid='stButtonGroup'] button", has_text="KL divergence").first.click()
     page.wait_for_url("**metric=KL+divergence**", timeout=60_000)
     ready(page)
     with page.expect_download() as dl:
