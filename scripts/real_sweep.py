@@ -65,10 +65,10 @@ def main() -> None:
         pres = [pk.prefill(lm, t) for t in ts]
         for m in meths:
             t1 = time.time()
-            got = [pk.answers(lm, t, pre, m) for t, pre in zip(ts, pres, strict=True)]
-            passkey.setdefault(m.label, {})[str(n)] = [[ans == t.key, ans, nb] for (ans, nb), t in zip(got, ts, strict=True)]
-            print(f"passkey {n} {m.label}: {sum(ans == t.key for (ans, _), t in zip(got, ts, strict=True))}/{len(ts)} "
-                  f"{time.time() - t1:.1f} s", flush=True)  # fmt: skip
+            got = [(*pk.answers(lm, t, pre, m), t.key) for t, pre in zip(ts, pres, strict=True)]
+            passkey.setdefault(m.label, {})[str(n)] = [[ans == key, ans, nb] for ans, nb, key in got]
+            found = sum(ans == key for ans, _, key in got)
+            print(f"passkey {n} {m.label}: {found}/{len(ts)} {time.time() - t1:.1f} s", flush=True)
         del pres
 
     out = {
