@@ -1,9 +1,8 @@
 """Real model: what every kind of cache compression costs a real pretrained decoder (SmolLM2-135M), on one
 held-out text, against the bytes it saves."""
 
-import json
 import math
-from pathlib import Path
+import threading
 
 import pandas as pd
 import streamlit as st
@@ -16,8 +15,8 @@ from core.workshop import glossary
 from core.workshop import takeaways as tk
 from pages import workshop_ui as ws
 from pages.common import downloads, ensure_router, figure, link_state, show, table, takeaways
+from pages.real_panel import real_results as results
 
-SWEEP = Path(__file__).resolve().parent.parent / "assets" / "realmodel" / "sweep.json"
 P = "real."
 MHA2MLA = pd.DataFrame(  # arXiv 2502.14837 v1, Table 1: SmolLM-135M (v1), six-benchmark average after fine-tuning
     {
@@ -29,14 +28,10 @@ MHA2MLA = pd.DataFrame(  # arXiv 2502.14837 v1, Table 1: SmolLM-135M (v1), six-b
 )
 
 
-@st.cache_resource
-def sweep() -> dict:
-    return json.loads(SWEEP.read_text())
-
-
-@st.cache_data(show_spinner=False)
-def results() -> pd.DataFrame:
-    return rq.frame(sweep())
+sweep = rq.shipped
+# One live run at a time for the whole server: each takes a core for 10-30 s, and a room's slider moves need the
+# rest. A second visitor who presses the button waits for the first run (or gets its cached answer).
+LIVE_RUN = threading.Lock()
 
 
 @st.cache_resource(show_spinner="Loading SmolLM2-135M from its GGUF (about 10 s)...")
@@ -50,7 +45,8 @@ def model():
     show_spinner="Running this method on the real model (about 10 s; MLA's first run 30 s)...", max_entries=32
 )
 def live(label: str) -> dict:
-    s, nbytes = rq.live(model(), rq.method_of(label))
+    with LIVE_RUN:
+        s, nbytes = rq.live(model(), rq.method_of(label))
     return {"nll": s.nll, "kl": s.kl, "agree": s.agree, "tokens": s.tokens, "bytes": nbytes}
 
 

@@ -1,9 +1,6 @@
 """The real model's answer, at the top of a lesson that otherwise measures a stand-in (Quantized caches, Latent
 rank, Needle): SmolLM2-135M's shipped sweep for this page's family, its Pareto picture and one takeaway."""
 
-import json
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -12,13 +9,11 @@ from core.view.real_charts import pareto_chart, pareto_frame
 from core.workshop import takeaways as tk
 from pages.common import downloads, figure, show
 
-SWEEP = Path(__file__).resolve().parent.parent / "assets" / "realmodel" / "sweep.json"
-
 
 @st.cache_data(show_spinner=False)
 def real_results() -> pd.DataFrame:
     """Every method on SmolLM2-135M (core.lab.realquality.frame of the shipped sweep)."""
-    return rq.frame(json.loads(SWEEP.read_text()))
+    return rq.frame(rq.shipped())
 
 
 def lead(families: tuple[str, ...], metric: str, key: str, context: int = 1024, y_cap: float | None = 10) -> None:

@@ -40,21 +40,14 @@ def main() -> None:
     meths = rq.methods()
 
     windows = rq.windows(lm, n_windows)
-    pres, refs = [], []
-    for w in windows:
-        pre = rq.prefill(lm, w[:, : rq.CONTEXT])
-        pres.append(pre)
-        refs.append(lm.model(w[:, rq.CONTEXT : -1], pre.caches).logits)
+    pres, refs = zip(*(rq.prefill_window(lm, w) for w in windows), strict=True)
     print(f"prefilled {n_windows} windows in {time.time() - t0:.0f} s", flush=True)
     quality = {}
     for m in meths:
         t = time.time()
-        rows = []
-        for w, pre, ref in zip(windows, pres, refs, strict=True):
-            caches, attn, nbytes = rq.compress(lm, pre, m)
-            logits = ref if m == rq.REFERENCE else lm.model(w[:, rq.CONTEXT : -1], caches, attn=attn).logits
-            rows.append(_scores(rq.score(logits, ref, w[:, rq.CONTEXT + 1 :]), nbytes))
-        quality[m.label] = rows
+        quality[m.label] = [
+            _scores(*rq.measure(lm, w, pre, ref, m)) for w, pre, ref in zip(windows, pres, refs, strict=True)
+        ]
         print(f"quality {m.label}: {time.time() - t:.1f} s", flush=True)
     del pres, refs
 

@@ -2,20 +2,15 @@
 measure from the shipped sweep; the rows it draws are the methods asked for (an y cap leaves out exactly the
 rows above it; KL's log axis leaves out the reference's 0); labels never overlap."""
 
-import json
-from pathlib import Path
-
 import pytest
 
 from core.lab import realquality as rq
 from core.view.real_charts import METRICS, SERIES_COLORS, pareto_chart, pareto_frame
 
-SWEEP = Path(__file__).resolve().parent.parent / "assets" / "realmodel" / "sweep.json"
-
 
 @pytest.fixture(scope="module")
 def df():
-    return rq.frame(json.loads(SWEEP.read_text()))
+    return rq.frame(rq.shipped())
 
 
 @pytest.mark.parametrize("metric", list(METRICS))

@@ -6,9 +6,6 @@ at full RoPE and full rank reproduces the model's logits through the decoder; th
 method on every window and every passkey trial, and re-running sampled entries gives its numbers; the page's
 table (frame) and formulas agree with the accounting."""
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -18,7 +15,6 @@ from core.lab import smollm
 from core.layers.llama import LayerRecord
 from core.layers.mha2mla import ConvertedMLA
 
-SWEEP = Path(__file__).resolve().parent.parent / "assets" / "realmodel" / "sweep.json"
 P = 256  # a short context keeps the tests quick; the sweep uses rq.CONTEXT
 
 
@@ -34,7 +30,7 @@ def pre(lm):
 
 @pytest.fixture(scope="module")
 def sweep():
-    return json.loads(SWEEP.read_text())
+    return rq.shipped()
 
 
 SAMPLE = [m for m in rq.methods() if m.family != "low rank"] + [

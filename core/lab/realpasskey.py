@@ -37,10 +37,6 @@ class Trial:
     ids: Tensor  # (1, N + question + answer)
     answer_at: int  # position of the first answer digit in ids
 
-    @property
-    def question_at(self) -> int:
-        return self.context
-
 
 def trial(lm: smollm.SmolLM, context: int, index: int, trials: int = TRIALS) -> Trial:
     """Trial `index` of `trials` at context N: a random 5-digit key (seeded by N and index), a stretch of text

@@ -34,9 +34,11 @@ Families (methods named as in their papers; all applied to the keys after RoPE, 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -46,16 +48,16 @@ from core.accounting.totals import kv_cache_bytes
 from core.lab import smollm
 from core.layers import quant
 from core.layers.attention import KVCache, LatentCache
-from core.layers.llama import LayerRecord
+from core.layers.llama import OBSERVED, LayerRecord
 from core.layers.mha2mla import Calibration, ConvertedMLA, calibrate
 from core.model.hf_config import from_hf_config
 from core.model.specs import MLASpec, ModelSpec
 
+SWEEP = Path(__file__).resolve().parents[2] / "assets" / "realmodel" / "sweep.json"  # scripts/real_sweep.py
 CONTEXT = 1024  # P
 SCORED = 128  # M
 WINDOWS = 8  # windows of held-out text (P + M + 1 tokens each, consecutive)
 SINKS = 4
-OBSERVED = 32  # SnapKV's observation window (the last context tokens)
 POOL = 7  # SnapKV's pooling kernel
 CALIBRATION_TOKENS = 2048
 
@@ -303,17 +305,31 @@ def windows(lm: smollm.SmolLM, n: int = WINDOWS, context: int = CONTEXT, scored:
     return [ids[:, i * size : (i + 1) * size] for i in range(n)]
 
 
+def prefill_window(lm: smollm.SmolLM, window: Tensor, context: int = CONTEXT) -> tuple[Prefill, Tensor]:
+    """A window's context prefilled, and the reference logits (uncompressed cache) of its scored tokens."""
+    pre = prefill(lm, window[:, :context])
+    return pre, lm.model(window[:, context:-1], pre.caches).logits
+
+
+def measure(
+    lm: smollm.SmolLM, window: Tensor, pre: Prefill, ref: Tensor, method: Method, context: int = CONTEXT
+) -> tuple[Scores, int]:
+    """One method on one prefilled window: its scores against the reference, and the bytes it stored."""
+    caches, attn, nbytes = compress(lm, pre, method)
+    logits = ref if method == REFERENCE else lm.model(window[:, context:-1], caches, attn=attn).logits
+    return score(logits, ref, window[:, context + 1 :]), nbytes
+
+
 def run_window(lm: smollm.SmolLM, window: Tensor, meths, context: int = CONTEXT) -> dict[str, tuple[Scores, int]]:
     """Scores and stored bytes of each method on one window (its first `context` tokens are the context)."""
-    ctx, cont, targets = window[:, :context], window[:, context:-1], window[:, context + 1 :]
-    pre = prefill(lm, ctx)
-    ref = lm.model(cont, pre.caches).logits
-    out = {}
-    for m in meths:
-        caches, attn, nbytes = compress(lm, pre, m)
-        logits = ref if m == REFERENCE else lm.model(cont, caches, attn=attn).logits
-        out[m.label] = (score(logits, ref, targets), nbytes)
-    return out
+    pre, ref = prefill_window(lm, window, context)
+    return {m.label: measure(lm, window, pre, ref, m, context) for m in meths}
+
+
+@lru_cache(maxsize=1)
+def shipped() -> dict:
+    """The sweep shipped with the app (read once per process; callers must not modify it)."""
+    return json.loads(SWEEP.read_text())
 
 
 def frame(sweep: dict) -> pd.DataFrame:

@@ -75,7 +75,6 @@ class SmolLM:
     model: LlamaDecoder
     tokenizer: object  # tokenizers.Tokenizer
     spec: ModelSpec
-    weight_bytes_file: int  # bytes of the quantized tensors in the GGUF file
 
     @property
     def cfg(self) -> LlamaConfig:
@@ -211,8 +210,7 @@ def load() -> SmolLM:
     model.load_state_dict(state_dict(reader, cfg), strict=True, assign=True)
     model.eval().requires_grad_(False)
     spec = from_hf_config(hf_config(cfg), name="SmolLM2-135M-Instruct")
-    file_bytes = sum(int(t.n_bytes) for t in reader.tensors)
-    lm = SmolLM(model, _tokenizer(reader), spec, file_bytes)
+    lm = SmolLM(model, _tokenizer(reader), spec)
     del reader
     trim_heap()
     return lm
@@ -222,8 +220,9 @@ def read_text(path: Path = HELDOUT) -> str:
     return path.read_text(encoding="utf-8")
 
 
+@lru_cache(maxsize=4)
 def text_ids(lm: SmolLM, path: Path = HELDOUT) -> Tensor:
-    """The whole text file as token ids (1, N)."""
+    """The whole text file as token ids (1, N), tokenized once per process (callers slice it, never write)."""
     return torch.tensor([lm.encode(read_text(path))], dtype=torch.long)
 
 

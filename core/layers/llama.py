@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from core.layers.attention import GQAttention, KVCache, RMSNorm
+from core.layers.attention import GQAttention, RMSNorm
 from core.model.specs import GQASpec
 
 OBSERVED = 32  # queries at the end of a prefill whose attention SnapKV-style selection reads (arXiv 2404.14469)
@@ -121,15 +121,3 @@ class LlamaDecoder(nn.Module):
 def kv_caches_nbytes(caches: Sequence) -> int:
     """Bytes the caches of all layers hold: the sum of their tensors' nbytes."""
     return sum(t.nbytes for c in caches for t in c.tensors())
-
-
-__all__ = [
-    "Block",
-    "DecoderOut",
-    "KVCache",
-    "LayerRecord",
-    "LlamaConfig",
-    "LlamaDecoder",
-    "OBSERVED",
-    "kv_caches_nbytes",
-]

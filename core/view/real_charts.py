@@ -110,7 +110,7 @@ def pareto_chart(
         .encode(x=x, y=y, color=color, tooltip=tip),
     ]
     if len(points):
-        obstacles = [g.sort_values("x").rename(columns={}) for _, g in lines.groupby(["group", "fit"])]
+        obstacles = [g.sort_values("x") for _, g in lines.groupby(["group", "fit"])]
         labels = label_frame(points, "x", "y", "short", xa, ya, HEIGHT, lines=obstacles)
         layers += direct_labels(alt.Chart(with_labels(points, labels)), "x", "y", "short", xa, ya, color)
     head = alt.Title(title, subtitle=subtitle) if subtitle else title

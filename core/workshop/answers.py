@@ -281,7 +281,7 @@ REAL_FAMILIES = {"quantization": "quantization", "eviction": "eviction", "low ra
 @cache
 def _real_quarter():
     """The best method of each family with at most a quarter of the bf16 cache, from the shipped sweep."""
-    df = rq.frame(json.loads((ROOT / "assets" / "realmodel" / "sweep.json").read_text()))
+    df = rq.frame(rq.shipped())
     ref = df[df["family"] == "none"].set_index("method")
     quarter = ref.loc["bf16", "bytes_per_token"] / 4
     small = df[(df["family"] != "none") & (df["bytes_per_token"] <= quarter)]

@@ -15,20 +15,10 @@ from functools import cache
 from pathlib import Path
 
 from core.workshop.answers import ANSWERS, Answer
+from core.workshop.glossary import PAGES as ALL_PAGES
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "workshop"
-PAGES = (
-    "overview",
-    "planner",
-    "inside_mla",
-    "latent_rank",
-    "compute",
-    "sparse",
-    "hybrid",
-    "quantized",
-    "needle",
-    "real_model",
-)
+PAGES = tuple(p for p in ALL_PAGES if p not in ("workshop", "glossary"))  # the lessons a question can be on
 KINDS = ("number", "choice")
 ID = re.compile(r"^[a-z0-9_.-]{1,64}$")
 
