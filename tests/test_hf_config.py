@@ -191,13 +191,20 @@ def test_qwen2_5_sliding_window_is_off_unless_asked():
 
 
 def test_unknown_family_with_llama_fields_parses():
+    """A model_type no family claims is read by the generic reader when every key is read by it or harmless."""
     cfg = raw("llama-3.1-8b")
     cfg["model_type"] = "my_new_arch"
     cfg["architectures"] = ["MyNewArchForCausalLM"]
-    cfg["some_new_field"] = {"nested": [1, 2, 3]}
     m = from_hf_config(cfg)
     assert m.model_type == "my_new_arch"
     assert m.attention == load_preset("llama-3.1-8b").attention
+
+
+def test_unknown_family_with_an_unknown_key_is_refused_naming_it():
+    """The same file with one key nobody reads is refused: the key might lay the cache out otherwise."""
+    cfg = raw("llama-3.1-8b") | {"model_type": "my_new_arch", "some_new_field": {"nested": [1, 2, 3]}}
+    with pytest.raises(ValueError, match=r"\('my_new_arch'\) is not supported: its config has some_new_field,"):
+        from_hf_config(cfg)
 
 
 def test_missing_model_type_still_parses_standard_fields():

@@ -206,7 +206,6 @@ LLAMA = "llama-3.1-8b"
         ("full_attention_interval", 4),
         ("layers_block_type", ["mamba", "attention"]),
         ("attn_layer_period", 8),
-        ("no_rope_layers", [1, 1, 1, 0]),
         ("num_kv_shared_layers", 4),
         ("attention_k_eq_v", True),
     ],
@@ -215,6 +214,12 @@ def test_unread_layout_fields_are_refused_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"not supported.*{field}") as e:
         from_hf_config(cfg(LLAMA) | {field: value})
     assert "refusing to guess" in str(e.value)
+
+
+def test_no_rope_layers_change_no_cached_shape():
+    """SmolLM3 and Llama-4 turn RoPE off on some layers: the keys keep their shape, so the cache is the same."""
+    plain = from_hf_config(cfg(LLAMA))
+    assert from_hf_config(cfg(LLAMA) | {"no_rope_layers": [1, 1, 1, 0] * 8}).attention == plain.attention
 
 
 @pytest.mark.parametrize(

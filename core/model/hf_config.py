@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import codecs
 import json
-import re
 from pathlib import Path
 from typing import Any
 
+from core.model.config_keys import HARMLESS
 from core.model.specs import (
     MAX_EXPERTS,
     MAX_HEADS,
@@ -185,6 +185,30 @@ class _Reader:
         self.cfg = cfg
         self.prefix = prefix  # "block_configs[3].attention." for nested readers
         self.used: set[str] = set()
+        self.children: list[_Reader] = []  # readers of nested objects, walked by `unaccounted`
+
+    def child(self, cfg: Any, name: str) -> _Reader:
+        """A reader of a nested object (`name` is its place, e.g. "block_configs[3]"), whose keys are
+        accounted for like the top level's."""
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{self.prefix}{name} must be a JSON object, got {show(cfg)}.")
+        sub = _Reader(cfg, f"{self.prefix}{name}.")
+        self.children.append(sub)
+        return sub
+
+    def sub(self, key: str) -> _Reader:
+        """The nested object at `key`, read field by field."""
+        return self.child(self.get(key), key)
+
+    def unaccounted(self) -> list[str]:
+        """Keys (with their nested place) that nobody read and that the harmless table does not list: each
+        may change what is cached, so the config is refused while any is left. A null value is absent."""
+        out = [
+            self.prefix + k for k, v in self.cfg.items() if v is not None and k not in self.used and k not in HARMLESS
+        ]
+        for c in self.children:
+            out += c.unaccounted()
+        return out
 
     def get(self, key: str) -> Any:
         self.used.add(key)
@@ -291,24 +315,6 @@ FAMILY_ALIASES = {
 FULL_TYPES = {"full_attention", "attention", "global"}
 SLIDING_TYPES = {"sliding_attention", "sliding_window", "local"}
 
-# Fields that change which tensors are cached, or how many: if one is present and no family parser
-# read it, the config is refused rather than counted as plain attention.
-LAYOUT_FIELD = re.compile(
-    r"_pattern$|^block_configs$|^attention_chunk_size$|^linear_|^mamba|^ssm_|^hybrid|^swa_|"
-    r"^global_head_dim$|^num_global_key_value_heads$|^attention_k_eq_v$|^full_attention_interval$|"
-    r"^layers_block_type$|^attn_layer_|kv_shar|^cross_attention_layers$|^no_rope_layers$|^compress_ratio|"
-    r"^kv_lora_rank$|^index_topk$|^layer_types$|^sliding_window|^local_attention|^attention_window|"
-    r"^attention_type|^hidden_size_per_layer_input$|^kda_|^conv_kernel$|^d_state$|^time_mix"
-)
-
-
-def _unread_layout_fields(r: _Reader) -> list[str]:
-    return sorted(
-        k
-        for k, v in r.cfg.items()
-        if LAYOUT_FIELD.search(k) and k not in r.used and v not in (None, False, 0, "", [], {})
-    )
-
 
 def _dtype_name(value: Any) -> str | None:
     return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16", "float": "fp32"}.get(
@@ -368,7 +374,12 @@ def _kv_heads(r: _Reader, key: str, n_heads: int, default: Any = ...) -> int:
 def _windows(r: _Reader, n_layers: int) -> list[int | None]:
     """Per-layer sliding window (None = full attention), from whichever fields the family uses."""
     cfg, mt = r.cfg, r.cfg["model_type"]
-    sw = r.int("sliding_window", None, 1, 1 << 30) if r.has("sliding_window") else None
+    if r.has("use_sliding_window") and not r.bool("use_sliding_window", False):
+        # Qwen2/Qwen3: HF sets sliding_window to None unless use_sliding_window, so every layer is full
+        r.ignore("sliding_window", "max_window_layers")
+        sw = None
+    else:
+        sw = r.int("sliding_window", None, 1, 1 << 30) if r.has("sliding_window") else None
     if mt == "gemma2" and r.has("sliding_window_size") and r.int("sliding_window_size", hi=1 << 30) != sw:
         raise ValueError("sliding_window and sliding_window_size disagree.")
     types = _layer_types(r, n_layers, FULL_TYPES | SLIDING_TYPES)
@@ -403,6 +414,11 @@ def _gqa(r: _Reader, hidden: int, windows: list[int | None]) -> list[AttentionSp
 
 
 def _mla_fields(r: _Reader) -> dict[str, Any]:
+    if r.bool("attention_bias", False):
+        raise ValueError("attention_bias true is not supported for MLA (DeepSeek's MLA has no projection biases).")
+    # transformers writes head_dim = qk_rope_head_dim into saved DeepSeek-V2/V3 configs; MLA's shapes are
+    # the qk_*/v_head_dim fields
+    r.ignore("head_dim")
     return dict(
         n_heads=r.int("num_attention_heads", hi=MAX_HEADS),
         kv_lora_rank=r.int("kv_lora_rank"),
@@ -449,6 +465,9 @@ def _v4(r: _Reader, n_layers: int, notes: list[str]) -> list[AttentionSpec]:
         index_head_dim=r.int("index_head_dim", 0, 0),
         index_topk=r.int("index_topk", 0, 0, 1 << 30),
     )
+    if r.int("num_key_value_heads", 1, hi=MAX_HEADS) != 1:
+        raise ValueError("num_key_value_heads must be 1 for DeepSeek V4 (one shared K=V head per layer).")
+    r.ignore("attention_bias")  # V4's attention has no projection biases; the reference code has no switch
     notes.append(
         "DeepSeek V4: each layer compresses the cache by its compress_ratios entry "
         "(4: CSA with an indexer, 128: HCA, 0: sliding window only)."
@@ -467,6 +486,9 @@ def _qwen_next(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown
         types = ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(n_layers)]
     else:
         r.ignore("full_attention_interval")
+    if r.bool("use_sliding_window", False):
+        raise ValueError(f"use_sliding_window is not supported for {r.cfg['model_type']}: its attention is full.")
+    r.ignore("sliding_window", "max_window_layers")  # off: HF Qwen3NextConfig keeps them for Qwen2 compatibility
     n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
     bias = r.bool("attention_bias", False)
     full = GQASpec(
@@ -532,10 +554,15 @@ def _nemotron_h(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknow
             conv_bias=r.bool("use_conv_bias", True),
             proj_bias=r.bool("use_bias", False),
         )
-        r.ignore("mamba_hidden_act", "mamba_proj_bias", "mamba_chunk_size")
+        # the mixer's width is mamba_num_heads x mamba_head_dim (HF NemotronHMamba2Mixer), not expand x hidden;
+        # chunk sizes set the prefill scan's blocking, not the state
+        r.ignore("mamba_hidden_act", "mamba_proj_bias", "mamba_chunk_size", "chunk_size", "expand")
     mlp: MLPSpec | None = None
     moe: MLPSpec | None = None
     try:
+        if "E" in pattern and r.bool("mlp_bias", False):
+            raise ValueError("mlp_bias true on Nemotron-H's experts is not supported: expert biases are not counted.")
+        r.ignore("intermediate_size", "mlp_bias")  # read next when some layers are dense MLPs
         if "-" in pattern:
             mlp = DenseMLP(r.int("intermediate_size"), gated=False, bias=r.bool("mlp_bias", False))
         if "E" in pattern:
@@ -594,6 +621,7 @@ def _llama4(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: l
             router_bias=False,
         )
         dense = DenseMLP(r.int("intermediate_size_mlp")) if len(moe_layers) < n_layers else None
+        r.ignore("intermediate_size_mlp")  # read just above when some layers are dense
         mlps = [moe if i in moe_layers else dense for i in range(n_layers)]
     except MissingField as e:
         unknown.append(e.key)
@@ -617,6 +645,11 @@ def _gemma4(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: l
     if r.int("hidden_size_per_layer_input", 0, 0):
         raise ValueError("hidden_size_per_layer_input is not supported (per-layer input embeddings).")
     r.ignore("vocab_size_per_layer_input")
+    if r.get("use_bidirectional_attention") not in (None, False, "vision"):
+        raise ValueError(
+            f"use_bidirectional_attention {show(r.get('use_bidirectional_attention'))} is not supported: only "
+            'image tokens attending to each other ("vision") keeps the text causal.'
+        )
     types = _layer_types(r, n_layers, FULL_TYPES | SLIDING_TYPES)
     if types is None:
         raise MissingField("layer_types")
@@ -692,37 +725,39 @@ def _decilm(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: l
     n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
     head_dim = _head_dim(r, hidden, n_heads, "head_dim")
     r.ignore("num_key_value_heads", "intermediate_size")  # null in these files: per layer instead
+    bias, mlp_bias = r.bool("attention_bias", False), r.bool("mlp_bias", False)
     attention: list[AttentionSpec] = []
     mlps: list[MLPSpec | None] = []
     for i, block in enumerate(blocks):
         if not isinstance(block, dict):
             raise ValueError(f"block_configs[{i}] must be a JSON object.")
-        b = _Reader(block, f"block_configs[{i}].")
-        a = _Reader(b.dict("attention"), f"block_configs[{i}].attention.")
-        f = _Reader(b.dict("ffn"), f"block_configs[{i}].ffn.")
+        b = r.child(block, f"block_configs[{i}]")
+        a, f = b.sub("attention"), b.sub("ffn")
         for sub, keys in ((a, ("window_length", "num_sink_tokens", "sparsify")), (f, ("sparsify",))):
             for k in keys:
                 if sub.get(k) not in (None, False):
                     raise ValueError(f"{sub.prefix}{k} is not supported: it changes what the layer caches or computes.")
         a.ignore("unshifted_sink", "use_prefill_window_in_sink_attention")
-        if a.bool("no_op", False):
+        no_op, linear = a.bool("no_op", False), a.bool("replace_with_linear", False)
+        if no_op:
             attention.append(NoMixer())
-        elif a.bool("replace_with_linear", False):
+        elif linear:
             attention.append(NoMixer(linear=True))
         else:
             group = a.int("n_heads_in_group", hi=MAX_HEADS)
             if n_heads % group:
                 raise ValueError(f"{a.prefix}n_heads_in_group ({group}) must divide num_attention_heads ({n_heads}).")
-            attention.append(GQASpec(n_heads, n_heads // group, head_dim))
-        if f.bool("no_op", False):
+            attention.append(GQASpec(n_heads, n_heads // group, head_dim, None, bias, bias))
+        ffn_no_op, ffn_linear = f.bool("no_op", False), f.bool("replace_with_linear", False)
+        if ffn_no_op:
             mlps.append(None)
-        elif f.bool("replace_with_linear", False):
+        elif ffn_linear:
             raise ValueError(f"{f.prefix}replace_with_linear is not supported.")
         else:
             mult = f.get("ffn_mult")
             if isinstance(mult, bool) or not isinstance(mult, int | float) or not 0 < mult <= 1000:
                 raise ValueError(f"{f.prefix}ffn_mult must be a positive number, got {show(mult)}.")
-            mlps.append(DenseMLP(_ffn_mult_to_intermediate_size(mult, hidden)))
+            mlps.append(DenseMLP(_ffn_mult_to_intermediate_size(mult, hidden), bias=mlp_bias))
     kinds = {"none": 0, "linear": 0}
     for a_ in attention:
         if isinstance(a_, NoMixer):
@@ -740,7 +775,7 @@ def _kimi_linear(r: _Reader, hidden: int, n_layers: int, notes: list[str], unkno
     """Kimi-Linear: `linear_attn_config` lists KDA layers and MLA layers, 1-based (vLLM
     kimi_linear.py is_kda_layer). KDA keeps a fixed state: recurrent in float32 (vLLM kda_state_dtype
     under "auto"), the q, k and v short convolutions in the model dtype."""
-    lac = _Reader(r.dict("linear_attn_config"), "linear_attn_config.")
+    lac = r.sub("linear_attn_config")
     kda = set(lac.int_list("kda_layers", 1, MAX_LAYERS))
     full = set(lac.int_list("full_attn_layers", 1, MAX_LAYERS))
     every = set(range(1, n_layers + 1))
@@ -768,11 +803,25 @@ def _kimi_linear(r: _Reader, hidden: int, n_layers: int, notes: list[str], unkno
     return [kda_spec if i + 1 in kda else mla for i in range(n_layers)]
 
 
+def _one_of(r: _Reader, *keys: str, hi: int = MAX_EXPERTS) -> int:
+    """One number that families spell differently (num_experts_per_tok / experts_per_token): every
+    spelling present must agree; MissingField naming the first when none is."""
+    present = {k: v for k in keys if (v := r.int(k, None, hi=hi)) is not None}
+    if not present:
+        raise MissingField(keys[0])
+    if len(set(present.values())) > 1:
+        raise ValueError(" and ".join(f"{k} ({v})" for k, v in present.items()) + " disagree.")
+    return next(iter(present.values()))
+
+
 def _mlps(r: _Reader, n_layers: int) -> list[MLPSpec | None]:
     cfg = r.cfg
     mt = cfg["model_type"]
-    bias = mt == "gpt2"
+    bias = mt == "gpt2" or r.bool("mlp_bias", False)
     hidden = r.int("hidden_size")
+    experts = any(r.get(k) for k in ("n_routed_experts", "num_experts", "num_local_experts"))
+    if bias and experts and mt != "gpt_oss":
+        raise ValueError("mlp_bias true on a mixture of experts is not supported: expert biases are not counted.")
     if mt == "gemma4_text":  # a dense MLP on every layer, and with enable_moe_block routed experts beside it
         size = r.int("intermediate_size")
         r.ignore("use_double_wide_mlp", "num_experts", "top_k_experts", "moe_intermediate_size")
@@ -787,8 +836,8 @@ def _mlps(r: _Reader, n_layers: int) -> list[MLPSpec | None]:
         )
         return [moe] * n_layers
     if r.has("n_routed_experts") or mt == "kimi_linear":  # DeepSeek family (and MiMo, Kimi-Linear)
-        routed = r.int("n_routed_experts", None, hi=MAX_EXPERTS) or r.int("num_experts", hi=MAX_EXPERTS)
-        top_k = r.int("num_experts_per_tok", None, hi=MAX_EXPERTS) or r.int("num_experts_per_token", hi=MAX_EXPERTS)
+        routed = _one_of(r, "n_routed_experts", "num_experts")
+        top_k = _one_of(r, "num_experts_per_tok", "num_experts_per_token")
         shared = r.int("n_shared_experts", None, 0, MAX_EXPERTS)
         moe = MoEMLP(
             n_routed=routed,
@@ -802,15 +851,16 @@ def _mlps(r: _Reader, n_layers: int) -> list[MLPSpec | None]:
             flags = r.int_list("moe_layer_freq", 0, 1)
             if len(flags) < n_layers:
                 raise ValueError(f"moe_layer_freq has {len(flags)} entries; it needs one per layer ({n_layers}).")
-            dense = DenseMLP(r.int("intermediate_size")) if not all(flags[:n_layers]) else None
+            dense = DenseMLP(r.int("intermediate_size"), bias=bias) if not all(flags[:n_layers]) else None
             return [moe if flags[i] and i >= first_dense else dense for i in range(n_layers)]
         freq = r.int("moe_layer_freq", 1, 1, MAX_LAYERS)
-        dense = DenseMLP(r.int("intermediate_size")) if first_dense or freq > 1 else None
+        dense = DenseMLP(r.int("intermediate_size"), bias=bias) if first_dense or freq > 1 else None
         return [moe if i >= first_dense and i % freq == 0 else dense for i in range(n_layers)]
     n_experts = r.int("num_experts", 0, 0, MAX_EXPERTS) or r.int("num_local_experts", 0, 0, MAX_EXPERTS)
     if n_experts:
-        top_k = r.int("num_experts_per_tok", None, hi=MAX_EXPERTS) or r.int("experts_per_token", hi=MAX_EXPERTS)
+        top_k = _one_of(r, "num_experts_per_tok", "experts_per_token")
         size = r.int("moe_intermediate_size", None) or r.int("intermediate_size")
+        r.ignore("intermediate_size")  # read below when some layers are dense
         shared = r.int("shared_expert_intermediate_size", 0, 0)
         moe = MoEMLP(n_experts, top_k, size, 1 if shared else 0, shared, bias=mt == "gpt_oss")
         step = r.int("decoder_sparse_step", 1, 1, MAX_LAYERS)
@@ -819,24 +869,35 @@ def _mlps(r: _Reader, n_layers: int) -> list[MLPSpec | None]:
             dense = DenseMLP(r.int("intermediate_size"))
             return [moe if i not in only_dense and (i + 1) % step == 0 else dense for i in range(n_layers)]
         return [moe] * n_layers
+    # a dense model: MoE schedule fields, when present, are empty or apply to no expert
+    r.ignore("mlp_only_layers", "decoder_sparse_step", "moe_intermediate_size")
     if mt == "gpt2":
         return [DenseMLP(r.int("intermediate_size", 4 * hidden), gated=False, bias=bias)] * n_layers
-    return [DenseMLP(r.int("intermediate_size"))] * n_layers
+    return [DenseMLP(r.int("intermediate_size"), bias=bias)] * n_layers
 
 
-def _native_weights(cfg: dict[str, Any]) -> tuple[str, str, str]:
+def _native_weights(r: _Reader, notes: list[str]) -> tuple[str, str, str]:
     """Formats of (embeddings + lm_head, routed experts, the rest) as released, from torch_dtype,
     quantization_config (fp8 block-scaled: DeepSeek; mxfp4 on experts only: gpt-oss) and V4's
-    expert_dtype ("fp4": packed e2m1 with an 8-bit scale per 32 values, the MXFP4 layout)."""
-    dtype = {"float32": "fp32", "float16": "fp16"}.get(str(cfg.get("torch_dtype") or cfg.get("dtype")), "bf16")
+    expert_dtype ("fp4": packed e2m1 with an 8-bit scale per 32 values, the MXFP4 layout). The
+    quantization config describes weights only: the cache format is the one the user picks, so a
+    checkpoint's own KV-cache scheme is named in a note, not applied."""
+    dtype = {"float32": "fp32", "float16": "fp16"}.get(str(r.get("torch_dtype") or r.get("dtype")), "bf16")
     experts = rest = dtype
-    q = cfg.get("quantization_config")
-    method = q.get("quant_method") if isinstance(q, dict) else None
-    if method == "fp8":
-        experts = rest = "fp8"
-    elif method == "mxfp4":
-        experts = "mxfp4"
-    if cfg.get("expert_dtype") == "fp4" or cfg.get("model_type") == "deepseek_v4":
+    if r.has("quantization_config"):
+        q = r.get("quantization_config")
+        method = q.get("quant_method") if isinstance(q, dict) else None
+        if method == "fp8":
+            experts = rest = "fp8"
+        elif method == "mxfp4":
+            experts = "mxfp4"
+        kv = [k for k in ("kv_cache_scheme", "kv_cache_quant_algo") if isinstance(q, dict) and q.get(k)]
+        if kv:
+            notes.append(
+                f"quantization_config.{kv[0]} is {show(q[kv[0]], 50)}: the checkpoint ships KV-cache scales; "
+                "the figures use the cache format you choose."
+            )
+    if r.get("expert_dtype") == "fp4" or r.cfg.get("model_type") == "deepseek_v4":
         # V4 checkpoints store routed experts as packed fp4 + an e8m0 scale per 32 values, whether or
         # not the config says expert_dtype (the V4-Pro file does not; its tensor list shows it)
         experts = "mxfp4"
@@ -868,10 +929,46 @@ FAMILIES = {
 
 
 def from_hf_config(cfg: dict[str, Any], name: str | None = None) -> ModelSpec:
-    """Build a ModelSpec from the dict of a Hugging Face config.json (see module docstring)."""
+    """Build a ModelSpec from the dict of a Hugging Face config.json (see module docstring). Every key of
+    the file is accounted for: read by the family's parser, or listed in `core.model.config_keys.HARMLESS`
+    with the reason it changes nothing cached; any other key refuses the config, naming it."""
     if not isinstance(cfg, dict):
         raise ValueError("the config must be a JSON object.")
     r = _Reader(_flatten(cfg))
+    mt = r.get("model_type")
+    try:
+        spec = _parse(r, cfg, name)
+    except MissingField as e:
+        left = _unaccounted(r)
+        hint = f"; it also has {_names(left)}, which this engine does not read" if left else ""
+        raise ValueError(
+            f"this config ({show(mt, 40)}) is not supported: it has no {e.key!r}, which this engine needs to "
+            f"lay out the cache{hint}."
+        ) from None
+    left = _unaccounted(r)
+    if left:
+        raise ValueError(
+            f"this architecture ({show(mt, 40)}) is not supported: its config has {_names(left)}, which this "
+            "engine neither reads nor knows to leave the cache unchanged; refusing to guess the cache layout "
+            "(a parser for the family must read them, or a key that changes nothing cached goes on the "
+            "harmless table in core/model/config_keys.py with its reason)."
+        )
+    return spec
+
+
+def _unaccounted(r: _Reader) -> list[str]:
+    for old, new in ALIASES.items():  # a GPT-2 name counts as read when its standard name was
+        if new in r.used:
+            r.used.add(old)
+    return r.unaccounted()
+
+
+def _names(keys: list[str]) -> str:
+    shown = ", ".join(show(k, 40).strip("'") for k in keys[:4])
+    return shown + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+
+
+def _parse(r: _Reader, cfg: dict[str, Any], name: str | None) -> ModelSpec:
     mt = r.get("model_type")
     hidden = r.int("hidden_size")
     n_layers = r.int("num_hidden_layers", hi=MAX_LAYERS)
@@ -889,14 +986,6 @@ def from_hf_config(cfg: dict[str, Any], name: str | None = None) -> ModelSpec:
         attention = _mla(r, n_layers, notes)
     else:
         attention = _gqa(r, hidden, _windows(r, n_layers))
-
-    unread = _unread_layout_fields(r)
-    if unread:
-        fields = ", ".join(unread[:4]) + (f" and {len(unread) - 4} more" if len(unread) > 4 else "")
-        raise ValueError(
-            f"this architecture ({show(mt, 40)}) is not supported: the config's {fields} change what is cached, and "
-            "this engine does not read them; refusing to guess the cache layout."
-        )
 
     try:
         vocab = r.int("vocab_size", hi=MAX_VOCAB)
@@ -919,8 +1008,13 @@ def from_hf_config(cfg: dict[str, Any], name: str | None = None) -> ModelSpec:
         extra.append(("position embeddings", r.int("n_positions", 1024) * hidden))
     if r.has("hc_mult"):
         extra.append(("hyper-connections", hyper_connection_params(hidden, n_layers, r.int("hc_mult", hi=64))))
-    n_mtp = r.int("num_nextn_predict_layers", 0, 0, MAX_LAYERS)
-    native = _native_weights(r.cfg)
+    n_mtp = r.int("num_nextn_predict_layers", 0, 0, MAX_LAYERS) or r.int("mtp_num_hidden_layers", 0, 0, MAX_LAYERS)
+    if n_mtp:
+        notes.append(
+            f"{n_mtp} multi-token-prediction layer(s) beyond the {n_layers} decoder layers are not counted: "
+            "default serving does not run them, and a speculative-decoding draft that does adds their cache."
+        )
+    native = _native_weights(r, notes)
     if len(set(native)) > 1:
         notes.append(
             f"released weights: embeddings {native[0]}, routed experts {native[1]}, the rest {native[2]} "
