@@ -9,20 +9,23 @@ Proves, against vLLM's own logs and tests (DESIGN.md section 9):
   tokens; 32 blocks refuse a 512-token request, 33 admit it);
 - DeepSeek-V3 on 8 x H200 under TP8 and under data-parallel attention, computed by hand here from the
   parameter breakdown;
-- layers split across pipeline stages as vLLM's get_pp_indices splits them; bad layouts raise ValueError.
+- layers split across pipeline stages as vLLM's get_pp_indices splits them; bad layouts raise ValueError;
+- each design says which vLLM cache-spec kind its layers get (full, sliding w, chunked c, or none planned
+  block by block), and a layer spec no design registered raises TypeError.
 """
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from math import ceil
 
 import pytest
 
 from core.accounting import planner as pl
 from core.accounting import totals as acc
+from core.accounting.base import design_of
 from core.model.dtypes import weight_dtype
 from core.model.gpus import GPUS
 from core.model.presets import load_preset, preset_names
-from core.model.specs import DenseMLP, GQASpec, ModelSpec
+from core.model.specs import DenseMLP, GQASpec, ModelSpec, NoMixer
 
 GIB = 2**30
 H200 = GPUS["H200"]
@@ -351,3 +354,49 @@ def test_auto_tp_is_the_widest_that_splits_the_model():
     with pytest.raises(ValueError, match="PP 3 does not divide 8"):
         pl.Parallelism.auto(load_preset("gpt2"), 8, pp=3)
     assert pl.plan(load_preset("gpt2"), h200s(8), 1024).parallel == pl.Parallelism(4, 1, 2)
+
+
+# ----------------------------------------------------------------------------- each design's vLLM kind
+
+
+@pytest.mark.parametrize(
+    ("name", "kinds"),
+    [
+        ("llama-3.1-8b", {("full",)}),
+        ("mistral-7b", {("sliding", 4096)}),
+        ("gemma-3-27b", {("sliding", 1024), ("full",)}),
+        ("llama-4-scout", {("chunked", 8192), ("full",)}),
+        ("deepseek-v3", {("full",)}),  # MLA
+        ("deepseek-v3.2", {("full",)}),  # DSA: latent and indexer key, both full-attention pages
+        ("deepseek-v4-pro", {None}),  # compressed layers: vLLM's own specs
+        ("qwen3-next-80b-a3b", {None, ("full",)}),  # Gated DeltaNet state: a MambaSpec
+        ("nemotron-h-56b", {None, ("full",)}),  # Mamba-2 and MLP-only layers
+    ],
+)
+def test_each_design_names_its_vllm_cache_kind(name, kinds):
+    assert {design_of(a).vllm_kind(a) for a in load_preset(name).attention} == kinds
+
+
+def test_no_mixer_layers_are_left_out_of_the_groups():
+    spec = toy([GQASpec(32, 32, 128), NoMixer(), GQASpec(32, 32, 128, sliding_window=64)])
+    assert design_of(NoMixer()).vllm_kind(NoMixer()) is None
+    groups = pl.kv_groups(spec, "bf16", "latent")
+    assert {kind: layers for kind, layers in groups.members} == {("full",): (0,), ("sliding", 64): (2,)}
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A layer spec no design registered."""
+
+    kind = "unknown"
+
+
+def test_an_unknown_layer_spec_raises_type_error():
+    spec = toy([GQASpec(32, 32, 128), Unknown()])
+    for call in (
+        lambda: pl.kv_groups(spec, "bf16", "latent"),
+        lambda: pl.why_estimate(spec, "bf16", "latent"),
+        lambda: pl.plan(spec, h200s(1), 4096),
+    ):
+        with pytest.raises(TypeError, match="Unknown"):
+            call()

@@ -1,4 +1,4 @@
-"""What every design's accounting module provides, and the one dispatch that finds it.
+r"""What every design's accounting module provides, and the one dispatch that finds it.
 
 A design module under `core/accounting/designs/` subclasses `Design` for its spec type(s) and registers
 an instance with `@register(SpecType)`. Model-level totals (`core.accounting.totals`) only ever ask
@@ -8,6 +8,18 @@ counted as some other design by default.
 Conventions (DESIGN.md section 3): per layer, per sequence; elements and bytes are ints; FLOPs are 2 per
 multiply-add and cover the matmuls of the block (projections) and of the core (scores and value mixing
 over the attended tokens, indexer scoring, recurrent-state products).
+
+Besides the numbers, a design says how to show them and how vLLM plans them; a new design implements:
+- `latex_terms(attn, fmt, layout)`: its cache at context N as `LatexTerm`s, each the bytes per kept
+  vector (in symbols and as a number) times how many vectors it keeps, as LaTeX with the config's numbers:
+  `N`, `\min(N, 4{,}096)`, `((N - 1) \bmod 8{,}192 + 1)`, `\lfloor N/4 \rfloor`. Summed over the terms,
+  bytes x count must equal `cache_rows` at every N ([] when nothing grows with N): tests/test_formulas.py
+  evaluates them on every preset's layers and on its `samples()` (add one for a design no preset uses).
+- `vllm_kind(attn)`: the kind of vLLM KV-cache spec its pages get, as `core.accounting.planner` groups
+  layers: `("full",)`, `("sliding", w)`, `("chunked", c)`; None when vLLM does not plan it block by block
+  (recurrent state, compressed entries, no cache).
+- optionally `latex_model(layers, fmt, layout)`: the closed form of a model whose every layer is this design (GQA's
+  2 l n_kv d_h b), in symbols = numbers; None (the default) shows the sum of the terms instead.
 """
 
 from __future__ import annotations
@@ -29,6 +41,30 @@ class CacheRows(NamedTuple):
     rows: int  # vectors per sequence
     width: int  # elements per vector
     bytes_per_row: int
+
+
+class LatexTerm(NamedTuple):
+    """One term of a layer's cache at context N, for the formulas shown with live numbers: `count` vectors
+    of `bytes` each (`symbols` is that size in symbols)."""
+
+    symbols: str  # bytes per kept vector in symbols: r"2\,n_{kv}\,d_h\,b", r"(d + d^I)\,b"
+    bytes: int  # the same in bytes, for this layer and cache format
+    count: str  # vectors kept at context N, LaTeX with numbers: "N", r"\min(N, 4{,}096)", r"\lfloor N/4 \rfloor"
+
+
+def latex_int(x: int) -> str:
+    """Thousands separators that LaTeX does not space out: 327{,}680."""
+    return f"{x:,}".replace(",", "{,}")
+
+
+def latex_b(fmt: StorageFormat) -> str:
+    """b, bytes per element of `fmt` (scales not included): 2, 1, 0.5."""
+    return f"{fmt.bits / 8:g}"
+
+
+def latex_scales(fmt: StorageFormat) -> str:
+    """What follows b when `fmt` also stores scales (b counts the elements only)."""
+    return r"\ (+\text{scales})" if fmt.group_size or fmt.vector_extra_bytes else ""
 
 
 @dataclass(frozen=True)
@@ -135,6 +171,23 @@ class Design:
         """Weights one of `tp` ranks holds of this block: those of its shard (replicated parts whole)."""
         return self.params(self.tp_shard(attn, tp), hidden)
 
+    def latex_terms(self, attn, fmt: StorageFormat, layout: str) -> list[LatexTerm]:
+        """`cache_rows` at context N as LaTeX terms: sum of bytes x count over the terms is the bytes this
+        layer caches at any N. [] when nothing grows with the context (state is `state_rows`'s)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how to write its cache as a formula")
+
+    def latex_model(self, layers: tuple, fmt: StorageFormat, layout: str) -> str | None:
+        """The cache of a model whose every layer (`layers`, one spec per layer) is of this design, in symbols
+        = numbers, e.g. "2 l n_kv d_h b = 2 x 80 x 8 x 128 x 2" as LaTeX. The caller adds the bytes per token
+        when every term counts N, else the sum of `latex_terms`. None (the default): no closed form, the
+        caller shows only the sum of `latex_terms`."""
+        return None
+
+    def vllm_kind(self, attn) -> tuple | None:
+        """The vLLM KV-cache spec kind of this layer's pages (`("full",)`, `("sliding", w)`, `("chunked",
+        c)`), by which the planner groups layers; None when vLLM does not plan it block by block."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how vLLM allocates its cache")
+
 
 class RecurrentDesign(Design):
     """A layer that keeps no keys or values but a fixed-size state (linear attention, Mamba): nothing grows
@@ -184,3 +237,8 @@ def design_of(attn: object) -> Design:
         return _DESIGNS[type(attn)]
     except KeyError:
         raise TypeError(f"no accounting for layer spec {type(attn).__name__}") from None
+
+
+def registered() -> dict[type, Design]:
+    """Every spec type with an accounting module, and its design (a copy: `register` is the only way in)."""
+    return dict(_DESIGNS)

@@ -1,78 +1,47 @@
-"""Bytes-per-token formulas as LaTeX, with the live numbers filled in (for st.latex)."""
+"""Bytes-per-token formulas as LaTeX, with the live numbers filled in (for st.latex). Each design writes its
+own terms (`Design.latex_terms`) and, where it has one, its closed form (`Design.latex_model`)."""
 
 from __future__ import annotations
 
-from core.accounting.base import design_of
+from core.accounting.base import design_of, latex_int, latex_scales
 from core.accounting.totals import kv_bytes_per_token
 from core.model.dtypes import cache_dtype
-from core.model.specs import CompressedSpec, DSASpec, GQASpec, MLASpec, ModelSpec
+from core.model.specs import ModelSpec
+
+LAYOUT = "latent"  # the formulas show the default cache layout of every design (DESIGN.md section 3)
 
 
 def bytes_per_token_latex(spec: ModelSpec, kv_dtype: str = "bf16") -> str:
-    """The formula for a model's cache bytes per token, symbols then numbers then the result.
-    Uniform GQA/MLA/DSA models get the closed form; hybrids and V4 get a per-layer-type sum."""
+    """The formula for a model's cache bytes (latent layout), symbols then numbers then the result.
+    A model whose layers are all of one design gets that design's closed form when it has one (GQA
+    2 l n_kv d_h b, MLA l (d_c + d_h^R) b, V4's sum over its layer kinds); every model gets the sum of
+    layers x bytes per kept vector x vectors kept at context N over its designs' terms, plus the fixed state.
+    When the cache grows by the same bytes every token, the formula ends in that number (B/token).
+    TypeError for a layer spec no design is registered for."""
     fmt = cache_dtype(kv_dtype)
-    b = fmt.bits / 8
-    bstr = f"{b:g}"
-    total = kv_bytes_per_token(spec, kv_dtype)
-    a = spec.attention[0]
-    l = spec.n_layers
-    scales = r"\ (+\text{scales})" if fmt.group_size or fmt.vector_extra_bytes else ""
-    uniform = len(set(spec.attention)) == 1
-    if uniform and isinstance(a, GQASpec) and not (a.sliding_window or a.chunk_size) and a.v_dim == a.head_dim:
-        return (
-            rf"2\,l\,n_{{kv}}\,d_h\,b = 2 \times {l} \times {a.n_kv_heads} \times {a.head_dim} \times {bstr}"
-            rf"{scales} = {_n(total)}\ \text{{B/token}}"
-        )
-    if uniform and isinstance(a, MLASpec):
-        idx = r" + d^I" if isinstance(a, DSASpec) else ""
-        idx_n = rf" + {a.index_head_dim}" if isinstance(a, DSASpec) else ""
-        return (
-            rf"l\,(d_c + d_h^R{idx})\,b = {l} \times ({a.kv_lora_rank} + {a.qk_rope_head_dim}{idx_n}) \times {bstr}"
-            rf"{scales} = {_n(total)}\ \text{{B/token}}"
-        )
-    if all(isinstance(x, CompressedSpec) for x in spec.attention):
-        return (
-            r"\sum_{\text{CSA}} \tfrac{N}{4}(d + d^I)\,b + \sum_{\text{HCA}} \tfrac{N}{128}\,d\,b"
-            r" + \sum_{\text{all}} \min(N, w)\,d\,b"
-            rf",\quad d = {a.head_dim},\ d^I = {a.index_head_dim or 128},\ w = {a.sliding_window},\ b = {bstr}"
-        )
-    return r"\text{bytes}(N) = " + _per_group_sum(spec, fmt)
-
-
-def _tokens(a) -> str:
-    """Tokens a layer keeps at context N, as LaTeX."""
-    if isinstance(a, GQASpec) and a.sliding_window:
-        return rf"\min(N, {_n(a.sliding_window)})"
-    if isinstance(a, GQASpec) and a.chunk_size:
-        return rf"((N - 1) \bmod {_n(a.chunk_size)} + 1)"
-    return "N"
-
-
-def _per_group_sum(spec: ModelSpec, fmt) -> str:
-    """One term per distinct layer shape: layers x bytes per token per layer x tokens kept, then the
-    fixed-size state (linear attention, Mamba) per sequence, which does not depend on N."""
-    groups: dict[object, int] = {}
-    for a in spec.attention:
-        groups[a] = groups.get(a, 0) + 1
-    cache, state = [], []
-    for a, n in groups.items():
-        d = design_of(a)
-        per_token = sum(r.bytes_per_row * r.rows for r in d.cache_rows(a, 1, fmt, "latent"))
-        if per_token:
-            cache.append(rf"{n} \times {_n(per_token)} \times {_tokens(a)}")
+    layers = tuple(spec.attention)
+    designs = [design_of(a) for a in layers]
+    groups: dict[tuple[int, str], int] = {}  # (bytes per kept vector, count at N) -> layers keeping them
+    state: dict[int, int] = {}  # fixed state bytes of one layer -> layers
+    for a, d in zip(layers, designs, strict=True):
+        for t in d.latex_terms(a, fmt, LAYOUT):
+            if t.bytes:
+                groups[t.bytes, t.count] = groups.get((t.bytes, t.count), 0) + 1
         fixed = sum(r.bytes_per_row * r.rows for r in d.state_rows(a))
         if fixed:
-            state.append(rf"{n} \times {_n(fixed)}")
-    out = " + ".join(cache) or "0"
+            state[fixed] = state.get(fixed, 0) + 1
+    one = designs[0] if all(type(d) is type(designs[0]) for d in designs) else None
+    model = one.latex_model(layers, fmt, LAYOUT) if one else None
+    if model and not state and all(count == "N" for _, count in groups):
+        total = kv_bytes_per_token(spec, kv_dtype)
+        return rf"{model}{latex_scales(fmt)} = {latex_int(total)}\ \text{{B/token}}"
+    terms = " + ".join(rf"{n} \times {latex_int(b)} \times {count}" for (b, count), n in groups.items()) or "0"
     if state:
-        out += r" + \underbrace{" + " + ".join(state) + r"}_{\text{fixed state}}"
-    return out + r"\ \text{B}"
-
-
-def _n(x: int) -> str:
-    """Thousands separators that LaTeX does not space out: 327{,}680."""
-    return f"{x:,}".replace(",", "{,}")
+        fixed = " + ".join(rf"{n} \times {latex_int(b)}" for b, n in state.items())
+        terms += r" + \underbrace{" + fixed + r"}_{\text{fixed state}}"
+    if model:
+        return rf"\begin{{aligned}}\text{{bytes}}(N) &= {model} \\ &= {terms}\ \text{{B}}\end{{aligned}}"
+    return rf"\text{{bytes}}(N) = {terms}\ \text{{B}}"
 
 
 def budget_latex(plan, hw) -> str:
@@ -101,8 +70,8 @@ def concurrency_latex(plan) -> str:
     return (
         r"\begin{aligned}\text{concurrency} &= \frac{\lfloor \text{budget} / \text{bytes per block} \rfloor}"
         rf"{{\text{{blocks per request}}}}{dp_symbol}"
-        rf" = \frac{{\lfloor {_n(max(stage.kv_budget_bytes, 0))} / {_n(stage.block_bytes)} \rfloor}}"
-        rf"{{{_n(plan.blocks_per_request)}}}{dp} \\ &= \frac{{{_n(plan.num_blocks)}\ \text{{blocks}}}}"
-        rf"{{{_n(plan.blocks_per_request)}\ \text{{blocks per request}}}}{dp} = {plan.max_concurrency:.2f}\times"
+        rf" = \frac{{\lfloor {latex_int(max(stage.kv_budget_bytes, 0))} / {latex_int(stage.block_bytes)} \rfloor}}"
+        rf"{{{latex_int(plan.blocks_per_request)}}}{dp} \\ &= \frac{{{latex_int(plan.num_blocks)}\ \text{{blocks}}}}"
+        rf"{{{latex_int(plan.blocks_per_request)}\ \text{{blocks per request}}}}{dp} = {plan.max_concurrency:.2f}\times"
         r"\end{aligned}"
     )

@@ -246,18 +246,6 @@ def stage_weights(spec: ModelSpec, start: int, end: int, par: Parallelism, weigh
 # ----------------------------------------------------------------------------- vLLM's KV-cache groups
 
 
-def _kind(attn) -> tuple | None:
-    """The vLLM KV-cache spec kind of a layer the paged allocator plans exactly; None otherwise. A DSA
-    layer is an MLA latent plus an indexer key, both full-attention specs (one more page per layer)."""
-    if type(attn) in (MLASpec, DSASpec):
-        return ("full",)
-    if type(attn) is GQASpec:
-        if attn.sliding_window:
-            return ("sliding", attn.sliding_window)
-        return ("chunked", attn.chunk_size) if attn.chunk_size else ("full",)
-    return None
-
-
 def _token_bytes(attn, kv_dtype: str, layout: str) -> int:
     """One token of one layer (`attn`), in every tensor it caches."""
     return sum(r.rows * r.bytes_per_row for r in acc.layer_cache_rows(attn, 1, cache_dtype(kv_dtype), layout))
@@ -270,10 +258,11 @@ def why_estimate(spec: ModelSpec, kv_dtype: str, layout: str) -> str | None:
     layers = [a for a in spec.attention if not isinstance(a, NoMixer)]
     if not layers:
         return "no layer keeps a KV cache"
-    odd = sorted({a.kind for a in layers if _kind(a) is None})
+    kinds = {a: design_of(a).vllm_kind(a) for a in layers}
+    odd = sorted({a.kind for a, kind in kinds.items() if kind is None})
     if odd:
         return f"vLLM allocates {', '.join(odd)} layers with their own cache specs (not modelled block by block)"
-    if len({_kind(a) for a in layers}) > 1 and len({_token_bytes(a, kv_dtype, layout) for a in layers}) > 1:
+    if len(set(kinds.values())) > 1 and len({_token_bytes(a, kv_dtype, layout) for a in layers}) > 1:
         return "its layer kinds cache different bytes per token, and vLLM then reshapes pages to one size"
     return None
 
@@ -306,7 +295,7 @@ def kv_groups(rank_spec: ModelSpec, kv_dtype: str, layout: str) -> Groups:
     token: dict[int, int] = {}
     for i, a in enumerate(rank_spec.attention):
         if not isinstance(a, NoMixer):
-            buckets.setdefault(_kind(a), []).append(i)
+            buckets.setdefault(design_of(a).vllm_kind(a), []).append(i)
             token[i] = _token_bytes(a, kv_dtype, layout)
     if not buckets:
         return Groups((), 0, {})

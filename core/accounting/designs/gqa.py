@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.accounting.base import CacheRows, Design, Params, check_mode, register, sum_min, tp_split
+from core.accounting.base import (
+    CacheRows,
+    Design,
+    LatexTerm,
+    Params,
+    check_mode,
+    latex_b,
+    latex_int,
+    register,
+    sum_min,
+    tp_split,
+)
 from core.model.dtypes import StorageFormat
 from core.model.specs import GQASpec
 
@@ -65,6 +76,34 @@ class GQADesign(Design):
         q_out = q * (2 if attn.output_gate else 1)  # a gated output doubles the query projection
         bias = (q_out + k + v if attn.qkv_bias else 0) + (h if attn.o_bias else 0)
         return Params(h * q_out + h * k + h * v + o * h, bias)
+
+    def latex_terms(self, attn: GQASpec, fmt: StorageFormat, layout: str) -> list[LatexTerm]:
+        if attn.sliding_window:
+            count = rf"\min(N, {latex_int(attn.sliding_window)})"
+        elif attn.chunk_size:
+            count = rf"((N - 1) \bmod {latex_int(attn.chunk_size)} + 1)"
+        else:
+            count = "N"
+        symbols = r"2\,n_{kv}\,d_h\,b" if attn.v_dim == attn.head_dim else r"n_{kv}\,(d_h + d_v)\,b"
+        per_token = attn.n_kv_heads * (fmt.vector_bytes(attn.head_dim) + fmt.vector_bytes(attn.v_dim))
+        return [LatexTerm(symbols, per_token, count)]
+
+    def latex_model(self, layers: tuple[GQASpec, ...], fmt: StorageFormat, layout: str) -> str | None:
+        """2 l n_kv d_h b (DeepSeek-V2 paper Table 1), when every layer is the same full-attention layer
+        with values as wide as keys."""
+        a = layers[0]
+        if len(set(layers)) > 1 or a.sliding_window or a.chunk_size or a.v_dim != a.head_dim:
+            return None
+        return (
+            rf"2\,l\,n_{{kv}}\,d_h\,b = 2 \times {len(layers)} \times {a.n_kv_heads} \times {a.head_dim} "
+            rf"\times {latex_b(fmt)}"
+        )
+
+    def vllm_kind(self, attn: GQASpec) -> tuple:
+        """vLLM's SlidingWindowSpec, ChunkedLocalAttentionSpec or FullAttentionSpec."""
+        if attn.sliding_window:
+            return ("sliding", attn.sliding_window)
+        return ("chunked", attn.chunk_size) if attn.chunk_size else ("full",)
 
     def tp_shard(self, attn: GQASpec, tp: int) -> GQASpec:
         """Query heads split over the ranks; key/value heads too while there are at least `tp` of them,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.accounting.base import CacheRows, Params, RecurrentDesign, register, tp_split
-from core.model.dtypes import cache_dtype
+from core.accounting.base import CacheRows, LatexTerm, Params, RecurrentDesign, register, tp_split
+from core.model.dtypes import StorageFormat, cache_dtype
 from core.model.specs import LinearAttentionSpec
 
 
@@ -47,6 +47,13 @@ class LinearAttentionDesign(RecurrentDesign):
             return Params(matmul, a.n_value_heads + kd + a.value_head_dim)
         matmul = e * (2 * kd + 2 * vd) + e * 2 * a.n_value_heads + conv + vd * e
         return Params(matmul, 2 * a.n_value_heads + a.value_head_dim)
+
+    def latex_terms(self, attn: LinearAttentionSpec, fmt: StorageFormat, layout: str) -> list[LatexTerm]:
+        return []  # nothing grows with the context: the state is state_rows'
+
+    def vllm_kind(self, attn: LinearAttentionSpec) -> None:
+        """vLLM pages the state with a MambaSpec, sized to the attention page (not planned block by block)."""
+        return None
 
     def tp_shard(self, attn: LinearAttentionSpec, tp: int) -> LinearAttentionSpec:
         """Key and value heads split over the ranks, and the state with them (vLLM divides the recurrent

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.accounting.base import CacheRows, Params, RecurrentDesign, register, tp_split
-from core.model.dtypes import cache_dtype
+from core.accounting.base import CacheRows, LatexTerm, Params, RecurrentDesign, register, tp_split
+from core.model.dtypes import StorageFormat, cache_dtype
 from core.model.specs import Mamba2Spec
 
 
@@ -36,6 +36,13 @@ class Mamba2Design(RecurrentDesign):
         matmul = e * proj + a.conv_dim * a.conv_kernel + d_in * e
         other = 3 * a.n_heads + d_in + (a.conv_dim if a.conv_bias else 0) + ((proj + e) if a.proj_bias else 0)
         return Params(matmul, other)
+
+    def latex_terms(self, attn: Mamba2Spec, fmt: StorageFormat, layout: str) -> list[LatexTerm]:
+        return []  # nothing grows with the context: the state is state_rows'
+
+    def vllm_kind(self, attn: Mamba2Spec) -> None:
+        """vLLM pages the state with a MambaSpec, sized to the attention page (not planned block by block)."""
+        return None
 
     def tp_shard(self, attn: Mamba2Spec, tp: int) -> Mamba2Spec:
         """Heads split over the ranks; B and C groups too, after vLLM extends n_groups to `tp` when `tp` does

@@ -10,7 +10,17 @@ from __future__ import annotations
 from dataclasses import replace
 from math import ceil
 
-from core.accounting.base import CacheRows, Design, Params, check_mode, register, sum_min, tp_split
+from core.accounting.base import (
+    CacheRows,
+    Design,
+    LatexTerm,
+    Params,
+    check_mode,
+    latex_b,
+    register,
+    sum_min,
+    tp_split,
+)
 from core.model.dtypes import StorageFormat
 from core.model.specs import DSASpec, MLASpec
 
@@ -75,6 +85,35 @@ class MLADesign(Design):
         p += Params(attn.kv_lora_rank * attn.n_heads * (attn.qk_nope_head_dim + attn.v_head_dim))  # W^UK, W^UV
         return p + Params(attn.n_heads * attn.v_head_dim * h)  # W^O
 
+    def _widths(self, attn: MLASpec) -> list[int]:
+        """Widths of the vectors one token leaves in the latent layout: d_c, d_h^R."""
+        return [attn.kv_lora_rank, attn.qk_rope_head_dim]
+
+    def _symbols(self, layout: str) -> str:
+        """Bytes one token leaves in one layer, in symbols."""
+        if layout == "materialised":
+            return r"n_h\,(d_h + d_h^R + d_v)\,b"
+        if layout == "fp8_ds_mla":
+            return r"(d_c + 4 \lceil d_c/128 \rceil + 2\,d_h^R)"
+        return r"(d_c + d_h^R)\,b"
+
+    def latex_terms(self, attn: MLASpec, fmt: StorageFormat, layout: str) -> list[LatexTerm]:
+        """Every tensor keeps one vector (per head, materialised) per token: one term counting N."""
+        per_token = sum(r.rows * r.bytes_per_row for r in self.cache_rows(attn, 1, fmt, layout))
+        return [LatexTerm(self._symbols(layout), per_token, "N")]
+
+    def latex_model(self, layers: tuple[MLASpec, ...], fmt: StorageFormat, layout: str) -> str | None:
+        """l (d_c + d_h^R) b (DeepSeek-V2 paper Table 1; DSA adds d^I), when every layer is the same and the
+        cache is the latent one."""
+        if len(set(layers)) > 1 or layout != "latent":
+            return None
+        widths = " + ".join(map(str, self._widths(layers[0])))
+        return rf"l\,{self._symbols(layout)} = {len(layers)} \times ({widths}) \times {latex_b(fmt)}"
+
+    def vllm_kind(self, attn: MLASpec) -> tuple:
+        """vLLM's MLAAttentionSpec, a full-attention spec (DSA: plus its indexer key, one more full page)."""
+        return ("full",)
+
     def tp_shard(self, attn: MLASpec, tp: int) -> MLASpec:
         """Query heads (and W^UK, W^UV, W^O with them) split over the ranks; the latent and rope key are one
         entry shared by all heads, so every rank caches them whole (vLLM's MLA: one KV head per rank), and
@@ -97,6 +136,16 @@ class DSADesign(MLADesign):
         d = attn.index_head_dim
         row_b = fp8_scaled_bytes(d) if layout == "fp8_ds_mla" else fmt.vector_bytes(d)
         return super().cache_rows(attn, context, fmt, layout) + [CacheRows("indexer keys", context, d, row_b)]
+
+    def _widths(self, attn: DSASpec) -> list[int]:
+        return super()._widths(attn) + [attn.index_head_dim]
+
+    def _symbols(self, layout: str) -> str:
+        if layout == "materialised":
+            return super()._symbols(layout) + r" + d^I\,b"
+        if layout == "fp8_ds_mla":
+            return r"(d_c + 4 \lceil d_c/128 \rceil + 2\,d_h^R + d^I + 4 \lceil d^I/128 \rceil)"
+        return r"(d_c + d_h^R + d^I)\,b"
 
     def read_rows(self, attn: DSASpec, context: int, rows: CacheRows) -> int:
         """The indexer reads every key; attention reads only the top-k tokens."""

@@ -3,7 +3,7 @@ attention): they cache nothing, read nothing and attend to nothing."""
 
 from __future__ import annotations
 
-from core.accounting.base import CacheRows, Design, Params, check_mode, register
+from core.accounting.base import CacheRows, Design, LatexTerm, Params, check_mode, register
 from core.model.dtypes import StorageFormat
 from core.model.specs import NoMixer
 
@@ -26,6 +26,13 @@ class NoMixerDesign(Design):
     def params(self, attn: NoMixer, hidden: int) -> Params:
         """DeciLM `replace_with_linear`: one hidden x hidden matrix, no bias."""
         return Params(hidden * hidden if attn.linear else 0)
+
+    def latex_terms(self, attn: NoMixer, fmt: StorageFormat, layout: str) -> list[LatexTerm]:
+        return []
+
+    def vllm_kind(self, attn: NoMixer) -> None:
+        """vLLM gives these layers no KV-cache spec (the planner skips them)."""
+        return None
 
     def tp_shard(self, attn: NoMixer, tp: int) -> NoMixer:
         return attn

@@ -12,7 +12,19 @@ from __future__ import annotations
 from dataclasses import replace
 from math import ceil
 
-from core.accounting.base import CacheRows, Design, Params, check_mode, register, sum_min, tp_split
+from core.accounting.base import (
+    CacheRows,
+    Design,
+    LatexTerm,
+    Params,
+    check_mode,
+    latex_b,
+    latex_int,
+    latex_scales,
+    register,
+    sum_min,
+    tp_split,
+)
 from core.model.dtypes import StorageFormat
 from core.model.specs import CompressedSpec
 
@@ -69,6 +81,13 @@ def _sum_min_floor(n: int, m: int, k: int | None) -> int:
     return s + r * (q if k is None else min(q, k))
 
 
+def _values(symbol: str, values: set[int]) -> str:
+    """The legend entry of one symbol: d = 512, or d in {256, 512} when the layers differ."""
+    if len(values) == 1:
+        return f"{symbol} = {next(iter(values))}"
+    return rf"{symbol} \in \{{{', '.join(map(str, sorted(values)))}\}}"
+
+
 @register(CompressedSpec)
 class CompressedDesign(Design):
     """Every layer keeps min(N, w) raw tokens; CSA/HCA layers add floor(N/m) entries (CSA: and their
@@ -89,6 +108,47 @@ class CompressedDesign(Design):
                 out.append(CacheRows("indexer keys", entries, d, v4_index_bytes(attn) if prod else fmt.vector_bytes(d)))
         out.append(CacheRows("window", min(n, attn.sliding_window), attn.head_dim, entry_b))
         return out
+
+    def latex_terms(self, attn: CompressedSpec, fmt: StorageFormat, layout: str) -> list[LatexTerm]:
+        """floor(N/m) entries (CSA: each with its indexer key) and min(N, w) window tokens."""
+        prod = layout == "fp8_ds_mla"
+        entry_b = v4_entry_bytes(attn) if prod else fmt.vector_bytes(attn.head_dim)
+        entry = r"\text{entry}" if prod else r"d\,b"
+        out = []
+        if attn.compress_ratio:
+            count = rf"\lfloor N/{latex_int(attn.compress_ratio)} \rfloor"
+            if attn.indexed:
+                index_b = v4_index_bytes(attn) if prod else fmt.vector_bytes(attn.index_head_dim)
+                symbols = r"(\text{entry} + \text{indexer key})" if prod else r"(d + d^I)\,b"
+                out.append(LatexTerm(symbols, entry_b + index_b, count))
+            else:
+                out.append(LatexTerm(entry, entry_b, count))
+        out.append(LatexTerm(entry, entry_b, rf"\min(N, {latex_int(attn.sliding_window)})"))
+        return out
+
+    def latex_model(self, layers: tuple[CompressedSpec, ...], fmt: StorageFormat, layout: str) -> str | None:
+        """A sum over the layer kinds, with the ratios and window from the config: CSA floor(N/m) (d + d^I) b,
+        HCA floor(N/m) d b, every layer min(N, w) d b (the latent layout: every entry in the cache dtype)."""
+        if layout != "latent":
+            return None
+        terms: dict[tuple[str, str], list[str]] = {}  # (count, symbols) -> the kind of each layer keeping it
+        for a in layers:
+            for t in self.latex_terms(a, fmt, layout):
+                terms.setdefault((t.count, t.symbols), []).append(a.kind)
+        sums = []
+        for (count, symbols), kinds in terms.items():
+            where = "all" if len(kinds) == len(layers) else ", ".join(dict.fromkeys(kinds))
+            sums.append(rf"\sum_{{\text{{{where}}}}} {count}\,{symbols}")
+        legend = [_values("d", {a.head_dim for a in layers})]
+        if any(a.indexed for a in layers):
+            legend.append(_values("d^I", {a.index_head_dim for a in layers if a.indexed}))
+        legend.append(f"b = {latex_b(fmt)}{latex_scales(fmt)}")
+        return " + ".join(sums) + r",\quad " + r",\ ".join(legend)
+
+    def vllm_kind(self, attn: CompressedSpec) -> None:
+        """vLLM gives compressed layers their own cache specs (entries, compressor state, indexer keys), which
+        the planner does not model block by block."""
+        return None
 
     def read_rows(self, attn: CompressedSpec, context: int, rows: CacheRows) -> int:
         """CSA reads every indexer key but only the top-k entries."""
