@@ -69,7 +69,8 @@ def qwen_next_by_hand(c: dict, n: int) -> tuple[int, int]:
 
 
 def nemotron_by_hand(c: dict, n: int) -> tuple[int, int]:
-    p = c["hybrid_override_pattern"]
+    letters = {"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}  # the newer schema's block names
+    p = c.get("hybrid_override_pattern") or "".join(letters[t] for t in c["layers_block_type"])
     head_dim = c.get("head_dim") or c["attention_head_dim"]
     kv = p.count("*") * 2 * c["num_key_value_heads"] * head_dim * BF16 * n
     ssm = c["mamba_num_heads"] * c["mamba_head_dim"] * c["ssm_state_size"] * 4  # float32 unless the file says
@@ -121,7 +122,32 @@ def kimi_by_hand(c: dict, n: int) -> tuple[int, int]:
     return kv, len(lac["kda_layers"]) * (rec + conv)
 
 
+def minimax_by_hand(c: dict, n: int) -> tuple[int, int]:
+    """attn_type_list: 1 = softmax (GQA), 0 = lightning, one head_dim^2 state per head in the model dtype."""
+    types = c["attn_type_list"]
+    kv = types.count(1) * 2 * c["num_key_value_heads"] * c["head_dim"] * BF16 * n
+    return kv, types.count(0) * c["num_attention_heads"] * c["head_dim"] ** 2 * BF16
+
+
+def lfm2_by_hand(c: dict, n: int) -> tuple[int, int]:
+    """full_attn_idxs are the attention layers; the others keep conv_L_cache - 1 inputs of conv_dim channels."""
+    attn = len(c["full_attn_idxs"])
+    head_dim = c["hidden_size"] // c["num_attention_heads"]
+    kv = attn * 2 * c["num_key_value_heads"] * head_dim * BF16 * n
+    return kv, (c["num_hidden_layers"] - attn) * (c["conv_L_cache"] - 1) * c["conv_dim"] * BF16
+
+
+def glm52_by_hand(c: dict, n: int) -> tuple[int, int]:
+    """Every layer caches the latent and rope key; only the "full" layers of indexer_types an indexer key."""
+    latent = c["num_hidden_layers"] * (c["kv_lora_rank"] + c["qk_rope_head_dim"]) * BF16 * n
+    return latent + c["indexer_types"].count("full") * c["index_head_dim"] * BF16 * n, 0
+
+
 HYBRIDS = {
+    "minimax-m1": minimax_by_hand,
+    "lfm2-350m": lfm2_by_hand,
+    "glm-5.2": glm52_by_hand,
+    "nemotron-3-ultra-550b-a55b": nemotron_by_hand,
     "qwen3-next-80b-a3b": qwen_next_by_hand,
     "qwen3.5-27b": qwen_next_by_hand,
     "nemotron-h-56b": nemotron_by_hand,
@@ -142,6 +168,20 @@ def test_cache_and_state_equal_the_hand_computation(name, context):
     assert acc.kv_cache_bytes(spec, context) == kv
     assert acc.state_bytes(spec) == state
     assert acc.state_bytes(spec, batch=3) == 3 * state
+
+
+def test_the_figures_the_issue_computed_by_hand():
+    """The four silently wrong cases of the config-allowlist issue, now exact at 32,768 tokens in bf16:
+    MiniMax-M1 was 8.0x too high (every layer counted as softmax attention), LFM2 2.67x (every layer
+    attention), GLM-5.2's indexer keys counted on all 78 layers instead of the 21 that run an indexer."""
+    n = 32_768
+    m1 = load_preset("minimax-m1")
+    assert acc.kv_cache_bytes(m1, n) * 8 == 80 * 2 * 8 * 128 * BF16 * n
+    lfm = load_preset("lfm2-350m")
+    assert acc.kv_cache_bytes(lfm, n) == 6 * 2 * 8 * 64 * BF16 * n  # 6 of 16 layers: 16 / 6 = 2.67x less
+    glm = load_preset("glm-5.2")
+    assert sum(1 for a in glm.attention if a.own_indexer) == 21
+    assert acc.kv_cache_bytes(glm, n) == n * BF16 * (78 * (512 + 64) + 21 * 128)
 
 
 def test_the_published_hand_figures():

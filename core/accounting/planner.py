@@ -236,6 +236,7 @@ def stage_weights(spec: ModelSpec, start: int, end: int, par: Parallelism, weigh
             expert = acc.expert_params(m, h).total
             rest += h * m.n_routed + (m.n_routed if m.router_bias else 0)
             rest += ceil((3 if m.gated else 2) * h * m.shared_intermediate_size * m.n_shared / tp)
+            rest += ceil(2 * h * (m.latent_size or 0) / tp)  # a latent MoE's projections, split like the MLPs
             routed += ceil(m.n_routed / par.ep) * expert if par.dp_attention else ceil(m.n_routed * expert / tp)
     table = ceil(spec.vocab_size * h / tp)
     embed = table if first or (last and spec.tie_word_embeddings) else 0

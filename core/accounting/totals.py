@@ -24,7 +24,7 @@ from core.accounting import designs  # noqa: F401  (registers every design's acc
 from core.accounting.base import LAYOUTS, MODES, CacheRows, Params, check_mode, design_of
 from core.model.dtypes import StorageFormat, cache_dtype
 from core.model.dtypes import weight_dtype as weight_format
-from core.model.specs import AttentionSpec, DenseMLP, MLPSpec, ModelSpec, MoEMLP
+from core.model.specs import AttentionSpec, DenseMLP, MLPSpec, ModelSpec, MoEMLP, unknown_parameters
 
 __all__ = ["LAYOUTS", "MODES", "CacheRows", "Params"]
 
@@ -217,9 +217,10 @@ def attention_params(attn: AttentionSpec, hidden: int) -> Params:
 
 
 def expert_params(mlp: MoEMLP, hidden: int) -> Params:
-    """One expert: gate, up and down projections (up and down when not gated) (+ biases, gpt-oss)."""
-    i = mlp.expert_intermediate_size
-    return Params((3 if mlp.gated else 2) * hidden * i, (2 * i + hidden) if mlp.bias else 0)
+    """One expert: gate, up and down projections (up and down when not gated) (+ biases, gpt-oss), from and
+    to the hidden size, or to the latent of a latent MoE."""
+    i, width = mlp.expert_intermediate_size, mlp.latent_size or hidden
+    return Params((3 if mlp.gated else 2) * width * i, (2 * i + width) if mlp.bias else 0)
 
 
 def mlp_params(mlp: MLPSpec | None, hidden: int, active: bool = False) -> Params:
@@ -235,6 +236,8 @@ def mlp_params(mlp: MLPSpec | None, hidden: int, active: bool = False) -> Params
     router = Params(h * mlp.n_routed, mlp.n_routed if mlp.router_bias else 0)  # (+ bias / correction bias)
     p = expert_params(mlp, h).scale(e) + router
     p += Params((3 if mlp.gated else 2) * h * mlp.shared_intermediate_size * mlp.n_shared)
+    if mlp.latent_size:  # the projections into and out of the experts' latent
+        p += Params(2 * h * mlp.latent_size)
     return p
 
 
@@ -259,9 +262,7 @@ def param_count(spec: ModelSpec) -> ParamCount:
     """Parameters from the config, excluding next-token-prediction (MTP) modules. ParamsUnknown when the
     config lacks fields the count needs (a KV-only config)."""
     if spec.params_unknown:
-        raise ParamsUnknown(
-            f"parameters of {spec.name} are unknown: the config has no {', '.join(spec.params_unknown)}."
-        )
+        raise ParamsUnknown(f"parameters of {spec.name} are unknown: {unknown_parameters(spec.params_unknown)}.")
     h = spec.hidden_size
     embed = spec.vocab_size * h
     head = 0 if spec.tie_word_embeddings else embed

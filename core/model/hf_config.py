@@ -37,6 +37,7 @@ from core.model.specs import (
     DenseMLP,
     DSASpec,
     GQASpec,
+    LightningSpec,
     LinearAttentionSpec,
     Mamba2Spec,
     MLASpec,
@@ -44,6 +45,8 @@ from core.model.specs import (
     ModelSpec,
     MoEMLP,
     NoMixer,
+    ShortConvSpec,
+    unknown_parameters,
 )
 from core.model.units import truncate
 
@@ -62,6 +65,7 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
         "sliding_window_pattern": 6,
     },
     "gpt2": {"vocab_size": 50_257, "n_positions": 1024, "tie_word_embeddings": True},
+    "lfm2": {"tie_word_embeddings": True},  # HF Lfm2Config's default (alias tie_embedding)
     "llama": {"tie_word_embeddings": False},
     "mistral": {"tie_word_embeddings": False},
     "qwen2": {"tie_word_embeddings": False},
@@ -429,24 +433,63 @@ def _mla_fields(r: _Reader) -> dict[str, Any]:
     )
 
 
+def _indexer_layers(r: _Reader, n_layers: int) -> list[bool]:
+    """Which layers run their own indexer, as vLLM's compute_skip_topk_layers and HF GlmMoeDsaConfig decide:
+    `indexer_types` ("full" / "shared") when given; else `index_topk_pattern` (F / S); else layer i skips iff
+    max(i - index_skip_topk_offset + 1, 0) % index_topk_freq != 0 (freq 1, offset 2 by default: every layer
+    has one). Fields that are given must agree."""
+    freq = r.int("index_topk_freq", 1, hi=MAX_LAYERS)
+    offset = r.int("index_skip_topk_offset", 2, 0, MAX_LAYERS)
+    by_freq = [max(i - offset + 1, 0) % freq == 0 for i in range(n_layers)]
+    lists = {}
+    if r.has("indexer_types"):
+        lists["indexer_types"] = [
+            k == "F" for k in _per_layer_kinds(r, n_layers, "indexer_types", {"full": "F", "shared": "S"})
+        ]
+    if r.has("index_topk_pattern"):
+        pattern = r.str("index_topk_pattern", max_len=MAX_LAYERS)
+        if len(pattern) != n_layers or set(pattern) - set("FS"):
+            raise ValueError(
+                f"index_topk_pattern must be {n_layers} letters F (full) or S (shared), got {show(pattern)}."
+            )
+        lists["index_topk_pattern"] = [c == "F" for c in pattern]
+    if r.has("index_topk_freq") or r.has("index_skip_topk_offset"):
+        lists["index_topk_freq and index_skip_topk_offset"] = by_freq
+    if len({tuple(v) for v in lists.values()}) > 1:
+        raise ValueError(f"{' and '.join(lists)} disagree on which layers run their own indexer.")
+    return next(iter(lists.values()), by_freq)
+
+
 def _mla(r: _Reader, n_layers: int, notes: list[str]) -> list[AttentionSpec]:
     fields = _mla_fields(r)
+    if r.has("qk_head_dim") and r.int("qk_head_dim") != fields["qk_nope_head_dim"] + fields["qk_rope_head_dim"]:
+        raise ValueError("qk_head_dim must equal qk_nope_head_dim + qk_rope_head_dim.")
+    if r.has("layer_types"):  # GLM-5: every layer the same indexed MLA
+        _per_layer_kinds(r, n_layers, "layer_types", {t: t for t in ("deepseek_sparse_attention", "indexed_attention")})
     if r.has("index_topk") or r.cfg["model_type"] == "deepseek_v32":
-        spec: AttentionSpec = DSASpec(
+        dsa = dict(
             **fields,
             index_n_heads=r.int("index_n_heads", hi=MAX_HEADS),
             index_head_dim=r.int("index_head_dim"),
             index_topk=r.int("index_topk", hi=1 << 30),
         )
+        own = _indexer_layers(r, n_layers)
+        if not all(own):
+            notes.append(
+                f"{sum(own)} of {n_layers} layers run their own indexer and cache an indexer key; the other "
+                f"{n_layers - sum(own)} attend to the tokens an earlier layer's indexer chose (indexer_types)."
+            )
+        r.ignore("index_share_for_mtp_iteration")  # how the MTP draft reuses the index: not a decoder layer
+        layers: list[AttentionSpec] = [DSASpec(**dsa, own_indexer=o) for o in own]
     else:
-        spec = MLASpec(**fields)
+        layers = [MLASpec(**fields)] * n_layers
     if r.has("num_key_value_heads"):
         n_kv = r.int("num_key_value_heads", hi=MAX_HEADS)
         notes.append(
             f"num_key_value_heads ({n_kv}) is ignored: MLA caches one shared latent per token, "
             "not per-head keys and values."
         )
-    return [spec] * n_layers
+    return layers
 
 
 def _v4(r: _Reader, n_layers: int, notes: list[str]) -> list[AttentionSpec]:
@@ -520,8 +563,17 @@ def _qwen_next(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown
 def _nemotron_h(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> tuple[list, list]:
     """Nemotron-H: one block per layer, from `hybrid_override_pattern` (M Mamba-2, * attention, - MLP with
     squared ReLU, E MoE; HF NemotronHConfig). SSM state in `mamba_ssm_cache_dtype` (float32 when absent,
-    as vLLM's NemotronH config does), conv state in the model dtype."""
-    pattern = r.str("hybrid_override_pattern", max_len=MAX_LAYERS)
+    as vLLM's NemotronH config does), conv state in the model dtype. Newer files (Nemotron 3 Super and
+    Ultra) give the blocks as `layers_block_type` ("mamba", "attention", "mlp", "moe"), whose length is the
+    depth. The multi-token-prediction blocks (`mtp_*`) are not run by default serving (a note says so)."""
+    if r.has("layers_block_type"):
+        letters = {"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}
+        pattern = "".join(_per_layer_kinds(r, n_layers, "layers_block_type", letters))
+        if r.has("hybrid_override_pattern") and r.str("hybrid_override_pattern", max_len=MAX_LAYERS) != pattern:
+            raise ValueError("layers_block_type and hybrid_override_pattern disagree.")
+    else:
+        pattern = r.str("hybrid_override_pattern", max_len=MAX_LAYERS)
+    r.ignore("mtp_hybrid_override_pattern", "mtp_layers_block_type", "moe_shared_expert_overlap")
     if len(pattern) != n_layers:
         raise ValueError(f"hybrid_override_pattern has {len(pattern)} characters; num_hidden_layers is {n_layers}.")
     for i, ch in enumerate(pattern):
@@ -573,13 +625,14 @@ def _nemotron_h(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknow
                 n_shared=r.int("n_shared_experts", 0, 0, MAX_EXPERTS),
                 shared_intermediate_size=r.int("moe_shared_expert_intermediate_size", 0, 0),
                 gated=False,
+                latent_size=r.int("moe_latent_size", None),
             )
     except MissingField as e:
         unknown.append(e.key)
     blocks = {"M": (mamba, None), "*": (attn, None), "-": (NoMixer(), mlp), "E": (NoMixer(), moe)}
     notes.append(
         f"Nemotron-H: {pattern.count('*')} attention, {pattern.count('M')} Mamba-2 and "
-        f"{pattern.count('-') + pattern.count('E')} MLP layers (hybrid_override_pattern); Mamba-2 layers keep a "
+        f"{pattern.count('-') + pattern.count('E')} MLP layers; Mamba-2 layers keep a "
         f"fixed state per sequence (SSM {mamba.ssm_dtype if mamba else '-'}, convolution {model})."
     )
     return [blocks[c][0] for c in pattern], [blocks[c][1] for c in pattern]
@@ -847,6 +900,11 @@ def _mlps(r: _Reader, n_layers: int) -> list[MLPSpec | None]:
             shared_intermediate_size=r.int("moe_intermediate_size"),
         )
         first_dense = r.int("first_k_dense_replace", 0, 0, MAX_LAYERS)
+        if r.has("mlp_layer_types"):  # GLM-5.2: "dense" / "sparse" per layer, which must agree with the rest
+            kinds = _per_layer_kinds(r, n_layers, "mlp_layer_types", {"dense": False, "sparse": True})
+            freq = r.int("moe_layer_freq", 1, 1, MAX_LAYERS) if not isinstance(r.get("moe_layer_freq"), list) else 1
+            if kinds != [i >= first_dense and i % freq == 0 for i in range(n_layers)]:
+                raise ValueError("mlp_layer_types disagrees with first_k_dense_replace and moe_layer_freq.")
         if isinstance(r.get("moe_layer_freq"), list):  # MiMo: one 0/1 flag per layer
             flags = r.int_list("moe_layer_freq", 0, 1)
             if len(flags) < n_layers:
@@ -913,6 +971,124 @@ def hyper_connection_params(d: int, n_layers: int, hc_mult: int) -> int:
     return 2 * per_block * n_layers + hc_mult * hc_mult * d + hc_mult + 1
 
 
+def _per_layer_kinds(r: _Reader, n_layers: int, key: str, names: dict[Any, str]) -> list[str]:
+    """A per-layer list (`key`) whose values `names` maps to layer kinds; any other value refuses."""
+    v = r.get(key)
+    if not isinstance(v, list) or len(v) != n_layers:
+        raise ValueError(f"{key} must be a list of {n_layers} entries, one per layer, got {show(v)}.")
+    out = []
+    for i, x in enumerate(v):
+        if isinstance(x, bool) or x not in names:
+            raise ValueError(
+                f"{key}[{i}] is {show(x)}; this engine knows {', '.join(map(repr, names))} for "
+                f"{r.cfg['model_type']} and refuses to guess the rest."
+            )
+        out.append(names[x])
+    return out
+
+
+def _minimax(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> tuple[list, list]:
+    """MiniMax-Text-01 / MiniMax-M1: `attn_type_list` 0 = lightning (linear) attention, 1 = softmax attention
+    (vLLM minimax_text_01.py; HF MiniMaxConfig spells it `layer_types`). Lightning layers keep one
+    head_dim x head_dim float32 state per head (vLLM linear_attention_state_shape / _dtype); softmax layers
+    are GQA. Every layer's MLP is a mixture of `num_local_experts` of `intermediate_size`, plus a shared
+    expert of `shared_intermediate_size` when it is not 0."""
+    if r.has("layer_types"):
+        kinds = _per_layer_kinds(r, n_layers, "layer_types", {"linear_attention": "L", "full_attention": "F"})
+        r.ignore("attn_type_list")
+    else:
+        kinds = _per_layer_kinds(r, n_layers, "attn_type_list", {0: "L", 1: "F"})
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    head_dim = _head_dim(r, hidden, n_heads, "head_dim")
+    full = GQASpec(n_heads, _kv_heads(r, "num_key_value_heads", n_heads), head_dim)
+    lightning = LightningSpec(n_heads, head_dim, _model_dtype(r))
+    if r.int("sliding_window", None, hi=1 << 30):
+        raise ValueError(f"sliding_window is not supported for {r.cfg['model_type']}: its softmax layers are full.")
+    # norm scalings and RoPE's rotary width change values only; the router mode and jitter route tokens
+    r.ignore(
+        *(f"layernorm_{w}_{ab}" for w in ("full_attention", "linear_attention", "mlp") for ab in ("alpha", "beta"))
+    )
+    r.ignore("postnorm", "rotary_dim", "shared_moe_mode", "router_jitter_noise", "block_size")
+    try:
+        shared = r.int("shared_intermediate_size", 0, 0)
+        moe = MoEMLP(
+            n_routed=r.int("num_local_experts", hi=MAX_EXPERTS),
+            top_k=r.int("num_experts_per_tok", hi=MAX_EXPERTS),
+            expert_intermediate_size=r.int("intermediate_size"),
+            n_shared=1 if shared else 0,
+            shared_intermediate_size=shared,
+            router_bias=False,
+        )
+        mlps: list = [moe] * n_layers
+    except MissingField as e:
+        unknown.append(e.key)
+        mlps = [None] * n_layers
+    notes.append(
+        f"MiniMax: {kinds.count('F')} softmax-attention layers cache keys and values; {kinds.count('L')} lightning "
+        f"(linear) attention layers keep a fixed {lightning.state_dtype} state per sequence (attn_type_list; vLLM "
+        "keeps it in the model dtype, MiniMax's first implementation in float32, twice as large)."
+    )
+    return [full if k == "F" else lightning for k in kinds], mlps
+
+
+def _lfm2(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> tuple[list, list]:
+    """LFM2: `layer_types` ("conv" / "full_attention"), else `full_attn_idxs` (0-based; every layer when
+    absent), as HF Lfm2Config derives them. Conv layers keep the last conv_L_cache - 1 inputs of a
+    hidden_size-channel convolution in the model dtype (vLLM short_conv_state_shape); attention layers are
+    GQA with head_dim = hidden_size / num_attention_heads. The MLP's width is block_ff_dim, adjusted as
+    HF Lfm2MLP does when block_auto_adjust_ff_dim."""
+    if r.has("layer_types"):
+        kinds = _per_layer_kinds(r, n_layers, "layer_types", {"conv": "C", "full_attention": "F"})
+        if r.has("full_attn_idxs") and sorted(set(r.int_list("full_attn_idxs", 0, n_layers - 1))) != [
+            i for i, k in enumerate(kinds) if k == "F"
+        ]:
+            raise ValueError("layer_types and full_attn_idxs disagree on which layers are attention.")
+    elif r.has("full_attn_idxs"):
+        idx = set(r.int_list("full_attn_idxs", 0, n_layers - 1))
+        kinds = ["F" if i in idx else "C" for i in range(n_layers)]
+    else:
+        kinds = ["F"] * n_layers
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    if r.int("num_heads", n_heads, hi=MAX_HEADS) != n_heads:
+        raise ValueError("num_heads and num_attention_heads disagree.")
+    for k in ("block_dim", "conv_dim", "conv_dim_out"):
+        if r.int(k, hidden) != hidden:
+            raise ValueError(f"{k} ({r.int(k)}) must equal hidden_size ({hidden}): the conv blocks are that wide.")
+    n_kv = _kv_heads(r, "num_key_value_heads", n_heads)
+    if hidden % n_heads or r.int("head_dim", hidden // n_heads) != hidden // n_heads:
+        raise ValueError("LFM2's head_dim must be hidden_size / num_attention_heads (vLLM's Lfm2Attention uses that).")
+    attention = GQASpec(n_heads, n_kv, hidden // n_heads)
+    conv = ShortConvSpec(hidden, r.int("conv_L_cache", hi=1024), _model_dtype(r), r.bool("conv_bias", False))
+    if not r.bool("block_use_swiglu", True):
+        raise ValueError("block_use_swiglu false is not supported: LFM2's MLP is a SwiGLU.")
+    # initialisation scales, norms' epsilons and RoPE on or off change values only
+    r.ignore("block_mlp_init_scale", "block_out_init_scale", "block_use_xavier_init", "conv_use_xavier_init")
+    r.ignore("block_norm_eps", "use_pos_enc")
+    try:
+        size = r.int("block_ff_dim", None) or r.int("intermediate_size")
+        r.ignore("intermediate_size", "block_ff_dim")
+        if r.bool("block_auto_adjust_ff_dim", False):
+            size = int(2 * size / 3)
+            mult = r.get("block_ffn_dim_multiplier")
+            if mult is not None:
+                if isinstance(mult, bool) or not isinstance(mult, int | float) or not 0 < mult <= 1000:
+                    raise ValueError(f"block_ffn_dim_multiplier must be a positive number, got {show(mult)}.")
+                size = int(mult * size)
+            step = r.int("block_multiple_of", 256)
+            size = step * -(-size // step)
+        else:
+            r.ignore("block_ffn_dim_multiplier", "block_multiple_of")
+        mlps: list = [DenseMLP(size)] * n_layers
+    except MissingField as e:
+        unknown.append(e.key)
+        mlps = [None] * n_layers
+    notes.append(
+        f"LFM2: {kinds.count('F')} attention layers cache keys and values; {kinds.count('C')} short-convolution "
+        f"layers keep the last {conv.conv_kernel - 1} inputs of a {hidden:,}-channel convolution per sequence."
+    )
+    return [attention if k == "F" else conv for k in kinds], mlps
+
+
 # Families whose attention layout has its own parser: model_type -> parser(reader, hidden, n_layers, notes,
 # unknown) (notes: what the parser decided; unknown: parameter fields the config lacks),
 # returning the attention specs, or (attention specs, MLP specs) when the family lays out its MLPs itself.
@@ -925,6 +1101,10 @@ FAMILIES = {
     "mimo_v2_flash": _mimo_v2,
     "nemotron-nas": _decilm,
     "kimi_linear": _kimi_linear,
+    "minimax_m1": _minimax,
+    "minimax_text_01": _minimax,
+    "minimax": _minimax,
+    "lfm2": _lfm2,
 }
 
 
@@ -971,7 +1151,12 @@ def _names(keys: list[str]) -> str:
 def _parse(r: _Reader, cfg: dict[str, Any], name: str | None) -> ModelSpec:
     mt = r.get("model_type")
     hidden = r.int("hidden_size")
-    n_layers = r.int("num_hidden_layers", hi=MAX_LAYERS)
+    if mt == "nemotron_h" and not r.has("num_hidden_layers") and isinstance(r.get("layers_block_type"), list):
+        n_layers = len(r.get("layers_block_type"))  # the newer NemotronHConfig: the block list is the depth
+        if not 1 <= n_layers <= MAX_LAYERS:
+            raise ValueError(f"layers_block_type must list between 1 and {MAX_LAYERS:,} blocks.")
+    else:
+        n_layers = r.int("num_hidden_layers", hi=MAX_LAYERS)
     notes: list[str] = []
     extra: list[tuple[str, int]] = []
     unknown: list[str] = []
@@ -1000,7 +1185,7 @@ def _parse(r: _Reader, cfg: dict[str, Any], name: str | None) -> ModelSpec:
             mlps = [None] * n_layers
     if unknown:
         notes.append(
-            f"parameters unknown: the config has no {', '.join(unknown)}; the cache figures need only the "
+            f"parameters unknown: {unknown_parameters(unknown)}; the cache figures need only the "
             "attention fields and are exact."
         )
 

@@ -135,6 +135,9 @@ class DSASpec(MLASpec):
     index_n_heads: int = 64  # H^I: indexer query heads
     index_head_dim: int = 128  # d^I: width of the indexer query heads and of the cached indexer key
     index_topk: int = 2048  # k: tokens each query attends to
+    # False: the layer attends to the top-k an earlier layer's indexer chose (GLM-5.2's "shared" layers in
+    # `indexer_types`): it has no indexer, caches no indexer key and scores nothing
+    own_indexer: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -143,7 +146,10 @@ class DSASpec(MLASpec):
         check_int("index_topk", self.index_topk, 1, 1 << 30)
 
     design = "DSA"
-    kind = "DSA"
+
+    @property
+    def kind(self) -> str:
+        return "DSA" if self.own_indexer else "DSA shared index"
 
 
 @dataclass(frozen=True)
@@ -292,6 +298,91 @@ class Mamba2Spec:
 
 
 @dataclass(frozen=True)
+class Mamba1Spec:
+    """A Mamba-1 mixer (Jamba; HF `modeling_jamba.py` JambaMambaMixer): per sequence a fixed-size SSM state
+    (d_inner x state size) and the last `conv_kernel - 1` inputs of its depthwise convolution over the
+    d_inner channels. dt is projected through a rank `dt_rank` bottleneck. The state has its own dtypes."""
+
+    d_inner: int  # mamba_expand x hidden_size
+    state_size: int  # mamba_d_state (N)
+    conv_kernel: int = 4  # mamba_d_conv
+    dt_rank: int = 1  # mamba_dt_rank
+    ssm_dtype: str = "bf16"
+    conv_dtype: str = "bf16"
+    conv_bias: bool = True
+    proj_bias: bool = False
+    dt_norms: bool = False  # Jamba: RMS norms on dt, B and C
+
+    def __post_init__(self) -> None:
+        check_int("mamba d_inner", self.d_inner)
+        check_int("mamba_d_state", self.state_size, 1, 65_536)
+        check_int("mamba_d_conv", self.conv_kernel, 1, 1024)
+        check_int("mamba_dt_rank", self.dt_rank)
+
+    design = "Mamba-1"
+    kind = "Mamba-1"
+
+
+@dataclass(frozen=True)
+class LightningSpec:
+    """Lightning attention (MiniMax-Text-01 / MiniMax-M1; vLLM `minimax_text_01.py`): linear attention with
+    a per-head decay. Per sequence and layer it keeps one head_dim x head_dim key-value state per head,
+    whatever the context (vLLM keeps it in the model dtype: `linear_attention_state_dtype`); no keys or
+    values are cached and there is no convolution."""
+
+    n_heads: int
+    head_dim: int
+    state_dtype: str = "bf16"
+
+    def __post_init__(self) -> None:
+        check_int("num_attention_heads", self.n_heads, 1, MAX_HEADS)
+        check_int("head_dim", self.head_dim, 1, 65_536)
+
+    design = "Lightning attention"
+    kind = "Lightning"
+
+
+@dataclass(frozen=True)
+class ShortConvSpec:
+    """A gated short convolution (LFM2's conv blocks; HF `modeling_lfm2.py` Lfm2ShortConv): per sequence
+    it keeps the last `conv_kernel - 1` inputs of a depthwise convolution over `channels` (the hidden
+    size), in the model dtype, whatever the context."""
+
+    channels: int  # hidden_size
+    conv_kernel: int  # conv_L_cache
+    conv_dtype: str = "bf16"
+    conv_bias: bool = False
+
+    def __post_init__(self) -> None:
+        check_int("hidden_size", self.channels)
+        check_int("conv_L_cache", self.conv_kernel, 1, 1024)
+
+    design = "Short convolution"
+    kind = "ShortConv"
+
+
+@dataclass(frozen=True)
+class ParallelSpec:
+    """A layer with several sequence mixers, each keeping its own cache or state: Falcon-H1 runs attention
+    and Mamba-2 side by side on every layer; Zamba2's hybrid layers apply a shared attention block (its
+    own KV cache at each depth it is applied) before their Mamba-2 mixer."""
+
+    parts: tuple  # the mixers' specs, e.g. (GQASpec, Mamba2Spec)
+
+    def __post_init__(self) -> None:
+        if len(self.parts) < 2 or any(isinstance(p, ParallelSpec | NoMixer) for p in self.parts):
+            raise ValueError("a layer of parallel mixers needs at least two mixers, none of them nested.")
+
+    @property
+    def design(self) -> str:
+        return " + ".join(p.design for p in self.parts)
+
+    @property
+    def kind(self) -> str:
+        return " + ".join(p.kind for p in self.parts)
+
+
+@dataclass(frozen=True)
 class NoMixer:
     """A layer without attention or a sequence mixer (Nemotron-H's MLP-only layers, DeciLM's no-op
     attention): it caches nothing. `linear` layers (DeciLM `replace_with_linear`) hold one hidden x hidden
@@ -306,7 +397,19 @@ class NoMixer:
         return "linear (no attention)" if self.linear else "no attention"
 
 
-AttentionSpec = GQASpec | MLASpec | DSASpec | CompressedSpec | LinearAttentionSpec | Mamba2Spec | NoMixer
+AttentionSpec = (
+    GQASpec
+    | MLASpec
+    | DSASpec
+    | CompressedSpec
+    | LinearAttentionSpec
+    | Mamba2Spec
+    | Mamba1Spec
+    | LightningSpec
+    | ShortConvSpec
+    | ParallelSpec
+    | NoMixer
+)
 
 
 @dataclass(frozen=True)
@@ -324,7 +427,9 @@ class DenseMLP:
 @dataclass(frozen=True)
 class MoEMLP:
     """A mixture-of-experts block: `n_routed` experts of which `top_k` run per token, plus `n_shared`
-    always-on experts of `shared_intermediate_size` each. Experts are gated (gate, up, down) unless
+    always-on experts of `shared_intermediate_size` each. In a latent MoE (Nemotron 3 Super / Ultra) the
+    routed experts read and write a `latent_size`-wide projection of the hidden state (fc1_latent_proj,
+    fc2_latent_proj); the shared expert and the router see the hidden state. Experts are gated (gate, up, down) unless
     `gated` is False (Nemotron-H: up, squared ReLU, down); the router has a bias or correction bias per
     expert unless `router_bias` is False (Llama-4)."""
 
@@ -336,6 +441,7 @@ class MoEMLP:
     bias: bool = False
     gated: bool = True
     router_bias: bool = True
+    latent_size: int | None = None  # LatentMoE (Nemotron 3): routed experts work in this width, not hidden
 
     def __post_init__(self) -> None:
         check_int("n_routed_experts", self.n_routed, 1, MAX_EXPERTS)
@@ -344,6 +450,8 @@ class MoEMLP:
         check_int("n_shared_experts", self.n_shared, 0, MAX_EXPERTS)
         if self.n_shared:
             check_int("shared expert intermediate size", self.shared_intermediate_size)
+        if self.latent_size is not None:
+            check_int("moe_latent_size", self.latent_size)
 
 
 MLPSpec = DenseMLP | MoEMLP
@@ -395,3 +503,11 @@ class ModelSpec:
         if len(kinds) == 1:
             return next(iter(kinds))
         return " + ".join(f"{n} {k}" for k, n in kinds.items())
+
+
+def unknown_parameters(unknown: tuple[str, ...] | list[str]) -> str:
+    """Why a parameter count is unknown: fields the config lacks ("the config has no vocab_size") and
+    parts the engine does not count, named in words."""
+    missing = [u for u in unknown if " " not in u]
+    parts = [f"the config has no {', '.join(missing)}"] if missing else []
+    return "; ".join(parts + [f"{u} are not counted" for u in unknown if " " in u])

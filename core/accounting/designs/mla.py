@@ -135,10 +135,17 @@ class DSADesign(MLADesign):
     def cache_rows(self, attn: DSASpec, context: int, fmt: StorageFormat, layout: str) -> list[CacheRows]:
         d = attn.index_head_dim
         row_b = fp8_scaled_bytes(d) if layout == "fp8_ds_mla" else fmt.vector_bytes(d)
-        return super().cache_rows(attn, context, fmt, layout) + [CacheRows("indexer keys", context, d, row_b)]
+        index = [CacheRows("indexer keys", context, d, row_b)] if attn.own_indexer else []
+        return super().cache_rows(attn, context, fmt, layout) + index
 
     def _widths(self, attn: DSASpec) -> list[int]:
-        return super()._widths(attn) + [attn.index_head_dim]
+        return super()._widths(attn) + ([attn.index_head_dim] if attn.own_indexer else [])
+
+    def latex_terms(self, attn: DSASpec, fmt: StorageFormat, layout: str) -> list[LatexTerm]:
+        if attn.own_indexer:
+            return super().latex_terms(attn, fmt, layout)
+        per_token = sum(r.rows * r.bytes_per_row for r in self.cache_rows(attn, 1, fmt, layout))
+        return [LatexTerm(MLADesign._symbols(self, layout), per_token, "N")]
 
     def _symbols(self, layout: str) -> str:
         if layout == "materialised":
@@ -157,11 +164,11 @@ class DSADesign(MLADesign):
         return min(context, attn.index_topk)
 
     def indexed_rows(self, attn: DSASpec, context: int) -> int:
-        return context
+        return context if attn.own_indexer else 0
 
     def index_flops_per_row(self, attn: DSASpec) -> int:
-        """2 H^I d^I (the ReLU-weighted head sum is not a matmul and is not counted)."""
-        return 2 * attn.index_n_heads * attn.index_head_dim
+        """2 H^I d^I (the ReLU-weighted head sum is not a matmul and is not counted); 0 without an indexer."""
+        return 2 * attn.index_n_heads * attn.index_head_dim if attn.own_indexer else 0
 
     def prefill_core_flops(self, attn: DSASpec, n_tokens: int, mode: str, causal: bool) -> int:
         t, pf, ix = n_tokens, self.pair_flops(attn, mode), self.index_flops_per_row(attn)
@@ -171,6 +178,8 @@ class DSADesign(MLADesign):
 
     def params(self, attn: DSASpec, hidden: int) -> Params:
         q_in = attn.q_lora_rank or hidden
+        if not attn.own_indexer:
+            return super().params(attn, hidden)
         return super().params(attn, hidden) + Params(
             q_in * attn.index_n_heads * attn.index_head_dim
             + hidden * attn.index_head_dim
@@ -180,6 +189,12 @@ class DSADesign(MLADesign):
 
     def describe(self, attn: DSASpec, layers: str, multi: bool) -> str:
         a = attn
+        if not a.own_indexer:
+            return (
+                f"DSA with a shared index ({layers}): caches a {a.kv_lora_rank}-wide latent and a "
+                f"{a.qk_rope_head_dim}-wide rope key per token per layer, no indexer key; each query attends to "
+                f"the {a.index_topk:,} tokens an earlier layer's indexer chose."
+            )
         return (
             f"DSA (MLA + lightning indexer): caches a {a.kv_lora_rank}-wide latent, a {a.qk_rope_head_dim}-wide "
             f"rope key and a {a.index_head_dim}-wide indexer key per token per layer; each query attends to at "
