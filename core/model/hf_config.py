@@ -39,12 +39,14 @@ from core.model.specs import (
     GQASpec,
     LightningSpec,
     LinearAttentionSpec,
+    Mamba1Spec,
     Mamba2Spec,
     MLASpec,
     MLPSpec,
     ModelSpec,
     MoEMLP,
     NoMixer,
+    ParallelSpec,
     ShortConvSpec,
     unknown_parameters,
 )
@@ -386,25 +388,42 @@ def _windows(r: _Reader, n_layers: int) -> list[int | None]:
         sw = r.int("sliding_window", None, 1, 1 << 30) if r.has("sliding_window") else None
     if mt == "gemma2" and r.has("sliding_window_size") and r.int("sliding_window_size", hi=1 << 30) != sw:
         raise ValueError("sliding_window and sliding_window_size disagree.")
+    pattern = _window_pattern(r, n_layers) if sw is not None else None
+    r.ignore("sliding_window_pattern")  # without a window every layer is global (HF Exaone4Config, Gemma3)
     types = _layer_types(r, n_layers, FULL_TYPES | SLIDING_TYPES)
     if types is not None:
         sliding = [t in SLIDING_TYPES for t in types]
         if any(sliding) and sw is None:
             raise ValueError("layer_types names sliding layers but sliding_window is missing.")
+        if pattern is not None and pattern != sliding:
+            raise ValueError("layer_types and sliding_window_pattern disagree on which layers slide.")
         return [sw if s else None for s in sliding]
     if sw is None:
         return [None] * n_layers
     if mt == "gemma2" or mt == "gpt_oss":  # alternate: even layers local, odd layers global
         return [sw if i % 2 == 0 else None for i in range(n_layers)]
-    if r.has("sliding_window_pattern"):  # gemma3: every p-th layer is global
-        p = r.int("sliding_window_pattern", hi=MAX_LAYERS)
-        return [None if (i + 1) % p == 0 else sw for i in range(n_layers)]
+    if pattern is not None:  # gemma3, EXAONE-4: every p-th layer is global
+        return [sw if s else None for s in pattern]
     if "use_sliding_window" in cfg:  # qwen2/qwen3: off unless asked; then layers >= max_window_layers
         if not r.bool("use_sliding_window", False):
             return [None] * n_layers
         first = r.int("max_window_layers", 0, 0, MAX_LAYERS)
         return [sw if i >= first else None for i in range(n_layers)]
     return [sw] * n_layers  # mistral and other all-sliding models
+
+
+def _window_pattern(r: _Reader, n_layers: int) -> list[bool] | None:
+    """Which layers slide, from `sliding_window_pattern`: an int p (Gemma-3, HF Exaone4Config: layer i is
+    global iff (i + 1) % p == 0), or EXAONE-4's letters ("LLLG": L local, G global, repeated)."""
+    v = r.get("sliding_window_pattern")
+    if v is None:
+        return None
+    if isinstance(v, str):
+        if not v or len(v) > MAX_LAYERS or set(v) - set("LG"):
+            raise ValueError(f"sliding_window_pattern must be letters L (local) and G (global), got {show(v)}.")
+        return [v[i % len(v)] == "L" for i in range(n_layers)]
+    p = r.int("sliding_window_pattern", hi=MAX_LAYERS)
+    return [(i + 1) % p != 0 for i in range(n_layers)]
 
 
 def _gqa(r: _Reader, hidden: int, windows: list[int | None]) -> list[AttentionSpec]:
@@ -1089,6 +1108,244 @@ def _lfm2(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: lis
     return [attention if k == "F" else conv for k in kinds], mlps
 
 
+def _plain_head_dim(r: _Reader, hidden: int, n_heads: int) -> int:
+    """hidden_size / num_attention_heads, as vLLM's Jamba, Granite-4 and LFM2 attention take it; a head_dim
+    field that says otherwise is refused (HF would follow it, vLLM would not)."""
+    if hidden % n_heads or r.int("head_dim", hidden // n_heads) != hidden // n_heads:
+        raise ValueError(
+            f"head_dim must be hidden_size / num_attention_heads for {r.cfg['model_type']} (vLLM derives it so)."
+        )
+    return hidden // n_heads
+
+
+def _mamba2(r: _Reader, d_inner: int, heads: str, head_dim: str, **keys: str) -> Mamba2Spec:
+    """A Mamba-2 mixer of `d_inner` channels from a family's field names; the head width may be "auto"
+    (d_inner / heads, HF's FalconH1 and GraniteMoeHybrid configs). State in the model dtype, as vLLM's
+    mamba2_state_dtype keeps it when no --mamba-ssm-cache-dtype is given."""
+    n_heads = r.int(heads, hi=MAX_HEADS)
+    width = r.get(head_dim)
+    width = d_inner // n_heads if width in (None, "auto") else r.int(head_dim)
+    if n_heads * width != d_inner:
+        raise ValueError(f"{heads} x {head_dim} ({n_heads} x {width}) must equal the Mamba width ({d_inner:,}).")
+    model = _model_dtype(r)
+    return Mamba2Spec(
+        n_heads=n_heads,
+        head_dim=width,
+        state_size=r.int(keys["state"]),
+        n_groups=r.int(keys["groups"], hi=MAX_HEADS),
+        conv_kernel=r.int(keys["conv"], hi=1024),
+        ssm_dtype=model,
+        conv_dtype=model,
+        conv_bias=r.bool(keys["conv_bias"], True),
+        proj_bias=r.bool(keys["proj_bias"], False),
+        gated_norm=r.bool(keys["norm"], True) if "norm" in keys else True,
+    )
+
+
+def _expand_width(r: _Reader, hidden: int, key: str = "mamba_expand") -> int:
+    expand = r.get(key)
+    if isinstance(expand, bool) or not isinstance(expand, int | float) or not 0 < expand <= 64:
+        raise ValueError(f"{key} must be a positive number, got {show(expand)}.")
+    if not float(expand * hidden).is_integer():
+        raise ValueError(f"{key} x hidden_size must be a whole number of channels.")
+    return int(expand * hidden)
+
+
+def _jamba(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> tuple[list, list]:
+    """Jamba: attention where i % attn_layer_period == attn_layer_offset, Mamba-1 elsewhere; experts where
+    i % expert_layer_period == expert_layer_offset (HF JambaConfig.layers_block_type / layers_num_experts).
+    Mamba-1 of mamba_expand x hidden channels (vLLM mamba1_state_shape), states in the model dtype."""
+    period, offset = r.int("attn_layer_period", hi=MAX_LAYERS), r.int("attn_layer_offset", lo=0, hi=MAX_LAYERS)
+    e_period = r.int("expert_layer_period", hi=MAX_LAYERS)
+    e_offset = r.int("expert_layer_offset", lo=0, hi=MAX_LAYERS)
+    if offset >= period or e_offset >= e_period:
+        raise ValueError("attn_layer_offset and expert_layer_offset must be below their periods.")
+    if r.int("sliding_window", None, hi=1 << 30):
+        raise ValueError("sliding_window is not supported for Jamba: vLLM's Jamba attention is full.")
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    attn = GQASpec(n_heads, _kv_heads(r, "num_key_value_heads", n_heads), _plain_head_dim(r, hidden, n_heads))
+    rank = r.get("mamba_dt_rank")
+    model = _model_dtype(r)
+    mamba = Mamba1Spec(
+        d_inner=_expand_width(r, hidden),
+        state_size=r.int("mamba_d_state"),
+        conv_kernel=r.int("mamba_d_conv", hi=1024),
+        dt_rank=-(-hidden // 16) if rank in (None, "auto") else r.int("mamba_dt_rank"),
+        ssm_dtype=model,
+        conv_dtype=model,
+        conv_bias=r.bool("mamba_conv_bias", True),
+        proj_bias=r.bool("mamba_proj_bias", False),
+        dt_norms=True,
+    )
+    r.ignore("use_mamba_kernels", "use_mambapy", "use_associative_scan")  # kernels, not shapes
+    try:
+        size = r.int("intermediate_size")
+        moe = MoEMLP(
+            _one_of(r, "num_experts", "num_local_experts"),
+            r.int("num_experts_per_tok", hi=MAX_EXPERTS),
+            size,
+            router_bias=False,
+        )
+        mlps: list = [moe if i % e_period == e_offset else DenseMLP(size) for i in range(n_layers)]
+    except MissingField as e:
+        unknown.append(e.key)
+        mlps = [None] * n_layers
+    attention = [attn if i % period == offset else mamba for i in range(n_layers)]
+    notes.append(
+        f"Jamba: {sum(1 for a in attention if a is attn)} attention layers cache keys and values; the other "
+        f"{sum(1 for a in attention if a is mamba)} are Mamba-1 layers with a fixed state per sequence ({model})."
+    )
+    return attention, mlps
+
+
+def _falcon_h1(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> tuple[list, list]:
+    """Falcon-H1: attention and Mamba-2 side by side in every layer (HF FalconH1DecoderLayer), each with its
+    own cache. Mamba width mamba_d_ssm, else mamba_expand x hidden (vLLM FalconH1ForCausalLM)."""
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    bias = r.bool("attention_bias", False)
+    attn = GQASpec(
+        n_heads,
+        _kv_heads(r, "num_key_value_heads", n_heads),
+        _head_dim(r, hidden, n_heads, "head_dim"),
+        None,
+        bias,
+        bias,
+    )
+    d_inner = r.int("mamba_d_ssm", None) or _expand_width(r, hidden)
+    r.ignore("mamba_expand")
+    if r.bool("mamba_proj_bias", False) != r.bool("projectors_bias", False):
+        raise ValueError("mamba_proj_bias and projectors_bias must agree: one bias switch is modelled for both.")
+    mamba = _mamba2(
+        r,
+        d_inner,
+        "mamba_n_heads",
+        "mamba_d_head",
+        state="mamba_d_state",
+        groups="mamba_n_groups",
+        conv="mamba_d_conv",
+        conv_bias="mamba_conv_bias",
+        proj_bias="mamba_proj_bias",
+        norm="mamba_rms_norm",
+    )
+    # multipliers scale values; the norm's place and the scan's chunking change no shape
+    r.ignore("lm_head_multiplier", "embedding_multiplier", "mlp_multipliers", "key_multiplier")
+    r.ignore("attention_in_multiplier", "attention_out_multiplier", "ssm_multipliers", "ssm_in_multiplier")
+    r.ignore("ssm_out_multiplier", "mamba_norm_before_gate", "mamba_chunk_size", "use_mamba_kernels")
+    layer = ParallelSpec((attn, mamba))
+    try:
+        mlps: list = [DenseMLP(r.int("intermediate_size"), bias=r.bool("mlp_bias", False))] * n_layers
+    except MissingField as e:
+        unknown.append(e.key)
+        mlps = [None] * n_layers
+    notes.append(
+        f"Falcon-H1: every layer runs attention and Mamba-2 side by side, so each of the {n_layers} layers caches "
+        f"keys and values and keeps a fixed Mamba-2 state ({mamba.ssm_dtype})."
+    )
+    return [layer] * n_layers, mlps
+
+
+def _granite_hybrid(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> tuple[list, list]:
+    """Granite-4.0-H (granitemoehybrid): `layer_types` (or `layers_block_type`), "mamba" / "linear_attention"
+    for Mamba-2 and "attention" / "full_attention" for GQA (HF remaps the first spellings); every layer
+    Mamba-2 when absent (HF GraniteMoeHybridConfig). Mamba width mamba_expand x hidden; experts when
+    num_local_experts > 0, beside a shared MLP of shared_intermediate_size."""
+    key = "layer_types" if r.has("layer_types") else "layers_block_type"
+    names = {"mamba": "M", "linear_attention": "M", "attention": "A", "full_attention": "A"}
+    kinds = _per_layer_kinds(r, n_layers, key, names) if r.has(key) else ["M"] * n_layers
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    bias = r.bool("attention_bias", False)
+    attn = GQASpec(
+        n_heads, _kv_heads(r, "num_key_value_heads", n_heads), _plain_head_dim(r, hidden, n_heads), None, bias, bias
+    )
+    mamba = _mamba2(
+        r,
+        _expand_width(r, hidden),
+        "mamba_n_heads",
+        "mamba_d_head",
+        state="mamba_d_state",
+        groups="mamba_n_groups",
+        conv="mamba_d_conv",
+        conv_bias="mamba_conv_bias",
+        proj_bias="mamba_proj_bias",
+    )
+    # multipliers scale values, NoPE vs RoPE changes no shape, the scan's chunking is compute
+    r.ignore("embedding_multiplier", "logits_scaling", "residual_multiplier", "attention_multiplier")
+    r.ignore("position_embedding_type", "mamba_chunk_size")
+    try:
+        shared = r.int("shared_intermediate_size")
+        experts = r.int("num_local_experts", 0, 0, MAX_EXPERTS)
+        if experts:
+            mlp: Any = MoEMLP(
+                experts,
+                r.int("num_experts_per_tok", hi=MAX_EXPERTS),
+                r.int("intermediate_size"),
+                n_shared=1,
+                shared_intermediate_size=shared,
+                router_bias=False,
+            )
+        else:
+            r.ignore("num_experts_per_tok", "intermediate_size")
+            mlp = DenseMLP(shared)
+        mlps: list = [mlp] * n_layers
+    except MissingField as e:
+        unknown.append(e.key)
+        mlps = [None] * n_layers
+    notes.append(
+        f"Granite-4.0-H: {kinds.count('A')} attention layers cache keys and values; {kinds.count('M')} Mamba-2 "
+        f"layers keep a fixed state per sequence ({mamba.ssm_dtype})."
+    )
+    return [attn if k == "A" else mamba for k in kinds], mlps
+
+
+def _zamba2(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> list[AttentionSpec]:
+    """Zamba2: every layer has a Mamba-2 mixer; "hybrid" layers of `layers_block_type` first apply a shared
+    transformer block, and each depth at which it is applied keeps its own keys and values (vLLM zamba2.py:
+    "KV cache is unique for every attention layer"). That attention reads concat(hidden, embeddings), so
+    its head width is 2 hidden / heads; vLLM gives it as many key/value heads as query heads."""
+    names = {"mamba": "M", "linear_attention": "M", "hybrid": "H"}
+    kinds = _per_layer_kinds(r, n_layers, "layers_block_type", names)
+    if r.has("hybrid_layer_ids") and r.int_list("hybrid_layer_ids", 0, MAX_LAYERS) != [
+        i for i, k in enumerate(kinds) if k == "H"
+    ]:
+        raise ValueError("hybrid_layer_ids and layers_block_type disagree.")
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    if r.int("num_key_value_heads", n_heads, hi=MAX_HEADS) != n_heads:
+        raise ValueError(
+            "num_key_value_heads below num_attention_heads is not supported for Zamba2: HF uses it, vLLM gives "
+            "every query head its own key and value, so the two engines cache different amounts."
+        )
+    width = 2 * hidden
+    if width % n_heads or r.int("attention_head_dim", width // n_heads) != width // n_heads:
+        raise ValueError("attention_head_dim must be 2 x hidden_size / num_attention_heads for Zamba2.")
+    if r.int("attention_hidden_size", width) != width:
+        raise ValueError("attention_hidden_size must be 2 x hidden_size for Zamba2.")
+    attn = GQASpec(n_heads, n_heads, width // n_heads)
+    d_inner = _expand_width(r, hidden)
+    mamba = _mamba2(
+        r,
+        d_inner,
+        "n_mamba_heads",
+        "mamba_headdim",
+        state="mamba_d_state",
+        groups="mamba_ngroups",
+        conv="mamba_d_conv",
+        conv_bias="use_conv_bias",
+        proj_bias="add_bias_linear",
+    )
+    # the shared blocks' weights (tied across depths, with per-depth adapters) are not counted
+    r.ignore("num_mem_blocks", "use_shared_attention_adapter", "adapter_rank", "intermediate_size", "kv_channels")
+    r.ignore("num_query_groups", "use_mem_rope", "use_long_context", "use_mem_eff_path", "chunk_size")
+    r.ignore("use_mamba_kernels")
+    unknown.append("the shared transformer blocks of Zamba2 (tied weights applied at several depths)")
+    hybrid = ParallelSpec((attn, mamba))
+    notes.append(
+        f"Zamba2: all {n_layers} layers keep a Mamba-2 state; the {kinds.count('H')} hybrid layers also apply the "
+        f"shared attention block, and each application caches its own keys and values ({n_heads} heads of "
+        f"{attn.head_dim})."
+    )
+    return [hybrid if k == "H" else mamba for k in kinds]
+
+
 # Families whose attention layout has its own parser: model_type -> parser(reader, hidden, n_layers, notes,
 # unknown) (notes: what the parser decided; unknown: parameter fields the config lacks),
 # returning the attention specs, or (attention specs, MLP specs) when the family lays out its MLPs itself.
@@ -1105,6 +1362,10 @@ FAMILIES = {
     "minimax_text_01": _minimax,
     "minimax": _minimax,
     "lfm2": _lfm2,
+    "jamba": _jamba,
+    "falcon_h1": _falcon_h1,
+    "granitemoehybrid": _granite_hybrid,
+    "zamba2": _zamba2,
 }
 
 

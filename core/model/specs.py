@@ -275,6 +275,7 @@ class Mamba2Spec:
     conv_dtype: str = "bf16"
     conv_bias: bool = True
     proj_bias: bool = False
+    gated_norm: bool = True  # a gated RMS norm of H P before out_proj (Falcon-H1: only with mamba_rms_norm)
 
     def __post_init__(self) -> None:
         check_int("mamba_num_heads", self.n_heads, 1, MAX_HEADS)
