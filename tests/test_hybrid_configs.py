@@ -299,9 +299,9 @@ def one_line(stderr: str) -> str:
 
 
 def test_cli_refuses_unsupported_architectures_with_one_line(tmp_path):
-    jamba = tmp_path / "config.json"
-    jamba.write_text(json.dumps(cfg(LLAMA) | {"model_type": "jamba", "attn_layer_period": 8, "mamba_d_state": 16}))
-    r = cli(str(jamba), "--json")
+    hybrid = tmp_path / "config.json"
+    hybrid.write_text(json.dumps(cfg(LLAMA) | {"model_type": "my_hybrid", "attn_layer_period": 8, "mamba_d_state": 16}))
+    r = cli(str(hybrid), "--json")
     assert r.returncode == 2
     line = one_line(r.stderr)
     assert "not supported" in line and "attn_layer_period" in line
