@@ -209,9 +209,10 @@ class _Reader:
     def unaccounted(self) -> list[str]:
         """Keys (with their nested place) that nobody read and that the harmless table does not list: each
         may change what is cached, so the config is refused while any is left. A null value is absent."""
-        out = [
-            self.prefix + k for k, v in self.cfg.items() if v is not None and k not in self.used and k not in HARMLESS
-        ]
+        left = [(k, v) for k, v in self.cfg.items() if v is not None and k not in self.used and k not in HARMLESS]
+        # per-layer lists and nested objects first: they are the likeliest to lay out a cache
+        left.sort(key=lambda kv: not isinstance(kv[1], list | dict))
+        out = [self.prefix + k for k, _ in left]
         for c in self.children:
             out += c.unaccounted()
         return out
