@@ -1,23 +1,31 @@
-"""The reference layers (core/layers.py) pin the accounting (core/accounting.py), and vice versa.
+"""The reference layers (core/layers/) pin the accounting (core/accounting/), and vice versa.
 
-Proves, with real GQA (incl. sliding window), MLA (naive and absorbed) and DSA layers on random small
-specs drawn by hypothesis:
-(a) the accounting's KV cache bytes equal the `nbytes` of the cache tensors the layer returns, after
-    prefill and after every decode step, in fp32/bf16/fp16 (MLA absorbed = layout "latent", MLA naive =
-    layout "materialised");
+Proves, with real layers of every spec type `build_layer` builds (GQA with sliding windows, chunks, other
+value widths, K=V and output gates; MLA naive and absorbed; DSA; DeepSeek V4 compressed; Gated DeltaNet;
+Mamba-2; no mixer) on random small specs drawn by hypothesis, which set every field of every spec:
+(a) the accounting's KV cache (and fixed state) bytes equal the `nbytes` of the cache tensors the layer
+    returns, after prefill and after every decode step, in fp32/bf16/fp16 (MLA absorbed = layout
+    "latent", MLA naive = layout "materialised");
 (b) the accounting's FLOPs equal what `FlopCounterMode` counts: one decode step after a prefill of P
     tokens costs decode_core_flops(P + 1) + 2 x attention matmul weights per sequence, and a prefill of
-    T tokens from empty costs prefill_core_flops(T, causal=False) + 2 T x attention matmul weights;
+    T tokens from empty costs prefill_core_flops(T, causal=False) + 2 T x attention matmul weights; the
+    layer's parameters number attention_params(spec, d_model).total;
 (c) MLA naive and absorbed paths compute the same function; decoding token by token equals one
-    full-sequence forward; construction is deterministic in the seed; the rotate-half RoPE convention
-    (norm-preserving, scores depend on relative position only); DSA's top-k equals a brute-force
-    lightning-indexer reference; DSA with index_topk >= context is exactly absorbed MLA.
+    full-sequence forward; GQA equals a slow per-query reference of the HF math (chunk and window masks,
+    Gemma-4 K=V, Qwen3-Next output gate); construction is deterministic in the seed; the rotate-half RoPE
+    convention (norm-preserving, scores depend on relative position only); DSA's top-k equals a
+    brute-force lightning-indexer reference; DSA with index_topk >= context is exactly absorbed MLA;
+(d) the strategies set every field of every spec type (a field added later fails that test until it is
+    drawn), and a layer refuses, naming the field, every field it does not run.
 Everything runs in float64 on CPU unless a test is about dtypes or CUDA.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections import defaultdict
+from typing import get_args
 
 import pytest
 import torch
@@ -26,6 +34,7 @@ from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from core.accounting import totals as acc
+from core.layers import build
 from core.layers.attention import (
     DSAttention,
     GQAttention,
@@ -36,8 +45,21 @@ from core.layers.attention import (
     causal_mask,
     rope,
 )
-from core.layers.build import build_layer
-from core.model.specs import CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec
+from core.layers.build import build_layer, unrun_fields
+from core.layers.decode_kernels import empty_buffer, gqa_step
+from core.layers.gated_deltanet import GatedDeltaNet
+from core.model.specs import (
+    AttentionSpec,
+    CompressedSpec,
+    DenseMLP,
+    DSASpec,
+    GQASpec,
+    LinearAttentionSpec,
+    Mamba2Spec,
+    MLASpec,
+    ModelSpec,
+    NoMixer,
+)
 
 F64 = torch.float64
 DTYPES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -53,10 +75,10 @@ def layout_for(spec, mode: str) -> str:
 
 
 def run(layer, x, cache=None, mode: str = "absorbed"):
-    """Forward one chunk; GQA layers take no mode."""
-    if isinstance(layer, GQAttention):
-        return layer(x, cache)
-    return layer(x, cache, mode=mode)
+    """Forward one chunk; only the MLA layers (MLA, DSA) take a mode."""
+    if isinstance(layer, MLAttention):
+        return layer(x, cache, mode=mode)
+    return layer(x, cache)
 
 
 def modes_for(spec) -> list[str]:
@@ -68,20 +90,34 @@ def inputs(batch: int, tokens: int, d_model: int, seed: int = 0, dtype=F64) -> t
     return torch.randn(batch, tokens, d_model, generator=g, dtype=F64).to(dtype)
 
 
-# Strategies. Every contracted dimension is 0 or >= 2 (head dims, ranks, windows, top-k): torch.einsum
-# lowers a size-1 contraction to an elementwise multiply, which FlopCounterMode does not count, so
-# size 1 would make (b) test torch rather than our formulas. Head and indexer dims are even: see
-# test_odd_head_dim_* for what odd dims do today.
+# Strategies: one per spec type, each setting every field of its spec (test_strategies_set_every_field).
+# Every contracted dimension is 0 or >= 2 (head dims, ranks, state sizes, top-k): torch.einsum lowers a
+# size-1 contraction to an elementwise multiply, which FlopCounterMode does not count, so size 1 would
+# make (b) test torch rather than our formulas. Head and indexer dims are even: see test_odd_head_dim_*
+# for what odd dims do today.
 even = st.integers(1, 4).map(lambda n: 2 * n)
-gqa_specs = st.builds(
-    lambda g, r, d, w, qb, ob: GQASpec(g * r, g, d, w, qb, ob),
-    st.integers(1, 3),
-    st.integers(1, 3),
-    even,
-    st.one_of(st.none(), st.integers(2, 6)),
-    st.booleans(),
-    st.booleans(),
-)
+state_dtypes = st.sampled_from(list(DTYPES.values()))
+
+
+@st.composite
+def gqa_specs(draw) -> GQASpec:
+    g, r, d = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(even)
+    local = draw(st.sampled_from(["full", "window", "chunk"]))  # a layer is one of them
+    k_eq_v, gate = draw(st.booleans()), draw(st.booleans())
+    # K=V needs equal widths; an output gate with another value width is refused (test_*_refuse_*)
+    v = draw(st.sampled_from([None, d]) if k_eq_v or gate else st.one_of(st.none(), even))
+    return GQASpec(
+        n_heads=g * r,
+        n_kv_heads=g,
+        head_dim=d,
+        sliding_window=draw(st.integers(2, 6)) if local == "window" else None,
+        qkv_bias=draw(st.booleans()),
+        o_bias=draw(st.booleans()),
+        v_head_dim=v,
+        chunk_size=draw(st.integers(1, 6)) if local == "chunk" else None,
+        k_eq_v=k_eq_v,
+        output_gate=gate,
+    )
 
 
 @st.composite
@@ -106,15 +142,91 @@ dsa_specs = st.builds(
     even,
     st.integers(2, 8),
 )
-any_spec = st.one_of(gqa_specs, mla_specs, dsa_specs)
+
+
+@st.composite
+def v4_specs(draw) -> CompressedSpec:
+    """V4 layers; the index_* fields are drawn for every ratio, as V4 configs set them on every layer (only
+    CSA, ratio 4, runs an indexer)."""
+    heads = draw(st.sampled_from([2, 4]))
+    ratio = draw(st.sampled_from([0, 2, 3, 4]))
+    index = [draw(st.integers(1, 2)), draw(st.sampled_from([2, 4])), draw(st.integers(2, 4))]
+    if ratio != 4 and draw(st.booleans()):
+        index = [0, 0, 0]
+    return CompressedSpec(
+        n_heads=heads,
+        head_dim=draw(st.sampled_from([4, 8])),
+        qk_rope_head_dim=draw(st.sampled_from([0, 2, 4])),
+        compress_ratio=ratio,
+        sliding_window=draw(st.integers(2, 6)),
+        q_lora_rank=draw(st.sampled_from([None, 6])),
+        o_groups=draw(st.sampled_from([1, 2])),
+        o_lora_rank=draw(st.sampled_from([None, 2, 4])),
+        index_n_heads=index[0],
+        index_head_dim=index[1],
+        index_topk=index[2],
+    )
+
+
+@st.composite
+def linear_specs(draw) -> LinearAttentionSpec:
+    """Gated DeltaNet; variant "KDA" has no layer and is refused (test_layers_refuse_*)."""
+    hk = draw(st.integers(1, 2))
+    return LinearAttentionSpec(
+        n_key_heads=hk,
+        n_value_heads=hk * draw(st.integers(1, 2)),
+        key_head_dim=draw(st.integers(2, 4)),
+        value_head_dim=draw(st.integers(2, 4)),
+        conv_kernel=draw(st.integers(1, 4)),
+        variant="GDN",
+        ssm_dtype=draw(state_dtypes),
+        conv_dtype=draw(state_dtypes),
+    )
+
+
+@st.composite
+def mamba_specs(draw) -> Mamba2Spec:
+    groups = draw(st.integers(1, 2))
+    return Mamba2Spec(
+        n_heads=groups * draw(st.integers(1, 2)),
+        head_dim=draw(st.integers(2, 4)),
+        state_size=draw(st.integers(2, 4)),
+        n_groups=groups,
+        conv_kernel=draw(st.integers(1, 4)),
+        ssm_dtype=draw(state_dtypes),
+        conv_dtype=draw(state_dtypes),
+        conv_bias=draw(st.booleans()),
+        proj_bias=draw(st.booleans()),
+        gated_norm=draw(st.booleans()),
+    )
+
+
+no_mixer_specs = st.builds(NoMixer, linear=st.booleans())
+SPEC_STRATEGIES = (gqa_specs(), mla_specs, dsa_specs, v4_specs(), linear_specs(), mamba_specs(), no_mixer_specs)
+any_spec = st.one_of(SPEC_STRATEGIES)
+# Fields whose non-default values the layer refuses, with one such value: drawn by no strategy above,
+# each pinned by test_layers_refuse_what_they_do_not_run instead. GLM-5.2's shared-index DSA layers attend
+# to the top-k of an earlier layer's indexer, which one layer on its own cannot run.
+REFUSED = {
+    LinearAttentionSpec: {"variant": "KDA"},
+    DSASpec: {"own_indexer": False},
+}
 d_models = st.integers(2, 12)
 
 
 # ----------------------------------------------------------------------------- (a) bytes
 
 
-def assert_bytes_match(spec, d_model, batch, prefill, steps, dtype, mode, seed=0):
+def accounted_bytes(spec, d_model: int, context: int, batch: int, name: str, layout: str) -> int:
+    """KV cache plus fixed state, as the accounting counts them. The recurrent layers hold their state in the
+    dtype they are built with; ssm_dtype and conv_dtype price a deployment's formats, so they are set to it."""
+    if isinstance(spec, (LinearAttentionSpec, Mamba2Spec)):
+        spec = dataclasses.replace(spec, ssm_dtype=name, conv_dtype=name)
     model = one_layer(spec, d_model)
+    return acc.kv_cache_bytes(model, context, batch, name, layout) + acc.state_bytes(model, batch)
+
+
+def assert_bytes_match(spec, d_model, batch, prefill, steps, dtype, mode, seed=0):
     layout = layout_for(spec, mode)
     name = DTYPES[dtype]
     layer = build_layer(spec, d_model, seed=seed, device="cpu", dtype=dtype)
@@ -122,12 +234,12 @@ def assert_bytes_match(spec, d_model, batch, prefill, steps, dtype, mode, seed=0
         _, cache = run(layer, inputs(batch, prefill, d_model, seed, dtype), mode=mode)
         for t in cache.tensors():
             assert t.dtype == dtype
-        assert cache_nbytes(cache) == acc.kv_cache_bytes(model, prefill, batch, name, layout)
+        assert cache_nbytes(cache) == accounted_bytes(spec, d_model, prefill, batch, name, layout)
         for i in range(1, steps + 1):
             _, cache = run(layer, inputs(batch, 1, d_model, seed + i, dtype), cache, mode=mode)
             n = prefill + i
             assert cache.seen == n
-            assert cache_nbytes(cache) == acc.kv_cache_bytes(model, n, batch, name, layout), (n, spec)
+            assert cache_nbytes(cache) == accounted_bytes(spec, d_model, n, batch, name, layout), (n, spec)
 
 
 @SETTINGS
@@ -153,6 +265,10 @@ def test_cache_bytes_equal_tensor_nbytes(spec, d_model, batch, prefill, steps, d
         (GQASpec(4, 2, 8), "absorbed"),
         (GQASpec(4, 1, 8), "absorbed"),
         (GQASpec(4, 2, 8, sliding_window=3), "absorbed"),
+        (GQASpec(4, 2, 8, chunk_size=3), "absorbed"),
+        (GQASpec(4, 2, 8, v_head_dim=6), "absorbed"),
+        (GQASpec(4, 2, 8, k_eq_v=True), "absorbed"),
+        (GQASpec(4, 2, 8, qkv_bias=True, output_gate=True), "absorbed"),
         (MLASpec(4, 12, 8, 4, 6, q_lora_rank=10), "absorbed"),
         (MLASpec(4, 12, 8, 4, 6, q_lora_rank=10), "naive"),
         (MLASpec(2, 6, 0, 4, 6), "absorbed"),
@@ -178,6 +294,21 @@ def test_sliding_window_cache_holds_min_n_w_tokens():
     assert held == [min(n, 4) for n in range(2, 9)]
     _, long = layer(inputs(1, 11, 16))  # a prefill longer than the window also keeps only w tokens
     assert long.k.shape[2] == 4 and long.seen == 11
+
+
+def test_chunked_cache_holds_the_current_chunk():
+    """Llama-4 chunked local attention with c = 3: after N tokens the cache holds (N - 1) mod c + 1 tokens,
+    whether they came in one prefill or one by one (what core.accounting.designs.gqa counts)."""
+    layer = GQAttention(GQASpec(4, 2, 8, chunk_size=3), 16, dtype=F64)
+    _, cache = layer(inputs(2, 2, 16))
+    held = [cache.k.shape[2]]
+    for i in range(8):
+        _, cache = layer(inputs(2, 1, 16, seed=i + 1), cache)
+        held.append(cache.k.shape[2])
+        assert cache.v.shape == cache.k.shape
+    assert held == [(n - 1) % 3 + 1 for n in range(2, 11)] == [2, 3, 1, 2, 3, 1, 2, 3, 1]
+    for n in range(1, 12):
+        assert layer(inputs(1, n, 16))[1].k.shape[2] == (n - 1) % 3 + 1
 
 
 def test_cache_types_match_the_layout():
@@ -210,7 +341,9 @@ def expected_prefill(spec, d_model, tokens, mode, batch) -> int:
 
 
 def assert_flops_match(spec, d_model, batch, prefill, mode):
+    """FLOPs of a prefill and of the next decode step, and the parameter count, equal the accounting."""
     layer = build_layer(spec, d_model, seed=3, device="cpu", dtype=F64)
+    assert sum(p.numel() for p in layer.parameters()) == acc.attention_params(spec, d_model).total
     x = inputs(batch, prefill, d_model)
     with torch.no_grad():
         if prefill >= 2:  # a 1-token prefill has size-1 contractions (see the strategies' comment)
@@ -227,6 +360,10 @@ FLOP_CASES = [
     (GQASpec(4, 2, 8, qkv_bias=True, o_bias=True), "absorbed"),
     (GQASpec(6, 1, 4), "absorbed"),
     (GQASpec(4, 2, 8, sliding_window=3), "absorbed"),
+    (GQASpec(4, 2, 8, chunk_size=3), "absorbed"),
+    (GQASpec(4, 2, 8, v_head_dim=6), "absorbed"),
+    (GQASpec(4, 2, 8, qkv_bias=True, k_eq_v=True), "absorbed"),
+    (GQASpec(4, 2, 8, qkv_bias=True, output_gate=True), "absorbed"),
     (MLASpec(4, 12, 8, 4, 6), "absorbed"),
     (MLASpec(4, 12, 8, 4, 6), "naive"),
     (MLASpec(4, 12, 8, 4, 6, q_lora_rank=10), "absorbed"),
@@ -240,10 +377,7 @@ FLOP_CASES = [
 @pytest.mark.parametrize(
     "spec, mode",
     FLOP_CASES,
-    ids=[
-        f"{s.kind}-{m}-{'w' + str(s.sliding_window) if getattr(s, 'sliding_window', None) else i}"
-        for i, (s, m) in enumerate(FLOP_CASES)
-    ],
+    ids=[f"{s.kind}-{m}-{i}" for i, (s, m) in enumerate(FLOP_CASES)],
 )
 @pytest.mark.parametrize("prefill", [1, 2, 3, 5, 8])
 @pytest.mark.parametrize("batch", [1, 2])
@@ -256,6 +390,22 @@ def test_flops_equal_flop_counter(spec, mode, prefill, batch):
 def test_flops_equal_flop_counter_random(spec, d_model, batch, prefill, data):
     mode = data.draw(st.sampled_from(modes_for(spec)))
     assert_flops_match(spec, d_model, batch, prefill, mode)
+
+
+@SETTINGS
+@given(
+    spec=gqa_specs(),
+    d_model=d_models,
+    batch=st.integers(1, 2),
+    prefill=st.integers(1, 9),
+    steps=st.integers(0, 4),
+    dtype=st.sampled_from(list(DTYPES)),
+)
+def test_gqa_options_bytes_flops_and_params_match_accounting(spec, d_model, batch, prefill, steps, dtype):
+    """GQA alone, so every combination of its options (window or chunk, value width, K=V, output gate,
+    biases) is drawn often: cache bytes at every step, FLOPs and parameters equal the accounting."""
+    assert_bytes_match(spec, d_model, batch, prefill, steps, dtype, "absorbed")
+    assert_flops_match(spec, d_model, batch, prefill, "absorbed")
 
 
 def test_flop_counter_sees_the_attention_core():
@@ -311,15 +461,112 @@ def assert_decode_equals_full(layer, batch, prefill, mode, steps=4, seed=0):
 
 @SETTINGS
 @given(
-    spec=st.one_of(gqa_specs, mla_specs),
+    spec=st.one_of(gqa_specs(), gqa_specs(), mla_specs, v4_specs(), linear_specs(), mamba_specs(), no_mixer_specs),
     d_model=d_models,
     batch=st.integers(1, 2),
     prefill=st.integers(1, 5),
     data=st.data(),
 )
 def test_decode_after_prefill_equals_full_forward(spec, d_model, batch, prefill, data):
+    """Every design but DSA, which has its own test (few indexer heads make near-ties)."""
     mode = data.draw(st.sampled_from(modes_for(spec)))
     assert_decode_equals_full(build_layer(spec, d_model, seed=7, device="cpu", dtype=F64), batch, prefill, mode)
+
+
+def reference_gqa(layer: GQAttention, x: torch.Tensor) -> torch.Tensor:
+    """The layer's output from an empty cache, one query and one head at a time, as HF computes it: a key
+    at j is visible from t if j <= t, t - j < window, t // chunk == j // chunk; Gemma-4 K=V: v_j = the key
+    projection before RoPE, RMS-normalised without a gain; Qwen3-Next gate: per head [query | gate] from
+    q_proj, output times sigmoid(gate) before o_proj."""
+    s = layer.spec
+    B, T, _ = x.shape
+    H, G, D, V = s.n_heads, s.n_kv_heads, s.head_dim, s.v_dim
+    pos = torch.arange(T)
+    q_all = layer.wq(x).view(B, T, H, -1)  # (B, T, H, D or 2D)
+    k_raw = layer.wk(x).view(B, T, G, D)
+    if s.k_eq_v:
+        v_all = k_raw / (k_raw.pow(2).mean(-1, keepdim=True) + 1e-6).sqrt()
+    else:
+        v_all = layer.wv(x).view(B, T, G, V)
+    o = torch.zeros(B, T, H, V, dtype=x.dtype)
+    for b in range(B):
+        for t in range(T):
+            seen = [
+                j
+                for j in range(t + 1)
+                if (not s.sliding_window or t - j < s.sliding_window)
+                and (not s.chunk_size or t // s.chunk_size == j // s.chunk_size)
+            ]
+            for h in range(H):
+                g = h // (H // G)
+                q = rope(q_all[b, t : t + 1, h, :D], pos[t : t + 1])[0]
+                scores = torch.stack([q @ rope(k_raw[b, j : j + 1, g], pos[j : j + 1])[0] for j in seen])
+                w = (scores / math.sqrt(D)).softmax(0)
+                o[b, t, h] = sum(w[i] * v_all[b, j, g] for i, j in enumerate(seen))
+                if s.output_gate:
+                    o[b, t, h] = o[b, t, h] * q_all[b, t, h, D:].sigmoid()
+    return layer.wo(o.reshape(B, T, H * V))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=gqa_specs(), d_model=d_models, tokens=st.integers(1, 8))
+def test_gqa_equals_per_query_reference(spec, d_model, tokens):
+    layer = GQAttention(spec, d_model, seed=4, device="cpu", dtype=F64)
+    x = inputs(1, tokens, d_model, seed=6)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x)[0], reference_gqa(layer, x), atol=1e-10, rtol=0)
+
+
+def test_chunked_attention_is_not_full_attention():
+    """The issue's case: a Llama-4 chunked layer (c = 3) equals full attention in its first chunk only."""
+    chunked = GQAttention(GQASpec(4, 2, 8, chunk_size=3), 16, seed=1, dtype=F64)
+    full = GQAttention(GQASpec(4, 2, 8), 16, seed=1, dtype=F64)
+    x = inputs(1, 7, 16)
+    a, b = chunked(x)[0], full(x)[0]
+    torch.testing.assert_close(a[:, :3], b[:, :3], atol=1e-12, rtol=0)
+    assert not torch.allclose(a[:, 3:], b[:, 3:], atol=1e-6)
+    probs = chunked.trace(x).probs  # (B, H, T, S): no weight crosses a chunk boundary
+    assert probs[0, :, 3:, :3].abs().max() == 0 and probs[0, :, 6, 3:6].abs().max() == 0
+
+
+def test_k_eq_v_caches_the_normalised_key_projection_as_value():
+    """Gemma-4 full layers: no v_proj; the cached value is RMSNorm(k_proj(x)) (no RoPE, no gain), the cached
+    key is RoPE(k_proj(x)), so the two differ and both are cached."""
+    layer = GQAttention(GQASpec(4, 2, 8, k_eq_v=True), 16, dtype=F64)
+    assert layer.wv is None and "wv.weight" not in layer.state_dict()
+    x = inputs(2, 5, 16)
+    _, cache = layer(x)
+    k_raw = layer.wk(x).view(2, 5, 2, 8).transpose(1, 2)
+    torch.testing.assert_close(cache.v, k_raw / (k_raw.pow(2).mean(-1, keepdim=True) + 1e-6).sqrt())
+    torch.testing.assert_close(cache.k, rope(k_raw, torch.arange(5)))
+    assert cache.k.shape == cache.v.shape and not torch.allclose(cache.k, cache.v)
+
+
+def test_mamba2_without_gated_norm_gates_by_silu():
+    """Falcon-H1 without mamba_rms_norm: no norm weights, out_proj(y * SiLU(z)); the recurrent form still
+    equals the quadratic one, so the gate is applied the same way in both."""
+    layer = build_layer(Mamba2Spec(2, 4, 3, gated_norm=False), 8, seed=2, device="cpu", dtype=F64)
+    assert layer.norm is None
+    x = inputs(2, 6, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x)[0], layer.chunked_forward(x)[0], atol=1e-12, rtol=0)
+
+
+def test_output_gate_and_value_width_shape_the_projections():
+    gated = GQAttention(GQASpec(4, 2, 8, output_gate=True), 16, dtype=F64)
+    assert gated.wq.weight.shape == (2 * 4 * 8, 16) and gated.wo.weight.shape == (16, 4 * 8)
+    wide = GQAttention(GQASpec(4, 2, 8, v_head_dim=6), 16, dtype=F64)
+    assert wide.wv.weight.shape == (2 * 6, 16) and wide.wo.weight.shape == (16, 4 * 6)
+    _, cache = wide(inputs(1, 3, 16))
+    assert cache.k.shape == (1, 2, 3, 8) and cache.v.shape == (1, 2, 3, 6)
+    with torch.no_grad():  # a gate of sigmoid(0) halves the output; bias-free, so wo halves it too
+        gated.wq.weight.view(4, 2, 8, 16)[:, 1].zero_()
+        plain = GQAttention(GQASpec(4, 2, 8), 16, dtype=F64)
+        plain.wq.weight.copy_(gated.wq.weight.view(4, 2, 8, 16)[:, 0].reshape(32, 16))
+        plain.wk.weight.copy_(gated.wk.weight), plain.wv.weight.copy_(gated.wv.weight)
+        plain.wo.weight.copy_(gated.wo.weight)
+        x = inputs(1, 4, 16)
+        torch.testing.assert_close(gated(x)[0], plain(x)[0] / 2, atol=1e-12, rtol=0)
 
 
 @SETTINGS
@@ -353,6 +600,7 @@ def test_dsa_decode_equals_full_forward_when_index_scores_tie():
     [
         GQASpec(4, 2, 8),
         GQASpec(4, 2, 8, sliding_window=3),
+        GQASpec(4, 2, 8, k_eq_v=True, output_gate=True),
         MLASpec(4, 12, 8, 4, 6, q_lora_rank=10),
         DSASpec(4, 12, 8, 4, 6, index_n_heads=3, index_head_dim=6, index_topk=3),
     ],
@@ -391,6 +639,9 @@ def test_layers_hold_no_cache_state():
     "spec",
     [
         GQASpec(4, 2, 8, sliding_window=3),
+        GQASpec(4, 2, 8, chunk_size=4, output_gate=True),
+        GQASpec(4, 2, 8, v_head_dim=6, qkv_bias=True),
+        GQASpec(4, 2, 8, k_eq_v=True),
         MLASpec(4, 12, 8, 4, 6, q_lora_rank=10),
         DSASpec(4, 12, 8, 4, 6, index_n_heads=3, index_head_dim=6, index_topk=3),
     ],
@@ -573,6 +824,91 @@ def test_bad_modes_and_unsupported_specs_raise_value_error():
     assert type(build_layer(CompressedSpec(4, 16, 4, 128, 8), 8)).__name__ == "CompressedAttention"
     with pytest.raises(TypeError, match="DenseMLP"):
         build_layer(DenseMLP(8), 8)
+
+
+def test_strategies_set_every_field_of_every_spec():
+    """Each field of each spec type `build_layer` takes is set (to a value other than its default) by some
+    drawn spec, or is in REFUSED; a field added to a spec fails here until a strategy draws it."""
+    seen: dict[type, set[str]] = defaultdict(set)  # spec type -> fields some drawn spec sets
+    for strategy in SPEC_STRATEGIES:
+
+        @settings(max_examples=100, derandomize=True, database=None, deadline=None)
+        @given(spec=strategy)
+        def collect(spec):
+            seen[type(spec)] |= set(unrun_fields(object, spec))  # object runs nothing: the fields spec sets
+
+        collect()
+    assert set(build._LAYERS) <= set(seen), "a spec type with a layer has no strategy"
+    for spec_type in build._LAYERS:
+        every = {f.name for f in dataclasses.fields(spec_type)}
+        assert seen[spec_type] | set(REFUSED.get(spec_type, {})) == every, spec_type.__name__
+
+
+def test_layers_list_only_fields_of_their_spec():
+    """`RUNS` names real fields, so a typo there cannot let a field through unchecked."""
+    for spec_type, layer_cls in build._LAYERS.items():
+        assert layer_cls.RUNS <= {f.name for f in dataclasses.fields(spec_type)}, layer_cls.__name__
+    assert set(build._LAYERS) <= set(get_args(AttentionSpec))  # the others have no layer: TypeError
+
+
+REFUSED_BASE = {
+    LinearAttentionSpec: LinearAttentionSpec(2, 2, 4, 4),
+    DSASpec: DSASpec(2, 8, 4, 2, 4, index_n_heads=2, index_head_dim=4, index_topk=2),
+}
+
+
+@pytest.mark.parametrize(
+    "spec_type, field, value",
+    [(t, f, v) for t, fields in REFUSED.items() for f, v in fields.items()],
+    ids=lambda v: v.__name__ if isinstance(v, type) else str(v),
+)
+def test_layers_refuse_what_they_do_not_run(spec_type, field, value):
+    spec = dataclasses.replace(REFUSED_BASE[spec_type], **{field: value})
+    with pytest.raises(NotImplementedError, match=f"{field}={value!r}"):
+        build_layer(spec, 8)
+    build_layer(REFUSED_BASE[spec_type], 8)  # the same spec with the field at its default runs
+
+
+def test_refusals_that_depend_on_values():
+    kda = LinearAttentionSpec(2, 2, 4, 4, variant="KDA")
+    with pytest.raises(NotImplementedError, match="variant"):
+        GatedDeltaNet(kda, 8)  # built directly, not through build_layer
+    with pytest.raises(NotImplementedError, match="output_gate with v_head_dim"):
+        build_layer(GQASpec(4, 2, 8, v_head_dim=6, output_gate=True), 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class FutureGQASpec(GQASpec):
+    """GQASpec with a field added after its layer was written."""
+
+    attention_sink: bool = False
+
+
+def test_a_field_added_later_is_refused_until_a_layer_runs_it(monkeypatch):
+    monkeypatch.setitem(build._LAYERS, FutureGQASpec, GQAttention)
+    assert isinstance(build_layer(FutureGQASpec(4, 2, 8), 8), GQAttention)  # left at its default: fine
+    with pytest.raises(NotImplementedError, match="attention_sink=True"):
+        build_layer(FutureGQASpec(4, 2, 8, attention_sink=True), 8)
+    assert unrun_fields(GQAttention, FutureGQASpec(4, 2, 8, chunk_size=2, attention_sink=True)) == ["attention_sink"]
+
+
+@pytest.mark.parametrize(
+    "spec, field",
+    [
+        (GQASpec(4, 2, 8, sliding_window=3), "sliding"),
+        (GQASpec(4, 2, 8, chunk_size=3), "chunk_size"),
+        (GQASpec(4, 2, 8, v_head_dim=6), "v_head_dim"),
+        (GQASpec(4, 2, 8, k_eq_v=True), "k_eq_v"),
+        (GQASpec(4, 2, 8, output_gate=True), "output_gate"),
+    ],
+)
+def test_decode_kernels_refuse_gqa_options(spec, field):
+    """The flash-decoding kernels run plain GQA only, and say so rather than ignore an option."""
+    layer = GQAttention(spec, 16, dtype=F64)
+    with pytest.raises(ValueError, match=field):
+        empty_buffer(spec, 1, 8, dtype=F64)
+    with pytest.raises(ValueError, match=field):
+        gqa_step(layer, inputs(1, 1, 16), None)
 
 
 def _odd_dim_case(make_spec):

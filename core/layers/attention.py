@@ -26,6 +26,8 @@ from torch import Tensor, nn
 
 from core.model.specs import DSASpec, GQASpec, MLASpec
 
+V_NORM_EPS = 1e-6  # Gemma-4 rms_norm_eps, used by the value norm of k_eq_v layers
+
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -75,11 +77,14 @@ def _init(module: nn.Module, seed: int, device, dtype) -> None:
     module.to(device=device or default_device(), dtype=dtype)
 
 
-def causal_mask(q_pos: Tensor, k_pos: Tensor, window: int | None = None) -> Tensor:
-    """(T, S) bool: query at q_pos may see key at k_pos (k <= q, and q - k < window if windowed)."""
+def causal_mask(q_pos: Tensor, k_pos: Tensor, window: int | None = None, chunk: int | None = None) -> Tensor:
+    """(T, S) bool: query at q_pos may see key at k_pos (k <= q, and q - k < window if windowed, and
+    q // chunk == k // chunk if chunked)."""
     ok = k_pos[None, :] <= q_pos[:, None]
     if window:
         ok &= q_pos[:, None] - k_pos[None, :] < window
+    if chunk:
+        ok &= q_pos[:, None] // chunk == k_pos[None, :] // chunk
     return ok
 
 
@@ -124,7 +129,36 @@ def _cat(old: Tensor | None, new: Tensor, dim: int) -> Tensor:
 
 
 class GQAttention(nn.Module):
-    """MHA (n_kv_heads = n_heads), GQA, or MQA (n_kv_heads = 1), optionally sliding-window."""
+    """MHA (n_kv_heads = n_heads), GQA, or MQA (n_kv_heads = 1), with every option of `GQASpec`:
+
+    - sliding_window w: a query sees the last w tokens, itself included; the cache keeps min(N, w).
+    - chunk_size c (Llama-4 chunked local attention, HF `attention_chunk_size`): a query at p sees the keys
+      k <= p of its own chunk, p // c == k // c; the cache keeps the (N - 1) mod c + 1 tokens of the
+      current chunk (vLLM's ChunkedLocalAttention frees earlier chunks).
+    - v_head_dim V: values V wide (MiMo-V2), so wv is [G V, E] and wo [E, H V].
+    - k_eq_v (Gemma-4 full layers, HF Gemma4TextAttention): no wv; the value is the key projection's
+      output before RoPE, through a weightless RMSNorm (Gemma4's v_norm); only the key gets RoPE. Key and
+      value differ, so both are cached.
+    - output_gate (Qwen3-Next, HF Qwen3NextAttention): wq yields [query D | gate D] per head, and the
+      attention output is multiplied by sigmoid(gate) before wo.
+    The models' q/k norms, partial RoPE and attention-scale changes are not spec fields and are left out.
+    """
+
+    # spec fields this layer runs; build_layer refuses a spec that sets any other (core/layers/build.py)
+    RUNS = frozenset(
+        {
+            "n_heads",
+            "n_kv_heads",
+            "head_dim",
+            "sliding_window",
+            "qkv_bias",
+            "o_bias",
+            "v_head_dim",
+            "chunk_size",
+            "k_eq_v",
+            "output_gate",
+        }
+    )
 
     def __init__(
         self,
@@ -138,42 +172,79 @@ class GQAttention(nn.Module):
     ):
         super().__init__()
         self.spec, self.d_model, self.rope_theta = spec, d_model, rope_theta
-        h, g, d = spec.n_heads, spec.n_kv_heads, spec.head_dim
-        self.wq = nn.Linear(d_model, h * d, bias=spec.qkv_bias)
+        h, g, d, v = spec.n_heads, spec.n_kv_heads, spec.head_dim, spec.v_dim
+        if spec.output_gate and v != d:
+            # Qwen3-Next's gate is head_dim wide per head and gates the value output; with other value widths
+            # no model says which width the gate has (and the accounting counts 2 x n_heads x head_dim).
+            raise NotImplementedError(
+                f"output_gate with v_head_dim ({v}) different from head_dim ({d}) is not supported: no model "
+                "defines the gate's width for it."
+            )
+        self.wq = nn.Linear(d_model, h * d * (2 if spec.output_gate else 1), bias=spec.qkv_bias)
         self.wk = nn.Linear(d_model, g * d, bias=spec.qkv_bias)
-        self.wv = nn.Linear(d_model, g * d, bias=spec.qkv_bias)
-        self.wo = nn.Linear(h * d, d_model, bias=spec.o_bias)
+        self.wv = None if spec.k_eq_v else nn.Linear(d_model, g * v, bias=spec.qkv_bias)
+        self.wo = nn.Linear(h * v, d_model, bias=spec.o_bias)
         _init(self, seed, device, dtype)
 
     def forward(self, x: Tensor, cache: KVCache | None = None) -> tuple[Tensor, KVCache]:
         out, cache, _ = self.trace(x, cache)
         return out, cache
 
+    def visible_keys(self, start: int, T: int) -> int | None:
+        """How many of the latest keys the queries at positions [start, start + T) can see; None: all."""
+        s = self.spec
+        if s.sliding_window:
+            return s.sliding_window + T - 1
+        if s.chunk_size:
+            return start + T - s.chunk_size * (start // s.chunk_size)  # the first query's chunk onwards
+        return None
+
+    def kept_keys(self, seen: int) -> int | None:
+        """How many of the latest keys the cache keeps after `seen` tokens; None: all (accounting's kept_tokens)."""
+        s = self.spec
+        if s.sliding_window:
+            return s.sliding_window
+        if s.chunk_size:
+            return (seen - 1) % s.chunk_size + 1
+        return None
+
     def trace(self, x: Tensor, cache: KVCache | None = None) -> AttentionTrace:
         """forward, plus the attention probabilities (B, H, T, S) for heatmaps."""
         s = self.spec
         B, T, _ = x.shape
-        H, G, D = s.n_heads, s.n_kv_heads, s.head_dim
+        H, G, D, V = s.n_heads, s.n_kv_heads, s.head_dim, s.v_dim
         p0 = cache.seen if cache else 0
         pos = torch.arange(p0, p0 + T, device=x.device)
-        q = rope(self.wq(x).view(B, T, H, D).transpose(1, 2), pos, self.rope_theta)  # (B, H, T, D)
-        k = rope(self.wk(x).view(B, T, G, D).transpose(1, 2), pos, self.rope_theta)  # (B, G, T, D)
-        v = self.wv(x).view(B, T, G, D).transpose(1, 2)  # (B, G, T, D)
+        q = self.wq(x)  # (B, T, H D), or (B, T, H 2D) with an output gate
+        if s.output_gate:
+            q, gate = q.view(B, T, H, 2 * D).chunk(2, dim=-1)  # (B, T, H, D) each: per head [query | gate]
+        q = rope(q.view(B, T, H, D).transpose(1, 2), pos, self.rope_theta)  # (B, H, T, D)
+        k = self.wk(x).view(B, T, G, D).transpose(1, 2)  # (B, G, T, D)
+        if s.k_eq_v:  # the value is the key before RoPE, RMS-normalised without a gain (Gemma4 v_norm)
+            v = k * torch.rsqrt(k.pow(2).mean(-1, keepdim=True) + V_NORM_EPS)  # (B, G, T, D)
+        else:
+            v = self.wv(x).view(B, T, G, V).transpose(1, 2)  # (B, G, T, V)
+        k = rope(k, pos, self.rope_theta)  # (B, G, T, D)
         k = _cat(cache.k if cache else None, k, 2)  # (B, G, S, D)
-        v = _cat(cache.v if cache else None, v, 2)  # (B, G, S, D)
-        if s.sliding_window and k.shape[2] > s.sliding_window + T - 1:  # keys no new query can see
-            k, v = k[:, :, -(s.sliding_window + T - 1) :], v[:, :, -(s.sliding_window + T - 1) :]
+        v = _cat(cache.v if cache else None, v, 2)  # (B, G, S, V)
+        see = self.visible_keys(p0, T)
+        if see is not None and k.shape[2] > see:  # keys no new query can see
+            k, v = k[:, :, -see:], v[:, :, -see:]
         S = k.shape[2]
         k_pos = torch.arange(p0 + T - S, p0 + T, device=x.device)
         q = q.view(B, G, H // G, T, D)
         # in place where autograd allows it: one (B, H, T, S) tensor instead of three (a page's memory budget)
         scores = torch.einsum("bgrtd,bgsd->bgrts", q, k).div_(math.sqrt(D))  # (B, G, H/G, T, S)
-        scores.masked_fill_(~causal_mask(pos, k_pos, s.sliding_window), float("-inf"))
+        scores.masked_fill_(~causal_mask(pos, k_pos, s.sliding_window, s.chunk_size), float("-inf"))
         probs = scores.softmax(-1)
-        o = probs @ v[:, :, None]  # (B, G, H/G, T, D); a matmul, so a single key still counts (see top)
-        out = self.wo(o.reshape(B, H, T, D).transpose(1, 2).reshape(B, T, H * D))  # (B, T, E)
-        if s.sliding_window and S > s.sliding_window:  # keep min(N, w) tokens (DESIGN.md section 3)
-            k, v = k[:, :, -s.sliding_window :].contiguous(), v[:, :, -s.sliding_window :].contiguous()
+        o = probs @ v[:, :, None]  # (B, G, H/G, T, V); a matmul, so a single key still counts (see top)
+        o = o.reshape(B, H, T, V).transpose(1, 2)  # (B, T, H, V)
+        if s.output_gate:
+            o = o * gate.sigmoid()  # (B, T, H, V): elementwise, V = D
+        out = self.wo(o.reshape(B, T, H * V))  # (B, T, E)
+        keep = self.kept_keys(p0 + T)
+        if keep is not None and S > keep:  # keep what the accounting counts (DESIGN.md section 3)
+            k, v = k[:, :, -keep:].contiguous(), v[:, :, -keep:].contiguous()
         return AttentionTrace(out, KVCache(k, v, p0 + T), probs.reshape(B, H, T, S))
 
 
@@ -184,6 +255,8 @@ class MLAttention(nn.Module):
     mode="absorbed": fold W^UK into the query and W^UV into the output; cache only the latent and the
     shared rope key (LatentCache). Same weights, same function, different cache and compute.
     """
+
+    RUNS = frozenset({"n_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", "q_lora_rank"})
 
     def __init__(self, spec: MLASpec, d_model: int, *, seed: int = 0, device=None, dtype=torch.float32):
         super().__init__()
@@ -267,6 +340,8 @@ class DSAttention(MLAttention):
     """DeepSeek-V3.2 sparse attention: a lightning indexer scores every cached token,
     I(t,s) = sum_j w_tj ReLU(q_tj . k_s), and absorbed MLA attends to the top-k tokens only
     (DeepSeek-V3.2-Exp inference/model.py). The indexer key is cached beside the latent."""
+
+    RUNS = MLAttention.RUNS | {"index_n_heads", "index_head_dim", "index_topk"}
 
     def __init__(self, spec: DSASpec, d_model: int, *, seed: int = 0, device=None, dtype=torch.float32):
         super().__init__(spec, d_model, seed=seed, device=device, dtype=dtype)

@@ -208,6 +208,24 @@ class CompressedAttention(nn.Module):
     wo_a [G L, H D / G], wo_b [W, G L] (or wo [W, H D]); attn_sink [H]; compressor and indexer as above.
     Parameter count = core.accounting.designs.v4 (via attention_params)(spec, d_model).total."""
 
+    # spec fields this layer runs (build_layer refuses others); o_groups shapes the low-rank output only, and
+    # the index_* fields the indexer only (CSA), as in V4 and the accounting
+    RUNS = frozenset(
+        {
+            "n_heads",
+            "head_dim",
+            "qk_rope_head_dim",
+            "compress_ratio",
+            "sliding_window",
+            "q_lora_rank",
+            "o_groups",
+            "o_lora_rank",
+            "index_n_heads",
+            "index_head_dim",
+            "index_topk",
+        }
+    )
+
     def __init__(self, spec: CompressedSpec, d_model: int, *, seed: int = 0, device=None, dtype=torch.float32):
         super().__init__()
         self.spec, self.d_model = spec, d_model

@@ -168,8 +168,7 @@ def empty_buffer(
     """An unfilled buffer in the layout a design reads: per-head K/V (GQA, MLA naive) or the latent."""
     kw = dict(device=device, dtype=dtype)
     if isinstance(spec, GQASpec):
-        if spec.sliding_window:
-            raise ValueError("the chunked kernels cover full attention; sliding-window layers are not supported.")
+        _check_plain(spec)
         shape = (batch, spec.n_kv_heads, capacity, spec.head_dim)
         return KVBuffer(torch.empty(shape, **kw), torch.empty(shape, **kw), 0)
     if not isinstance(spec, MLASpec) or getattr(spec, "index_topk", None):
@@ -181,6 +180,15 @@ def empty_buffer(
         return KVBuffer(k, torch.empty(batch, H, capacity, spec.v_head_dim, **kw), 0)
     kv = torch.empty(batch, capacity, spec.kv_lora_rank + spec.qk_rope_head_dim, **kw)
     return LatentBuffer(kv, spec.kv_lora_rank, 0)
+
+
+def _check_plain(spec: GQASpec) -> None:
+    """The kernels run full attention over keys and values of head_dim: ValueError naming any other option."""
+    if spec.sliding_window:
+        raise ValueError("the chunked kernels cover full attention; sliding-window layers are not supported.")
+    for name in ("chunk_size", "v_head_dim", "k_eq_v", "output_gate"):
+        if getattr(spec, name):
+            raise ValueError(f"the chunked kernels cover plain GQA layers; {name} is not supported.")
 
 
 def _check_mode(mode: str) -> None:
@@ -352,8 +360,7 @@ def gqa_step(
     """GQAttention's forward with a preallocated cache: the same weights and RoPE, the new tokens written
     in place, attention by `attend_kv`. x (B, T, E) -> (B, T, E) and the buffer T tokens longer."""
     s = layer.spec
-    if s.sliding_window:
-        raise ValueError("the chunked kernels cover full attention; sliding-window layers are not supported.")
+    _check_plain(s)
     B, T, _ = x.shape
     H, G, D = s.n_heads, s.n_kv_heads, s.head_dim
     pos = torch.arange(buf.length, buf.length + T, device=x.device)

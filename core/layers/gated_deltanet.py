@@ -101,8 +101,19 @@ def gated_delta_step(S: Tensor, q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta
 class GatedDeltaNet(nn.Module):
     """Qwen3-Next Gated DeltaNet layer; forward(x, state) -> (out, state), one token at a time."""
 
+    # spec fields this layer runs (build_layer refuses others, such as variant "KDA"). ssm_dtype and
+    # conv_dtype are a deployment's storage formats, which the accounting prices; the layer holds its state
+    # in the dtype it is built with.
+    RUNS = frozenset(
+        {"n_key_heads", "n_value_heads", "key_head_dim", "value_head_dim", "conv_kernel", "ssm_dtype", "conv_dtype"}
+    )
+
     def __init__(self, spec: LinearAttentionSpec, d_model: int, *, seed: int = 0, device=None, dtype=torch.float32):
         super().__init__()
+        if spec.variant != "GDN":
+            raise NotImplementedError(
+                f"variant {spec.variant!r} has no reference layer: this one runs Gated DeltaNet (variant 'GDN')."
+            )
         self.spec, self.d_model = spec, d_model
         s = spec
         # Projection rows are grouped per key head: [q K, k K, v rV, z rV] and [b r, a r], as the reference's

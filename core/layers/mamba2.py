@@ -18,6 +18,8 @@ scores C.B and a decay mask instead of a softmax (the SSD "quadratic" form, `chu
 form keeps a fixed-size state, so no cache grows with the context.
 
 The gated RMSNorm is grouped as in the reference (Zamba2RMSNormGated, group size H P / G, gate before norm).
+Without it (`gated_norm` False: Falcon-H1 with mamba_rms_norm off) the output is y * SiLU(z), as HF
+FalconH1Mixer computes it.
 The reference's torch path also clamps dt at time_step_min (1e-3); the CUDA kernels it mirrors do not by
 default, and softplus rarely goes that low, so this layer does not clamp.
 """
@@ -59,19 +61,38 @@ class Mamba2(nn.Module):
     """Nemotron-H Mamba-2 mixer; forward(x, state) -> (out, state) one token at a time, and chunked_forward(x)
     for the same outputs through the quadratic SSD form (an independent check)."""
 
+    # spec fields this layer runs (build_layer refuses others). ssm_dtype and conv_dtype are a deployment's
+    # storage formats, which the accounting prices; the layer holds its state in the dtype it is built with.
+    RUNS = frozenset(
+        {
+            "n_heads",
+            "head_dim",
+            "state_size",
+            "n_groups",
+            "conv_kernel",
+            "ssm_dtype",
+            "conv_dtype",
+            "conv_bias",
+            "proj_bias",
+            "gated_norm",
+        }
+    )
+
     def __init__(self, spec: Mamba2Spec, d_model: int, *, seed: int = 0, device=None, dtype=torch.float32):
         super().__init__()
         self.spec, self.d_model = spec, d_model
         s = spec
-        # One projection, split as [z d_inner, xBC C, dt H] (Nemotron-H configs: use_bias false,
-        # use_conv_bias true, layer_norm_epsilon 1e-5).
-        self.in_proj = nn.Linear(d_model, s.d_inner + s.conv_dim + s.n_heads, bias=False)
-        self.conv1d = nn.Conv1d(s.conv_dim, s.conv_dim, s.conv_kernel, groups=s.conv_dim, bias=True)
+        # One projection, split as [z d_inner, xBC C, dt H]; biases as the config's use_bias (in_proj and
+        # out_proj) and use_conv_bias say (Nemotron-H: false and true; layer_norm_epsilon 1e-5).
+        self.in_proj = nn.Linear(d_model, s.d_inner + s.conv_dim + s.n_heads, bias=s.proj_bias)
+        self.conv1d = nn.Conv1d(s.conv_dim, s.conv_dim, s.conv_kernel, groups=s.conv_dim, bias=s.conv_bias)
         self.dt_bias = nn.Parameter(torch.ones(s.n_heads))
         self.A_log = nn.Parameter(torch.zeros(s.n_heads))
         self.D = nn.Parameter(torch.ones(s.n_heads))
-        self.norm = GatedRMSNorm(s.d_inner, s.d_inner // s.n_groups, eps=1e-5, norm_before_gate=False)
-        self.out_proj = nn.Linear(s.d_inner, d_model, bias=False)
+        self.norm = (
+            GatedRMSNorm(s.d_inner, s.d_inner // s.n_groups, eps=1e-5, norm_before_gate=False) if s.gated_norm else None
+        )
+        self.out_proj = nn.Linear(s.d_inner, d_model, bias=s.proj_bias)
         _init(self, seed, device, dtype)
 
     def empty_state(self, batch: int) -> SSMState:
@@ -91,6 +112,10 @@ class Mamba2(nn.Module):
         b = b.view(Bt, T, s.n_groups, s.state_size).repeat_interleave(r, dim=2)  # (B, T, H, N)
         c = c.view(Bt, T, s.n_groups, s.state_size).repeat_interleave(r, dim=2)  # (B, T, H, N)
         return x.view(Bt, T, s.n_heads, s.head_dim), b, c
+
+    def gate(self, y: Tensor, z: Tensor) -> Tensor:
+        """y (B, T, H P) gated by z: the gated RMSNorm, or y * SiLU(z) without one (elementwise)."""
+        return self.norm(y, z) if self.norm is not None else y * F.silu(z)
 
     def forward(self, x: Tensor, state: SSMState | None = None) -> tuple[Tensor, SSMState]:
         out, state, *_ = self.trace(x, state)
@@ -112,7 +137,7 @@ class Mamba2(nn.Module):
             S = S * decay[:, t, :, None, None] + u @ b[:, t, :, None, :]  # (B, H, P, N): rank-1 write, a matmul
             ys.append((S @ c[:, t, :, :, None]).squeeze(-1))  # (B, H, P): S C
         y = torch.stack(ys, dim=1) + self.D[:, None] * xs  # (B, T, H, P): D skip
-        out = self.out_proj(self.norm(y.reshape(B, T, s.d_inner), z))  # (B, T, E)
+        out = self.out_proj(self.gate(y.reshape(B, T, s.d_inner), z))  # (B, T, E)
         return SSMTrace(out, SSMState(S, conv, state.seen + T), dt, decay)
 
     def chunked_forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -131,7 +156,7 @@ class Mamba2(nn.Module):
         scores = torch.einsum("bthn,bshn->bhts", c, b)  # (B, H, T, S): C_t . B_s
         M = scores * L * dt.transpose(1, 2)[:, :, None, :]  # (B, H, T, S)
         y = torch.einsum("bhts,bshp->bthp", M, xs) + self.D[:, None] * xs  # (B, T, H, P)
-        out = self.out_proj(self.norm(y.reshape(B, T, s.d_inner), z))  # (B, T, E)
+        out = self.out_proj(self.gate(y.reshape(B, T, s.d_inner), z))  # (B, T, E)
         last = L[:, :, -1] * dt.transpose(1, 2)  # (B, H, S): weight of token s in the final state
         return out, torch.einsum("bhs,bshp,bshn->bhpn", last, xs, b)  # state: sum_s w_s x_s B_s^T
 

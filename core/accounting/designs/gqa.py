@@ -135,7 +135,7 @@ class GQADesign(Design):
             what += f", values {a.v_dim} wide"
         per = a.n_kv_heads * (a.head_dim + a.v_dim)
         if a.k_eq_v:
-            what += " (the key is also the value: one tensor, cached once)"
+            what += " (one projection serves as key and value; both are cached, as HF and vLLM keep them)"
         s = f"{what}; caches {a.n_kv_heads} x ({a.head_dim} + {a.v_dim}) = {per:,} numbers per token per layer"
         if a.sliding_window:
             s += f"; {layers} keep only the last {a.sliding_window:,} tokens (sliding window)"

@@ -30,7 +30,8 @@ class Mamba2Design(RecurrentDesign):
 
     def params(self, attn: Mamba2Spec, hidden: int) -> Params:
         """in_proj [2 H P + 2 G N + H, E], depthwise conv1d [conv_dim, 1, K] (+ bias), dt_bias, A_log and D
-        [H], gated RMSNorm [H P] (unless gated_norm is off), out_proj [E, H P] (+ biases when the config says use_bias)."""
+        [H], gated RMSNorm [H P] (unless gated_norm is off), out_proj [E, H P] (+ biases when the config says
+        use_bias)."""
         e, d_in, a = hidden, attn.d_inner, attn
         proj = 2 * d_in + 2 * a.n_groups * a.state_size + a.n_heads
         matmul = e * proj + a.conv_dim * a.conv_kernel + d_in * e

@@ -10,7 +10,7 @@ holds its own weights; tensor parallelism shards each as it would alone.
 from __future__ import annotations
 
 from core.accounting.base import CacheRows, Design, LatexTerm, Params, design_of, register
-from core.model.dtypes import StorageFormat
+from core.model.dtypes import StorageFormat, cache_dtype
 from core.model.specs import ParallelSpec
 
 
@@ -25,7 +25,7 @@ class ParallelDesign(Design):
     def read_rows(self, attn: ParallelSpec, context: int, rows: CacheRows) -> int:
         for p in attn.parts:  # the mixer that keeps these rows says how many one token reads
             d = design_of(p)
-            if any(r.tensor == rows.tensor for r in d.cache_rows(p, 1, _any_fmt(), "latent")):
+            if any(r.tensor == rows.tensor for r in d.cache_rows(p, 1, cache_dtype("bf16"), "latent")):
                 return d.read_rows(p, context, rows)
         return rows.rows
 
@@ -69,9 +69,3 @@ class ParallelDesign(Design):
 def _rows(p, context: int, fmt: StorageFormat, layout: str) -> list[CacheRows]:
     d = design_of(p)
     return d.cache_rows(p, context, fmt, layout if layout in d.layouts else "latent")
-
-
-def _any_fmt() -> StorageFormat:
-    from core.model.dtypes import cache_dtype
-
-    return cache_dtype("bf16")
