@@ -239,3 +239,21 @@ def test_what_the_engine_cannot_read_is_refused_by_name(model_type, fields, chan
     cfg = config(model_type, **fields) | change
     with pytest.raises(ValueError, match=words):
         from_hf_config(cfg)
+
+
+def test_tied_output_heads_follow_each_familys_library_default():
+    """TIED_BY_DEFAULT (used when a file does not say tie_word_embeddings) equals transformers' config class
+    default for every family it lists."""
+    from core.model.hf_config import TIED_BY_DEFAULT
+
+    for model_type, tied in TIED_BY_DEFAULT.items():
+        assert transformers.AutoConfig.for_model(model_type).tie_word_embeddings is tied, model_type
+
+
+def test_a_family_without_a_known_default_and_no_tie_field_has_no_parameter_count():
+    cfg = config("llama") | {"model_type": "my_new_llama"}
+    del cfg["tie_word_embeddings"]
+    spec = from_hf_config(cfg)
+    assert acc.kv_cache_bytes(spec, 100) > 0
+    with pytest.raises(acc.ParamsUnknown, match="shares the embedding table"):
+        acc.param_count(spec)

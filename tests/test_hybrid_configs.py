@@ -143,7 +143,16 @@ def glm52_by_hand(c: dict, n: int) -> tuple[int, int]:
     return latent + c["indexer_types"].count("full") * c["index_head_dim"] * BF16 * n, 0
 
 
+def exaone4_by_hand(c: dict, n: int) -> tuple[int, int]:
+    """sliding_window_pattern "LLLG": three sliding layers of sliding_window tokens, then a global one."""
+    pattern = c["sliding_window_pattern"]
+    sliding = sum(pattern[i % len(pattern)] == "L" for i in range(c["num_hidden_layers"]))
+    per_token = 2 * c["num_key_value_heads"] * c["head_dim"] * BF16
+    return per_token * ((c["num_hidden_layers"] - sliding) * n + sliding * min(n, c["sliding_window"])), 0
+
+
 HYBRIDS = {
+    "exaone-4.0-32b": exaone4_by_hand,
     "minimax-m1": minimax_by_hand,
     "lfm2-350m": lfm2_by_hand,
     "glm-5.2": glm52_by_hand,

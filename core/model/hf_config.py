@@ -58,20 +58,29 @@ MAX_DIGITS = 40  # digits of one JSON number
 SHOW_CHARS = 60  # characters of a value from the file an error message shows
 
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "gemma": {"vocab_size": 256_000, "tie_word_embeddings": True},
-    "gemma2": {"vocab_size": 256_000, "tie_word_embeddings": True, "sliding_window": 4096},
-    "gemma3_text": {
+    "gemma": {"vocab_size": 256_000},
+    "gemma2": {"vocab_size": 256_000, "sliding_window": 4096},
+    "gemma3_text": {  # transformers' Gemma3TextConfig defaults, which it fills into minimal files (Gemma 3 4B)
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+        "head_dim": 256,
         "vocab_size": 262_208,
-        "tie_word_embeddings": True,
         "sliding_window": 4096,
         "sliding_window_pattern": 6,
     },
-    "gpt2": {"vocab_size": 50_257, "n_positions": 1024, "tie_word_embeddings": True},
-    "lfm2": {"tie_word_embeddings": True},  # HF Lfm2Config's default (alias tie_embedding)
-    "llama": {"tie_word_embeddings": False},
-    "mistral": {"tie_word_embeddings": False},
-    "qwen2": {"tie_word_embeddings": False},
-    "qwen3": {"tie_word_embeddings": False},
+    "gpt2": {"vocab_size": 50_257, "n_positions": 1024},
+}
+
+# Whether the output head shares the embedding table when a file does not say (tie_word_embeddings), as
+# each family's transformers config class defaults (tests/test_config_families.py checks every entry
+# against the library). A family not listed here, in a file without the field, gets no parameter count.
+TIED_BY_DEFAULT = {
+    **dict.fromkeys(["gemma", "gemma2", "gemma3_text", "gemma4_text", "gpt2", "gpt_bigcode", "lfm2"], True),
+    **dict.fromkeys(["starcoder2", "falcon", "smollm3", "cohere", "zamba2"], True),
+    **dict.fromkeys(["llama", "llama4_text", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe"], False),
+    **dict.fromkeys(["phi", "phi3", "phimoe", "deepseek_v2", "deepseek_v3", "gpt_oss", "exaone4", "jamba"], False),
+    **dict.fromkeys(["falcon_h1", "granitemoehybrid", "nemotron_h", "minimax", "minimax_m2", "glm4_moe"], False),
+    **dict.fromkeys(["olmo3", "qwen3_next", "kimi_linear", "mimo_v2_flash"], False),
 }
 
 # GPT-2 style names for the standard fields.
@@ -307,8 +316,13 @@ def _flatten(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Fields that count multi-token-prediction modules, by family (each read; the largest is the count).
+MTP_COUNTS = ("num_nextn_predict_layers", "mtp_num_hidden_layers", "num_mtp_modules", "_num_mtp_layers")
+
 # Model types that are the same family for this parser.
 FAMILY_ALIASES = {
+    "RefinedWebModel": "falcon",  # Falcon-7B/40B's original files; HF maps them to FalconConfig
+    "RefinedWeb": "falcon",
     "gemma3": "gemma3_text",  # a text-only gemma3 file without nesting
     "gemma4": "gemma4_text",
     "llama4": "llama4_text",
@@ -429,12 +443,52 @@ def _window_pattern(r: _Reader, n_layers: int) -> list[bool] | None:
 
 def _gqa(r: _Reader, hidden: int, windows: list[int | None]) -> list[AttentionSpec]:
     n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
-    n_kv = _kv_heads(r, "num_key_value_heads", n_heads)
-    head_dim = _head_dim(r, hidden, n_heads, "head_dim")
     mt = r.cfg["model_type"]
-    qkv_bias = mt in ("gpt2", "qwen2", "qwen2_moe") or r.bool("attention_bias", False)
-    o_bias = mt == "gpt2" or r.bool("attention_bias", False)
+    if mt == "gpt_bigcode":  # HF GPTBigCodeConfig: multi_query (one key/value head) unless it says false
+        n_kv = 1 if r.bool("multi_query", True) else n_heads
+    elif mt == "falcon":  # HF FalconConfig: num_kv_heads with the new decoder, else one head with multi_query
+        if r.bool("new_decoder_architecture", False):
+            n_kv = _kv_heads(r, "num_kv_heads", n_heads)
+            r.ignore("multi_query")
+        else:
+            n_kv = 1 if r.bool("multi_query", True) else n_heads
+            r.ignore("num_kv_heads")
+        # ALiBi vs RoPE and the residual wiring change values and norms, not the cache
+        r.ignore("alibi", "parallel_attn", "apply_residual_connection_post_layernorm")
+    else:
+        n_kv = _kv_heads(r, "num_key_value_heads", n_heads)
+    head_dim = _head_dim(r, hidden, n_heads, "head_dim")
+    qkv_bias, o_bias = _attention_biases(r, mt)
     return [GQASpec(n_heads, n_kv, head_dim, w, qkv_bias, o_bias) for w in windows]
+
+
+# Families whose MLP is two matrices with an activation between (not gated): model_type -> the field
+# that gives its width (None: 4 x hidden_size when absent, as GPT-2 and Falcon default)
+PLAIN_MLP = {"gpt2": "intermediate_size", "gpt_bigcode": "intermediate_size", "phi": "intermediate_size"}
+PLAIN_MLP |= {"falcon": "ffn_hidden_size", "starcoder2": "intermediate_size"}
+
+
+def _family_bias(r: _Reader, mt: str) -> bool | None:
+    """The one bias switch of families that have one for every projection (Falcon `bias`, StarCoder2
+    `use_bias`); GPT-2, GPTBigCode and Phi always have biases; None for the others."""
+    if mt in ("gpt2", "gpt_bigcode", "phi"):
+        r.ignore("attention_bias")  # HF's Phi attention has biases whatever a file says here
+        return True
+    if mt == "falcon":
+        return r.bool("bias", False)
+    if mt == "starcoder2":
+        return r.bool("use_bias", True)
+    return None
+
+
+def _attention_biases(r: _Reader, mt: str) -> tuple[bool, bool]:
+    """(q/k/v bias, output bias): Qwen2 has biases on q, k and v only; attention_bias (and Qwen3-Coder's
+    qkv_bias) switch them on elsewhere."""
+    family = _family_bias(r, mt)
+    if family is not None:
+        return family, family
+    attention = r.bool("attention_bias", False)
+    return mt in ("qwen2", "qwen2_moe") or attention or r.bool("qkv_bias", False), attention
 
 
 def _mla_fields(r: _Reader) -> dict[str, Any]:
@@ -949,8 +1003,12 @@ def _mlps(r: _Reader, n_layers: int) -> list[MLPSpec | None]:
         return [moe] * n_layers
     # a dense model: MoE schedule fields, when present, are empty or apply to no expert
     r.ignore("mlp_only_layers", "decoder_sparse_step", "moe_intermediate_size")
-    if mt == "gpt2":
-        return [DenseMLP(r.int("intermediate_size", 4 * hidden), gated=False, bias=bias)] * n_layers
+    if mt in PLAIN_MLP:
+        if mt == "starcoder2" and r.str("mlp_type", "default") != "default":
+            raise ValueError(f"mlp_type {show(r.get('mlp_type'))} is not supported for StarCoder2 (only 'default').")
+        default = 4 * hidden if mt in ("gpt2", "gpt_bigcode", "falcon") else ...
+        width = r.int(PLAIN_MLP[mt], default)
+        return [DenseMLP(width, gated=False, bias=bool(_family_bias(r, mt)))] * n_layers
     return [DenseMLP(r.int("intermediate_size"), bias=bias)] * n_layers
 
 
@@ -1037,17 +1095,18 @@ def _minimax(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: 
             expert_intermediate_size=r.int("intermediate_size"),
             n_shared=1 if shared else 0,
             shared_intermediate_size=shared,
-            router_bias=False,
+            router_bias=r.bool("use_routing_bias", False),  # MiniMax-M2: a correction bias per expert
         )
         mlps: list = [moe] * n_layers
     except MissingField as e:
         unknown.append(e.key)
         mlps = [None] * n_layers
-    notes.append(
-        f"MiniMax: {kinds.count('F')} softmax-attention layers cache keys and values; {kinds.count('L')} lightning "
-        f"(linear) attention layers keep a fixed {lightning.state_dtype} state per sequence (attn_type_list; vLLM "
-        "keeps it in the model dtype, MiniMax's first implementation in float32, twice as large)."
-    )
+    if "L" in kinds:
+        notes.append(
+            f"MiniMax: {kinds.count('F')} softmax-attention layers cache keys and values; {kinds.count('L')} lightning "
+            f"(linear) attention layers keep a fixed {lightning.state_dtype} state per sequence (attn_type_list; vLLM "
+            "keeps it in the model dtype, MiniMax's first implementation in float32, twice as large)."
+        )
     return [full if k == "F" else lightning for k in kinds], mlps
 
 
@@ -1362,6 +1421,7 @@ FAMILIES = {
     "minimax_m1": _minimax,
     "minimax_text_01": _minimax,
     "minimax": _minimax,
+    "minimax_m2": _minimax,
     "lfm2": _lfm2,
     "jamba": _jamba,
     "falcon_h1": _falcon_h1,
@@ -1445,17 +1505,22 @@ def _parse(r: _Reader, cfg: dict[str, Any], name: str | None) -> ModelSpec:
         except MissingField as e:
             unknown.append(e.key)
             mlps = [None] * n_layers
+    tied = r.bool("tie_word_embeddings", TIED_BY_DEFAULT.get(mt, False))
+    if r.get("tie_word_embeddings") is None and mt not in TIED_BY_DEFAULT:
+        unknown.append(
+            f"the output head (the file does not say whether it shares the embedding table; {mt} has no known default)"
+        )
     if unknown:
         notes.append(
             f"parameters unknown: {unknown_parameters(unknown)}; the cache figures need only the "
             "attention fields and are exact."
         )
 
-    if mt == "gpt2":
+    if mt in ("gpt2", "gpt_bigcode"):
         extra.append(("position embeddings", r.int("n_positions", 1024) * hidden))
     if r.has("hc_mult"):
         extra.append(("hyper-connections", hyper_connection_params(hidden, n_layers, r.int("hc_mult", hi=64))))
-    n_mtp = r.int("num_nextn_predict_layers", 0, 0, MAX_LAYERS) or r.int("mtp_num_hidden_layers", 0, 0, MAX_LAYERS)
+    n_mtp = max(r.int(k, 0, 0, MAX_LAYERS) for k in MTP_COUNTS)
     if n_mtp:
         notes.append(
             f"{n_mtp} multi-token-prediction layer(s) beyond the {n_layers} decoder layers are not counted: "
@@ -1476,7 +1541,7 @@ def _parse(r: _Reader, cfg: dict[str, Any], name: str | None) -> ModelSpec:
         vocab_size=vocab,
         attention=tuple(attention),
         mlp=tuple(mlps),
-        tie_word_embeddings=r.bool("tie_word_embeddings", False),
+        tie_word_embeddings=tied,
         params_unknown=tuple(unknown),
         n_mtp_layers=n_mtp,
         native_weights=native,
