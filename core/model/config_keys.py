@@ -227,6 +227,7 @@ HARMLESS: dict[str, str] = {
     "tile_size": _MM,
     "use_image_special_tokens": _MM,
     "use_thumbnail": _MM,
+    "full_attn_mod": "Phi-4-mini's own code option, read by neither transformers nor vLLM (they apply sliding_window)",
     "inference_runner": "GPTBigCode's choice of fused inference kernels: compute, not the cache",
     "validate_runner_input": "GPTBigCode's input check for its fused kernels",
     "pad_key_length": "GPTBigCode pads keys for its fused kernels (compute); the cache is sized by tokens",
