@@ -363,6 +363,11 @@ HYBRID_MODELS = (
     "gemma-4-26b-a4b",
     "mimo-v2-flash",
     "llama-3.3-nemotron-super-49b",
+    "minimax-m1",
+    "lfm2-350m",
+    "nemotron-3-ultra-550b-a55b",
+    "exaone-4.0-32b",
+    "glm-5.2",
 )
 
 
