@@ -2,7 +2,8 @@
 
 Proves, with real layers of every spec type `build_layer` builds (GQA with sliding windows, chunks, other
 value widths, K=V and output gates; MLA naive and absorbed; DSA; DeepSeek V4 compressed; Gated DeltaNet;
-Mamba-2; no mixer) on random small specs drawn by hypothesis, which set every field of every spec:
+Mamba-2; Mamba-1; lightning attention; short convolutions; several mixers in parallel; no mixer) on random
+small specs drawn by hypothesis, which set every field of every spec:
 (a) the accounting's KV cache (and fixed state) bytes equal the `nbytes` of the cache tensors the layer
     returns, after prefill and after every decode step, in fp32/bf16/fp16 (MLA absorbed = layout
     "latent", MLA naive = layout "materialised");
@@ -54,11 +55,15 @@ from core.model.specs import (
     DenseMLP,
     DSASpec,
     GQASpec,
+    LightningSpec,
     LinearAttentionSpec,
+    Mamba1Spec,
     Mamba2Spec,
     MLASpec,
     ModelSpec,
     NoMixer,
+    ParallelSpec,
+    ShortConvSpec,
 )
 
 F64 = torch.float64
@@ -201,8 +206,52 @@ def mamba_specs(draw) -> Mamba2Spec:
     )
 
 
+@st.composite
+def mamba1_specs(draw) -> Mamba1Spec:
+    return Mamba1Spec(
+        d_inner=draw(st.integers(2, 6)),
+        state_size=draw(st.integers(2, 4)),
+        conv_kernel=draw(st.integers(1, 4)),
+        dt_rank=draw(st.integers(1, 3)),  # dt_proj is a Linear: a rank of 1 is still counted
+        ssm_dtype=draw(state_dtypes),
+        conv_dtype=draw(state_dtypes),
+        conv_bias=draw(st.booleans()),
+        proj_bias=draw(st.booleans()),
+        dt_norms=draw(st.booleans()),
+    )
+
+
+lightning_specs = st.builds(
+    LightningSpec, n_heads=st.integers(1, 3), head_dim=st.integers(2, 4), state_dtype=state_dtypes
+)
+short_conv_specs = st.builds(
+    ShortConvSpec,
+    channels=st.integers(2, 6),
+    conv_kernel=st.integers(1, 4),
+    conv_dtype=state_dtypes,
+    conv_bias=st.booleans(),
+)
+# Falcon-H1 runs GQA and Mamba-2 side by side; the strategy draws any two or three mixers but DSA (near-ties in
+# its top-k, see test_dsa_decode_*) and V4 (no model puts it beside another mixer).
+parallel_specs = st.lists(
+    st.one_of(gqa_specs(), mla_specs, linear_specs(), mamba_specs(), mamba1_specs(), lightning_specs, short_conv_specs),
+    min_size=2,
+    max_size=3,
+).map(lambda parts: ParallelSpec(tuple(parts)))
 no_mixer_specs = st.builds(NoMixer, linear=st.booleans())
-SPEC_STRATEGIES = (gqa_specs(), mla_specs, dsa_specs, v4_specs(), linear_specs(), mamba_specs(), no_mixer_specs)
+SPEC_STRATEGIES = (
+    gqa_specs(),
+    mla_specs,
+    dsa_specs,
+    v4_specs(),
+    linear_specs(),
+    mamba_specs(),
+    mamba1_specs(),
+    lightning_specs,
+    short_conv_specs,
+    parallel_specs,
+    no_mixer_specs,
+)
 any_spec = st.one_of(SPEC_STRATEGIES)
 # Fields whose non-default values the layer refuses, with one such value: drawn by no strategy above,
 # each pinned by test_layers_refuse_what_they_do_not_run instead. GLM-5.2's shared-index DSA layers attend
@@ -210,6 +259,7 @@ any_spec = st.one_of(SPEC_STRATEGIES)
 REFUSED = {
     LinearAttentionSpec: {"variant": "KDA"},
     DSASpec: {"own_indexer": False},
+    ParallelSpec: {"sequential": True},  # Zamba2 chains its mixers; the parallel layer adds them (Falcon-H1)
 }
 d_models = st.integers(2, 12)
 
@@ -217,12 +267,23 @@ d_models = st.integers(2, 12)
 # ----------------------------------------------------------------------------- (a) bytes
 
 
+STATE_DTYPE_FIELDS = ("ssm_dtype", "conv_dtype", "state_dtype")
+
+
+def at_state_dtype(spec, name: str):
+    """`spec` with its state formats (ssm_dtype, conv_dtype, state_dtype; of each part of a parallel layer) set
+    to `name`."""
+    if isinstance(spec, ParallelSpec):
+        return ParallelSpec(tuple(at_state_dtype(p, name) for p in spec.parts), spec.sequential)
+    fields = {f.name for f in dataclasses.fields(spec)} & set(STATE_DTYPE_FIELDS)
+    return dataclasses.replace(spec, **dict.fromkeys(fields, name))
+
+
 def accounted_bytes(spec, d_model: int, context: int, batch: int, name: str, layout: str) -> int:
     """KV cache plus fixed state, as the accounting counts them. The recurrent layers hold their state in the
-    dtype they are built with; ssm_dtype and conv_dtype price a deployment's formats, so they are set to it."""
-    if isinstance(spec, (LinearAttentionSpec, Mamba2Spec)):
-        spec = dataclasses.replace(spec, ssm_dtype=name, conv_dtype=name)
-    model = one_layer(spec, d_model)
+    dtype they are built with; ssm_dtype, conv_dtype and state_dtype price a deployment's formats, so they are
+    set to it."""
+    model = one_layer(at_state_dtype(spec, name), d_model)
     return acc.kv_cache_bytes(model, context, batch, name, layout) + acc.state_bytes(model, batch)
 
 
@@ -461,7 +522,19 @@ def assert_decode_equals_full(layer, batch, prefill, mode, steps=4, seed=0):
 
 @SETTINGS
 @given(
-    spec=st.one_of(gqa_specs(), gqa_specs(), mla_specs, v4_specs(), linear_specs(), mamba_specs(), no_mixer_specs),
+    spec=st.one_of(
+        gqa_specs(),
+        gqa_specs(),
+        mla_specs,
+        v4_specs(),
+        linear_specs(),
+        mamba_specs(),
+        mamba1_specs(),
+        lightning_specs,
+        short_conv_specs,
+        parallel_specs,
+        no_mixer_specs,
+    ),
     d_model=d_models,
     batch=st.integers(1, 2),
     prefill=st.integers(1, 5),
@@ -854,6 +927,7 @@ def test_layers_list_only_fields_of_their_spec():
 REFUSED_BASE = {
     LinearAttentionSpec: LinearAttentionSpec(2, 2, 4, 4),
     DSASpec: DSASpec(2, 8, 4, 2, 4, index_n_heads=2, index_head_dim=4, index_topk=2),
+    ParallelSpec: ParallelSpec((GQASpec(2, 1, 4), Mamba2Spec(2, 4, 4))),
 }
 
 

@@ -18,7 +18,7 @@ from core.accounting.formulas import budget_latex, bytes_per_token_latex, concur
 from core.model.dtypes import CACHE_DTYPES, cache_dtype
 from core.model.gpus import GPUS
 from core.model.presets import load_preset, preset_names
-from core.model.specs import CompressedSpec, DenseMLP, GQASpec, MLASpec, ModelSpec
+from core.model.specs import CompressedSpec, DenseMLP, GQASpec, Mamba1Spec, Mamba2Spec, MLASpec, ModelSpec, ParallelSpec
 
 
 def test_bytes_per_token_formula_ends_in_the_accounted_total():
@@ -67,6 +67,9 @@ def samples() -> dict[type, list]:
         MLASpec(4, 32, 16, 0, 16),
         CompressedSpec(8, 64, 16, 64, 32),
         CompressedSpec(8, 128, 16, 4, 48, index_n_heads=4, index_head_dim=32, index_topk=8),
+        Mamba1Spec(64, 16, 4, 8),  # Jamba, Falcon-H1 and Zamba2 have no preset (no verbatim config)
+        ParallelSpec((GQASpec(8, 2, 64, sliding_window=100), Mamba2Spec(4, 16, 8))),
+        ParallelSpec((GQASpec(8, 8, 32), Mamba2Spec(4, 16, 8)), sequential=True),
     ]
     out: dict[type, list] = {}
     for a in [a for name in preset_names() for a in load_preset(name).attention] + extra:

@@ -7,6 +7,9 @@ Each layer class lists in `RUNS` the spec fields it runs. `build_layer` refuses 
 other field (a value other than the field's default, or any value of a field without one), so a layer
 never silently runs a different design from the one its spec describes, and a field added to a spec
 later is refused until a layer says it runs it.
+
+A layer made of other layers (`parallel.py`) sets `BUILDS_PARTS`; `build_layer` then hands it itself as
+`build_part`, so that module need not import this one (which imports it: a cycle).
 """
 
 from __future__ import annotations
@@ -55,4 +58,6 @@ def build_layer(spec, d_model: int, *, seed: int = 0, device=None, dtype=torch.f
     if unrun:
         shown = ", ".join(f"{name}={getattr(spec, name)!r}" for name in unrun)
         raise NotImplementedError(f"the reference {cls.__name__} layer does not run {shown} of {type(spec).__name__}.")
+    if getattr(cls, "BUILDS_PARTS", False):
+        return cls(spec, d_model, seed=seed, device=device, dtype=dtype, build_part=build_layer)
     return cls(spec, d_model, seed=seed, device=device, dtype=dtype)

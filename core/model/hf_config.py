@@ -1068,7 +1068,7 @@ def _per_layer_kinds(r: _Reader, n_layers: int, key: str, names: dict[Any, str])
 def _minimax(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> tuple[list, list]:
     """MiniMax-Text-01 / MiniMax-M1: `attn_type_list` 0 = lightning (linear) attention, 1 = softmax attention
     (vLLM minimax_text_01.py; HF MiniMaxConfig spells it `layer_types`). Lightning layers keep one
-    head_dim x head_dim float32 state per head (vLLM linear_attention_state_shape / _dtype); softmax layers
+    head_dim x head_dim state per head in the model dtype (vLLM linear_attention_state_shape / _dtype); softmax layers
     are GQA. Every layer's MLP is a mixture of `num_local_experts` of `intermediate_size`, plus a shared
     expert of `shared_intermediate_size` when it is not 0."""
     if r.has("layer_types"):
@@ -1397,7 +1397,7 @@ def _zamba2(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: l
     r.ignore("num_query_groups", "use_mem_rope", "use_long_context", "use_mem_eff_path", "chunk_size")
     r.ignore("use_mamba_kernels")
     unknown.append("the shared transformer blocks of Zamba2 (tied weights applied at several depths)")
-    hybrid = ParallelSpec((attn, mamba))
+    hybrid = ParallelSpec((attn, mamba), sequential=True)
     notes.append(
         f"Zamba2: all {n_layers} layers keep a Mamba-2 state; the {kinds.count('H')} hybrid layers also apply the "
         f"shared attention block, and each application caches its own keys and values ({n_heads} heads of "

@@ -369,6 +369,7 @@ class ParallelSpec:
     own KV cache at each depth it is applied) before their Mamba-2 mixer."""
 
     parts: tuple  # the mixers' specs, e.g. (GQASpec, Mamba2Spec)
+    sequential: bool = False  # Zamba2: each mixer reads the previous one's output (Falcon-H1: all read the input)
 
     def __post_init__(self) -> None:
         if len(self.parts) < 2 or any(isinstance(p, ParallelSpec | NoMixer) for p in self.parts):

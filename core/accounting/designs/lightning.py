@@ -1,9 +1,11 @@
 """Lightning attention (MiniMax-Text-01 / MiniMax-M1; vLLM `minimax_text_01.py` MiniMaxText01LinearAttention).
 
 Per layer and sequence, whatever the context (vLLM `MambaStateShapeCalculator.linear_attention_state_shape`):
-    KV state  H x d x d   (one d x d matrix per head, float32)
+    KV state  H x d x d   (one d x d matrix per head, in state_dtype: vLLM's `linear_attention_state_dtype`
+                           is the model dtype unless mamba_cache_dtype says otherwise)
 No keys or values are cached and there is no convolution. Core FLOPs per token: the update
-S <- decay S + k^T v and the readout q S, each H d d multiply-adds: 4 H d^2.
+S <- decay S + k^T v and the readout q S, each H d d multiply-adds: 4 H d^2 (the reference layer in
+`core.layers.lightning` runs both as matmuls; the decay and the output gate are elementwise, not counted).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class ParallelDesign(Design):
         return sum((design_of(p).params(p, hidden) for p in attn.parts), Params(0))
 
     def tp_shard(self, attn: ParallelSpec, tp: int) -> ParallelSpec:
-        return ParallelSpec(tuple(design_of(p).tp_shard(p, tp) for p in attn.parts))
+        return ParallelSpec(tuple(design_of(p).tp_shard(p, tp) for p in attn.parts), attn.sequential)
 
     def tp_params(self, attn: ParallelSpec, hidden: int, tp: int) -> Params:
         return sum((design_of(p).tp_params(p, hidden, tp) for p in attn.parts), Params(0))
