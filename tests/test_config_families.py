@@ -257,3 +257,60 @@ def test_a_family_without_a_known_default_and_no_tie_field_has_no_parameter_coun
     assert acc.kv_cache_bytes(spec, 100) > 0
     with pytest.raises(acc.ParamsUnknown, match="shares the embedding table"):
         acc.param_count(spec)
+
+
+# ----------------------------------------------------------------------------- MiniMax-M3 (a verbatim preset)
+
+
+def test_minimax_m3_parameters_equal_the_reference_model():
+    """Built by transformers on the meta device from the shipped file. The engine counts the router's
+    correction bias (a buffer in HF, a parameter in vLLM: 57 x 128) and leaves out the per-head q/k norms
+    (60 layers x 2 x 128)."""
+    from transformers.models.minimax_m3_vl.configuration_minimax_m3_vl import MiniMaxM3VLTextConfig
+    from transformers.models.minimax_m3_vl.modeling_minimax_m3_vl import MiniMaxM3VLForCausalLM
+
+    from core.model.presets import CONFIG_DIR, load_preset
+
+    cfg = MiniMaxM3VLTextConfig(**json.loads((CONFIG_DIR / "minimax-m3.json").read_text()))
+    with torch.device("meta"):
+        model = MiniMaxM3VLForCausalLM(cfg)
+    hf = sum(p.numel() for p in model.parameters())
+    router = sum(b.numel() for k, b in model.named_buffers() if k.endswith("e_score_correction_bias"))
+    assert acc.param_count(load_preset("minimax-m3")).total + 60 * 2 * 128 == hf + router == 426_174_572_928
+
+
+def test_minimax_m3_decode_reads_the_chosen_blocks_and_scores_every_key():
+    """At N tokens a sparse layer attends to N tokens up to 16 x 128, then to 15 whole blocks plus the
+    query's own partial block; its indexer scores all N keys with 4 heads of 128."""
+    from core.accounting.base import design_of
+    from core.model.presets import load_preset
+
+    spec = load_preset("minimax-m3")
+    sparse = spec.attention[3]
+    d = design_of(sparse)
+    for n, expected in [(1, 1), (2048, 2048), (2049, 1921), (2176, 2048), (2177, 1921), (32_768, 2048)]:
+        assert d.attended(sparse, n) == expected
+    assert d.decode_core_flops(sparse, 32_768, "absorbed") == 2048 * 2 * 64 * 256 + 32_768 * 2 * 4 * 128
+    for t in (1, 100, 2048, 2049, 5000):  # the prefill sum, in closed form, against the loop
+        loop = sum(d.attended(sparse, p) for p in range(1, t + 1)) * d.pair_flops(sparse, "absorbed")
+        assert d.prefill_core_flops(sparse, t, "absorbed", True) == loop + t * (t + 1) // 2 * 1024
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"attention_output_gate": True}, "attention_output_gate"),
+        ({"sparse_init_block": 2}, "sparse_init_block"),
+        ({"sparse_disable_index_value": [0] * 60}, "sparse_disable_index_value"),
+        ({"sparse_attention_freq": [2] * 60}, r"sparse_attention_freq\[0\]"),
+        ({"sparse_new_field": 1}, r"sparse_attention_config\.sparse_new_field"),
+    ],
+)
+def test_minimax_m3_refuses_what_it_cannot_read(change, words):
+    from core.model.presets import CONFIG_DIR
+
+    cfg = json.loads((CONFIG_DIR / "minimax-m3.json").read_text())
+    for k, v in change.items():
+        (cfg if k == "attention_output_gate" else cfg["sparse_attention_config"])[k] = v
+    with pytest.raises(ValueError, match=words):
+        from_hf_config(cfg)

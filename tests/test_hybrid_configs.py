@@ -151,7 +151,16 @@ def exaone4_by_hand(c: dict, n: int) -> tuple[int, int]:
     return per_token * ((c["num_hidden_layers"] - sliding) * n + sliding * min(n, c["sliding_window"])), 0
 
 
+def minimax_m3_by_hand(c: dict, n: int) -> tuple[int, int]:
+    """Keys and values on every layer; an indexer key (sparse_index_dim, bf16 whatever the cache) on the
+    layers whose sparse_attention_freq is 1."""
+    sc = c["sparse_attention_config"]
+    kv = c["num_hidden_layers"] * 2 * c["num_key_value_heads"] * c["head_dim"] * BF16 * n
+    return kv + sum(sc["sparse_attention_freq"]) * sc["sparse_index_dim"] * BF16 * n, 0
+
+
 HYBRIDS = {
+    "minimax-m3": minimax_m3_by_hand,
     "exaone-4.0-32b": exaone4_by_hand,
     "minimax-m1": minimax_by_hand,
     "lfm2-350m": lfm2_by_hand,

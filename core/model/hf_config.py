@@ -33,6 +33,7 @@ from core.model.specs import (
     MAX_VOCAB,
     MAX_WIDTH,
     AttentionSpec,
+    BlockSparseSpec,
     CompressedSpec,
     DenseMLP,
     DSASpec,
@@ -1053,13 +1054,13 @@ def _per_layer_kinds(r: _Reader, n_layers: int, key: str, names: dict[Any, str])
     """A per-layer list (`key`) whose values `names` maps to layer kinds; any other value refuses."""
     v = r.get(key)
     if not isinstance(v, list) or len(v) != n_layers:
-        raise ValueError(f"{key} must be a list of {n_layers} entries, one per layer, got {show(v)}.")
+        raise ValueError(f"{r.prefix}{key} must be a list of {n_layers} entries, one per layer, got {show(v)}.")
     out = []
     for i, x in enumerate(v):
-        if isinstance(x, bool) or x not in names:
+        if isinstance(x, bool) or not isinstance(x, str | int) or x not in names:
             raise ValueError(
-                f"{key}[{i}] is {show(x)}; this engine knows {', '.join(map(repr, names))} for "
-                f"{r.cfg['model_type']} and refuses to guess the rest."
+                f"{r.prefix}{key}[{i}] is {show(x)}; this engine knows {', '.join(map(repr, names))} there "
+                "and refuses to guess the rest: the layer is not supported."
             )
         out.append(names[x])
     return out
@@ -1406,6 +1407,87 @@ def _zamba2(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: l
     return [hybrid if k == "H" else mamba for k in kinds]
 
 
+def _minimax_m3(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown: list[str]) -> tuple[list, list]:
+    """MiniMax-M3: GQA on every layer; where `sparse_attention_config.sparse_attention_freq` is 1 (HF's
+    converted files: `layer_types` "minimax_m3_sparse" and index_* fields) the layer is block-sparse: it also
+    caches an indexer key per token and attends to the best `sparse_topk_blocks` blocks (vLLM
+    models/minimax_m3, HF MiniMaxM3VLTextConfig). `moe_layer_freq` 0 = a dense MLP of dense_intermediate_size,
+    1 = experts of intermediate_size beside shared experts of shared_intermediate_size."""
+    n_heads = r.int("num_attention_heads", hi=MAX_HEADS)
+    gqa = GQASpec(n_heads, _kv_heads(r, "num_key_value_heads", n_heads), _head_dim(r, hidden, n_heads, "head_dim"))
+    if r.bool("attention_output_gate", False):
+        raise ValueError("attention_output_gate true is not supported for MiniMax-M3: no reference code implements it.")
+    if r.has("sparse_attention_config"):
+        sc = r.sub("sparse_attention_config")
+        if not sc.bool("use_sparse_attention", True):
+            raise ValueError("sparse_attention_config.use_sparse_attention false is not supported.")
+        sparse = [k == "S" for k in _per_layer_kinds(sc, n_layers, "sparse_attention_freq", {0: "D", 1: "S"})]
+        if sc.has("sparse_disable_index_value"):
+            off = _per_layer_kinds(sc, n_layers, "sparse_disable_index_value", {0: False, 1: True})
+            if any(s_ and not o for s_, o in zip(sparse, off, strict=True)):
+                raise ValueError(
+                    "sparse_attention_config.sparse_disable_index_value 0 on a sparse layer is not supported: "
+                    "an indexer value cache that no reference code implements."
+                )
+        if sc.int("sparse_init_block", 0, 0, 1 << 20):
+            raise ValueError(
+                "sparse_attention_config.sparse_init_block is not supported: no reference code keeps them."
+            )
+        if sc.str("sparse_score_type", "max") != "max":
+            raise ValueError("sparse_attention_config.sparse_score_type other than 'max' is not supported.")
+        fields = dict(
+            index_n_heads=sc.int("sparse_num_index_heads", hi=MAX_HEADS),
+            index_head_dim=sc.int("sparse_index_dim"),
+            block_size=sc.int("sparse_block_size", hi=1 << 20),
+            topk_blocks=sc.int("sparse_topk_blocks", hi=1 << 20),
+            local_blocks=sc.int("sparse_local_block", 1, hi=1 << 20),
+        )
+    else:
+        kinds = _per_layer_kinds(r, n_layers, "layer_types", {"full_attention": "D", "minimax_m3_sparse": "S"})
+        sparse = [k == "S" for k in kinds]
+        fields = dict(
+            index_n_heads=r.int("index_n_heads", hi=MAX_HEADS),
+            index_head_dim=r.int("index_head_dim"),
+            block_size=r.int("index_block_size", hi=1 << 20),
+            topk_blocks=r.int("index_topk_blocks", hi=1 << 20),
+            local_blocks=r.int("index_local_blocks", 1, hi=1 << 20),
+        )
+    block = BlockSparseSpec(gqa, **fields)  # the index key in bf16 whatever the cache: resolve_indexer_kv_dtype
+    # norms (per-head q/k norms, Gemma-style scaling), RoPE's width, the SwiGLU's clamp and slope, routing
+    # values and the router's correction bias (always built) change values, not shapes
+    r.ignore("qk_norm_type", "use_qk_norm", "use_gemma_norm", "rotary_dim", "swiglu_alpha", "use_routing_bias")
+    try:
+        flags = _per_layer_kinds(r, n_layers, "moe_layer_freq", {0: False, 1: True})
+        if r.has("first_k_dense_replace") and flags[: r.int("first_k_dense_replace", lo=0)] != [False] * r.int(
+            "first_k_dense_replace", lo=0
+        ):
+            raise ValueError("first_k_dense_replace and moe_layer_freq disagree.")
+        shared = r.int("shared_intermediate_size", 0, 0)
+        moe = MoEMLP(
+            n_routed=r.int("num_local_experts", hi=MAX_EXPERTS),
+            top_k=r.int("num_experts_per_tok", hi=MAX_EXPERTS),
+            expert_intermediate_size=r.int("intermediate_size"),
+            n_shared=r.int("n_shared_experts", 1 if shared else 0, 0, MAX_EXPERTS) if shared else 0,
+            shared_intermediate_size=shared,
+        )
+        if r.int("moe_intermediate_size", moe.expert_intermediate_size) != moe.expert_intermediate_size:
+            raise ValueError(
+                "moe_intermediate_size must equal intermediate_size: HF and vLLM size M3's experts by the latter."
+            )
+        dense = DenseMLP(r.int("dense_intermediate_size")) if not all(flags) else None
+        r.ignore("n_shared_experts", "dense_intermediate_size")
+        mlps: list = [moe if f else dense for f in flags]
+    except MissingField as e:
+        unknown.append(e.key)
+        mlps = [None] * n_layers
+    notes.append(
+        f"MiniMax-M3: {sum(sparse)} of {n_layers} layers are block-sparse: they cache an indexer key per token "
+        f"({block.index_head_dim} wide, {block.index_dtype}) beside keys and values, and each query attends to "
+        f"{block.topk_blocks} blocks of {block.block_size} tokens."
+    )
+    return [block if s_ else gqa for s_ in sparse], mlps
+
+
 # Families whose attention layout has its own parser: model_type -> parser(reader, hidden, n_layers, notes,
 # unknown) (notes: what the parser decided; unknown: parameter fields the config lacks),
 # returning the attention specs, or (attention specs, MLP specs) when the family lays out its MLPs itself.
@@ -1422,6 +1504,8 @@ FAMILIES = {
     "minimax_text_01": _minimax,
     "minimax": _minimax,
     "minimax_m2": _minimax,
+    "minimax_m3": _minimax_m3,
+    "minimax_m3_vl_text": _minimax_m3,
     "lfm2": _lfm2,
     "jamba": _jamba,
     "falcon_h1": _falcon_h1,

@@ -385,6 +385,41 @@ class ParallelSpec:
 
 
 @dataclass(frozen=True)
+class BlockSparseSpec:
+    """GQA attention that reads only some blocks of its cache, chosen by an indexer (MiniMax-M3's sparse
+    layers; vLLM `models/minimax_m3`, HF `MiniMaxM3VLIndexer`). Every token's keys and values are cached as
+    in `attention`, plus one indexer key of `index_head_dim` per token, in `index_dtype` whatever the KV
+    cache's dtype (vLLM `resolve_indexer_kv_dtype("bf16")`). A decoded query scores every cached indexer
+    key with `index_n_heads` heads, takes the best `topk_blocks` blocks of `block_size` tokens (its own
+    last, partial block among them) and attends to their tokens only."""
+
+    attention: GQASpec
+    index_n_heads: int  # H^I
+    index_head_dim: int  # d^I: the cached indexer key's width
+    block_size: int  # tokens per block the indexer ranks
+    topk_blocks: int  # blocks each query attends to, its own included
+    local_blocks: int = 1  # newest blocks always kept (among the top-k)
+    index_dtype: str = "bf16"
+
+    def __post_init__(self) -> None:
+        check_int("index_n_heads", self.index_n_heads, 1, MAX_HEADS)
+        check_int("index_head_dim", self.index_head_dim, 1, 65_536)
+        check_int("index_block_size", self.block_size, 1, 1 << 20)
+        check_int("index_topk_blocks", self.topk_blocks, 1, 1 << 20)
+        check_int("index_local_blocks", self.local_blocks, 1, self.topk_blocks)
+        if self.attention.sliding_window or self.attention.chunk_size:
+            raise ValueError("block-sparse attention over a sliding or chunked layer is not supported.")
+
+    @property
+    def design(self) -> str:
+        return f"{self.attention.design} block-sparse"
+
+    @property
+    def kind(self) -> str:
+        return f"{self.attention.design} block-sparse"
+
+
+@dataclass(frozen=True)
 class NoMixer:
     """A layer without attention or a sequence mixer (Nemotron-H's MLP-only layers, DeciLM's no-op
     attention): it caches nothing. `linear` layers (DeciLM `replace_with_linear`) hold one hidden x hidden
@@ -410,6 +445,7 @@ AttentionSpec = (
     | LightningSpec
     | ShortConvSpec
     | ParallelSpec
+    | BlockSparseSpec
     | NoMixer
 )
 

@@ -368,6 +368,7 @@ HYBRID_MODELS = (
     "nemotron-3-ultra-550b-a55b",
     "exaone-4.0-32b",
     "glm-5.2",
+    "minimax-m3",
 )
 
 
