@@ -404,6 +404,7 @@ def test_absurd_layer_count_is_refused_before_any_work():
 # ----------------------------------------------------------------------------- fuzzing
 
 FUZZ_BASES = ["llama-3.1-8b", "gemma-3-27b", "gpt-oss-120b", "deepseek-v3.2", "deepseek-v4-flash", "gpt2"]
+FUZZ_BASES += ["minimax-m1", "minimax-m3", "lfm2-350m", "glm-5.2", "nemotron-3-ultra-550b-a55b", "exaone-4.0-32b"]
 FIELDS = [
     "model_type",
     "hidden_size",
@@ -451,6 +452,27 @@ FIELDS = [
     "n_layer",
     "n_head",
     "n_inner",
+    # the families of the config-allowlist issue
+    "attn_type_list",
+    "full_attn_idxs",
+    "conv_L_cache",
+    "conv_dim",
+    "block_ff_dim",
+    "block_auto_adjust_ff_dim",
+    "block_ffn_dim_multiplier",
+    "block_multiple_of",
+    "layers_block_type",
+    "indexer_types",
+    "index_topk_freq",
+    "index_skip_topk_offset",
+    "index_topk_pattern",
+    "mlp_layer_types",
+    "moe_latent_size",
+    "sparse_attention_config",
+    "dense_intermediate_size",
+    "shared_intermediate_size",
+    "mamba_num_heads",
+    "ssm_state_size",
 ]
 
 scalars = st.one_of(
@@ -493,7 +515,7 @@ def _parse_or_value_error(cfg: dict) -> ModelSpec | None:
         return None
     # What parses must also be usable by the accounting.
     assert acc.kv_cache_bytes(spec, 1000) >= 0
-    assert acc.param_count(spec).total > 0
+    assert spec.params_unknown or acc.param_count(spec).total > 0
     assert acc.decode_cost(spec, 1000).attention_core_flops >= 0
     return spec
 
