@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.accounting import designs  # noqa: F401  (registers every design's accounting)
 from core.accounting.base import design_of
 from core.model.specs import ModelSpec
 

@@ -96,7 +96,8 @@ class BlockSparseDesign(Design):
         a = attn
         budget = a.topk_blocks * a.block_size
         return (
-            f"{design_of(a.attention).describe(a.attention, layers, multi).rstrip('.')}; block-sparse: every token "
+            f"{design_of(a.attention).describe(a.attention, layers, False).rstrip('.')} ({layers}); block-sparse: "
+            "every token "
             f"also caches a {a.index_head_dim}-wide indexer key ({a.index_dtype}), and each query attends only to "
             f"the {a.topk_blocks} best blocks of {a.block_size} tokens ({latex_int(budget).replace('{,}', ',')} "
             f"tokens, its own block included) that a {a.index_n_heads}-head indexer picks from all of them."
