@@ -1203,6 +1203,16 @@ def _mamba2(r: _Reader, d_inner: int, heads: str, head_dim: str, **keys: str) ->
     )
 
 
+# Falcon-H1's and Granite-4.0-H's names for the Mamba-2 fields (Zamba2 spells them otherwise)
+MAMBA_D_KEYS = dict(
+    state="mamba_d_state",
+    groups="mamba_n_groups",
+    conv="mamba_d_conv",
+    conv_bias="mamba_conv_bias",
+    proj_bias="mamba_proj_bias",
+)
+
+
 def _expand_width(r: _Reader, hidden: int, key: str = "mamba_expand") -> int:
     expand = r.get(key)
     if isinstance(expand, bool) or not isinstance(expand, int | float) or not 0 < expand <= 64:
@@ -1276,18 +1286,7 @@ def _falcon_h1(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknown
     r.ignore("mamba_expand")
     if r.bool("mamba_proj_bias", False) != r.bool("projectors_bias", False):
         raise ValueError("mamba_proj_bias and projectors_bias must agree: one bias switch is modelled for both.")
-    mamba = _mamba2(
-        r,
-        d_inner,
-        "mamba_n_heads",
-        "mamba_d_head",
-        state="mamba_d_state",
-        groups="mamba_n_groups",
-        conv="mamba_d_conv",
-        conv_bias="mamba_conv_bias",
-        proj_bias="mamba_proj_bias",
-        norm="mamba_rms_norm",
-    )
+    mamba = _mamba2(r, d_inner, "mamba_n_heads", "mamba_d_head", **MAMBA_D_KEYS, norm="mamba_rms_norm")
     # multipliers scale values; the norm's place and the scan's chunking change no shape
     r.ignore("lm_head_multiplier", "embedding_multiplier", "mlp_multipliers", "key_multiplier")
     r.ignore("attention_in_multiplier", "attention_out_multiplier", "ssm_multipliers", "ssm_in_multiplier")
@@ -1318,17 +1317,7 @@ def _granite_hybrid(r: _Reader, hidden: int, n_layers: int, notes: list[str], un
     attn = GQASpec(
         n_heads, _kv_heads(r, "num_key_value_heads", n_heads), _plain_head_dim(r, hidden, n_heads), None, bias, bias
     )
-    mamba = _mamba2(
-        r,
-        _expand_width(r, hidden),
-        "mamba_n_heads",
-        "mamba_d_head",
-        state="mamba_d_state",
-        groups="mamba_n_groups",
-        conv="mamba_d_conv",
-        conv_bias="mamba_conv_bias",
-        proj_bias="mamba_proj_bias",
-    )
+    mamba = _mamba2(r, _expand_width(r, hidden), "mamba_n_heads", "mamba_d_head", **MAMBA_D_KEYS)
     # multipliers scale values, NoPE vs RoPE changes no shape, the scan's chunking is compute
     r.ignore("embedding_multiplier", "logits_scaling", "residual_multiplier", "attention_multiplier")
     r.ignore("position_embedding_type", "mamba_chunk_size")
