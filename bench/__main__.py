@@ -60,10 +60,28 @@ ROOFLINE_FACTOR = 2.0  # CPU target: absorbed MLA is compute-bound here, so band
 BUSY = 0.1  # share of the CPUs other processes may use before a run is flagged
 
 
-def devices() -> list[tuple[torch.device, torch.dtype]]:
+def devices(only: str | None = None) -> list[tuple[torch.device, torch.dtype]]:
+    """The CPU in fp32 and, when present, the GPU in bf16; `only` ("cpu" / "cuda") keeps one. SystemExit with
+    a sentence when CUDA is asked for and absent."""
     out = [(torch.device("cpu"), torch.float32)]
     if torch.cuda.is_available():
         out.append((torch.device("cuda"), torch.bfloat16))
+    if only is None:
+        return out
+    kept = [d for d in out if d[0].type == only]
+    if not kept:
+        raise SystemExit(f"bench: no {only} device here (torch {torch.__version__}, CUDA {torch.version.cuda}).")
+    return kept
+
+
+def context_list(text: str) -> list[int]:
+    """--contexts "4096,16384,65536": whole numbers of tokens between 1 and 1M."""
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--contexts takes whole numbers separated by commas, got {text!r}") from None
+    if not out or any(not 1 <= n <= 1 << 20 for n in out):
+        raise argparse.ArgumentTypeError("--contexts takes 1 to 1,048,576 tokens each")
     return out
 
 
@@ -324,21 +342,26 @@ def needle_section(quick: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small contexts and few repeats (smoke run)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="time one device only (default: every one here)")
+    parser.add_argument("--contexts", type=context_list, help="decode contexts, e.g. 4096,16384,65536,131072")
+    parser.add_argument("--decode-only", action="store_true", help="only the decode comparison (no legacy, needle)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     args = parser.parse_args()
     start = time.perf_counter()
-    contexts = [1024, 4096] if args.quick else [4096, 16384, 65536]
+    contexts = args.contexts or ([1024, 4096] if args.quick else [4096, 16384, 65536])
     repeats = 3 if args.quick else 7
     out: dict = {"torch": torch.__version__, "quick": args.quick, "contexts": contexts, "devices": []}
-    for device, dtype in devices():
+    for device, dtype in devices(args.device):
         roofs = decode_section(device, dtype, contexts, repeats)
         roofs["crossover"] = crossover_section(device, dtype, roofs, args.quick)
         out["devices"].append(roofs)
-    out |= legacy_section(args.quick)
-    out |= needle_section(args.quick)
+    if not args.decode_only:
+        out |= legacy_section(args.quick)
+        out |= needle_section(args.quick)
     out["wall_s"] = time.perf_counter() - start
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2, default=float))
-    print(f"\nwrote {RESULTS} in {out['wall_s']:.0f} s")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, default=float))
+    print(f"\nwrote {args.out} in {out['wall_s']:.0f} s")
 
 
 if __name__ == "__main__":
