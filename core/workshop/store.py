@@ -220,13 +220,15 @@ class Store:
 
     def _create_tables(self) -> None:
         # create_all checks, then creates: a second process between the two makes our CREATE fail with
-        # "already exists" (PostgreSQL: a duplicate-key error); checking again then finds the tables.
-        for attempt in range(3):
+        # "already exists" (PostgreSQL: a duplicate-key error); checking again then finds the tables. Each
+        # table (and index) can be lost to another process once, so one try each, and a few more.
+        attempts = 2 * (len(metadata.tables) + sum(len(t.indexes) for t in metadata.tables.values())) + 3
+        for attempt in range(attempts):
             try:
                 metadata.create_all(self.engine)
                 return
             except sa.exc.DBAPIError:
-                if attempt == 2:
+                if attempt == attempts - 1:
                     raise
 
     # Rooms
