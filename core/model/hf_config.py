@@ -1447,9 +1447,8 @@ def _minimax_m3(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknow
     r.ignore("qk_norm_type", "use_qk_norm", "use_gemma_norm", "rotary_dim", "swiglu_alpha", "use_routing_bias")
     try:
         flags = _per_layer_kinds(r, n_layers, "moe_layer_freq", {0: False, 1: True})
-        if r.has("first_k_dense_replace") and flags[: r.int("first_k_dense_replace", lo=0)] != [False] * r.int(
-            "first_k_dense_replace", lo=0
-        ):
+        first_dense = r.int("first_k_dense_replace", None, 0, MAX_LAYERS)  # read by neither HF nor vLLM
+        if first_dense is not None and flags != [i >= first_dense for i in range(n_layers)]:
             raise ValueError("first_k_dense_replace and moe_layer_freq disagree.")
         shared = r.int("shared_intermediate_size", 0, 0)
         moe = MoEMLP(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.accounting.base import CacheRows, Design, LatexTerm, Params, design_of, latex_int, register
+from core.accounting.base import CacheRows, Design, LatexTerm, Params, design_of, register
 from core.model.dtypes import StorageFormat, cache_dtype
 from core.model.specs import BlockSparseSpec
 
@@ -99,6 +99,6 @@ class BlockSparseDesign(Design):
             f"{design_of(a.attention).describe(a.attention, layers, False).rstrip('.')} ({layers}); block-sparse: "
             "every token "
             f"also caches a {a.index_head_dim}-wide indexer key ({a.index_dtype}), and each query attends only to "
-            f"the {a.topk_blocks} best blocks of {a.block_size} tokens ({latex_int(budget).replace('{,}', ',')} "
+            f"the {a.topk_blocks} best blocks of {a.block_size} tokens ({budget:,} "
             f"tokens, its own block included) that a {a.index_n_heads}-head indexer picks from all of them."
         )
