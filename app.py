@@ -1,4 +1,4 @@
-"""KV Cache Lab: router and frame. Pages live in pages/ and are registered here explicitly."""
+"""KV Cache Lab: router and frame. Pages live in app_pages/ and are registered here explicitly."""
 
 import os
 
@@ -11,7 +11,7 @@ import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="KV Cache Lab", page_icon=":material/memory:", layout="wide")
 
-overview = st.Page("pages/overview.py", title="Overview", icon=":material/insights:", url_path="home", default=True)
+overview = st.Page("app_pages/overview.py", title="Overview", icon=":material/insights:", url_path="home", default=True)
 
 
 def _old_overview_url() -> None:
@@ -21,17 +21,17 @@ def _old_overview_url() -> None:
 
 pages = [
     overview,
-    st.Page("pages/planner.py", title="Memory planner", icon=":material/memory:", url_path="planner"),
-    st.Page("pages/inside_mla.py", title="Inside MLA", icon=":material/account_tree:", url_path="inside_mla"),
-    st.Page("pages/latent_rank.py", title="Latent rank", icon=":material/compress:", url_path="latent_rank"),
-    st.Page("pages/compute.py", title="Compute & roofline", icon=":material/speed:", url_path="compute"),
-    st.Page("pages/sparse.py", title="Sparse & compressed", icon=":material/filter_alt:", url_path="sparse"),
-    st.Page("pages/hybrid.py", title="Hybrid models", icon=":material/join_inner:", url_path="hybrid"),
-    st.Page("pages/quantized.py", title="Quantized caches", icon=":material/grain:", url_path="quantized"),
-    st.Page("pages/needle.py", title="Needle in a haystack", icon=":material/search:", url_path="needle"),
-    st.Page("pages/real_model.py", title="Real model", icon=":material/model_training:", url_path="real_model"),
-    st.Page("pages/workshop.py", title="Workshop", icon=":material/school:", url_path="workshop"),
-    st.Page("pages/glossary.py", title="Glossary", icon=":material/menu_book:", url_path="glossary"),
+    st.Page("app_pages/planner.py", title="Memory planner", icon=":material/memory:", url_path="planner"),
+    st.Page("app_pages/inside_mla.py", title="Inside MLA", icon=":material/account_tree:", url_path="inside_mla"),
+    st.Page("app_pages/latent_rank.py", title="Latent rank", icon=":material/compress:", url_path="latent_rank"),
+    st.Page("app_pages/compute.py", title="Compute & roofline", icon=":material/speed:", url_path="compute"),
+    st.Page("app_pages/sparse.py", title="Sparse & compressed", icon=":material/filter_alt:", url_path="sparse"),
+    st.Page("app_pages/hybrid.py", title="Hybrid models", icon=":material/join_inner:", url_path="hybrid"),
+    st.Page("app_pages/quantized.py", title="Quantized caches", icon=":material/grain:", url_path="quantized"),
+    st.Page("app_pages/needle.py", title="Needle in a haystack", icon=":material/search:", url_path="needle"),
+    st.Page("app_pages/real_model.py", title="Real model", icon=":material/model_training:", url_path="real_model"),
+    st.Page("app_pages/workshop.py", title="Workshop", icon=":material/school:", url_path="workshop"),
+    st.Page("app_pages/glossary.py", title="Glossary", icon=":material/menu_book:", url_path="glossary"),
 ]
 # Hidden: reachable by URL only. The default page is served at "/", so its own url_path would otherwise
 # open Streamlit's "Page not found" dialog.

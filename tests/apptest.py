@@ -8,11 +8,11 @@ from streamlit.testing.v1 import AppTest
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
-DEFAULT_PAGE = "pages/overview.py"  # app.py serves it at "/" (its file name also names a hidden redirect)
+DEFAULT_PAGE = "app_pages/overview.py"  # app.py serves it at "/" (its file name also names a hidden redirect)
 
 
 def open_page(page: str, query: dict | None = None, timeout: int = 180) -> AppTest:
-    """Run app.py on `page` (e.g. "pages/needle.py") with the query params of a link. The default page is
+    """Run app.py on `page` (e.g. "app_pages/needle.py") with the query params of a link. The default page is
     opened as a browser opens "/", without switching to it."""
     at = AppTest.from_file(str(APP), default_timeout=timeout)
     if page != DEFAULT_PAGE:

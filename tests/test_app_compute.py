@@ -12,7 +12,7 @@ P = "compute."
 
 
 def run(query: dict | None = None) -> AppTest:
-    return open_page("pages/compute.py", query)
+    return open_page("app_pages/compute.py", query)
 
 
 ok = assert_clean

@@ -1,4 +1,4 @@
-"""The Glossary page (pages/glossary.py) run from app.py: at its defaults it lists every entry of
+"""The Glossary page (app_pages/glossary.py) run from app.py: at its defaults it lists every entry of
 assets/glossary.json alphabetically with its definition and links to the pages where it matters (each link
 names a page the app has); the filter narrows the list case-insensitively; a filter that matches nothing,
 an overlong one, or one with Markdown in it gives a warning that shows the text as typed, never a traceback."""
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from apptest import assert_clean, assert_no_exception, open_page, unescaped
 
+from app_pages.glossary import MAX_QUERY, TITLES
 from core.workshop import glossary
-from pages.glossary import MAX_QUERY, TITLES
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "glossary.filter"
@@ -17,7 +17,7 @@ KEY = "glossary.filter"
 
 @pytest.fixture(scope="module")
 def page():
-    at = open_page("pages/glossary.py")
+    at = open_page("app_pages/glossary.py")
     assert_clean(at)
     return at
 
@@ -45,14 +45,14 @@ def test_every_page_link_names_a_page_of_the_app(page):
     assert links
     for link in links:
         pid = link.proto.page or "overview"  # the url path; the default page is served at "/"
-        assert f'"pages/{pid}.py"' in app and link.proto.page_script_hash
+        assert f'"app_pages/{pid}.py"' in app and link.proto.page_script_hash
         assert link.proto.label == TITLES[pid]
     wanted = sum(len([p for p in e.pages if p != "glossary"]) for e in glossary.load())
     assert len(links) == wanted
 
 
 def test_filter_is_case_insensitive_and_matches_aliases_and_definitions():
-    at = open_page("pages/glossary.py")
+    at = open_page("app_pages/glossary.py")
     at.text_input(key=KEY).set_value("C_kv").run()
     assert_clean(at)
     terms = shown_terms(at)
@@ -63,7 +63,7 @@ def test_filter_is_case_insensitive_and_matches_aliases_and_definitions():
 
 @pytest.mark.parametrize("typed", ["zzzz no such word", "**bold** [x](javascript:alert(1)) $x$", "q" * 5000])
 def test_a_filter_that_matches_nothing_warns_with_the_text_as_typed(typed):
-    at = open_page("pages/glossary.py")
+    at = open_page("app_pages/glossary.py")
     at.text_input(key=KEY).set_value(typed).run()
     assert_no_exception(at)
     assert not at.error and not shown_terms(at)

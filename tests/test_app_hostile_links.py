@@ -13,15 +13,15 @@ import pytest
 from apptest import assert_clean, open_page, unescaped
 
 PAGES = [
-    "pages/overview.py",
-    "pages/planner.py",
-    "pages/inside_mla.py",
-    "pages/latent_rank.py",
-    "pages/compute.py",
-    "pages/sparse.py",
-    "pages/hybrid.py",
-    "pages/quantized.py",
-    "pages/needle.py",
+    "app_pages/overview.py",
+    "app_pages/planner.py",
+    "app_pages/inside_mla.py",
+    "app_pages/latent_rank.py",
+    "app_pages/compute.py",
+    "app_pages/sparse.py",
+    "app_pages/hybrid.py",
+    "app_pages/quantized.py",
+    "app_pages/needle.py",
 ]
 HOSTILE = {
     "![b](http://127.0.0.1:9/x)": "1",

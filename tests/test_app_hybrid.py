@@ -1,4 +1,4 @@
-"""The "Hybrid models" page (pages/hybrid.py), run through app.py's router with Streamlit's AppTest.
+"""The "Hybrid models" page (app_pages/hybrid.py), run through app.py's router with Streamlit's AppTest.
 
 What it proves:
 - at the defaults the page renders its three charts (bytes held, step FLOPs, the model's breakdown), the
@@ -32,7 +32,7 @@ FULL_LINK = {"T": "16", "input": "text", "model": "nemotron-h-56b", "context": "
 
 
 def run(query: dict | None = None) -> AppTest:
-    return open_page("pages/hybrid.py", query)
+    return open_page("app_pages/hybrid.py", query)
 
 
 ok = assert_clean

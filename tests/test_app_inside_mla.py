@@ -45,7 +45,7 @@ def one_torch_thread():
 
 
 def run(query: dict | None = None) -> AppTest:
-    return open_page("pages/inside_mla.py", query)
+    return open_page("app_pages/inside_mla.py", query)
 
 
 no_exception = assert_no_exception

@@ -51,7 +51,7 @@ def one_torch_thread():
 
 
 def run(query: dict | None = None) -> AppTest:
-    return open_page("pages/latent_rank.py", query)
+    return open_page("app_pages/latent_rank.py", query)
 
 
 def ok(at: AppTest) -> None:

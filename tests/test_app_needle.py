@@ -11,7 +11,7 @@ P = "needle."
 
 
 def run(query: dict | None = None) -> AppTest:
-    return open_page("pages/needle.py", query)
+    return open_page("app_pages/needle.py", query)
 
 
 ok = assert_clean

@@ -10,7 +10,7 @@ from core.model.gpus import GPUS
 
 
 def run(query: dict | None = None) -> AppTest:
-    return open_page("pages/overview.py", query)
+    return open_page("app_pages/overview.py", query)
 
 
 ok = assert_clean

@@ -45,7 +45,7 @@ QUERY_KEYS = {f.metadata["param"].key for f in fields(PlannerState) if "param" i
 
 
 def run(query: dict | None = None) -> AppTest:
-    return open_page("pages/planner.py", query)
+    return open_page("app_pages/planner.py", query)
 
 
 no_exception = assert_no_exception

@@ -9,7 +9,7 @@ P = "quant."
 
 
 def run(query: dict | None = None) -> AppTest:
-    return open_page("pages/quantized.py", query)
+    return open_page("app_pages/quantized.py", query)
 
 
 ok = assert_clean

@@ -13,7 +13,7 @@ P = "real."
 
 
 def run(query: dict | None = None) -> AppTest:
-    return open_page("pages/real_model.py", query)
+    return open_page("app_pages/real_model.py", query)
 
 
 def test_defaults_render_the_pareto_picture_and_the_method():

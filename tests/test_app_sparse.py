@@ -23,7 +23,7 @@ KV_BF16, KV_PRODUCTION, FLOPS = "11.5%", "10.5%", "26.2%"
 
 
 def run(query: dict | None = None) -> AppTest:
-    return open_page("pages/sparse.py", query)
+    return open_page("app_pages/sparse.py", query)
 
 
 no_exception = assert_no_exception

@@ -6,9 +6,9 @@ page's widgets, the presenter view, and hostile workshop parameters in a link.""
 import pytest
 from apptest import assert_no_exception, open_page
 
+from app_pages import workshop_ui
 from core.workshop import path as wp
 from core.workshop.store import Store
-from pages import workshop_ui
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def db(tmp_path, monkeypatch):
 
 
 def start_room() -> tuple[str, str]:
-    host = open_page("pages/workshop.py")
+    host = open_page("app_pages/workshop.py")
     host.button(key="ws.create").click().run()
     assert_no_exception(host)
     code, key = host.query_params["room"], host.session_state["ws.host"]
@@ -28,7 +28,7 @@ def start_room() -> tuple[str, str]:
 
 
 def join(code: str) -> str:
-    p = open_page("pages/workshop.py")
+    p = open_page("app_pages/workshop.py")
     p.text_input(key="ws.join.code").input(f"  {code.lower()} ")  # typed loosely: normalised
     p.button[0].click().run()
     assert_no_exception(p)
@@ -38,11 +38,11 @@ def join(code: str) -> str:
 
 def step_page(tour: str, n: int, **extra) -> tuple:
     step = wp.paths()[tour].steps[n - 1]
-    return f"pages/{step.page}.py", {**step.view, "tour": tour, "step": str(n), **extra}
+    return f"app_pages/{step.page}.py", {**step.view, "tour": tour, "step": str(n), **extra}
 
 
 def test_workshop_page_lists_both_paths_and_every_step():
-    at = open_page("pages/workshop.py")
+    at = open_page("app_pages/workshop.py")
     assert_no_exception(at)
     assert set(at.radio(key="ws.tour").options) == {
         f"{p.title} ({len(p.steps)} steps, about {p.minutes} minutes)" for p in wp.paths().values()
@@ -84,7 +84,7 @@ def test_a_room_from_start_to_reveal(db):
 
 
 def test_wrong_code_is_refused_in_a_sentence(db):
-    p = open_page("pages/workshop.py")
+    p = open_page("app_pages/workshop.py")
     p.text_input(key="ws.join.code").input("ZZZZZZ")
     p.button[0].click().run()
     assert_no_exception(p)
@@ -97,7 +97,7 @@ def test_wrong_code_is_refused_in_a_sentence(db):
 
 def test_presenter_key_resumes_the_room(db):
     code, key = db.create_room("workshop")
-    at = open_page("pages/workshop.py")
+    at = open_page("app_pages/workshop.py")
     at.text_input(key="ws.resume.code").input(code)
     at.text_input(key="ws.resume.key").input("wrong")
     at.button(key="FormSubmitter:ws.resume-Resume as presenter").click().run()
@@ -112,7 +112,7 @@ def test_presenter_key_resumes_the_room(db):
 def test_every_page_asks_its_question_and_reveals(page):
     """Without a path, each page's "Ask first" is an answer box; "show me" reveals the engine's answer."""
     q = wp.page_question(page)
-    at = open_page(f"pages/{page}.py")
+    at = open_page(f"app_pages/{page}.py")
     assert_no_exception(at)
     assert any(m.value == f"**{q.prompt}**" for m in at.markdown)
     assert not any("*Ask first:*" in m.value for m in at.markdown)
@@ -155,7 +155,7 @@ def test_presenter_view_hides_the_sidebar_and_folds_the_lesson():
     ],
 )
 def test_hostile_workshop_parameters_never_break_a_page(query):
-    at = open_page("pages/overview.py", query)
+    at = open_page("app_pages/overview.py", query)
     assert_no_exception(at)
     assert not any("<script>" in m.value for m in at.markdown)
     warned = " ".join(w.value for w in at.warning)
@@ -168,11 +168,11 @@ def test_hostile_workshop_parameters_never_break_a_page(query):
 
 def test_joining_a_room_follows_its_path(db):
     code, _ = db.create_room("review")
-    p = open_page("pages/workshop.py")
+    p = open_page("app_pages/workshop.py")
     p.text_input(key="ws.join.code").input(code)
     p.button[0].click().run()
     assert p.radio(key="ws.tour").value == "review" and p.query_params["tour"] == "review"
-    again = open_page("pages/workshop.py", {"room": code, "me": p.query_params["me"]})  # a reload: the link's room
+    again = open_page("app_pages/workshop.py", {"room": code, "me": p.query_params["me"]})  # a reload: the link's room
     assert again.radio(key="ws.tour").value == "review"
 
 

@@ -1,6 +1,6 @@
 """Charts that survive a projector and a slide (core/view/charts.py): a model or design has one colour on every
 chart, the roofline's and the Pareto charts' direct labels never overlap each other, a point or a line, styled
-charts keep their plot height (no fixed element height for the download buttons to cover), and pages.common.table
+charts keep their plot height (no fixed element height for the download buttons to cover), and app_pages.common.table
 sizes a table to its rows."""
 
 import itertools
@@ -184,9 +184,9 @@ def test_styled_single_charts_keep_their_plot_height_and_concats_their_size():
 
 
 def test_table_height_fits_every_row(monkeypatch):
-    """pages.common.table asks st.dataframe for the header plus one row height per row (a Styler counts its
+    """app_pages.common.table asks st.dataframe for the header plus one row height per row (a Styler counts its
     frame's rows), hides the index and stretches; a caller's own setting wins."""
-    from pages import common
+    from app_pages import common
 
     seen = []
     monkeypatch.setattr(common.st, "dataframe", lambda df, **kw: seen.append(kw))

@@ -55,7 +55,7 @@ sys.path.insert(0, {root!r})
 from altair.utils import schemapi
 import core.view.charts as ch
 if {patched}:
-    schemapi.disable_debug_mode()  # as the served app runs (pages/common.py)
+    schemapi.disable_debug_mode()  # as the served app runs (app_pages/common.py)
 else:  # Altair's own class table, class listing and deep copy, and its debug mode
     schemapi._deep_copy = schemapi._deep_copy.original
     for root, listing in schemapi._FromDict.__init__.originals.items():
@@ -96,7 +96,7 @@ def test_pages_skip_the_schema_check_only_outside_tests():
     import altair as alt
     import pandas as pd
 
-    from pages import common
+    from app_pages import common
 
     assert common.VALIDATE_CHARTS
     c = alt.Chart(pd.DataFrame({"x": [1, 2]})).mark_point().encode(x="x:Q")
@@ -131,11 +131,11 @@ def test_a_figure_carries_arrow_datasets_and_downloads_the_same_rows():
     (layers sharing one frame)."""
     import json
 
+    from app_pages import common
     from core.accounting import roofline as rl
     from core.model.gpus import GPUS
     from core.model.presets import load_preset
     from core.view.charts import CONTEXTS, cache_chart, cache_vs_context, roofline_chart, style
-    from pages import common
 
     specs = {m: load_preset(m) for m in ("llama-3.1-70b", "qwen3-next-80b-a3b")}
     gpu = GPUS["H200"]
@@ -153,7 +153,7 @@ def test_a_figure_carries_arrow_datasets_and_downloads_the_same_rows():
 def test_a_frame_digest_tells_frames_apart():
     import pandas as pd
 
-    from pages.common import _frame_digest
+    from app_pages.common import _frame_digest
 
     a = pd.DataFrame({"x": [1, 2], "y": ["p", "q"]})
     assert _frame_digest(a) == _frame_digest(a.copy())

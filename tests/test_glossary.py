@@ -27,7 +27,7 @@ from core.view.urlstate import InsideState, parse_state
 from core.workshop import glossary
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_PAGES = re.findall(r'"(pages/\w+\.py)"', (ROOT / "app.py").read_text())
+APP_PAGES = re.findall(r'"(app_pages/\w+\.py)"', (ROOT / "app.py").read_text())
 
 # Ordinary English (and plain units) allowed in headings and metric labels without a glossary entry. Keep it
 # to words a newcomer knows without this app: jargon belongs in assets/glossary.json.
@@ -209,13 +209,13 @@ def test_no_page_says_naive(runs):
     said = {
         page: [t for t in labels(at) if re.search(r"\bna[iï]ve\b", t, re.IGNORECASE)]
         for page, at in runs.items()
-        if page != "pages/glossary.py"
+        if page != "app_pages/glossary.py"
     }
     assert not any(said.values()), said
 
 
 def test_the_glossary_page_is_the_one_place_that_explains_naive(runs):
-    at = runs["pages/glossary.py"]
+    at = runs["app_pages/glossary.py"]
     assert any("naive" in t.casefold() for t in labels(at))
 
 

@@ -1,4 +1,4 @@
-"""Memory of the Inside MLA page under its heaviest allowed links (core/lab/inside.py, pages/inside_mla.py).
+"""Memory of the Inside MLA page under its heaviest allowed links (core/lab/inside.py, app_pages/inside_mla.py).
 
 Shared links come from strangers, so what one link can make the server allocate is bounded. This runs the
 page through AppTest in a fresh interpreter (the server's situation: torch loaded, the page's caches
@@ -50,7 +50,7 @@ def trim():
 
 def page(query):
     at = AppTest.from_file("app.py", default_timeout=600)
-    at.switch_page("pages/inside_mla.py")
+    at.switch_page("app_pages/inside_mla.py")
     for k, v in query.items():
         at.query_params[k] = v
     at.run()

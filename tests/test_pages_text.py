@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted((ROOT / "pages").glob("*.py")) + [ROOT / "app.py"]
+PAGES = sorted((ROOT / "app_pages").glob("*.py")) + [ROOT / "app.py"]
 RENDERS = {"markdown", "warning", "error", "info", "success", "caption", "write", "toast", "latex"}
 # Names and attributes that hold text from strangers in the pages.
 TAINTED_NAMES = {"e", "err", "exc", "note", "notes", "source", "raw", "pasted", "up", "token", "link_token", "init"}

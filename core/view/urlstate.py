@@ -143,7 +143,7 @@ def _join(v: tuple[str, ...]) -> str:
     return ",".join(v)
 
 
-WORKSHOP_KEYS = ("tour", "step", "room", "me", "present")  # every page's: validated by pages/workshop_ui.py
+WORKSHOP_KEYS = ("tour", "step", "room", "me", "present")  # every page's: validated by app_pages/workshop_ui.py
 
 
 def parse_state(cls: type, params: Mapping[str, Any]):

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 
 PATH = Path(__file__).resolve().parent.parent.parent / "assets" / "glossary.json"
-# Page ids (their files are pages/<id>.py): where an entry matters.
+# Page ids (their files are app_pages/<id>.py): where an entry matters.
 PAGES = (
     "overview",
     "planner",

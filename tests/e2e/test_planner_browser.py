@@ -1,9 +1,9 @@
 """In real Chromium: a shared link opens the Memory planner with planner v2's numbers (8 x H200 as TP8:
 llama-3.1-70b 20.35x, deepseek-v3 4.55x, while pooled memory would say 37.15x); turning on data-parallel
 attention gives deepseek-v3 22.73x and writes dpa=1 into the URL; the sidebar lists the pages app.py
-registers, not the files in pages/; typing a batch updates the URL and the table; the review card and a
+registers, not the files in app_pages/; typing a batch updates the URL and the table; the review card and a
 chart download as real PNGs; and a fresh server whose very first request is /planner runs the page
-through app.py's router (pages/common.py `ensure_router`), not in legacy multipage mode."""
+through app.py's router (st.navigation, the only router: the page folder is not named pages/)."""
 
 import contextlib
 import re

@@ -4,6 +4,8 @@ real, and V4's claims traced to their causes."""
 import pandas as pd
 import streamlit as st
 
+from app_pages import workshop_ui as ws
+from app_pages.common import downloads, figure, link_state, preset, show, table, takeaways
 from core.accounting.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
 from core.lab.sparse import SmallSparse, claim_steps, dsa_selection, flops_vs_context, v4_visibility
 from core.model.units import fmt_bytes, fmt_si
@@ -11,8 +13,6 @@ from core.view.charts import CONTEXTS, parts_vs_context, selection_heatmap, visi
 from core.view.urlstate import SparseState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
-from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, figure, link_state, preset, show, table, takeaways
 
 P = "sparse."
 HCA_RATIOS = [2, 8, 16, 32, 64]
@@ -140,7 +140,6 @@ def claims_section() -> None:
     )
 
 
-ensure_router()
 st.title("Sparse & compressed attention")
 ws.lesson("sparse", P)
 init = link_state(SparseState, P)

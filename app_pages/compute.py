@@ -5,6 +5,8 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from app_pages import workshop_ui as ws
+from app_pages.common import chart_spec, downloads, link_state, show, table, takeaways
 from core.accounting import roofline as rl
 from core.lab import measure
 from core.model.gpus import GPUS
@@ -14,8 +16,6 @@ from core.view.charts import CONTEXTS, per_token_chart, roofline_chart, token_la
 from core.view.urlstate import ComputeState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
-from pages import workshop_ui as ws
-from pages.common import chart_spec, downloads, ensure_router, link_state, show, table, takeaways
 
 P = "compute."
 CROSSOVER_LABELS = {
@@ -213,7 +213,6 @@ def view() -> None:
     takeaways(view_takeaways(s.gpu, s.context, s.batch))
 
 
-ensure_router()
 st.title("Compute & roofline")
 ws.lesson("compute", P)
 link_state(ComputeState, P, grids={"context": CONTEXTS, "batch": BATCHES})

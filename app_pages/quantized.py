@@ -4,15 +4,9 @@ and what it loses."""
 import pandas as pd
 import streamlit as st
 
-from core.lab import minilm, quantlab
-from core.view.charts import bias_chart, pareto_chart, rotation_chart
-from core.view.urlstate import QuantState, dump_state
-from core.workshop import glossary
-from core.workshop import takeaways as tk
-from pages import workshop_ui as ws
-from pages.common import (
+from app_pages import workshop_ui as ws
+from app_pages.common import (
     downloads,
-    ensure_router,
     figure,
     link_state,
     minilm_model,
@@ -22,7 +16,12 @@ from pages.common import (
     table,
     takeaways,
 )
-from pages.real_panel import lead
+from app_pages.real_panel import lead
+from core.lab import minilm, quantlab
+from core.view.charts import bias_chart, pareto_chart, rotation_chart
+from core.view.urlstate import QuantState, dump_state
+from core.workshop import glossary
+from core.workshop import takeaways as tk
 
 RANKS = list(quantlab.LATENT_RANKS)
 P = "quant."
@@ -131,7 +130,6 @@ def latent_section(layer: int, passage: int) -> None:
     )
 
 
-ensure_router()
 st.title("Quantized caches")
 ws.lesson("quantized", P)
 init = link_state(QuantState, P, grids={"rank": RANKS})

@@ -5,17 +5,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.lab import lowrank as lr
-from core.lab import minilm
-from core.model.units import fmt_bytes
-from core.view.charts import energy_chart, errors_chart, spectra_chart
-from core.view.urlstate import LatentState, dump_state
-from core.workshop import glossary
-from core.workshop import takeaways as tk
-from pages import workshop_ui as ws
-from pages.common import (
+from app_pages import workshop_ui as ws
+from app_pages.common import (
     downloads,
-    ensure_router,
     figure,
     link_state,
     minilm_model,
@@ -24,7 +16,14 @@ from pages.common import (
     show,
     takeaways,
 )
-from pages.real_panel import lead
+from app_pages.real_panel import lead
+from core.lab import lowrank as lr
+from core.lab import minilm
+from core.model.units import fmt_bytes
+from core.view.charts import energy_chart, errors_chart, spectra_chart
+from core.view.urlstate import LatentState, dump_state
+from core.workshop import glossary
+from core.workshop import takeaways as tk
 
 P = "latent."
 RANKS = [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384]
@@ -138,7 +137,6 @@ def state() -> LatentState:
     return LatentState(ss[P + "layer"], ss[P + "head"], ss[P + "passage"], ss[P + "rank"])
 
 
-ensure_router()
 st.title("Latent rank")
 ws.lesson("latent_rank", P)
 init = link_state(LatentState, P)

@@ -4,10 +4,10 @@ rank, Needle): SmolLM2-135M's shipped sweep for this page's family, its Pareto p
 import pandas as pd
 import streamlit as st
 
+from app_pages.common import downloads, figure, show
 from core.lab import realquality as rq
 from core.view.real_charts import pareto_chart, pareto_frame
 from core.workshop import takeaways as tk
-from pages.common import downloads, figure, show
 
 
 @st.cache_data(show_spinner=False)
@@ -39,7 +39,7 @@ def lead(families: tuple[str, ...], metric: str, key: str, context: int = 1024, 
         for line in tk.real_family(df, families, metric, context):
             st.markdown(f"- {line}")
         st.page_link(
-            "pages/real_model.py",
+            "app_pages/real_model.py",
             label="Every family, every number: the Real model page",
             icon=":material/model_training:",
         )

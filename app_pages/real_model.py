@@ -7,15 +7,15 @@ import threading
 import pandas as pd
 import streamlit as st
 
+from app_pages import workshop_ui as ws
+from app_pages.common import downloads, figure, link_state, show, table, takeaways
+from app_pages.real_panel import real_results as results
 from core.lab import realquality as rq
 from core.model.hf_config import from_hf_config
 from core.view.real_charts import pareto_chart, pareto_frame
 from core.view.urlstate import REAL_FAMILIES, REAL_METRICS, REAL_Y_MAX, RealState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
-from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, figure, link_state, show, table, takeaways
-from pages.real_panel import real_results as results
 
 P = "real."
 MHA2MLA = pd.DataFrame(  # arXiv 2502.14837 v1, Table 1: SmolLM-135M (v1), six-benchmark average after fine-tuning
@@ -76,7 +76,6 @@ def controls() -> RealState:
     )
 
 
-ensure_router()
 st.title("Real model: what compression costs")
 ws.lesson("real_model", P)
 link_state(RealState, P)

@@ -7,6 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_pages import workshop_ui as ws
+from app_pages.common import downloads, figure, link_state, show, takeaways
+from app_pages.real_panel import lead
 from core.lab import needle as nd
 from core.lab import tiny
 from core.model.presets import load_preset
@@ -16,9 +19,6 @@ from core.view.text import plain
 from core.view.urlstate import NeedleState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
-from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, figure, link_state, show, takeaways
-from pages.real_panel import lead
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "assets" / "needle" / "results.json"
@@ -81,7 +81,6 @@ def controls(init: NeedleState) -> NeedleState:
     return NeedleState(ss[P + "model"], method, strength)
 
 
-ensure_router()
 st.title("Needle in a haystack")
 ws.lesson("needle", P)
 init = link_state(NeedleState, P)

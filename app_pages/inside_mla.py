@@ -5,6 +5,8 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from app_pages import workshop_ui as ws
+from app_pages.common import downloads, figure, link_state, show, table, takeaways
 from core.accounting import totals as acc
 from core.lab import inside
 from core.lab.inside import (
@@ -22,8 +24,6 @@ from core.view.text import plain
 from core.view.urlstate import WIDTHS, InsideState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
-from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, figure, link_state, show, table, takeaways
 
 P = "inside."
 DESIGNS = ("MHA", "GQA", "MLA materialised", "MLA absorbed")
@@ -212,7 +212,6 @@ def attention_pattern(cfg: InsideConfig) -> None:
     downloads(hm, hd, "attention-heatmap", P + "dl_heat")
 
 
-ensure_router()
 st.title("Inside MLA")
 ws.lesson("inside_mla", P)
 init = link_state(

@@ -8,6 +8,9 @@ import pandas as pd
 import streamlit as st
 
 import core
+from app_pages import workshop_ui as ws
+from app_pages.common import chart_spec, downloads, link_state, preset, show, takeaways
+from app_pages.common import table as common_table
 from core.accounting import planner as pl
 from core.accounting.describe import describe
 from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
@@ -44,9 +47,6 @@ from core.view.urlstate import (
 )
 from core.workshop import glossary
 from core.workshop import takeaways as tk
-from pages import workshop_ui as ws
-from pages.common import chart_spec, downloads, ensure_router, link_state, preset, show, takeaways
-from pages.common import table as common_table
 
 P = "planner."
 AUTO_HELP = "auto: the model's dtype (float32 checkpoints downcast to bf16), as vLLM's kv_cache_dtype auto"
@@ -452,7 +452,6 @@ def view(custom: ModelSpec | None, token: str) -> None:
     takeaways(v.takeaways)
 
 
-ensure_router()
 st.title("Memory planner")
 ws.lesson("planner", P)
 init = link_state(

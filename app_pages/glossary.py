@@ -5,7 +5,6 @@ import streamlit as st
 
 from core.view.text import plain
 from core.workshop import glossary
-from pages.common import ensure_router
 
 P = "glossary."
 MAX_QUERY = 60  # characters of the filter a search may use
@@ -37,10 +36,9 @@ def show_entry(entry: glossary.Entry) -> None:
         if links:
             cols = st.columns(len(links))
             for col, page in zip(cols, links, strict=True):
-                col.page_link(f"pages/{page}.py", label=TITLES[page])
+                col.page_link(f"app_pages/{page}.py", label=TITLES[page])
 
 
-ensure_router()
 st.title("Glossary")
 st.markdown(
     "One word, one meaning on every page. These definitions are also the tooltips (the small question marks) "

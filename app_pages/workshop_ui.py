@@ -138,7 +138,7 @@ def step_link(tour: str, n: int, **extra: str) -> tuple[str, dict[str, str]]:
     """The page file and URL parameters of step n (1-based) of a path, carrying the room and presenter view."""
     step = wp.paths()[tour].steps[n - 1]
     keep = {k: v for k, v in params().items() if k in ("room", "me", "present")}
-    return f"pages/{step.page}.py", {**step.view, **keep, **extra, "tour": tour, "step": str(n)}
+    return f"app_pages/{step.page}.py", {**step.view, **keep, **extra, "tour": tour, "step": str(n)}
 
 
 # ----------------------------------------------------------------------------- presenter view
@@ -233,8 +233,8 @@ def nav(tour: str, n: int) -> None:
         page, q = step_link(tour, n + 1)
         b.page_link(page, label="Next step", icon=":material/arrow_forward:", query_params=q)
     else:
-        b.page_link("pages/workshop.py", label="Finish", icon=":material/flag:", query_params=params())
-    c.page_link("pages/workshop.py", label="All steps", icon=":material/list:", query_params=params())
+        b.page_link("app_pages/workshop.py", label="Finish", icon=":material/flag:", query_params=params())
+    c.page_link("app_pages/workshop.py", label="All steps", icon=":material/list:", query_params=params())
 
 
 def ask(q: wp.Question, takeaway: str | None = None) -> bool:

@@ -20,12 +20,12 @@ from altair.utils import schemapi
 from altair.vegalite.data import default_data_transformer
 from pandas.io.formats.style import Styler
 
+from app_pages import workshop_ui
 from core.model.presets import load_preset
 from core.model.specs import ModelSpec
 from core.view.charts import style, to_png, to_svg
 from core.view.text import plain
 from core.view.urlstate import Replaced, nearest, parse_state
-from pages import workshop_ui
 
 try:  # what st.vega_lite_chart does to a spec's named datasets on every rerun, done once per spec in figure()
     from streamlit.dataframe_util import convert_anything_to_arrow_bytes as _to_arrow
@@ -210,24 +210,6 @@ def init_widgets(prefix: str, state, extra: dict | None = None) -> None:
             st.session_state[key] = list(v) if isinstance(v, tuple) else v
     for k, v in (extra or {}).items():
         st.session_state.setdefault(prefix + k, v)
-
-
-def ensure_router() -> None:
-    """Make a page opened by its own URL run under app.py's st.navigation.
-
-    With a pages/ folder present, Streamlit runs the first script run of a fresh server in legacy
-    multipage mode (PagesManager.uses_pages_directory), which executes a page such as /planner directly,
-    without app.py: no page config, and every file in pages/ listed as a page. app.py's st.navigation
-    clears the flag; a page that finds it still set clears it and reruns, so the run goes through
-    app.py. Call first thing in every page.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without the legacy mode
-        return
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 def link_state(cls, prefix: str, extra=None, grids: dict | None = None):

@@ -2,13 +2,11 @@
 
 import streamlit as st
 
+from app_pages import workshop_ui as ws
 from core.view.text import plain
 from core.workshop import path as wp
 from core.workshop.store import normalise_code
-from pages import workshop_ui as ws
-from pages.common import ensure_router
 
-ensure_router()
 if ws.presenting():
     ws.presenter_css()
 st.title("Workshop")

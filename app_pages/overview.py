@@ -6,6 +6,8 @@ import inspect
 import pandas as pd
 import streamlit as st
 
+from app_pages import workshop_ui as ws
+from app_pages.common import downloads, figure, preset, show, table, takeaways
 from core.accounting import totals as acc
 from core.accounting.base import design_of
 from core.accounting.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
@@ -19,8 +21,6 @@ from core.view.text import plain
 from core.view.urlstate import MAX_CONTEXT, OverviewState, parse_overview, serialise_overview
 from core.workshop import glossary
 from core.workshop import takeaways as tk
-from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, figure, preset, show, table, takeaways
 
 
 def controls(init: OverviewState) -> OverviewState:
@@ -161,7 +161,6 @@ def view(state: OverviewState) -> None:
     takeaways(tk.overview(s, {m: preset(m) for m in s.models}, gpu))
 
 
-ensure_router()
 st.title("Why the KV cache decides long-context inference")
 ws.lesson("overview", "overview.")
 state = parse_overview(st.query_params.to_dict())

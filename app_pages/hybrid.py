@@ -4,6 +4,9 @@ of today's hybrid models from their config files."""
 import pandas as pd
 import streamlit as st
 
+from app_pages import workshop_ui as ws
+from app_pages.common import downloads, figure, link_state, preset, require_minilm, show, takeaways
+from app_pages.common import table as common_table
 from core.accounting import totals as acc
 from core.accounting.describe import describe
 from core.accounting.formulas import bytes_per_token_latex
@@ -13,9 +16,6 @@ from core.view.charts import CONTEXTS, breakdown_chart, breakdown_table, held_ch
 from core.view.urlstate import HYBRID_MODELS, HYBRID_TOKENS, HybridState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk
-from pages import workshop_ui as ws
-from pages.common import downloads, ensure_router, figure, link_state, preset, require_minilm, show, takeaways
-from pages.common import table as common_table
 
 P = "hybrid."
 REAL_CONTEXTS = CONTEXTS[10:]  # 1K to 1M tokens
@@ -34,7 +34,6 @@ def measured(tokens_: int, source: str) -> pd.DataFrame:
     return pd.DataFrame(shipped()[key]) if key in shipped() else run(SmallHybrid(tokens_), source)
 
 
-ensure_router()
 st.title("Hybrid models: a fixed state beside a growing cache")
 ws.lesson("hybrid", P)
 link_state(HybridState, P, grids={"context": REAL_CONTEXTS})
