@@ -6,7 +6,9 @@ import streamlit as st
 import torch
 
 from app_pages import workshop_ui as ws
-from app_pages.common import chart_spec, downloads, link_state, show, table, takeaways
+from app_pages.figures import chart_spec, downloads, show
+from app_pages.layout import table, takeaways
+from app_pages.links import link_state
 from core.accounting import roofline as rl
 from core.lab import measure
 from core.model.gpus import GPUS

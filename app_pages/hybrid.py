@@ -5,8 +5,11 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import workshop_ui as ws
-from app_pages.common import downloads, figure, link_state, preset, require_minilm, show, takeaways
-from app_pages.common import table as common_table
+from app_pages.figures import downloads, figure, show
+from app_pages.layout import table as common_table
+from app_pages.layout import takeaways
+from app_pages.links import link_state
+from app_pages.resources import preset, require_minilm
 from core.accounting import totals as acc
 from core.accounting.describe import describe
 from core.accounting.formulas import bytes_per_token_latex

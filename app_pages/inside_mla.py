@@ -6,7 +6,9 @@ import streamlit as st
 import torch
 
 from app_pages import workshop_ui as ws
-from app_pages.common import downloads, figure, link_state, show, table, takeaways
+from app_pages.figures import downloads, figure, show
+from app_pages.layout import table, takeaways
+from app_pages.links import link_state
 from core.accounting import totals as acc
 from core.lab import inside
 from core.lab.inside import (

@@ -6,17 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import workshop_ui as ws
-from app_pages.common import (
-    downloads,
-    figure,
-    link_state,
-    minilm_model,
-    passage_ids,
-    require_minilm,
-    show,
-    takeaways,
-)
+from app_pages.figures import downloads, figure, show
+from app_pages.layout import takeaways
+from app_pages.links import link_state
 from app_pages.real_panel import lead
+from app_pages.resources import minilm_model, passage_ids, require_minilm
 from core.lab import lowrank as lr
 from core.lab import minilm
 from core.model.units import fmt_bytes

@@ -8,7 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import workshop_ui as ws
-from app_pages.common import downloads, figure, link_state, show, takeaways
+from app_pages.figures import downloads, figure, show
+from app_pages.layout import takeaways
+from app_pages.links import link_state
 from app_pages.real_panel import lead
 from core.lab import needle as nd
 from core.lab import tiny

@@ -7,7 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import workshop_ui as ws
-from app_pages.common import downloads, figure, preset, show, table, takeaways
+from app_pages.figures import downloads, figure, show
+from app_pages.layout import table, takeaways
+from app_pages.resources import preset
 from core.accounting import totals as acc
 from core.accounting.base import design_of
 from core.accounting.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims

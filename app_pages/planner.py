@@ -9,8 +9,11 @@ import streamlit as st
 
 import core
 from app_pages import workshop_ui as ws
-from app_pages.common import chart_spec, downloads, link_state, preset, show, takeaways
-from app_pages.common import table as common_table
+from app_pages.figures import chart_spec, downloads, show
+from app_pages.layout import table as common_table
+from app_pages.layout import takeaways
+from app_pages.links import link_state
+from app_pages.resources import preset
 from core.accounting import planner as pl
 from core.accounting.describe import describe
 from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex

@@ -5,18 +5,11 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import workshop_ui as ws
-from app_pages.common import (
-    downloads,
-    figure,
-    link_state,
-    minilm_model,
-    passage_ids,
-    require_minilm,
-    show,
-    table,
-    takeaways,
-)
+from app_pages.figures import downloads, figure, show
+from app_pages.layout import table, takeaways
+from app_pages.links import link_state
 from app_pages.real_panel import lead
+from app_pages.resources import minilm_model, passage_ids, require_minilm
 from core.lab import minilm, quantlab
 from core.view.charts import bias_chart, pareto_chart, rotation_chart
 from core.view.urlstate import QuantState, dump_state

@@ -8,7 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import workshop_ui as ws
-from app_pages.common import downloads, figure, link_state, show, table, takeaways
+from app_pages.figures import downloads, figure, show
+from app_pages.layout import table, takeaways
+from app_pages.links import link_state
 from app_pages.real_panel import real_results as results
 from core.lab import realquality as rq
 from core.model.hf_config import from_hf_config

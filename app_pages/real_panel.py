@@ -4,7 +4,7 @@ rank, Needle): SmolLM2-135M's shipped sweep for this page's family, its Pareto p
 import pandas as pd
 import streamlit as st
 
-from app_pages.common import downloads, figure, show
+from app_pages.figures import downloads, figure, show
 from core.lab import realquality as rq
 from core.view.real_charts import pareto_chart, pareto_frame
 from core.workshop import takeaways as tk

@@ -5,7 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import workshop_ui as ws
-from app_pages.common import downloads, figure, link_state, preset, show, table, takeaways
+from app_pages.figures import downloads, figure, show
+from app_pages.layout import table, takeaways
+from app_pages.links import link_state
+from app_pages.resources import preset
 from core.accounting.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
 from core.lab.sparse import SmallSparse, claim_steps, dsa_selection, flops_vs_context, v4_visibility
 from core.model.units import fmt_bytes, fmt_si

@@ -340,6 +340,8 @@ def room_panel(code: str, q: wp.Question, revealed: bool) -> None:
             truth = None if a is None else a["value"] if q.kind == "number" else a["choice"]
             df = pd.DataFrame({"guess": answers})
             chart = guesses_chart(df, q.kind, truth, q.unit, list(q.choices), a and a["shown"])
-            st.altair_chart(chart, width="stretch", height=chart_height(q.kind, list(q.choices)))
+            from app_pages.figures import to_spec  # figures imports this module
+
+            st.vega_lite_chart(to_spec(chart), width="stretch", height=chart_height(q.kind, list(q.choices)))
 
     live()

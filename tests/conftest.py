@@ -1,4 +1,4 @@
-"""Chart validation on (app_pages/common.py `show`) and Hypothesis profiles: CI runs are derandomized (the same
+"""Chart validation on (app_pages/figures.py `show`) and Hypothesis profiles: CI runs are derandomized (the same
 examples every run, so a red CI is reproducible); `HYPOTHESIS_PROFILE=explore make test` searches with fresh
 random examples."""
 

@@ -1,6 +1,6 @@
 """Charts that survive a projector and a slide (core/view/charts.py): a model or design has one colour on every
 chart, the roofline's and the Pareto charts' direct labels never overlap each other, a point or a line, styled
-charts keep their plot height (no fixed element height for the download buttons to cover), and app_pages.common.table
+charts keep their plot height (no fixed element height for the download buttons to cover), and app_pages.layout.table
 sizes a table to its rows."""
 
 import itertools
@@ -184,19 +184,19 @@ def test_styled_single_charts_keep_their_plot_height_and_concats_their_size():
 
 
 def test_table_height_fits_every_row(monkeypatch):
-    """app_pages.common.table asks st.dataframe for the header plus one row height per row (a Styler counts its
+    """app_pages.layout.table asks st.dataframe for the header plus one row height per row (a Styler counts its
     frame's rows), hides the index and stretches; a caller's own setting wins."""
-    from app_pages import common
+    from app_pages import layout
 
     seen = []
-    monkeypatch.setattr(common.st, "dataframe", lambda df, **kw: seen.append(kw))
+    monkeypatch.setattr(layout.st, "dataframe", lambda df, **kw: seen.append(kw))
     df = pd.DataFrame({"a": range(12)})
-    common.table(df)
-    common.table(df.style.format({"a": "{:.1f}"}))
-    common.table(pd.DataFrame({"a": range(100)}))
-    common.table(df, hide_index=False)
-    row = common.TABLE_ROW_PX
+    layout.table(df)
+    layout.table(df.style.format({"a": "{:.1f}"}))
+    layout.table(pd.DataFrame({"a": range(100)}))
+    layout.table(df, hide_index=False)
+    row = layout.TABLE_ROW_PX
     assert seen[0] == {"hide_index": True, "width": "stretch", "row_height": row, "height": 13 * row + 3}
     assert seen[1]["height"] == 13 * row + 3
-    assert seen[2]["height"] == (common.TABLE_MAX_ROWS + 1) * row + 3
+    assert seen[2]["height"] == (layout.TABLE_MAX_ROWS + 1) * row + 3
     assert seen[3]["hide_index"] is False
