@@ -10,6 +10,7 @@ batch, dtype, layout and mode values raise ValueError.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from math import ceil
 
 import pytest
@@ -111,8 +112,17 @@ def test_v4_flash_counts_swa_layers_as_window_only():
 def test_fp8_ds_mla_is_656_bytes_per_token_per_layer_for_v3():
     spec = load_preset("deepseek-v3")
     assert acc.kv_bytes_per_token(spec, "bf16", "fp8_ds_mla") == 656 * 61
-    # 512 fp8 latent values + 4 fp32 scales + 64 bf16 rope values.
-    assert 656 == 512 + 4 * 4 + 64 * 2
+
+
+@pytest.mark.parametrize("rank, rope", [(512, 64), (256, 64), (1024, 32)])
+def test_fp8_ds_mla_entry_is_fp8_latent_plus_a_scale_per_128_plus_bf16_rope(rank, rope):
+    """The layout's entry follows the spec's dimensions (FlashMLA's fp8 cache): rank fp8 latent values, one
+    fp32 scale per 128 of them, and the rope key in bf16; V3's 656 B is the rank-512, rope-64 case."""
+    spec = load_preset("deepseek-v3")
+    mla = replace(spec.attention[0], kv_lora_rank=rank, qk_rope_head_dim=rope)
+    spec = replace(spec, attention=tuple(mla for _ in spec.attention))
+    entry = acc.kv_bytes_per_token(spec, "bf16", "fp8_ds_mla") // spec.n_layers
+    assert entry == rank * 1 + (rank // 128) * 4 + rope * 2
 
 
 def test_fp8_ds_mla_v3_2_adds_a_scaled_fp8_indexer_key():
