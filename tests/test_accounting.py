@@ -1,6 +1,6 @@
 """Accounting formulas (core/accounting.py, core/dtypes.py, core/v4.py) against published numbers.
 
-Proves the reference numbers of DESIGN.md section 5 (bf16 KV cache bytes per token and at 1M tokens
+Proves the reference numbers of docs/facts.md section 7 (bf16 KV cache bytes per token and at 1M tokens
 for Llama, Mistral, DeepSeek V2-Lite/V3/V3.2/V4-Pro, incl. the materialised and fp8_ds_mla layouts),
 parameter counts within 3% of the published totals, that the closed-form causal prefill sums equal
 brute-force sums of per-token decode costs for every design, that decode reads no more than is cached,
@@ -31,7 +31,7 @@ def one_layer(attn, hidden: int = 64) -> ModelSpec:
     return ModelSpec("t", "t", hidden, 10, (attn,), (DenseMLP(16),))
 
 
-# ----------------------------------------------------------------------------- DESIGN.md section 5
+# ------------------------------------------------------------------------- docs/facts.md section 7
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,7 @@ def test_deepseek_v4_pro_at_1m_tokens_is_9_62_gib():
     assert b == 31 * hca + 30 * csa == 10_334_371_840
     assert fmt_bytes(b) == "9.62 GiB"
     assert acc.kv_cache(spec, M).by_layer_type() == {"HCA": 31 * hca, "CSA": 30 * csa}
-    # vLLM's bf16 arithmetic: 8.7x smaller than V3.2 (DESIGN.md section 4).
+    # vLLM's bf16 arithmetic: 8.7x smaller than V3.2 (docs/facts.md section 5).
     ratio = acc.kv_cache_bytes(load_preset("deepseek-v3.2"), M) / b
     assert round(ratio, 1) == 8.7
 
@@ -327,7 +327,7 @@ def test_decode_cost_totals():
 
 
 def test_absorbed_mla_intensity_is_about_2_n_h_flops_per_byte():
-    """FlashMLA's point (DESIGN.md section 4): ~2 n_h FLOPs per cache byte for MLA, ~n_h/n_kv for GQA."""
+    """FlashMLA's point (docs/facts.md section 6): ~2 n_h FLOPs per cache byte for MLA, ~n_h/n_kv for GQA."""
     v3 = acc.decode_cost(load_preset("deepseek-v3"), 32_768)
     assert v3.arithmetic_intensity == pytest.approx(2 * 128 * (512 + 64 + 512) / (2 * (512 + 64)), rel=1e-9)
     assert 230 < v3.arithmetic_intensity < 250

@@ -203,7 +203,7 @@ def test_the_figures_the_issue_computed_by_hand():
 
 
 def test_the_published_hand_figures():
-    """DESIGN.md section 9: Qwen3-Next-80B and Llama-4-Scout at 32,768 tokens in bf16."""
+    """docs/facts.md section 9: Qwen3-Next-80B and Llama-4-Scout at 32,768 tokens in bf16."""
     assert acc.kv_cache_bytes(load_preset("qwen3-next-80b-a3b"), 32_768) == 805_306_368
     assert acc.kv_cache_bytes(load_preset("llama-4-scout"), 32_768) == 2_818_572_288
     # Nemotron-H would be 11.8x too high with every layer counted as attention: now 10 of 118 layers are

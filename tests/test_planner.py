@@ -1,6 +1,6 @@
 """The planner sizes vLLM's KV-cache pool per GPU under TP, PP and DP, and answers what fits, exactly.
 
-Proves, against vLLM's own logs and tests (DESIGN.md section 9):
+Proves, against vLLM's own logs and tests (docs/facts.md section 10):
 - Llama-3.1-8B: 3.8125 GiB for the cache -> 1,952 blocks -> 1.56x for 20,000-token requests;
 - DeepSeek-V2-Lite at TP2 x PP2 (vLLM PR #20665): 807,792 tokens, 788.86x for 1,024 tokens, because every
   TP rank stores the whole 576-wide latent of its stage's 14 layers;

@@ -21,7 +21,7 @@ from core.model.units import fmt_bytes, fmt_params, fmt_si
         (1024, "1 KiB"),
         (1536, "1.5 KiB"),
         (1 << 20, "1 MiB"),
-        (10_334_371_840, "9.62 GiB"),  # DeepSeek-V4-Pro at 1M tokens (DESIGN.md section 5)
+        (10_334_371_840, "9.62 GiB"),  # DeepSeek-V4-Pro at 1M tokens (docs/facts.md section 7)
         (90_060_095_488, "83.9 GiB"),  # DeepSeek-V3.2 at 1M tokens
         (1 << 40, "1 TiB"),
         (1000 * (1 << 30), "0.977 TiB"),  # moves up at 1000 so it never prints "1,024 GiB"

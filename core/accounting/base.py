@@ -5,7 +5,7 @@ an instance with `@register(SpecType)`. Model-level totals (`core.accounting.tot
 `design_of(layer_spec)`; a spec type nobody registered raises TypeError naming it, so no layer is ever
 counted as some other design by default.
 
-Conventions (DESIGN.md section 3): per layer, per sequence; elements and bytes are ints; FLOPs are 2 per
+Conventions (docs/facts.md section 1): per layer, per sequence; elements and bytes are ints; FLOPs are 2 per
 multiply-add and cover the matmuls of the block (projections) and of the core (scores and value mixing
 over the attended tokens, indexer scoring, recurrent-state products).
 

@@ -8,7 +8,7 @@ from core.accounting.totals import kv_bytes_per_token
 from core.model.dtypes import cache_dtype
 from core.model.specs import ModelSpec
 
-LAYOUT = "latent"  # the formulas show the default cache layout of every design (DESIGN.md section 3)
+LAYOUT = "latent"  # the formulas show the default cache layout of every design (docs/facts.md section 1)
 
 
 def bytes_per_token_latex(spec: ModelSpec, kv_dtype: str = "bf16") -> str:

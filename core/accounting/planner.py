@@ -1,7 +1,7 @@
 """Memory planning as vLLM does it: weights, KV cache and headroom per GPU under tensor, pipeline and
 data parallelism, and what fits.
 
-Sharding (vLLM's model code; DESIGN.md section 9):
+Sharding (vLLM's model code; docs/facts.md section 10):
 - Tensor parallel (TP): query heads split over the ranks. GQA key/value heads split too, or, when there
   are fewer than TP of them, each rank keeps one (replicated). An MLA latent, a DSA indexer key and a V4
   entry are one vector shared by all heads, so every TP rank caches them whole. Linear-attention and
@@ -548,7 +548,8 @@ def decode_step_bytes(spec: ModelSpec, context: int, batch: int, kv_dtype: str, 
     for the whole batch (the lm_head or tied embedding, everything that is not a routed expert, and of the
     routed experts at most the share min(1, batch x top_k / n_routed) the batch's tokens can reach), plus
     every request's cache reads (sparse layers read only what they select). Bytes / bandwidth bounds the
-    step time from below: decode is memory-bound until arithmetic intensity crosses the ridge (DESIGN.md)."""
+    step time from below: decode is memory-bound until arithmetic intensity crosses the ridge
+    (docs/facts.md section 6)."""
     embed, head, routed, rest = acc.weights_bytes_parts(spec, weight_dtype)
     moe = [m for m in spec.mlp if isinstance(m, MoEMLP)]
     share = min(1.0, batch * moe[0].top_k / moe[0].n_routed) if moe else 1.0

@@ -1,6 +1,6 @@
 """Compute vs memory for one decode step: FLOPs, bytes, arithmetic intensity and the roofline.
 
-For a decode step of `batch` sequences at `context` tokens (all layers, DESIGN.md conventions):
+For a decode step of `batch` sequences at `context` tokens (all layers, the conventions of docs/facts.md section 1):
   FLOPs  = batch x (2 x active matmul weights + attention cores)
   bytes  = weights the step touches, once for the batch (core.planner.decode_step_bytes) + batch x cache read
   intensity = FLOPs / bytes;  time >= max(FLOPs / peak, bytes / bandwidth)   (the roofline)

@@ -1,7 +1,7 @@
 """Exact accounting: KV cache bytes, bytes read and FLOPs per decoded token, parameters.
 
-Pure functions of (spec, context, batch, dtype) returning ints; no torch. Conventions (DESIGN.md
-section 3):
+Pure functions of (spec, context, batch, dtype) returning ints; no torch. Conventions (docs/facts.md
+section 1):
 - Context N: tokens the newest token attends to, itself included; the cache at context N holds what N
   tokens leave behind. Sliding-window layers keep min(N, w) tokens; compressed (V4) layers keep
   floor(N/m) entries plus the window.

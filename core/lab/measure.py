@@ -8,7 +8,7 @@ the reasons are ones a learner should see:
 - a cache that fits in the processor's caches (CPU L2/L3, GPU L2) is read faster than memory;
 - fixed costs (Python, kernel launches, waking threads) dominate steps of a few microseconds;
 - absorbed MLA does 2 n_h (2 d_c + d_r) FLOPs per cached token of (d_c + d_r) b bytes, about 2 n_h / b
-  FLOPs per byte (DESIGN.md section 4, FlashMLA): above a CPU's ridge point (a few FLOPs per byte) it
+  FLOPs per byte (docs/facts.md section 6, FlashMLA): above a CPU's ridge point (a few FLOPs per byte) it
   is compute-bound, below a GPU's (hundreds) it stays memory-bound.
 
 Timing (`time_fn`): warm-up runs first (lazy initialisation, allocator, caches), then `repeats` runs

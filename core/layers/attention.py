@@ -243,7 +243,7 @@ class GQAttention(nn.Module):
             o = o * gate.sigmoid()  # (B, T, H, V): elementwise, V = D
         out = self.wo(o.reshape(B, T, H * V))  # (B, T, E)
         keep = self.kept_keys(p0 + T)
-        if keep is not None and S > keep:  # keep what the accounting counts (DESIGN.md section 3)
+        if keep is not None and S > keep:  # keep what the accounting counts (docs/facts.md section 1)
             k, v = k[:, :, -keep:].contiguous(), v[:, :, -keep:].contiguous()
         return AttentionTrace(out, KVCache(k, v, p0 + T), probs.reshape(B, H, T, S))
 

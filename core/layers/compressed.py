@@ -102,7 +102,7 @@ class CompressedCache:
     index_state: CompressorState | None = None
 
     def tensors(self) -> tuple[Tensor, ...]:
-        """The KV cache proper, as core.accounting counts it (DESIGN.md section 3)."""
+        """The KV cache proper, as core.accounting counts it (docs/facts.md section 1)."""
         return tuple(t for t in (self.window, self.entries, self.index_keys) if t is not None)
 
     def state_tensors(self) -> tuple[Tensor, ...]:
@@ -327,7 +327,7 @@ class CompressedAttention(nn.Module):
         else:
             out = self.wo(o.reshape(B, T, H * D))  # (B, T, W)
         new_cache = CompressedCache(
-            window=win[:, -w:].contiguous(),  # keep min(N, w) tokens (DESIGN.md section 3)
+            window=win[:, -w:].contiguous(),  # keep min(N, w) tokens (docs/facts.md section 1)
             seen=p0 + T,
             entries=entries,
             index_keys=index_keys,

@@ -1,4 +1,4 @@
-"""GPU presets: vendor datasheet figures (DESIGN.md section 7). Memory is the vendor's decimal GB."""
+"""GPU presets: vendor datasheet figures (docs/facts.md section 8). Memory is the vendor's decimal GB."""
 
 from __future__ import annotations
 
