@@ -17,6 +17,7 @@ from app_pages.resources import preset
 from core.accounting import planner as pl
 from core.accounting.describe import describe
 from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
+from core.accounting.plan_inputs import PlanInputs, plan_inputs
 from core.accounting.totals import LAYOUTS, check_layout, kv_bytes_per_token, param_count, state_bytes
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
@@ -187,28 +188,6 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
     return PlannerState(**values, config=token if CUSTOM in values["models"] else "")
 
 
-def hardware(s: PlannerState) -> pl.Hardware:
-    if s.gpu == "custom":
-        mem, bw, name = int(s.memory_gb * 1e9), s.bandwidth_tb_s * 1e12, f"custom {s.memory_gb:g} GB GPU"
-    else:
-        g = GPUS[s.gpu]
-        mem, bw, name = g.memory_bytes, g.bandwidth_tb_s * 1e12, s.gpu
-    return pl.Hardware(name, mem, bw, s.n_gpus, s.utilization / 100, int(s.reserved_gib * GIB))
-
-
-def layout_of(s: PlannerState) -> tuple[pl.Parallelism | None, pl.Allocator]:
-    """The layout the controls ask for (None: TP chosen per model, the widest that splits it) and the
-    allocator; ValueError with one sentence when TP x PP does not divide the GPUs."""
-    if s.tp:
-        par = pl.Parallelism.for_gpus(s.n_gpus, s.tp, s.pp, s.dp_attention)
-    elif s.n_gpus % s.pp:
-        raise ValueError(f"PP {s.pp} does not divide {s.n_gpus} GPU(s): TP x PP x DP must equal the GPUs.")
-    else:
-        par = None
-    budget = int(s.kv_budget_gib * GIB) if s.kv_budget_gib else None
-    return par, pl.Allocator(s.block_size, s.batched_tokens, True, budget)
-
-
 def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
     rows = []
     stateful = any(p.stages[0].state_bytes for p in plans.values())
@@ -288,19 +267,17 @@ def kv_curves(specs: dict, kv_dtype: str, batch: int, layout: str) -> pd.DataFra
 @st.cache_resource(max_entries=256, show_spinner=False, hash_funcs={ModelSpec: hash})
 def planned(
     specs: dict[str, ModelSpec],
-    hw: pl.Hardware,
+    inputs: PlanInputs,
     s: PlannerState,
-    par: pl.Parallelism | None,
-    alloc: pl.Allocator,
     big: bool,
 ) -> SimpleNamespace:
     """Plan every model of the view and draw the tables, formulas and takeaways from the plans: once per view
     for the whole server (a room moves the same sliders), not on every rerun."""
-    plans, errors = {}, []
+    hw, plans, errors = inputs.hardware, {}, []
     for m, spec in specs.items():
-        shard_as = par or pl.Parallelism.auto(spec, s.n_gpus, s.pp, s.dp_attention)  # PP is checked above
+        shard_as = inputs.parallelism(spec)  # PP is checked by plan_inputs
         try:
-            plans[m] = pl.plan(spec, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout, shard_as, alloc)
+            plans[m] = inputs.plan(spec, shard_as)
         except ValueError as e:  # TP that does not divide the heads, PP above the layers, a partial llama.cpp block
             errors.append(f"{plain(m)} cannot be planned under {shard_as.describe()}: {plain(e, 300)}")
     if not plans:
@@ -353,12 +330,12 @@ def view(custom: ModelSpec | None, token: str) -> None:
     if not s.models:
         st.info("Pick at least one model.")
         return
-    hw = hardware(s)
     try:
-        par, alloc = layout_of(s)
+        inputs = plan_inputs(s.plan_settings())
     except ValueError as e:
         st.error(f"{plain(e, 300)} Change the GPUs, TP or PP.")
         return
+    hw, alloc = inputs.hardware, inputs.allocator
     specs = {("your config" if m == CUSTOM else m): (custom if m == CUSTOM else preset(m)) for m in s.models}
     for m, spec in list(specs.items()):
         if spec.params_unknown and alloc.kv_budget_bytes is None:  # a KV-only config: weights unknown
@@ -377,7 +354,7 @@ def view(custom: ModelSpec | None, token: str) -> None:
                 st.info(
                     f"{m}: the {s.layout} layout applies to MLA, DSA and DeepSeek V4 layers; {m} is shown as it is."
                 )
-    v = planned(specs, hw, s, par, alloc, ws.presenting())
+    v = planned(specs, inputs, s, ws.presenting())
     for error in v.errors:
         st.error(error)
     if not v.plans:

@@ -19,6 +19,7 @@ from typing import Any
 
 from core.accounting import planner as pl
 from core.accounting import totals as acc
+from core.accounting.plan_inputs import PlanSettings, plan_inputs
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
 from core.model.presets import preset_names, resolve
@@ -80,7 +81,6 @@ def report(
     }
 
 
-GIB = 2**30
 PLAN_FLAGS = (
     "gpu", "gpu_memory_gib", "gpus", "tp", "pp", "dp_attention", "utilization", "reserved_gib", "weights",
     "kv_budget_gib", "max_num_batched_tokens", "block_size", "sync_scheduling",
@@ -96,45 +96,49 @@ def gpu_named(name: str):
     raise ValueError(f"unknown GPU {name!r}; choose one of {', '.join(GPUS)} or give --gpu-memory-gib.")
 
 
-def plan_report(spec: ModelSpec, a: argparse.Namespace, kv_dtype: str) -> dict[str, Any]:
+def plan_settings(a: argparse.Namespace) -> PlanSettings:
+    """The plan the flags ask for, as plain values: a flag left out keeps the planner's default (GPUs: TP x PP;
+    TP: the widest that splits the model)."""
+    g = gpu_named(a.gpu) if a.gpu is not None else None
+    given = {
+        "n_gpus": a.gpus, "tp": a.tp, "pp": a.pp, "utilization": a.utilization, "reserved_gib": a.reserved_gib,
+        "weight_dtype": a.weights, "block_size": a.block_size, "max_num_batched_tokens": a.max_num_batched_tokens,
+    }  # fmt: skip
+    return PlanSettings(
+        a.context,
+        a.batch,
+        a.kv_dtype,
+        layout=a.layout,
+        gpu=g.name if g else None,
+        memory_gib=a.gpu_memory_gib,
+        dp_attention=a.dp_attention,
+        kv_budget_gib=a.kv_budget_gib,
+        async_scheduling=not a.sync_scheduling,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+
+
+def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
     """The `plan` key: vLLM's pool per GPU and what it holds, under the requested parallelism."""
     if a.gpu is None and a.gpu_memory_gib is None and a.kv_budget_gib is None:
         raise ValueError("a plan needs --gpu NAME, --gpu-memory-gib X or --kv-budget-gib X.")
-    g = gpu_named(a.gpu) if a.gpu is not None else None
-    memory = int(a.gpu_memory_gib * GIB) if a.gpu_memory_gib is not None else (g.memory_bytes if g else None)
-    name = g.name if g else (f"{a.gpu_memory_gib:g} GiB GPU" if memory else "GPU of unstated memory")
-    tp, pp = a.tp, a.pp or 1
-    gpus = a.gpus or (tp or 1) * pp
-    if tp is None:
-        par = pl.Parallelism.auto(spec, gpus, pp, a.dp_attention)  # the widest TP that splits the model
-    else:
-        par = pl.Parallelism.for_gpus(gpus, tp, pp, a.dp_attention)
-    utilization = 0.9 if a.utilization is None else a.utilization
-    reserved = int((0.0 if a.reserved_gib is None else a.reserved_gib) * GIB)
-    # without a memory size only --kv-budget-gib sizes the pool; the memory is then reported as unknown
-    hw = pl.Hardware(name, memory or 1, g.bandwidth_tb_s * 1e12 if g else 0.0, gpus, utilization, reserved)
-    alloc = pl.Allocator(
-        pl.BLOCK_TOKENS if a.block_size is None else a.block_size,
-        pl.DEFAULT_BATCHED_TOKENS if a.max_num_batched_tokens is None else a.max_num_batched_tokens,
-        not a.sync_scheduling,
-        None if a.kv_budget_gib is None else int(a.kv_budget_gib * GIB),
-    )
-    weights = a.weights or "native"
-    p = pl.plan(spec, hw, a.context, a.batch, kv_dtype, weights, a.layout, par, alloc)
-    single = p if a.batch == 1 else pl.plan(spec, hw, a.context, 1, kv_dtype, weights, a.layout, par, alloc)
+    inputs = plan_inputs(plan_settings(a))
+    hw, alloc, par = inputs.hardware, inputs.allocator, inputs.parallelism(spec)
+    p = inputs.plan(spec, par)
+    single = p if inputs.batch == 1 else inputs.plan(spec, par, batch=1)
     return {
         "gpu": hw.name,
-        "gpu_memory_bytes": memory,
-        "gpus": gpus,
+        "gpu_memory_bytes": inputs.gpu_memory_bytes,
+        "gpus": hw.n_gpus,
         "tp": par.tp,
         "pp": par.pp,
         "dp": par.dp,
         "dp_attention": par.dp_attention,
         "ep": par.ep,
         "parallelism": par.describe(),
-        "utilization": utilization,
+        "utilization": hw.utilization,
         "reserved_bytes_per_gpu": hw.reserved_bytes,
-        "weights": weights,
+        "weights": inputs.weight_dtype,
         "kv_dtype": p.kv_dtype,
         "block_size": alloc.block_size,
         "max_num_batched_tokens": alloc.max_num_batched_tokens,
@@ -228,7 +232,8 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line's flags (bad ones exit 2 with one line)."""
     p = _Parser(prog="python -m core.report", description="KV cache, FLOPs and parameters of a model.")
     p.add_argument("spec", nargs="?", help="preset name or path to a config.json")
     p.add_argument("--context", type=int, default=4096, help="tokens in context (default 4096)")
@@ -249,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--tp", type=int, help="tensor parallel size (default: the widest that splits the model; 1 with DP)")
     g.add_argument("--pp", type=int, help="pipeline parallel size (default 1)")
     g.add_argument("--dp-attention", action="store_true", help="data-parallel attention, experts over all GPUs (EP)")
-    # defaults are filled in by plan_report, so that giving any of these, even at its default, asks for a plan
+    # defaults are PlanSettings' (plan_settings), so that giving any of these, even at its default, asks for a plan
     g.add_argument("--utilization", type=float, help="gpu_memory_utilization (default 0.9)")
     g.add_argument("--reserved-gib", type=float, help="per GPU: activations, CUDA graphs (default 0)")
     g.add_argument("--weights", choices=["native", *WEIGHT_DTYPES], help="weights (default native)")
@@ -257,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--max-num-batched-tokens", type=int, help="vLLM's max_num_batched_tokens (default 8192)")
     g.add_argument("--block-size", type=int, help="tokens per block (default 16; FlashMLA 64)")
     g.add_argument("--sync-scheduling", action="store_true", help="one batch in flight per stage (vLLM's async off)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     a = p.parse_args(argv)
     wants_plan = any(getattr(a, f) not in (None, False) for f in PLAN_FLAGS)
     if a.list:
@@ -279,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             ):  # fmt: skip
                 if v is not None and not lo <= v <= hi:
                     raise ValueError(f"{name} must be between {lo:g} and {hi:g}, got {v:g}.")
-            r["plan"] = plan_report(spec, a, r["kv_dtype"])
+            r["plan"] = plan_report(spec, a)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from core.accounting.plan_inputs import PlanSettings
 from core.lab.minilm import load_passages
 from core.lab.needle import METHODS
 from core.lab.realquality import methods as real_methods
@@ -272,6 +273,31 @@ class PlannerState:
     )
     config: str = field(default="", metadata=_meta("cfg", lambda raw: decode_config(raw) and raw))
     notices: tuple[str, ...] = field(default=(), compare=False)
+
+    def plan_settings(self) -> PlanSettings:
+        """The plan the controls ask for, as plain values (`plan_inputs` builds the planner's inputs from them):
+        the "custom" GPU is one of the given memory (GB) and bandwidth, utilization is a percent, TP 0 is
+        chosen per model and a KV budget of 0 means the memory decides."""
+        custom = self.gpu == "custom"
+        return PlanSettings(
+            self.context,
+            self.batch,
+            self.kv_dtype,
+            self.weight_dtype,
+            self.layout,
+            gpu=None if custom else self.gpu,
+            memory_gb=self.memory_gb if custom else None,
+            bandwidth_tb_s=self.bandwidth_tb_s if custom else None,
+            n_gpus=self.n_gpus,
+            tp=self.tp or None,
+            pp=self.pp,
+            dp_attention=self.dp_attention,
+            utilization=self.utilization / 100,
+            reserved_gib=self.reserved_gib,
+            kv_budget_gib=self.kv_budget_gib or None,
+            block_size=self.block_size,
+            max_num_batched_tokens=self.batched_tokens,
+        )
 
 
 WIDTHS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)  # the Inside MLA page's model widths
