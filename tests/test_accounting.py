@@ -4,8 +4,9 @@ Proves the reference numbers of docs/facts.md section 7 (bf16 KV cache bytes per
 for Llama, Mistral, DeepSeek V2-Lite/V3/V3.2/V4-Pro, incl. the materialised and fp8_ds_mla layouts),
 parameter counts within 3% of the published totals, that the closed-form causal prefill sums equal
 brute-force sums of per-token decode costs for every design, that decode reads no more than is cached,
-that cache formats with scales add the right bytes, that batch scales linearly, and that bad context,
-batch, dtype, layout and mode values raise ValueError.
+that cache formats with scales add the right bytes, that batch scales linearly, that the one per-layer
+byte sum (bytes_by_layer) is a direct sum over the layers, and that bad context, batch, dtype, layout and
+mode values raise ValueError.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.accounting import totals as acc
+from core.accounting.base import design_of
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES, StorageFormat, cache_dtype, weight_dtype
 from core.model.presets import load_preset, preset_names
 from core.model.specs import CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec
@@ -518,3 +520,42 @@ def test_llama_cpp_block_formats_refuse_partial_blocks():
     assert 1 - cache_dtype("int8").bits_per_element / q8.bits_per_element == pytest.approx(0.0294, abs=1e-4)
     with pytest.raises(ValueError, match="blocks of 32"):
         q8.vector_bytes(100)
+
+
+# The one per-layer byte sum (acc.bytes_by_layer) against a direct sum over the layers: uniform, sliding-window,
+# chunked, compressed (V4), sparse and hybrid models, with recurrent states and layers without attention.
+SUM_PRESETS = (
+    "llama-3.1-8b", "mistral-7b", "gemma-3-27b", "gpt-oss-120b", "llama-4-scout", "deepseek-v3", "glm-5.2",
+    "deepseek-v4-flash", "minimax-m3", "qwen3-next-80b-a3b", "nemotron-h-56b", "lfm2-350m", "minimax-m1",
+    "kimi-linear-48b-a3b",
+)  # fmt: skip
+
+
+def direct_layer_bytes(attn, context: int, kv_dtype: str, layout: str) -> tuple[int, int]:
+    """One layer's cache and state, straight from its design's rows."""
+    d = design_of(attn)
+    rows = d.cache_rows(attn, context, cache_dtype(kv_dtype), layout if layout in d.layouts else "latent")
+    return sum(r.rows * r.bytes_per_row for r in rows), sum(r.rows * r.bytes_per_row for r in d.state_rows(attn))
+
+
+@pytest.mark.parametrize("name", SUM_PRESETS)
+def test_bytes_by_layer_is_the_direct_sum_over_layers(name):
+    spec = load_preset(name)
+    for kv_dtype, layout in (("bf16", "latent"), ("fp8", "fp8_ds_mla"), ("q8_0", "materialised")):
+        for context in (0, 1, 100, 4096, 131_072, M):
+            direct = [direct_layer_bytes(a, context, kv_dtype, layout) for a in spec.attention]
+            cache = acc.bytes_by_layer(spec.attention, context, kv_dtype, layout)
+            both = acc.bytes_by_layer(spec.attention, context, kv_dtype, layout, state=True)
+            assert cache == [c for c, _ in direct] and both == [c + s for c, s in direct]
+            total = sum(c for c, _ in direct)
+            assert acc.kv_cache_bytes(spec, context, 3, kv_dtype, layout) == 3 * total
+            assert acc.kv_cache(spec, context, 3, kv_dtype, layout).total == 3 * total
+        state = acc.bytes_by_layer(spec.attention, cache=False, state=True)
+        assert state == [s for _, s in direct]
+        assert acc.state_bytes(spec, 2) == acc.state(spec, 2).total == 2 * sum(state)
+    assert acc.kv_bytes_per_token(spec) == sum(acc.bytes_by_layer(spec.attention))
+
+
+def test_bytes_by_layer_checks_the_dtype():
+    with pytest.raises(ValueError, match="unknown cache dtype"):
+        acc.bytes_by_layer(load_preset("gpt2").attention, 1, "fp7")

@@ -4,7 +4,7 @@ own terms (`Design.latex_terms`) and, where it has one, its closed form (`Design
 from __future__ import annotations
 
 from core.accounting.base import design_of, latex_int, latex_scales
-from core.accounting.totals import kv_bytes_per_token
+from core.accounting.totals import bytes_by_layer, kv_bytes_per_token
 from core.model.dtypes import cache_dtype
 from core.model.specs import ModelSpec
 
@@ -23,11 +23,11 @@ def bytes_per_token_latex(spec: ModelSpec, kv_dtype: str = "bf16") -> str:
     designs = [design_of(a) for a in layers]
     groups: dict[tuple[int, str], int] = {}  # (bytes per kept vector, count at N) -> layers keeping them
     state: dict[int, int] = {}  # fixed state bytes of one layer -> layers
-    for a, d in zip(layers, designs, strict=True):
+    fixed_bytes = bytes_by_layer(layers, cache=False, state=True)
+    for a, d, fixed in zip(layers, designs, fixed_bytes, strict=True):
         for t in d.latex_terms(a, fmt, LAYOUT):
             if t.bytes:
                 groups[t.bytes, t.count] = groups.get((t.bytes, t.count), 0) + 1
-        fixed = sum(r.bytes_per_row * r.rows for r in d.state_rows(a))
         if fixed:
             state[fixed] = state.get(fixed, 0) + 1
     one = designs[0] if all(type(d) is type(designs[0]) for d in designs) else None

@@ -37,7 +37,6 @@ from math import ceil
 
 from core.accounting import totals as acc
 from core.accounting.base import design_of
-from core.model.dtypes import cache_dtype
 from core.model.dtypes import weight_dtype as weight_format
 from core.model.specs import CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec, MoEMLP, NoMixer
 
@@ -247,11 +246,6 @@ def stage_weights(spec: ModelSpec, start: int, end: int, par: Parallelism, weigh
 # ----------------------------------------------------------------------------- vLLM's KV-cache groups
 
 
-def _token_bytes(attn, kv_dtype: str, layout: str) -> int:
-    """One token of one layer (`attn`), in every tensor it caches."""
-    return sum(r.rows * r.bytes_per_row for r in acc.layer_cache_rows(attn, 1, cache_dtype(kv_dtype), layout))
-
-
 def why_estimate(spec: ModelSpec, kv_dtype: str, layout: str) -> str | None:
     """None when vLLM's paged allocator is reproduced exactly for this model; else why it is not."""
     if acc.state_bytes(spec):
@@ -263,7 +257,7 @@ def why_estimate(spec: ModelSpec, kv_dtype: str, layout: str) -> str | None:
     odd = sorted({a.kind for a, kind in kinds.items() if kind is None})
     if odd:
         return f"vLLM allocates {', '.join(odd)} layers with their own cache specs (not modelled block by block)"
-    if len(set(kinds.values())) > 1 and len({_token_bytes(a, kv_dtype, layout) for a in layers}) > 1:
+    if len(set(kinds.values())) > 1 and len(set(acc.bytes_by_layer(layers, 1, kv_dtype, layout))) > 1:
         return "its layer kinds cache different bytes per token, and vLLM then reshapes pages to one size"
     return None
 
@@ -293,11 +287,12 @@ class Groups:
 
 def kv_groups(rank_spec: ModelSpec, kv_dtype: str, layout: str) -> Groups:
     buckets: dict[tuple, list[int]] = {}
-    token: dict[int, int] = {}
+    token: dict[int, int] = {}  # one token of each layer, in every tensor it caches
+    per_layer = acc.bytes_by_layer(rank_spec.attention, 1, kv_dtype, layout)
     for i, a in enumerate(rank_spec.attention):
         if not isinstance(a, NoMixer):
             buckets.setdefault(design_of(a).vllm_kind(a), []).append(i)
-            token[i] = _token_bytes(a, kv_dtype, layout)
+            token[i] = per_layer[i]
     if not buckets:
         return Groups((), 0, {})
     if len(buckets) == 1:

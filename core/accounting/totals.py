@@ -16,6 +16,7 @@ Each formula is pinned by tests against real layers (tensor nbytes, FlopCounterM
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from math import ceil
@@ -78,6 +79,29 @@ def layer_cache_rows(attn: AttentionSpec, context: int, fmt: StorageFormat, layo
     return d.cache_rows(attn, context, fmt, layout if layout in d.layouts else "latent")
 
 
+def bytes_by_layer(
+    layers: Iterable[AttentionSpec],
+    context: int = 1,
+    kv_dtype: str = "bf16",
+    layout: str = "latent",
+    *,
+    cache: bool = True,
+    state: bool = False,
+) -> list[int]:
+    """Bytes each layer holds for one sequence at `context`, in order: its cached tensors (`cache`, in
+    `kv_dtype` and `layout`) and its fixed-size state (`state`, in the formats the layer keeps it in). The one
+    per-layer byte sum: the model's cache and state, what decode reads of the state, vLLM's page per layer and
+    the formulas' fixed-state terms all add up its numbers."""
+    fmt = cache_dtype(kv_dtype)
+    out = []
+    for attn in layers:
+        held = sum(r.rows * r.bytes_per_row for r in layer_cache_rows(attn, context, fmt, layout)) if cache else 0
+        if state:
+            held += sum(r.rows * r.bytes_per_row for r in design_of(attn).state_rows(attn))
+        out.append(held)
+    return out
+
+
 def _merge(spec: ModelSpec, per_layer, batch: int) -> CacheBreakdown:
     merged: dict[tuple, int] = {}
     for attn, rows in zip(spec.attention, per_layer, strict=True):
@@ -120,7 +144,9 @@ def kv_cache(
 def kv_cache_bytes(
     spec: ModelSpec, context: int, batch: int = 1, kv_dtype: str = "bf16", layout: str = "latent"
 ) -> int:
-    return kv_cache(spec, context, batch, kv_dtype, layout).total
+    """`kv_cache(...).total`, summed layer by layer (no breakdown built)."""
+    _check(context, batch, layout)
+    return batch * sum(bytes_by_layer(spec.attention, context, kv_dtype, layout))
 
 
 def kv_bytes_per_token(spec: ModelSpec, kv_dtype: str = "bf16", layout: str = "latent") -> int:
@@ -140,7 +166,9 @@ def state(spec: ModelSpec, batch: int = 1) -> CacheBreakdown:
 
 
 def state_bytes(spec: ModelSpec, batch: int = 1) -> int:
-    return state(spec, batch).total
+    """`state(...).total`, summed layer by layer (no breakdown built)."""
+    _check(0, batch, "latent")
+    return batch * sum(bytes_by_layer(spec.attention, cache=False, state=True))
 
 
 # ----------------------------------------------------------------------------- what decode reads
@@ -162,12 +190,11 @@ def cache_bytes_read(spec: ModelSpec, context: int, kv_dtype: str = "bf16", layo
     is read whole at every step."""
     _check(context, 1, layout)
     fmt = cache_dtype(kv_dtype)
-    total = 0
+    total = sum(bytes_by_layer(spec.attention, cache=False, state=True))  # every state, read whole
     for attn in spec.attention:
         d = design_of(attn)
         for rows in layer_cache_rows(attn, context, fmt, layout):
             total += d.read_rows(attn, context, rows) * rows.bytes_per_row
-        total += sum(r.rows * r.bytes_per_row for r in d.state_rows(attn))
     return total
 
 

@@ -18,7 +18,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from core.accounting import totals as acc
-from core.accounting.base import design_of
 from core.lab.inside import text_input
 from core.layers.attention import cache_nbytes
 from core.layers.build import build_layer
@@ -63,10 +62,7 @@ def checkpoints(tokens: int) -> list[int]:
 
 def accounted_bytes(spec: object, context: int) -> int:
     """What the accounting says one sequence of this layer holds at `context`, in fp32."""
-    d = design_of(spec)
-    fmt = acc.cache_dtype("fp32")
-    cache = sum(r.rows * r.bytes_per_row for r in d.cache_rows(spec, context, fmt, "latent"))
-    return cache + sum(r.rows * r.bytes_per_row for r in d.state_rows(spec))
+    return acc.bytes_by_layer([spec], context, "fp32", state=True)[0]
 
 
 def accounted_step_flops(spec: object, context: int) -> int:
