@@ -35,7 +35,7 @@ QUANTITIES = ("decode: attention FLOPs", "decode: cache bytes read", "prefill: a
 
 
 @st.cache_resource
-def designs() -> list[rl.Design]:
+def designs() -> list[rl.RooflineDesign]:
     return rl.designs(load_preset)
 
 

@@ -32,8 +32,8 @@ from core.lab.measure import (
     DESIGNS,
     PATHS,
     V2_LITE_MLA,
+    DecodeDesign,
     DecodeMeasurement,
-    Design,
     Timing,
     copy_bandwidth,
     decode_benchmark,
@@ -52,11 +52,11 @@ from core.model.specs import GQASpec, MLASpec
 
 SMALL_MLA = MLASpec(4, 12, 8, 4, 6)
 SMALL = [
-    Design("MHA", GQASpec(4, 4, 8)),
-    Design("GQA", GQASpec(4, 2, 8)),
-    Design("MQA", GQASpec(4, 1, 8)),
-    Design("MLA absorbed", SMALL_MLA, "absorbed"),
-    Design("MLA naive", SMALL_MLA, "naive"),
+    DecodeDesign("MHA", GQASpec(4, 4, 8)),
+    DecodeDesign("GQA", GQASpec(4, 2, 8)),
+    DecodeDesign("MQA", GQASpec(4, 1, 8)),
+    DecodeDesign("MLA absorbed", SMALL_MLA, "absorbed"),
+    DecodeDesign("MLA naive", SMALL_MLA, "naive"),
 ]
 
 
@@ -166,7 +166,7 @@ def test_decode_benchmark_measures_bandwidth_when_not_given_and_refuses_bad_inpu
     with pytest.raises(ValueError, match="dtype"):
         decode_benchmark(SMALL[1], 4, device="cpu", dtype=torch.float64, bandwidth=1.0)
     with pytest.raises(ValueError, match="mode"):
-        Design("x", SMALL_MLA, "fast")
+        DecodeDesign("x", SMALL_MLA, "fast")
 
 
 def test_random_buffer_is_filled_finite_and_seeded():

@@ -21,7 +21,9 @@ from core.model.specs import GQASpec, ModelSpec
 
 
 @dataclass(frozen=True)
-class Design:
+class RooflineDesign:
+    """A whole model placed on the roofline: its spec and, for MLA, the path and cache layout decode uses."""
+
     label: str
     spec: ModelSpec
     mode: str = "absorbed"  # MLA path
@@ -34,24 +36,26 @@ def gqa_variant(spec: ModelSpec, n_kv_heads: int, label: str) -> ModelSpec:
     return replace(spec, name=label, attention=attn)
 
 
-def designs(presets) -> list[Design]:
+def designs(presets) -> list[RooflineDesign]:
     """MHA / GQA / MQA from Llama-3.1-70B's shapes, MLA materialised and absorbed from DeepSeek-V3, DSA
     (DeepSeek-V3.2), V4 (DeepSeek-V4-Pro). `presets` maps names to specs (core.presets.load_preset)."""
     llama = presets("llama-3.1-70b")
     v3 = presets("deepseek-v3")
     return [
-        Design("MHA (Llama-70B shapes, 64 kv heads)", gqa_variant(llama, 64, "MHA")),
-        Design("GQA (Llama-3.1-70B)", llama),
-        Design("MQA (Llama-70B shapes, 1 kv head)", gqa_variant(llama, 1, "MQA")),
-        Design("MLA materialised (DeepSeek-V3)", v3, "naive", "materialised"),
-        Design("MLA absorbed (DeepSeek-V3)", v3, "absorbed", "latent"),
-        Design("DSA (DeepSeek-V3.2)", presets("deepseek-v3.2")),
-        Design("V4 (DeepSeek-V4-Pro)", presets("deepseek-v4-pro")),
+        RooflineDesign("MHA (Llama-70B shapes, 64 kv heads)", gqa_variant(llama, 64, "MHA")),
+        RooflineDesign("GQA (Llama-3.1-70B)", llama),
+        RooflineDesign("MQA (Llama-70B shapes, 1 kv head)", gqa_variant(llama, 1, "MQA")),
+        RooflineDesign("MLA materialised (DeepSeek-V3)", v3, "naive", "materialised"),
+        RooflineDesign("MLA absorbed (DeepSeek-V3)", v3, "absorbed", "latent"),
+        RooflineDesign("DSA (DeepSeek-V3.2)", presets("deepseek-v3.2")),
+        RooflineDesign("V4 (DeepSeek-V4-Pro)", presets("deepseek-v4-pro")),
     ]
 
 
 @dataclass(frozen=True)
-class Step:
+class DecodeStep:
+    """One decode step of a batch: FLOPs and bytes of the whole step and of the attention cores alone."""
+
     flops: int
     bytes: int
     core_flops: int  # attention cores, all sequences
@@ -70,13 +74,15 @@ class Step:
         return max(self.flops / (n_gpus * gpu.bf16_tflops * 1e12), self.bytes / (n_gpus * gpu.bandwidth_tb_s * 1e12))
 
 
-def decode_step(d: Design, context: int, batch: int = 1, kv_dtype: str = "bf16", weight_dtype: str = "bf16") -> Step:
+def decode_step(
+    d: RooflineDesign, context: int, batch: int = 1, kv_dtype: str = "bf16", weight_dtype: str = "bf16"
+) -> DecodeStep:
     cost = acc.decode_cost(d.spec, context, kv_dtype, d.layout, d.mode)
     total = decode_step_bytes(d.spec, context, batch, kv_dtype, weight_dtype, d.layout)
-    return Step(batch * cost.model_flops, total, batch * cost.attention_core_flops, batch * cost.cache_bytes_read)
+    return DecodeStep(batch * cost.model_flops, total, batch * cost.attention_core_flops, batch * cost.cache_bytes_read)
 
 
-def per_token_table(ds: list[Design], contexts: list[int], kv_dtype: str = "bf16") -> pd.DataFrame:
+def per_token_table(ds: list[RooflineDesign], contexts: list[int], kv_dtype: str = "bf16") -> pd.DataFrame:
     """Per decoded token (one sequence) vs context: attention FLOPs, cache bytes read; and the prefill
     of `context` tokens averaged per token (causal)."""
     rows = []
@@ -98,7 +104,7 @@ def per_token_table(ds: list[Design], contexts: list[int], kv_dtype: str = "bf16
 
 
 def roofline_points(
-    ds: list[Design], gpu: GPU, context: int, batch: int, kv_dtype: str = "bf16", weight_dtype: str = "bf16"
+    ds: list[RooflineDesign], gpu: GPU, context: int, batch: int, kv_dtype: str = "bf16", weight_dtype: str = "bf16"
 ) -> pd.DataFrame:
     """Where each design's decode sits on `gpu`'s roofline: whole step and attention core alone."""
     rows = []

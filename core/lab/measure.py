@@ -157,7 +157,7 @@ def last_level_cache_bytes(device=None) -> int | None:
 
 
 @dataclass(frozen=True)
-class Design:
+class DecodeDesign:
     """An attention design as decode reads it: a spec, and for MLA the path ("absorbed" reads the latent
     cache, "naive" a materialised per-head K/V cache)."""
 
@@ -183,19 +183,19 @@ class Design:
 # MHA/GQA/MQA layers of the same width and 16 heads of 128. At 64K tokens in fp32 the caches are
 # 1 GiB (MHA), 256 MiB (GQA), 144 MiB (MLA latent) and 1.25 GiB (MLA materialised).
 V2_LITE_MLA = MLASpec(n_heads=16, kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128)
-DESIGNS: dict[str, Design] = {
+DESIGNS: dict[str, DecodeDesign] = {
     d.label: d
     for d in (
-        Design("MHA", GQASpec(16, 16, 128)),
-        Design("GQA", GQASpec(16, 4, 128)),
-        Design("MQA", GQASpec(16, 1, 128)),
-        Design("MLA absorbed", V2_LITE_MLA, "absorbed"),
-        Design("MLA materialised", V2_LITE_MLA, "naive"),
+        DecodeDesign("MHA", GQASpec(16, 16, 128)),
+        DecodeDesign("GQA", GQASpec(16, 4, 128)),
+        DecodeDesign("MQA", GQASpec(16, 1, 128)),
+        DecodeDesign("MLA absorbed", V2_LITE_MLA, "absorbed"),
+        DecodeDesign("MLA materialised", V2_LITE_MLA, "naive"),
     )
 }
 
 
-def kernel_matmul(design: Design, chunk: int, parallel: int) -> tuple[int, int, int, int]:
+def kernel_matmul(design: DecodeDesign, chunk: int, parallel: int) -> tuple[int, int, int, int]:
     """(batch, m, k, n) of the score matmuls one block of the decode kernels runs: for absorbed MLA, every head's
     query against a chunk of latent rows (n_heads x (d_c + d_r) by (d_c + d_r) x chunk, `parallel` chunks at
     once); for a per-head cache, each kv head's group of query heads against its keys."""
@@ -208,7 +208,7 @@ def kernel_matmul(design: Design, chunk: int, parallel: int) -> tuple[int, int, 
 
 
 def random_buffer(
-    design: Design, batch: int, context: int, device=None, dtype: torch.dtype = torch.float32, seed: int = 0
+    design: DecodeDesign, batch: int, context: int, device=None, dtype: torch.dtype = torch.float32, seed: int = 0
 ) -> KVBuffer | LatentBuffer:
     """A cache of `context` tokens in the layout the design reads, filled with unit normals.
 
@@ -300,7 +300,7 @@ class DecodeMeasurement:
 
 
 def decode_benchmark(
-    design: Design,
+    design: DecodeDesign,
     context: int,
     batch: int = 1,
     device=None,
@@ -534,7 +534,7 @@ def mla_crossover_measured(
     for n, b, t in points:
         new = (randn(b, t, H, Dn), randn(b, t, H, R), randn(b, t, C), randn(b, t, R))  # q_nope, q_pe, c_kv, k_pe
         for path in PATHS:
-            design = Design(path, spec, "naive" if path == "naive" else "absorbed")
+            design = DecodeDesign(path, spec, "naive" if path == "naive" else "absorbed")
             full = random_buffer(design, b, n, dev, dtype, seed)
             base = replace(full, length=n - t)
             fn = lambda base=base, path=path, new=new: mla_attention(spec, wkv_b, *new, base, path)

@@ -41,7 +41,9 @@ MIB = 1 << 20
 
 
 @dataclass(frozen=True)
-class Plan:
+class KernelPlan:
+    """How the chunked kernels cut a cache: bytes per chunk and chunks per block (`PLANS`, `default_plan`)."""
+
     chunk_bytes: int  # cache bytes of one chunk (all batch rows and heads)
     parallel: int  # chunks side by side in one block (one batched matmul); 0: 2 x torch threads
 
@@ -56,8 +58,8 @@ class Plan:
 # large, which cuts per-block overhead (Python, kernel launches); they only bound the score buffer
 # (MHA at 64K on this machine: 256-token chunks 53 ms, 2048-token chunks 46 ms).
 PLANS = {
-    "cpu": {"reuse": Plan(1 * MIB, 0), "stream": Plan(32 * MIB, 1)},
-    "cuda": {"reuse": Plan(4 * MIB, 4), "stream": Plan(64 * MIB, 1)},
+    "cpu": {"reuse": KernelPlan(1 * MIB, 0), "stream": KernelPlan(32 * MIB, 1)},
+    "cuda": {"reuse": KernelPlan(4 * MIB, 4), "stream": KernelPlan(64 * MIB, 1)},
 }
 MODES = ("absorbed", "naive", "expand")
 

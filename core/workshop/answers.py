@@ -185,16 +185,17 @@ def rank_below_10pct() -> Answer:
 def v3_core_intensity() -> Answer:
     gpu = GPUS["H200"]
     v3 = load_preset("deepseek-v3")
-    d = rf.Design("MLA absorbed (DeepSeek-V3)", v3, "absorbed", "latent")
+    d = rf.RooflineDesign("MLA absorbed (DeepSeek-V3)", v3, "absorbed", "latent")
     s = rf.decode_step(d, 32_768, 1)
     ridge = gpu.bf16_tflops / gpu.bandwidth_tb_s
     n_h = v3.attention[0].n_heads
+    gqa = rf.decode_step(rf.RooflineDesign("GQA", load_preset("llama-3.1-70b")), 32_768, 1)
     return _number(
         s.core_intensity,
         f"{s.core_intensity:.0f} FLOP/B",
         f"Every head reads the same latent: {s.core_flops:,} FLOPs over {s.cache_bytes:,} cached bytes at 32K tokens "
         f"= {s.core_intensity:.0f} FLOPs per byte (about 2 n_h = {2 * n_h}, less the rope key's share), against "
-        f"GQA's {rf.decode_step(rf.Design('GQA', load_preset('llama-3.1-70b')), 32_768, 1).core_intensity:.0f}; "
+        f"GQA's {gqa.core_intensity:.0f}; "
         f"the H200's ridge is {ridge:.0f}.",
     )
 
