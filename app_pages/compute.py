@@ -9,6 +9,7 @@ from app_pages import workshop_ui as ws
 from app_pages.figures import chart_spec, downloads, show
 from app_pages.layout import table, takeaways
 from app_pages.links import link_state
+from core.accounting import mla_paths
 from core.accounting import roofline as rl
 from core.lab import measure
 from core.model.gpus import GPUS
@@ -119,14 +120,14 @@ def view_takeaways(gpu_name: str, context: int, batch: int) -> list[str]:
 def crossover() -> tuple[pd.DataFrame, float]:
     """Materialised, expanded and absorbed MLA with DeepSeek-V2-Lite's shapes (fixed: no control changes it),
     and the query length below which absorbing costs fewer FLOPs at 128K tokens."""
-    spec = measure.V2_LITE_MLA
-    cross = measure.mla_crossover(spec, [1024, 16384, 131072], (1,), (1, 16, 128, 512, 1024))
+    spec = mla_paths.V2_LITE_MLA
+    cross = mla_paths.mla_crossover(spec, [1024, 16384, 131072], (1,), (1, 16, 128, 512, 1024))
     shown = (
         cross[["context", "query_len", "absorbed_flops", "expand_flops", "naive_flops", "absorbed_bytes",
                "naive_bytes", "fewer_flops", "fewer_bytes"]]
         .rename(columns=CROSSOVER_LABELS).replace({"naive": "materialised", "expand": "expanded"})
     )  # fmt: skip
-    return shown, measure.query_len_crossover(spec, 131072)
+    return shown, mla_paths.query_len_crossover(spec, 131072)
 
 
 @st.fragment

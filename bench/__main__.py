@@ -31,20 +31,18 @@ from pathlib import Path
 import torch
 
 from core.accounting import totals as acc
+from core.accounting.mla_paths import V2_LITE_MLA, mla_crossover, query_len_crossover
 from core.lab import needle as nd
 from core.lab import tiny
 from core.lab.measure import (
     DESIGNS,
-    V2_LITE_MLA,
     copy_bandwidth,
     decode_benchmark,
     explain,
     kernel_matmul,
     last_level_cache_bytes,
     matmul_rate,
-    mla_crossover,
     mla_crossover_measured,
-    query_len_crossover,
     time_fn,
 )
 from core.layers.build import build_layer

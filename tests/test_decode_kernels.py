@@ -12,7 +12,9 @@ Proves, in float64 on CPU:
     dispatch-level trace of the kernel shows it touches exactly those bytes of the buffer, nothing past
     the filled length, block by block in order (every read of a block, scores and values, happens before
     the next block's): one pass over the cache;
-(c) the kernels' FLOPs equal `core.accounting.decode_core_flops` under FlopCounterMode;
+(c) the kernels' FLOPs equal `core.accounting.decode_core_flops` under FlopCounterMode, and `mla_attention`'s
+    on several new tokens equal `core.accounting.mla_paths.mla_path_cost` for each path (its bytes are the
+    buffer's);
 (d) bad inputs (full buffer, sliding window, DSA, unknown mode, chunk 0) raise ValueError;
 (e) on CUDA (skipped without a GPU) the kernels equal the CPU result.
 """
@@ -30,6 +32,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from core.accounting import totals as acc
+from core.accounting.mla_paths import PATHS, mla_path_cost
 from core.layers.attention import DSAttention, GQAttention, MLAttention
 from core.layers.decode_kernels import (
     KVBuffer,
@@ -40,6 +43,7 @@ from core.layers.decode_kernels import (
     chunk_bounds,
     empty_buffer,
     gqa_step,
+    mla_attention,
     mla_step,
 )
 from core.model.specs import DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec
@@ -255,6 +259,33 @@ def test_kernel_flops_equal_decode_core_flops(spec, mode, chunk, parallel):
     with FlopCounterMode(display=False) as counter:
         kernel()
     assert counter.get_total_flops() == batch * acc.decode_core_flops(spec, n, mode)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("spec", [MLA_SPECS[0], MLA_SPECS[2], MLA_SPECS[3]], ids=case_id)
+@pytest.mark.parametrize("context, batch, query_len", [(9, 1, 1), (9, 2, 3), (5, 1, 5)])
+def test_mla_path_cost_equals_flop_counter_and_buffer_bytes(path, spec, context, batch, query_len):
+    g = torch.Generator().manual_seed(0)
+    H, C, R, Dn, V = spec.n_heads, spec.kv_lora_rank, spec.qk_rope_head_dim, spec.qk_nope_head_dim, spec.v_head_dim
+    f64 = dict(generator=g, dtype=torch.float64)
+    wkv_b = torch.randn(H * (Dn + V), C, **f64)
+    new = (
+        torch.randn(batch, query_len, H, Dn, **f64),
+        torch.randn(batch, query_len, H, R, **f64),
+        torch.randn(batch, query_len, C, **f64),
+        torch.randn(batch, query_len, R, **f64),
+    )
+    buf = empty_buffer(spec, batch, context, "naive" if path == "naive" else "absorbed", "cpu", torch.float64)
+    for t in buf.__dict__.values():
+        if isinstance(t, torch.Tensor):
+            t.normal_(generator=g)
+    buf = replace(buf, length=context - query_len)
+    with FlopCounterMode(display=False) as counter:
+        out, full = mla_attention(spec, wkv_b, *new, buf, path, chunk=4)
+    cost = mla_path_cost(spec, context, batch, query_len, path, "fp32")
+    assert counter.get_total_flops() == cost.flops
+    assert out.shape == (batch, query_len, H, V)
+    assert sum(t.nbytes for t in full.tensors()) == 2 * cost.bytes_read  # float64 buffer, fp32 accounting
 
 
 # ----------------------------------------------------------------------------- (d) errors

@@ -1,4 +1,4 @@
-"""Measure here (core/measure.py): timing, bandwidth, decode benchmarks and the MLA crossover.
+"""Measure here (core/lab/measure.py): timing, bandwidth, decode benchmarks and the MLA paths timed.
 
 Proves, without asserting anything about how fast this machine is (no timing asserts):
 (a) `time_fn` runs the warm-ups and any setup untimed and reports the median, min and nearest-rank p90
@@ -9,11 +9,8 @@ Proves, without asserting anything about how fast this machine is (no timing ass
     predicted = bytes / bandwidth, the roofline is the slower roof; the result is plain JSON data;
     the shipped designs' 64K caches have the sizes the bench quotes; `explain` names why measurement and
     model part (caches, fixed costs, compute-bound, slow streaming) on hand-made measurements;
-(d) `mla_path_cost` equals FlopCounterMode on `mla_attention` for each path, and its bytes are the
-    buffer's; `mla_crossover` finds what is true of DeepSeek-V2-Lite shapes: the latent (absorbed,
-    expand) is read with fewer bytes than a materialised cache at every point, naive-materialised does
-    the fewest FLOPs at every point, absorbed beats expand in FLOPs at decode and expand beats absorbed
-    at long query length, the flip happens at `query_len_crossover`, and batch moves nothing;
+(d) `mla_crossover_measured` times every path at each point, next to its counted FLOPs
+    (core.accounting.mla_paths, proven in tests/test_mla_paths.py and tests/test_decode_kernels.py);
 (e) on CUDA (skipped without a GPU) a decode benchmark runs and reports consistent fields.
 """
 
@@ -21,17 +18,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from core.accounting import totals as acc
+from core.accounting.mla_paths import PATHS, mla_path_cost
 from core.lab.measure import (
     DESIGNS,
-    PATHS,
-    V2_LITE_MLA,
     DecodeDesign,
     DecodeMeasurement,
     Timing,
@@ -40,14 +34,10 @@ from core.lab.measure import (
     explain,
     last_level_cache_bytes,
     matmul_rate,
-    mla_crossover,
     mla_crossover_measured,
-    mla_path_cost,
-    query_len_crossover,
     random_buffer,
     time_fn,
 )
-from core.layers.decode_kernels import empty_buffer, mla_attention
 from core.model.specs import GQASpec, MLASpec
 
 SMALL_MLA = MLASpec(4, 12, 8, 4, 6)
@@ -216,82 +206,7 @@ def test_last_level_cache_is_positive_or_unknown():
     assert llc is None or llc > 0
 
 
-# ----------------------------------------------------------------------------- (d) MLA crossover
-
-
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize(
-    "spec", [SMALL_MLA, MLASpec(2, 6, 0, 4, 6), MLASpec(2, 6, 4, 0, 6)], ids=["mla", "rope-only", "no-rope"]
-)
-@pytest.mark.parametrize("context, batch, query_len", [(9, 1, 1), (9, 2, 3), (5, 1, 5)])
-def test_mla_path_cost_equals_flop_counter_and_buffer_bytes(path, spec, context, batch, query_len):
-    g = torch.Generator().manual_seed(0)
-    H, C, R, Dn, V = spec.n_heads, spec.kv_lora_rank, spec.qk_rope_head_dim, spec.qk_nope_head_dim, spec.v_head_dim
-    f64 = dict(generator=g, dtype=torch.float64)
-    wkv_b = torch.randn(H * (Dn + V), C, **f64)
-    new = (
-        torch.randn(batch, query_len, H, Dn, **f64),
-        torch.randn(batch, query_len, H, R, **f64),
-        torch.randn(batch, query_len, C, **f64),
-        torch.randn(batch, query_len, R, **f64),
-    )
-    buf = empty_buffer(spec, batch, context, "naive" if path == "naive" else "absorbed", "cpu", torch.float64)
-    for t in buf.__dict__.values():
-        if isinstance(t, torch.Tensor):
-            t.normal_(generator=g)
-    buf = replace(buf, length=context - query_len)
-    with FlopCounterMode(display=False) as counter:
-        out, full = mla_attention(spec, wkv_b, *new, buf, path, chunk=4)
-    cost = mla_path_cost(spec, context, batch, query_len, path, "fp32")
-    assert counter.get_total_flops() == cost.flops
-    assert out.shape == (batch, query_len, H, V)
-    assert sum(t.nbytes for t in full.tensors()) == 2 * cost.bytes_read  # float64 buffer, fp32 accounting
-
-
-def test_mla_path_cost_at_decode_matches_the_accounting_core():
-    for n in (1, 100, 4096):
-        absorbed = mla_path_cost(V2_LITE_MLA, n, 1, 1, "absorbed")
-        naive = mla_path_cost(V2_LITE_MLA, n, 1, 1, "naive")
-        projections = 2 * 16 * 512 * (128 + 128)
-        assert absorbed.flops == acc.decode_core_flops(V2_LITE_MLA, n, "absorbed") + projections
-        assert naive.flops == acc.decode_core_flops(V2_LITE_MLA, n, "naive") + projections
-    with pytest.raises(ValueError, match="query_len"):
-        mla_path_cost(V2_LITE_MLA, 4, 1, 5)
-    with pytest.raises(ValueError, match="path"):
-        mla_path_cost(V2_LITE_MLA, 4, 1, 1, "fast")
-
-
-def test_mla_crossover_on_v2_lite_shapes():
-    contexts, batches, lens = (512, 4096, 65536), (1, 8), (1, 16, 64, 128, 256, 1024, 4096)
-    df = mla_crossover(V2_LITE_MLA, contexts, batches, lens)
-    assert len(df) == sum(t <= n for n in contexts for t in lens) * len(batches)
-    # bytes: the latent is read by absorbed and expand alike, 8.9x fewer bytes than a materialised cache
-    assert (df.absorbed_bytes == df.expand_bytes).all() and (df.fewer_bytes == "absorbed").all()
-    assert (df.naive_bytes * 576 == df.absorbed_bytes * 16 * 320).all()
-    # FLOPs: naive-materialised fewest everywhere (tied with expand at T = N, where both expand every
-    # token once); absorbed beats expand at decode, expand wins at long query length
-    assert (df.naive_flops < df.absorbed_flops).all() and (df.naive_flops <= df.expand_flops).all()
-    assert (df[df.query_len < df.context].naive_flops < df[df.query_len < df.context].expand_flops).all()
-    assert (df[df.query_len == 1].fewer_flops == "absorbed").all()
-    assert (df[df.query_len >= 256].fewer_flops == "expand").all()
-    for n in contexts:
-        star = query_len_crossover(V2_LITE_MLA, n)
-        sub = df[df.context == n]
-        assert (sub[sub.query_len < star].fewer_flops == "absorbed").all()
-        assert (sub[sub.query_len > star].fewer_flops == "expand").all()
-    assert query_len_crossover(V2_LITE_MLA, 10**12) == pytest.approx(512 * 256 / (1024 - 256))
-    # batch scales every path alike
-    one, eight = df[df.batch == 1].reset_index(drop=True), df[df.batch == 8].reset_index(drop=True)
-    assert (one.fewer_flops == eight.fewer_flops).all() and (eight.absorbed_flops == 8 * one.absorbed_flops).all()
-
-
-def test_mla_crossover_roofline_columns_and_a_latent_that_never_loses():
-    df = mla_crossover(V2_LITE_MLA, [4096], [1], [1, 1024], bandwidth=4.8e12, peak_flops=989e12)
-    assert {f"{p}_seconds" for p in PATHS} <= set(df.columns)
-    for _, row in df.iterrows():
-        assert row.fastest == min(PATHS, key=lambda p: row[f"{p}_seconds"])
-    wide_heads = MLASpec(4, 64, 128, 16, 128)  # 2 d_c < d_nope + d_v: absorbing never costs more
-    assert query_len_crossover(wide_heads, 4096) == math.inf
+# ----------------------------------------------------------------------------- (d) the MLA paths, timed
 
 
 def test_mla_crossover_measured_returns_every_path_at_each_point():

@@ -1,5 +1,5 @@
 """Measure here: this device's copy bandwidth and matmul rate, decode steps timed against the bytes they
-must read, and where naive and absorbed MLA cross over.
+must read, and the three MLA paths timed next to their counted cost (core.accounting.mla_paths).
 
 The model a measurement is held against: a decode step streams its cache once, so it should take
 bytes / bandwidth, with the bandwidth measured here by a large tensor copy; the roofline adds the
@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 
 from core.accounting import totals as acc
+from core.accounting.mla_paths import PATHS, V2_LITE_MLA, mla_path_cost
 from core.layers.attention import default_device
 from core.layers.decode_kernels import (
     KVBuffer,
@@ -182,7 +183,6 @@ class DecodeDesign:
 # DeepSeek-V2-Lite's attention (hidden 2048, 16 heads, d_c 512, d_r 64, no query compression), and the
 # MHA/GQA/MQA layers of the same width and 16 heads of 128. At 64K tokens in fp32 the caches are
 # 1 GiB (MHA), 256 MiB (GQA), 144 MiB (MLA latent) and 1.25 GiB (MLA materialised).
-V2_LITE_MLA = MLASpec(n_heads=16, kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128)
 DESIGNS: dict[str, DecodeDesign] = {
     d.label: d
     for d in (
@@ -411,102 +411,7 @@ def explain(m: DecodeMeasurement, llc_bytes: int | None = None) -> str:
     )
 
 
-# ----------------------------------------------------------------------------- naive vs absorbed MLA
-
-PATHS = ("absorbed", "naive", "expand")
-
-
-@dataclass(frozen=True)
-class PathCost:
-    flops: int
-    bytes_read: int  # cache bytes
-
-
-def mla_path_cost(
-    spec: MLASpec, context: int, batch: int = 1, query_len: int = 1, path: str = "absorbed", kv_dtype: str = "bf16"
-) -> PathCost:
-    """FLOPs and cache bytes of one MLA layer taking `query_len` new tokens (T) of each of `batch` (B)
-    sequences at `context` (N, new tokens included), from per-head queries to per-head outputs, as
-    `decode_kernels.mla_attention` computes them (dense T x N scores; the causal mask does not save work):
-
-    - absorbed (latent cache):  B T [2 H C (Dn + V) + N 2 H (2C + R)]; reads B N (C + R) b.
-      2 H C Dn folds W^UK into each query, 2 H C V applies W^UV to each output.
-    - naive (materialised cache, DeepSeek's attn_impl "naive", HF's cache):
-                                B T [2 H C (Dn + V) + N 2 H (Dn + R + V)]; reads B N H (Dn + R + V) b.
-      2 H C (Dn + V) expands each new token's keys and values once, to cache them.
-    - expand (latent cache, keys and values expanded from it at every step, as prefill kernels do):
-                                B [N 2 H C (Dn + V) + T N 2 H (Dn + R + V)]; reads B N (C + R) b.
-    Projections shared by all paths (W^Q, W^DKV, W^O) are left out.
-    """
-    if path not in PATHS:
-        raise ValueError(f"unknown MLA path {path!r}; choose one of {', '.join(PATHS)}.")
-    if not 1 <= query_len <= context:
-        raise ValueError(f"query_len ({query_len}) must be between 1 and the context ({context}).")
-    H, C, V = spec.n_heads, spec.kv_lora_rank, spec.v_head_dim
-    expand_one = 2 * H * C * (spec.qk_nope_head_dim + V)  # W^UK and W^UV on one token (or query/output)
-    naive_pair = acc.pair_flops(spec, "naive")
-    model = ModelSpec("MLA", "measure", 2048, 1, (spec,), (DenseMLP(1),))
-    layout = "materialised" if path == "naive" else "latent"
-    bytes_read = batch * acc.cache_bytes_read(model, context, kv_dtype, layout)
-    T, N = query_len, context
-    if path == "absorbed":
-        flops = batch * T * (expand_one + N * acc.pair_flops(spec, "absorbed"))
-    elif path == "naive":
-        flops = batch * T * (expand_one + N * naive_pair)
-    else:
-        flops = batch * (N * expand_one + T * N * naive_pair)
-    return PathCost(flops, bytes_read)
-
-
-def query_len_crossover(spec: MLASpec, context: int) -> float:
-    """The query length T* above which expanding from the latent costs fewer FLOPs than absorbing:
-    T* = N C (Dn + V) / (C (Dn + V) + N (2C - Dn - V)), tending to C (Dn + V) / (2C - Dn - V) at long
-    context (171 for DeepSeek-V2/V3 shapes, whatever the head count). inf if absorbing always wins."""
-    a = spec.kv_lora_rank * (spec.qk_nope_head_dim + spec.v_head_dim)
-    d = 2 * spec.kv_lora_rank - spec.qk_nope_head_dim - spec.v_head_dim
-    den = a + context * d
-    return context * a / den if den > 0 else math.inf
-
-
-def mla_crossover(
-    spec: MLASpec,
-    contexts: Iterable[int],
-    batches: Iterable[int] = (1,),
-    query_lens: Iterable[int] = (1,),
-    kv_dtype: str = "bf16",
-    bandwidth: float | None = None,
-    peak_flops: float | None = None,
-) -> pd.DataFrame:
-    """Analytic FLOPs and cache bytes of the three MLA paths (`mla_path_cost`) per (context, batch,
-    query length), and which is cheaper:
-
-    - `fewer_flops` compares the two paths that share the latent cache, absorbed vs expand: the choice
-      an engine makes per batch (DeepSeek and vLLM absorb for decode, expand for prefill). Absorbed
-      wins below T* (`query_len_crossover`), expand above.
-    - `fewer_bytes` compares what is cached, absorbed (latent) vs naive (materialised per-head K/V):
-      the latent is read at every point, H (Dn + R + V) / (C + R) times fewer bytes; naive does fewer
-      FLOPs at every point (2C + R vs Dn + R + V per pair and head) and pays for it in memory.
-    Batch scales every path alike, so it moves no crossover. With `bandwidth` (bytes/s) and `peak_flops`
-    (FLOP/s), each path also gets a roofline time max(bytes / bandwidth, FLOPs / peak) and `fastest`.
-    """
-    rows = []
-    for n in contexts:
-        for b in batches:
-            for t in query_lens:
-                if t > n:
-                    continue
-                row: dict = {"context": n, "batch": b, "query_len": t}
-                for p in PATHS:
-                    cost = mla_path_cost(spec, n, b, t, p, kv_dtype)
-                    row[f"{p}_flops"], row[f"{p}_bytes"] = cost.flops, cost.bytes_read
-                    if bandwidth and peak_flops:
-                        row[f"{p}_seconds"] = max(cost.bytes_read / bandwidth, cost.flops / peak_flops)
-                row["fewer_flops"] = "absorbed" if row["absorbed_flops"] <= row["expand_flops"] else "expand"
-                row["fewer_bytes"] = "absorbed" if row["absorbed_bytes"] <= row["naive_bytes"] else "naive"
-                if bandwidth and peak_flops:
-                    row["fastest"] = min(PATHS, key=lambda p: row[f"{p}_seconds"])
-                rows.append(row)
-    return pd.DataFrame(rows)
+# ----------------------------------------------------------------------------- the MLA paths, timed
 
 
 def mla_crossover_measured(
