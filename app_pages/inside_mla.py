@@ -288,7 +288,7 @@ c4.metric(
     delta_arrow="off",
     help=glossary.tip("prefill"),
 )
-per_pair_n, per_pair_a = acc.pair_flops(mla, "naive"), acc.pair_flops(mla, "absorbed")
+per_pair_n, per_pair_a = acc.pair_flops(mla, "materialised"), acc.pair_flops(mla, "absorbed")
 st.markdown(
     "Per (query, cached token) pair the materialised attention core costs 2 n_h (d_nope + d_r + d_v) = "
     f"**{per_pair_n:,}** FLOPs and "

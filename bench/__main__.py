@@ -1,11 +1,11 @@
-"""make bench: decode steps timed against the bytes they read, naive vs absorbed MLA, and the accounting path.
+"""make bench: decode steps timed against the bytes they read, the three MLA paths, and the accounting path.
 
 1. This machine's roofs, measured once: copy bandwidth (read + write of a tensor well above the last-level
    cache) and the rate of a large matmul.
 2. The attention core of one decode step (core/measure.decode_benchmark: chunked kernels over a cache
-   built once) for MHA, GQA, MLA absorbed and MLA naive with DeepSeek-V2-Lite's attention shapes (hidden
+   built once) for MHA, GQA, MLA absorbed and MLA materialised with DeepSeek-V2-Lite's attention shapes (hidden
    2048, 16 heads; MHA/GQA heads of 128, GQA 4 kv heads; MLA d_c 512, d_r 64) at 4K, 16K and 64K tokens,
-   one sequence. CPU runs fp32: torch's CPU bf16 matrix-vector products (MHA, GQA and naive MLA decode)
+   one sequence. CPU runs fp32: torch's CPU bf16 matrix-vector products (MHA, GQA and materialised MLA decode)
    streamed 8-14 GB/s on this machine against 23-38 GB/s in fp32, so bf16 would time torch's CPU kernels,
    not memory. CUDA, when present, runs bf16, as serving does.
    Targets (benchmarks report, they never fail the build): every design's decode at the longest context
@@ -252,35 +252,37 @@ def crossover_section(device: torch.device, dtype: torch.dtype, roofs: dict, qui
     stars = {str(c): query_len_crossover(spec, c) for c in (n, *contexts)}
     stars["limit"] = query_len_crossover(spec, 10**15)
 
-    print("\n== naive vs absorbed MLA (DeepSeek-V2-Lite shapes; batch scales every path alike) ==")
-    print("absorbed: latent cache, W^UK/W^UV folded into query/output; naive: materialised per-head K/V cache")
-    print("(DeepSeek's attn_impl 'naive', HF's cache); expand: latent cache, K/V expanded from it every step.")
     print(
-        "FLOP crossover absorbed vs expand at query length T*: "
+        "\n== MLA paths: absorbed, materialised, expanded (DeepSeek-V2-Lite shapes; batch scales every path alike) =="
+    )
+    print("absorbed: latent cache, W^UK/W^UV folded into query/output; materialised: per-head K/V cache")
+    print("(DeepSeek's attn_impl 'naive', HF's cache); expanded: latent cache, K/V expanded from it every step.")
+    print(
+        "FLOP crossover absorbed vs expanded at query length T*: "
         + ", ".join(f"N={k}: {v:.0f}" for k, v in stars.items())
     )
     print(
-        f"{'context':>8}{'T':>6}{'absorbed GFLOP':>16}{'naive GFLOP':>13}{'expand GFLOP':>14}{'fewer FLOPs':>13}"
-        f"{'fewer bytes':>13}{'fastest H200':>14}{'fastest here':>14}"
+        f"{'context':>8}{'T':>6}{'absorbed GFLOP':>16}{'materialised GFLOP':>20}{'expanded GFLOP':>16}"
+        f"{'fewer FLOPs':>13}{'fewer bytes':>13}{'fastest H200':>14}{'fastest here':>14}"
     )
     for (_, a), (_, h) in zip(analytic.iterrows(), here.iterrows(), strict=True):
         print(
-            f"{a.context:>8}{a.query_len:>6}{a.absorbed_flops / 1e9:>16.2f}{a.naive_flops / 1e9:>13.2f}"
-            f"{a.expand_flops / 1e9:>14.2f}{a.fewer_flops:>13}{a.fewer_bytes:>13}{a.fastest:>14}{h.fastest:>14}"
+            f"{a.context:>8}{a.query_len:>6}{a.absorbed_flops / 1e9:>16.2f}{a.materialised_flops / 1e9:>20.2f}"
+            f"{a.expanded_flops / 1e9:>16.2f}{a.fewer_flops:>13}{a.fewer_bytes:>13}{a.fastest:>14}{h.fastest:>14}"
         )
     kind = str(dtype).removeprefix("torch.")
     print(f"measured here ({device}, {kind}), context {n}, one sequence; {load.report('it')}:")
     print(
-        f"{'T':>6}{'absorbed ms':>13}{'naive ms':>10}{'expand ms':>11}{'fastest':>10}"
-        f"{'absorbed vs expand: fewer FLOPs':>33}{'faster':>10}"
+        f"{'T':>6}{'absorbed ms':>13}{'materialised ms':>17}{'expanded ms':>13}{'fastest':>14}"
+        f"{'absorbed vs expanded: fewer FLOPs':>35}{'faster':>10}"
     )
     for t, g in measured.groupby("query_len"):
         ms = dict(zip(g.path, g.seconds * 1e3, strict=True))
         fl = dict(zip(g.path, g.flops, strict=True))
-        pair = ("absorbed", "expand")
+        pair = ("absorbed", "expanded")
         print(
-            f"{t:>6}{ms['absorbed']:>13.2f}{ms['naive']:>10.2f}{ms['expand']:>11.2f}{min(ms, key=ms.get):>10}"
-            f"{min(pair, key=fl.get):>33}{min(pair, key=ms.get):>10}"
+            f"{t:>6}{ms['absorbed']:>13.2f}{ms['materialised']:>17.2f}{ms['expanded']:>13.2f}{min(ms, key=ms.get):>14}"
+            f"{min(pair, key=fl.get):>35}{min(pair, key=ms.get):>10}"
         )
     return {
         "spec": "DeepSeek-V2-Lite attention: 16 heads, d_c 512, d_r 64, d_nope 128, d_v 128",
@@ -303,14 +305,14 @@ def legacy_section(quick: bool) -> dict:
         "MHA 8x64": GQASpec(8, 8, 64),
         "GQA 8/2x64": GQASpec(8, 2, 64),
         "MLA absorbed": MLASpec(8, 128, 64, 32, 64),
-        "MLA naive": MLASpec(8, 128, 64, 32, 64),
+        "MLA materialised": MLASpec(8, 128, 64, 32, 64),
         "DSA top-512": DSASpec(8, 128, 64, 32, 64, index_n_heads=4, index_head_dim=64, index_topk=512),
     }
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with torch.no_grad():
         for label, spec in specs.items():
             layer = build_layer(spec, d, device=device)
-            mode = {"mode": "naive"} if label == "MLA naive" else {}
+            mode = {"mode": "materialised"} if label == "MLA materialised" else {}
             _, cache = layer(torch.randn(1, ctx, d, device=device), **mode)
             step = torch.randn(1, 1, d, device=device)
             fn = lambda layer=layer, step=step, cache=cache, mode=mode: layer(step, cache, **mode)
@@ -318,7 +320,7 @@ def legacy_section(quick: bool) -> dict:
     print(f"\n== accounting and reference layers ({device}) ==")
     print(f"{'accounting at 1M tokens, slowest preset':<46}{max(out['accounting_s'].values()) * 1e3:8.2f} ms")
     for k, v in out["reference_decode_step_s"].items():
-        print(f"reference decode step at {ctx} tokens, {k:<13}{v * 1e3:8.2f} ms (torch.cat cache)")
+        print(f"reference decode step at {ctx} tokens, {k:<16}{v * 1e3:8.2f} ms (torch.cat cache)")
     out["reference_context"] = ctx
     return out
 

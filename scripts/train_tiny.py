@@ -70,7 +70,7 @@ def train_one(name: str, args) -> tuple[TinyLM, dict]:
             group["lr"] = lr
         length = int(lengths[torch.randint(len(lengths), (1,), generator=g)])
         tokens = make_batch(args.batch, length, g).tokens
-        logits, _ = model(tokens[:, :-1], mode="naive")  # (B, T - 1, N); MLA trains on the naive path
+        logits, _ = model(tokens[:, :-1], mode="materialised")  # (B, T - 1, N); MLA trains on the materialised path
         loss = F.cross_entropy(logits[:, -k:].flatten(0, 1), tokens[:, -k:].flatten())  # answer digits only
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -171,7 +171,7 @@ def write_card(out: Path, results: dict, args, command: str) -> None:
         "## Training",
         f"AdamW (peak lr {args.lr}, betas 0.9/0.98, weight decay 0.01, {args.warmup}-step warmup, cosine to 10%,",
         f"clip 1.0), batch {args.batch}, seed {args.seed}, torch.set_num_threads({args.threads}), CPU; MLA trains",
-        "on its materialised path (mode naive; same function as absorbed). Every model trains for the same",
+        "on its materialised path (same function as absorbed). Every model trains for the same",
         f"{args.steps} steps on the",
         f'same batches{" (or stops at the target)" if args.stop_at_target else ""}. "Target reached at" is the',
         f"first check (every {args.eval_every} steps, {args.eval_n} held-out sequences at random depths) where",

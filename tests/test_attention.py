@@ -1,17 +1,17 @@
 """The reference layers (core/layers/) pin the accounting (core/accounting/), and vice versa.
 
 Proves, with real layers of every spec type `build_layer` builds (GQA with sliding windows, chunks, other
-value widths, K=V and output gates; MLA naive and absorbed; DSA; DeepSeek V4 compressed; Gated DeltaNet;
+value widths, K=V and output gates; MLA materialised and absorbed; DSA; DeepSeek V4 compressed; Gated DeltaNet;
 Mamba-2; Mamba-1; lightning attention; short convolutions; several mixers in parallel; no mixer) on random
 small specs drawn by hypothesis, which set every field of every spec:
 (a) the accounting's KV cache (and fixed state) bytes equal the `nbytes` of the cache tensors the layer
     returns, after prefill and after every decode step, in fp32/bf16/fp16 (MLA absorbed = layout
-    "latent", MLA naive = layout "materialised");
+    "latent", MLA materialised = layout "materialised");
 (b) the accounting's FLOPs equal what `FlopCounterMode` counts: one decode step after a prefill of P
     tokens costs decode_core_flops(P + 1) + 2 x attention matmul weights per sequence, and a prefill of
     T tokens from empty costs prefill_core_flops(T, causal=False) + 2 T x attention matmul weights; the
     layer's parameters number attention_params(spec, d_model).total;
-(c) MLA naive and absorbed paths compute the same function; decoding token by token equals one
+(c) MLA materialised and absorbed paths compute the same function; decoding token by token equals one
     full-sequence forward; GQA equals a slow per-query reference of the HF math (chunk and window masks,
     Gemma-4 K=V, Qwen3-Next output gate); construction is deterministic in the seed; the rotate-half RoPE
     convention (norm-preserving, scores depend on relative position only); DSA's top-k equals a
@@ -76,7 +76,7 @@ def one_layer(spec, d_model: int) -> ModelSpec:
 
 
 def layout_for(spec, mode: str) -> str:
-    return "materialised" if isinstance(spec, MLASpec) and mode == "naive" else "latent"
+    return "materialised" if isinstance(spec, MLASpec) and mode == "materialised" else "latent"
 
 
 def run(layer, x, cache=None, mode: str = "absorbed"):
@@ -87,7 +87,7 @@ def run(layer, x, cache=None, mode: str = "absorbed"):
 
 
 def modes_for(spec) -> list[str]:
-    return ["absorbed", "naive"] if type(spec) is MLASpec else ["absorbed"]
+    return ["absorbed", "materialised"] if type(spec) is MLASpec else ["absorbed"]
 
 
 def inputs(batch: int, tokens: int, d_model: int, seed: int = 0, dtype=F64) -> torch.Tensor:
@@ -331,9 +331,9 @@ def test_cache_bytes_equal_tensor_nbytes(spec, d_model, batch, prefill, steps, d
         (GQASpec(4, 2, 8, k_eq_v=True), "absorbed"),
         (GQASpec(4, 2, 8, qkv_bias=True, output_gate=True), "absorbed"),
         (MLASpec(4, 12, 8, 4, 6, q_lora_rank=10), "absorbed"),
-        (MLASpec(4, 12, 8, 4, 6, q_lora_rank=10), "naive"),
+        (MLASpec(4, 12, 8, 4, 6, q_lora_rank=10), "materialised"),
         (MLASpec(2, 6, 0, 4, 6), "absorbed"),
-        (MLASpec(2, 6, 4, 0, 6), "naive"),
+        (MLASpec(2, 6, 4, 0, 6), "materialised"),
         (DSASpec(4, 12, 8, 4, 6, index_n_heads=3, index_head_dim=6, index_topk=3), "absorbed"),
     ],
     ids=lambda v: v if isinstance(v, str) else v.kind,
@@ -375,7 +375,7 @@ def test_chunked_cache_holds_the_current_chunk():
 def test_cache_types_match_the_layout():
     mla = MLAttention(MLASpec(2, 8, 4, 2, 4), 8, dtype=F64)
     x = inputs(1, 3, 8)
-    assert isinstance(mla(x, mode="naive")[1], KVCache)
+    assert isinstance(mla(x, mode="materialised")[1], KVCache)
     latent = mla(x, mode="absorbed")[1]
     assert isinstance(latent, LatentCache) and latent.k_index is None
     dsa = DSAttention(DSASpec(2, 8, 4, 2, 4, index_n_heads=2, index_head_dim=4, index_topk=2), 8, dtype=F64)
@@ -426,10 +426,10 @@ FLOP_CASES = [
     (GQASpec(4, 2, 8, qkv_bias=True, k_eq_v=True), "absorbed"),
     (GQASpec(4, 2, 8, qkv_bias=True, output_gate=True), "absorbed"),
     (MLASpec(4, 12, 8, 4, 6), "absorbed"),
-    (MLASpec(4, 12, 8, 4, 6), "naive"),
+    (MLASpec(4, 12, 8, 4, 6), "materialised"),
     (MLASpec(4, 12, 8, 4, 6, q_lora_rank=10), "absorbed"),
-    (MLASpec(4, 12, 8, 4, 6, q_lora_rank=10), "naive"),
-    (MLASpec(2, 6, 0, 4, 6), "naive"),
+    (MLASpec(4, 12, 8, 4, 6, q_lora_rank=10), "materialised"),
+    (MLASpec(2, 6, 0, 4, 6), "materialised"),
     (DSASpec(4, 12, 8, 4, 6, q_lora_rank=10, index_n_heads=3, index_head_dim=6, index_topk=3), "absorbed"),
     (DSASpec(4, 12, 8, 4, 6, index_n_heads=3, index_head_dim=2, index_topk=5), "absorbed"),
 ]
@@ -485,27 +485,27 @@ def test_flop_counter_sees_the_attention_core():
 
 @SETTINGS
 @given(fields=mla_fields(), d_model=d_models, batch=st.integers(1, 2), prefill=st.integers(1, 8))
-def test_mla_naive_equals_absorbed(fields, d_model, batch, prefill):
+def test_mla_materialised_equals_absorbed(fields, d_model, batch, prefill):
     spec = MLASpec(**fields)
     layer = MLAttention(spec, d_model, seed=5, device="cpu", dtype=F64)
     x = inputs(batch, prefill, d_model)
-    out_n, cache_n = layer(x, mode="naive")
+    out_n, cache_n = layer(x, mode="materialised")
     out_a, cache_a = layer(x, mode="absorbed")
     torch.testing.assert_close(out_n, out_a, atol=1e-10, rtol=0)
     for i in range(3):
         y = inputs(batch, 1, d_model, seed=i + 1)
-        out_n, cache_n = layer(y, cache_n, mode="naive")
+        out_n, cache_n = layer(y, cache_n, mode="materialised")
         out_a, cache_a = layer(y, cache_a, mode="absorbed")
         torch.testing.assert_close(out_n, out_a, atol=1e-10, rtol=0)
 
 
-def test_mla_naive_and_absorbed_really_differ_in_what_they_cache():
+def test_mla_materialised_and_absorbed_really_differ_in_what_they_cache():
     spec = MLASpec(4, 8, 8, 4, 8)
     layer = MLAttention(spec, 16, dtype=F64)
     x = inputs(2, 5, 16)
-    _, naive = layer(x, mode="naive")
+    _, materialised = layer(x, mode="materialised")
     _, latent = layer(x, mode="absorbed")
-    assert naive.k.shape == (2, 4, 5, 12) and naive.v.shape == (2, 4, 5, 8)
+    assert materialised.k.shape == (2, 4, 5, 12) and materialised.v.shape == (2, 4, 5, 8)
     assert latent.c_kv.shape == (2, 5, 8) and latent.k_pe.shape == (2, 5, 4)
 
 
@@ -893,7 +893,7 @@ def test_bad_modes_and_unsupported_specs_raise_value_error():
         mla(inputs(1, 2, 8), mode="fused")
     dsa = DSAttention(DSASpec(2, 8, 4, 2, 4, index_n_heads=2, index_head_dim=4, index_topk=2), 8, dtype=F64)
     with pytest.raises(ValueError, match="absorbed"):
-        dsa(inputs(1, 2, 8), mode="naive")
+        dsa(inputs(1, 2, 8), mode="materialised")
     assert type(build_layer(CompressedSpec(4, 16, 4, 128, 8), 8)).__name__ == "CompressedAttention"
     with pytest.raises(TypeError, match="DenseMLP"):
         build_layer(DenseMLP(8), 8)

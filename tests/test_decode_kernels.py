@@ -4,7 +4,7 @@ exactly the cache the accounting says, once, in order.
 Proves, in float64 on CPU:
 (a) a decode step (and a step of several tokens) through the preallocated buffer and the chunked
     kernels equals the reference layer (core/layers.py) on the same prefilled cache, for MHA, GQA, MQA
-    and MLA absorbed, naive (materialised cache) and expand, with chunks of 1, 3, 4 and more tokens than
+    and MLA absorbed, materialised and expanded, with chunks of 1, 3, 4 and more tokens than
     the context, one or several side by side (contexts that are not a multiple of the chunk), low-rank
     queries, no-rope and rope-only MLA; several steps in a row stay equal and write the same cache the
     reference returns;
@@ -57,7 +57,9 @@ MLA_SPECS = [
     MLASpec(2, 6, 0, 4, 6),  # rope-only keys
     MLASpec(2, 6, 4, 0, 6),  # no rope
 ]
-CASES = [(s, "absorbed") for s in GQA_SPECS] + [(s, m) for s in MLA_SPECS for m in ("absorbed", "naive", "expand")]
+CASES = [(s, "absorbed") for s in GQA_SPECS] + [
+    (s, m) for s in MLA_SPECS for m in ("absorbed", "materialised", "expanded")
+]
 
 
 def case_id(v):
@@ -78,14 +80,14 @@ def one_layer(spec) -> ModelSpec:
 
 
 def layout(spec, mode: str) -> str:
-    return "materialised" if isinstance(spec, MLASpec) and mode == "naive" else "latent"
+    return "materialised" if isinstance(spec, MLASpec) and mode == "materialised" else "latent"
 
 
 def reference(layer, x, cache=None, mode: str = "absorbed"):
-    """The reference layer's forward; MLA "expand" computes what "absorbed" does, on the same cache."""
+    """The reference layer's forward; MLA "expanded" computes what "absorbed" does, on the same cache."""
     if isinstance(layer, GQAttention):
         return layer(x, cache)
-    return layer(x, cache, mode="naive" if mode == "naive" else "absorbed")
+    return layer(x, cache, mode="materialised" if mode == "materialised" else "absorbed")
 
 
 def step(layer, x, buf, mode: str, chunk: int | None, parallel: int | None = None):
@@ -201,7 +203,9 @@ def run_kernel(spec, mode: str, buf, chunk: int, batch: int, dtype, parallel: in
     return lambda: attend_kv(q, k, v, 0.5, chunk, parallel)
 
 
-KERNEL_CASES = [(s, "absorbed") for s in GQA_SPECS] + [(s, m) for s in MLA_SPECS[:3] for m in ("absorbed", "naive")]
+KERNEL_CASES = [(s, "absorbed") for s in GQA_SPECS] + [
+    (s, m) for s in MLA_SPECS[:3] for m in ("absorbed", "materialised")
+]
 
 
 @pytest.mark.parametrize("spec, mode", KERNEL_CASES, ids=case_id)
@@ -275,7 +279,9 @@ def test_mla_path_cost_equals_flop_counter_and_buffer_bytes(path, spec, context,
         torch.randn(batch, query_len, C, **f64),
         torch.randn(batch, query_len, R, **f64),
     )
-    buf = empty_buffer(spec, batch, context, "naive" if path == "naive" else "absorbed", "cpu", torch.float64)
+    buf = empty_buffer(
+        spec, batch, context, "materialised" if path == "materialised" else "absorbed", "cpu", torch.float64
+    )
     for t in buf.__dict__.values():
         if isinstance(t, torch.Tensor):
             t.normal_(generator=g)

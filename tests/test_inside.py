@@ -1,4 +1,4 @@
-"""core/inside.py: MHA, GQA and MLA (naive and absorbed) built from one InsideConfig, run and measured.
+"""core/inside.py: MHA, GQA and MLA (materialised and absorbed) built from one InsideConfig, run and measured.
 
 What it proves, for several configurations (defaults; MHA = GQA when n_kv_heads == n_heads; MQA with one
 kv head; no rope dims; a low-rank query; odd and tiny sequence lengths; a batch of 2; fp32):
@@ -6,12 +6,12 @@ kv head; no rope dims; a low-rank query; odd and tiny sequence lengths; a batch 
   (MHA 2 H T D, GQA 2 G T D, MLA materialised H T (2 D + R), MLA absorbed T (C + R) numbers per sequence);
 - the FLOPs FlopCounterMode counts for a prefill of T tokens and one decode step equal the formula
   beside them and a hand count (projections + T x T dense pairs at prefill, T + 1 pairs at decode);
-- the cached tensors have the documented shapes: K, V (B, G, T, D); naive K (B, H, T, D + R), V (B, H, T, D);
+- the cached tensors have the documented shapes: K, V (B, G, T, D); materialised K (B, H, T, D + R), V (B, H, T, D);
   absorbed c_KV (B, T, C), k_R (B, T, R);
-- naive and absorbed MLA, from the same weights, agree to ~1e-12 relative in float64 (outputs and
+- materialised and absorbed MLA, from the same weights, agree to ~1e-12 relative in float64 (outputs and
   attention probabilities), and `agreement` reports it;
 - the attention probabilities are (H, T, T), each row sums to 1, and the upper triangle is zero (causal);
-- rope_experiment: with the decoupled rope key absorbed == naive (< 1e-10); with RoPE on the key rebuilt
+- rope_experiment: with the decoupled rope key absorbed == materialised (< 1e-10); with RoPE on the key rebuilt
   from the latent, folding W_UK into the query is wrong (> 1e-3), on random and on real-text input;
 - InsideConfig refuses bad values with a ValueError that names the problem;
 - dataflow_dot is well-formed DOT with the live shapes of every node, and the nodes it marks as cached
@@ -187,11 +187,11 @@ def test_cached_tensors_have_the_documented_shapes(name):
         assert r.probs.shape == (H, T, T)
 
 
-# ----------------------------------------------------------------------------- naive vs absorbed
+# ----------------------------------------------------------------------------- materialised vs absorbed
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_naive_and_absorbed_agree_in_float64(name):
+def test_materialised_and_absorbed_agree_in_float64(name):
     _, _, res = runs(name)
     n, a = res["MLA materialised"], res["MLA absorbed"]
     assert n.out.dtype == torch.float64
@@ -210,7 +210,7 @@ def test_agreement_of_different_tensors():
     assert agreement(a, -a).cosine == pytest.approx(-1.0)
 
 
-def test_fp32_naive_and_absorbed_agree_to_single_precision():
+def test_fp32_materialised_and_absorbed_agree_to_single_precision():
     _, _, res = runs("defaults", torch.float32)
     n, a = res["MLA materialised"].out, res["MLA absorbed"].out
     assert n.dtype == torch.float32
@@ -370,15 +370,17 @@ def test_dataflow_cached_nodes_are_the_measured_cache(name):
 def test_dataflow_shapes_at_the_defaults():
     cfg = InsideConfig()  # E 256, H 8, G 2, D 32, C 64, R 16, T 64
     mha, gqa = dataflow_dot("MHA", cfg), dataflow_dot("GQA", cfg)
-    naive, absorbed = dataflow_dot("MLA materialised", cfg), dataflow_dot("MLA absorbed", cfg)
+    materialised, absorbed = dataflow_dot("MLA materialised", cfg), dataflow_dot("MLA absorbed", cfg)
     assert "(1 x 64 x 256)" in mha  # x
     assert "(1 x 8 x 64 x 32)\\ncached" in mha and "shared by" not in mha
     assert "(1 x 2 x 64 x 32)\\ncached" in gqa and 'label="shared by 4 heads"' in gqa
-    assert "(1 x 8 x 64 x 48)\\ncached" in naive and "(1 x 8 x 64 x 32)\\ncached" in naive  # K: D + R, V: D
+    assert (
+        "(1 x 8 x 64 x 48)\\ncached" in materialised and "(1 x 8 x 64 x 32)\\ncached" in materialised
+    )  # K: D + R, V: D
     assert "(1 x 64 x 8 x 64)" in absorbed  # q_C: (B, T, H, C)
     assert "(1 x 64 x 64)\\ncached" in absorbed and "(1 x 64 x 16)\\ncached" in absorbed  # c_KV, k_R
     assert "(1 x 8 x 64 x 64)" in absorbed  # scores (B, H, T, T)
-    assert absorbed.count("\\ncached") == 2 and naive.count("\\ncached") == 2
+    assert absorbed.count("\\ncached") == 2 and materialised.count("\\ncached") == 2
     assert "cached" not in dataflow_dot("MHA", cfg).split("k [")[0]  # x and q are not cached
 
 

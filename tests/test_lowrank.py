@@ -6,7 +6,8 @@ Proves, in float64 on CPU:
 (b) the factors are an SVD: the up-projection [W^UK; W^UV] has orthonormal columns, the down-projection
     rows are orthogonal with norms equal to the singular values, and rank r is the best rank-r
     approximation of the stacked weights (Eckart-Young: its error is the tail of the spectrum);
-(c) the absorbed path (attend in latent space, W^UK into the query, W^UV into W_O) equals the naive path;
+(c) the absorbed path (attend in latent space, W^UK into the query, W^UV into W_O) equals the expanded path
+    (keys and values rebuilt from the latent);
 (d) errors fall with rank: the joint [K | V] error is non-increasing in every layer (a theorem: the
     residual is X V_tail S_tail U_tail^T with orthonormal U), never below the Eckart-Young floor of the
     activations; K, V and the attention output are non-increasing on layer 0 (measured, not a theorem:
@@ -82,14 +83,14 @@ def test_factors_are_an_svd_and_rank_r_is_eckart_young(mini):
         torch.testing.assert_close(err**2, (s[r:] ** 2).sum())
 
 
-def test_absorbed_path_equals_naive_path(mini, ids):
+def test_absorbed_path_equals_expanded_path(mini, ids):
     x = layer_inputs(mini, 1, ids[2])[0]
     conv = to_mla(mini, 1, 48)
-    naive = attention_io(mini, 1, x, conv.keys_values(conv.latent(x)))
+    expanded = attention_io(mini, 1, x, conv.keys_values(conv.latent(x)))
     absorbed = absorbed_attention(mini, conv, x)
     assert absorbed.c_kv.shape == (1, x.shape[1], 48) and absorbed.q_latent.shape == (1, 12, x.shape[1], 48)
     for name in ("scores", "probs", "out"):
-        torch.testing.assert_close(getattr(absorbed, name), getattr(naive, name), msg=name)
+        torch.testing.assert_close(getattr(absorbed, name), getattr(expanded, name), msg=name)
 
 
 @pytest.mark.parametrize("layer", range(6))

@@ -46,7 +46,7 @@ SMALL = [
     DecodeDesign("GQA", GQASpec(4, 2, 8)),
     DecodeDesign("MQA", GQASpec(4, 1, 8)),
     DecodeDesign("MLA absorbed", SMALL_MLA, "absorbed"),
-    DecodeDesign("MLA naive", SMALL_MLA, "naive"),
+    DecodeDesign("MLA materialised", SMALL_MLA, "materialised"),
 ]
 
 
@@ -163,8 +163,8 @@ def test_random_buffer_is_filled_finite_and_seeded():
     a = random_buffer(SMALL[3], 2, 9, "cpu", seed=1)
     b = random_buffer(SMALL[3], 2, 9, "cpu", seed=1)
     assert a.length == 9 and torch.isfinite(a.kv).all() and torch.equal(a.kv, b.kv)
-    naive = random_buffer(SMALL[4], 1, 9, "cpu")
-    assert naive.keys.shape == (1, 4, 9, 12) and naive.values.shape == (1, 4, 9, 6)
+    materialised = random_buffer(SMALL[4], 1, 9, "cpu")
+    assert materialised.keys.shape == (1, 4, 9, 12) and materialised.values.shape == (1, 4, 9, 6)
 
 
 def test_shipped_designs_have_the_cache_sizes_the_bench_quotes():
@@ -213,8 +213,8 @@ def test_mla_crossover_measured_returns_every_path_at_each_point():
     df = mla_crossover_measured(SMALL_MLA, [(16, 1, 1), (16, 2, 4)], "cpu", warmup=0, repeats=1)
     assert len(df) == 6 and set(df.path) == set(PATHS)
     assert (df.seconds > 0).all()
-    row = df[(df.path == "expand") & (df.query_len == 4)].iloc[0]
-    assert row.flops == mla_path_cost(SMALL_MLA, 16, 2, 4, "expand", "fp32").flops
+    row = df[(df.path == "expanded") & (df.query_len == 4)].iloc[0]
+    assert row.flops == mla_path_cost(SMALL_MLA, 16, 2, 4, "expanded", "fp32").flops
 
 
 # ----------------------------------------------------------------------------- (e) CUDA

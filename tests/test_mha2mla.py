@@ -47,11 +47,11 @@ def test_partial_rope_changes_the_function_and_low_rank_adds_error(gqa, x, cal):
     assert 1e-3 < e_full < e_low
 
 
-def test_absorbed_equals_naive_and_decoding_equals_one_pass(gqa, x, cal):
+def test_absorbed_equals_expanded_and_decoding_equals_one_pass(gqa, x, cal):
     layer = ConvertedMLA(gqa, 40, 4, cal, whiten=True)
     absorbed, cache = layer(x)
-    naive, _ = layer(x, mode="naive")
-    assert (absorbed - naive).abs().max() < 1e-10
+    expanded, _ = layer(x, mode="expanded")
+    assert (absorbed - expanded).abs().max() < 1e-10
     a, c = layer(x[:, :10])
     parts = [a]
     for t in range(10, 24):

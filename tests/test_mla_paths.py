@@ -2,10 +2,10 @@
 
 Proves:
 (a) at decode (one new token) `mla_path_cost` is the accounting's attention core plus the W^UK/W^UV
-    projections of the new token, for absorbed and naive; bad query lengths and unknown paths raise;
-(b) `mla_crossover` finds what is true of DeepSeek-V2-Lite shapes: the latent (absorbed, expand) is read
-    with fewer bytes than a materialised cache at every point, naive-materialised does the fewest FLOPs at
-    every point, absorbed beats expand in FLOPs at decode and expand beats absorbed at long query length,
+    projections of the new token, for absorbed and materialised; bad query lengths and unknown paths raise;
+(b) `mla_crossover` finds what is true of DeepSeek-V2-Lite shapes: the latent (absorbed, expanded) is read
+    with fewer bytes than a materialised cache at every point, materialised does the fewest FLOPs at
+    every point, absorbed beats expanded in FLOPs at decode and expanded beats absorbed at long query length,
     the flip happens at `query_len_crossover`, and batch moves nothing;
 (c) with roofs, every path gets a roofline time and `fastest` is the least of them; a latent wider than
     the heads' keys and values never loses to expanding.
@@ -26,10 +26,10 @@ from core.model.specs import MLASpec
 def test_mla_path_cost_at_decode_matches_the_accounting_core():
     for n in (1, 100, 4096):
         absorbed = mla_path_cost(V2_LITE_MLA, n, 1, 1, "absorbed")
-        naive = mla_path_cost(V2_LITE_MLA, n, 1, 1, "naive")
+        materialised = mla_path_cost(V2_LITE_MLA, n, 1, 1, "materialised")
         projections = 2 * 16 * 512 * (128 + 128)
         assert absorbed.flops == acc.decode_core_flops(V2_LITE_MLA, n, "absorbed") + projections
-        assert naive.flops == acc.decode_core_flops(V2_LITE_MLA, n, "naive") + projections
+        assert materialised.flops == acc.decode_core_flops(V2_LITE_MLA, n, "materialised") + projections
     with pytest.raises(ValueError, match="query_len"):
         mla_path_cost(V2_LITE_MLA, 4, 1, 5)
     with pytest.raises(ValueError, match="path"):
@@ -40,20 +40,20 @@ def test_mla_crossover_on_v2_lite_shapes():
     contexts, batches, lens = (512, 4096, 65536), (1, 8), (1, 16, 64, 128, 256, 1024, 4096)
     df = mla_crossover(V2_LITE_MLA, contexts, batches, lens)
     assert len(df) == sum(t <= n for n in contexts for t in lens) * len(batches)
-    # bytes: the latent is read by absorbed and expand alike, 8.9x fewer bytes than a materialised cache
-    assert (df.absorbed_bytes == df.expand_bytes).all() and (df.fewer_bytes == "absorbed").all()
-    assert (df.naive_bytes * 576 == df.absorbed_bytes * 16 * 320).all()
-    # FLOPs: naive-materialised fewest everywhere (tied with expand at T = N, where both expand every
-    # token once); absorbed beats expand at decode, expand wins at long query length
-    assert (df.naive_flops < df.absorbed_flops).all() and (df.naive_flops <= df.expand_flops).all()
-    assert (df[df.query_len < df.context].naive_flops < df[df.query_len < df.context].expand_flops).all()
+    # bytes: the latent is read by absorbed and expanded alike, 8.9x fewer bytes than a materialised cache
+    assert (df.absorbed_bytes == df.expanded_bytes).all() and (df.fewer_bytes == "absorbed").all()
+    assert (df.materialised_bytes * 576 == df.absorbed_bytes * 16 * 320).all()
+    # FLOPs: materialised fewest everywhere (tied with expanded at T = N, where both expand every
+    # token once); absorbed beats expanded at decode, expanded wins at long query length
+    assert (df.materialised_flops < df.absorbed_flops).all() and (df.materialised_flops <= df.expanded_flops).all()
+    assert (df[df.query_len < df.context].materialised_flops < df[df.query_len < df.context].expanded_flops).all()
     assert (df[df.query_len == 1].fewer_flops == "absorbed").all()
-    assert (df[df.query_len >= 256].fewer_flops == "expand").all()
+    assert (df[df.query_len >= 256].fewer_flops == "expanded").all()
     for n in contexts:
         star = query_len_crossover(V2_LITE_MLA, n)
         sub = df[df.context == n]
         assert (sub[sub.query_len < star].fewer_flops == "absorbed").all()
-        assert (sub[sub.query_len > star].fewer_flops == "expand").all()
+        assert (sub[sub.query_len > star].fewer_flops == "expanded").all()
     assert query_len_crossover(V2_LITE_MLA, 10**12) == pytest.approx(512 * 256 / (1024 - 256))
     # batch scales every path alike
     one, eight = df[df.batch == 1].reset_index(drop=True), df[df.batch == 8].reset_index(drop=True)

@@ -7,7 +7,7 @@ Proves:
     the three have matched parameter counts, and MLA caches less per token than GQA, GQA less than MHA;
 (c) each retrieves the needle at >= 90% exact match at the longest training length (256 tokens) with an
     uncompressed cache, on a fixed evaluation seed (a real assertion on trained weights);
-(d) decoding token by token from the cache equals one full forward (float64), and MLA's naive and
+(d) decoding token by token from the cache equals one full forward (float64), and MLA's materialised and
     absorbed paths give the same logits and the same accuracy;
 (e) the `cache_transform` hook is live: the identity reproduces the uncompressed result exactly, dropping
     filler far from the needle (keeping `seen`) keeps retrieval, and zeroing every cache, or cutting the
@@ -158,16 +158,16 @@ def test_decode_equals_full_forward(model64):
     assert caches[0].seen == 72
 
 
-def test_mla_naive_equals_absorbed():
+def test_mla_materialised_equals_absorbed():
     model = load(MODELS / "tiny-mla.safetensors", dtype=F64)
     tokens = make_batch(4, 96, EVAL_SEED).tokens
     a, ca = model(tokens, mode="absorbed")
-    n, cn = model(tokens, mode="naive")
+    n, cn = model(tokens, mode="materialised")
     torch.testing.assert_close(a, n, rtol=0, atol=1e-10)
     assert isinstance(ca[0], LatentCache) and isinstance(cn[0], KVCache)
     assert cache_bytes(ca) < cache_bytes(cn)  # same function, smaller cache
     ra = evaluate_detail(model, 128, None, n=60, seed=EVAL_SEED, mode="absorbed")
-    rn = evaluate_detail(model, 128, None, n=60, seed=EVAL_SEED, mode="naive")
+    rn = evaluate_detail(model, 128, None, n=60, seed=EVAL_SEED, mode="materialised")
     assert ra.accuracy == rn.accuracy and ra.digit_accuracy == rn.digit_accuracy
     assert ra.answer_loss == pytest.approx(rn.answer_loss, abs=1e-9)
 

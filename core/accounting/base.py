@@ -31,7 +31,7 @@ from typing import NamedTuple
 from core.model.dtypes import StorageFormat
 
 LAYOUTS = ("latent", "materialised", "fp8_ds_mla")
-MODES = ("absorbed", "naive")
+MODES = ("absorbed", "materialised")
 
 
 class CacheRows(NamedTuple):
@@ -103,7 +103,7 @@ def tp_split(field: str, n: int, tp: int) -> int:
 
 def check_mode(mode: str) -> None:
     if mode not in MODES:
-        raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or naive.")
+        raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or materialised.")
 
 
 class Design:

@@ -2,9 +2,9 @@
 cross over. Pure arithmetic on an `MLASpec`; core.lab.measure times the same paths on this device.
 
 - absorbed: caches the latent; W^UK folded into each query, W^UV into each output (DeepSeek's decode);
-- naive: caches per-head keys and values expanded from the latent once (DeepSeek's attn_impl "naive",
-  Hugging Face's cache);
-- expand: caches the latent and expands every cached token's keys and values from it at every step (what
+- materialised: caches per-head keys and values expanded from the latent once (DeepSeek's attn_impl
+  "naive", Hugging Face's cache);
+- expanded: caches the latent and expands every cached token's keys and values from it at every step (what
   prefill kernels do).
 """
 
@@ -21,7 +21,7 @@ from core.model.specs import DenseMLP, MLASpec, ModelSpec
 
 # DeepSeek-V2-Lite's attention: hidden 2048, 16 heads, d_c 512, d_r 64, no query compression.
 V2_LITE_MLA = MLASpec(n_heads=16, kv_lora_rank=512, qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128)
-PATHS = ("absorbed", "naive", "expand")
+PATHS = ("absorbed", "materialised", "expanded")
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,10 @@ def mla_path_cost(
 
     - absorbed (latent cache):  B T [2 H C (Dn + V) + N 2 H (2C + R)]; reads B N (C + R) b.
       2 H C Dn folds W^UK into each query, 2 H C V applies W^UV to each output.
-    - naive (materialised cache, DeepSeek's attn_impl "naive", HF's cache):
+    - materialised (per-head cache, DeepSeek's attn_impl "naive", HF's cache):
                                 B T [2 H C (Dn + V) + N 2 H (Dn + R + V)]; reads B N H (Dn + R + V) b.
       2 H C (Dn + V) expands each new token's keys and values once, to cache them.
-    - expand (latent cache, keys and values expanded from it at every step, as prefill kernels do):
+    - expanded (latent cache, keys and values expanded from it at every step, as prefill kernels do):
                                 B [N 2 H C (Dn + V) + T N 2 H (Dn + R + V)]; reads B N (C + R) b.
     Projections shared by all paths (W^Q, W^DKV, W^O) are left out.
     """
@@ -54,17 +54,17 @@ def mla_path_cost(
         raise ValueError(f"query_len ({query_len}) must be between 1 and the context ({context}).")
     H, C, V = spec.n_heads, spec.kv_lora_rank, spec.v_head_dim
     expand_one = 2 * H * C * (spec.qk_nope_head_dim + V)  # W^UK and W^UV on one token (or query/output)
-    naive_pair = acc.pair_flops(spec, "naive")
+    materialised_pair = acc.pair_flops(spec, "materialised")
     model = ModelSpec("MLA", "measure", 2048, 1, (spec,), (DenseMLP(1),))
-    layout = "materialised" if path == "naive" else "latent"
+    layout = "materialised" if path == "materialised" else "latent"
     bytes_read = batch * acc.cache_bytes_read(model, context, kv_dtype, layout)
     T, N = query_len, context
     if path == "absorbed":
         flops = batch * T * (expand_one + N * acc.pair_flops(spec, "absorbed"))
-    elif path == "naive":
-        flops = batch * T * (expand_one + N * naive_pair)
+    elif path == "materialised":
+        flops = batch * T * (expand_one + N * materialised_pair)
     else:
-        flops = batch * (N * expand_one + T * N * naive_pair)
+        flops = batch * (N * expand_one + T * N * materialised_pair)
     return PathCost(flops, bytes_read)
 
 
@@ -90,11 +90,11 @@ def mla_crossover(
     """Analytic FLOPs and cache bytes of the three MLA paths (`mla_path_cost`) per (context, batch,
     query length), and which is cheaper:
 
-    - `fewer_flops` compares the two paths that share the latent cache, absorbed vs expand: the choice
+    - `fewer_flops` compares the two paths that share the latent cache, absorbed vs expanded: the choice
       an engine makes per batch (DeepSeek and vLLM absorb for decode, expand for prefill). Absorbed
-      wins below T* (`query_len_crossover`), expand above.
-    - `fewer_bytes` compares what is cached, absorbed (latent) vs naive (materialised per-head K/V):
-      the latent is read at every point, H (Dn + R + V) / (C + R) times fewer bytes; naive does fewer
+      wins below T* (`query_len_crossover`), expanded above.
+    - `fewer_bytes` compares what is cached, absorbed (latent) vs materialised (per-head K/V):
+      the latent is read at every point, H (Dn + R + V) / (C + R) times fewer bytes; materialised does fewer
       FLOPs at every point (2C + R vs Dn + R + V per pair and head) and pays for it in memory.
     Batch scales every path alike, so it moves no crossover. With `bandwidth` (bytes/s) and `peak_flops`
     (FLOP/s), each path also gets a roofline time max(bytes / bandwidth, FLOPs / peak) and `fastest`.
@@ -111,8 +111,10 @@ def mla_crossover(
                     row[f"{p}_flops"], row[f"{p}_bytes"] = cost.flops, cost.bytes_read
                     if bandwidth and peak_flops:
                         row[f"{p}_seconds"] = max(cost.bytes_read / bandwidth, cost.flops / peak_flops)
-                row["fewer_flops"] = "absorbed" if row["absorbed_flops"] <= row["expand_flops"] else "expand"
-                row["fewer_bytes"] = "absorbed" if row["absorbed_bytes"] <= row["naive_bytes"] else "naive"
+                row["fewer_flops"] = "absorbed" if row["absorbed_flops"] <= row["expanded_flops"] else "expanded"
+                row["fewer_bytes"] = (
+                    "absorbed" if row["absorbed_bytes"] <= row["materialised_bytes"] else "materialised"
+                )
                 if bandwidth and peak_flops:
                     row["fastest"] = min(PATHS, key=lambda p: row[f"{p}_seconds"])
                 rows.append(row)

@@ -45,7 +45,7 @@ def designs(presets) -> list[RooflineDesign]:
         RooflineDesign("MHA (Llama-70B shapes, 64 kv heads)", gqa_variant(llama, 64, "MHA")),
         RooflineDesign("GQA (Llama-3.1-70B)", llama),
         RooflineDesign("MQA (Llama-70B shapes, 1 kv head)", gqa_variant(llama, 1, "MQA")),
-        RooflineDesign("MLA materialised (DeepSeek-V3)", v3, "naive", "materialised"),
+        RooflineDesign("MLA materialised (DeepSeek-V3)", v3, "materialised", "materialised"),
         RooflineDesign("MLA absorbed (DeepSeek-V3)", v3, "absorbed", "latent"),
         RooflineDesign("DSA (DeepSeek-V3.2)", presets("deepseek-v3.2")),
         RooflineDesign("V4 (DeepSeek-V4-Pro)", presets("deepseek-v4-pro")),

@@ -203,7 +203,7 @@ def cache_bytes_read(spec: ModelSpec, context: int, kv_dtype: str = "bf16", layo
 
 def pair_flops(attn: AttentionSpec, mode: str = "absorbed") -> int:
     """FLOPs of the attention core for one (query token, attended key) pair, all heads:
-    GQA 2 n_h (d_h + d_v); MLA naive 2 n_h (d_nope + d_r + d_v); MLA absorbed 2 n_h (d_c + d_r + d_c);
+    GQA 2 n_h (d_h + d_v); MLA materialised 2 n_h (d_nope + d_r + d_v); MLA absorbed 2 n_h (d_c + d_r + d_c);
     V4 (shared K=V head) 2 n_h (head_dim + head_dim)."""
     check_mode(mode)
     return design_of(attn).pair_flops(attn, mode)

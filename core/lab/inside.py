@@ -1,7 +1,7 @@
 """Inside MLA: MHA, GQA and MLA built from the same slider values, run on the same input, measured.
 
 Everything here is computed from the real layers of core.layers: cached tensors and their nbytes,
-FLOPs counted by torch's FlopCounterMode next to the accounting formulas, naive vs absorbed MLA from
+FLOPs counted by torch's FlopCounterMode next to the accounting formulas, materialised vs absorbed MLA from
 the same weights, and why RoPE is decoupled (an experiment, not a picture).
 
 # B batch, T tokens, S cached tokens, H heads, G kv heads, D head dim, C latent rank d_c,
@@ -63,7 +63,7 @@ class InsideConfig:
         runs = [
             (specs["MHA"], "absorbed"),
             (specs["GQA"], "absorbed"),
-            (specs["MLA"], "naive"),
+            (specs["MLA"], "materialised"),
             (specs["MLA"], "absorbed"),
         ]
         flops = sum(
@@ -154,14 +154,14 @@ def run_designs(
     specs = cfg.specs()
     build = {"MHA": GQAttention, "GQA": GQAttention, "MLA": MLAttention}
     layers = {k: build[k](specs[k], cfg.d_model, seed=cfg.seed, device=device, dtype=dtype) for k in parts}
-    runs = [("MHA", "MHA", {}), ("GQA", "GQA", {}), ("MLA materialised", "MLA", {"mode": "naive"})]
+    runs = [("MHA", "MHA", {}), ("GQA", "GQA", {}), ("MLA materialised", "MLA", {"mode": "materialised"})]
     runs.append(("MLA absorbed", "MLA", {"mode": "absorbed"}))
     runs = [r for r in runs if r[1] in parts]
     with torch.no_grad():
         for label, key, kw in runs:
             layer, spec = layers[key], specs[key]
             mode = kw.get("mode", "absorbed")
-            layout = "materialised" if mode == "naive" else "latent"
+            layout = "materialised" if mode == "materialised" else "latent"
             pf, tr = _flops(lambda layer=layer, kw=kw: layer.trace(prefix, None, **kw))
             df, _ = _flops(lambda layer=layer, tr=tr, kw=kw: layer(last, tr.cache, **kw))
             proj = 2 * acc.attention_params(spec, cfg.d_model).matmul
@@ -216,33 +216,36 @@ class RopeExperiment:
     q_s . k_t = (R_s q_s)^T R_t W^UK c_t has a position matrix between the query and W^UK, so W^UK cannot be
     folded into the query once; folding it anyway (dropping R_t) is what `absorbed_error` measures."""
 
-    decoupled_error: float  # relative output error of absorbed vs naive, decoupled RoPE (should be ~1e-16)
+    decoupled_error: float  # relative output error of absorbed vs materialised, decoupled RoPE (should be ~1e-16)
     coupled_error: float  # the same when RoPE is applied to the key rebuilt from the latent
     rope_key_bytes_per_token: int  # what the decoupled rope key costs per token per layer
     latent_bytes_per_token: int
 
 
 def rope_experiment(cfg: InsideConfig, x: Tensor, dtype=torch.float64) -> RopeExperiment:
-    """Run MLA twice from the same weights: with DeepSeek's decoupled RoPE (naive vs absorbed agree), and
+    """Run MLA twice from the same weights: with DeepSeek's decoupled RoPE (materialised and absorbed agree), and
     with RoPE applied to the up-projected key (absorbing W^UK into the query then gives the wrong
     scores). x is (B, T, E)."""
     spec = cfg.specs()["MLA"]
     layer = MLAttention(spec, cfg.d_model, seed=cfg.seed, device="cpu", dtype=dtype)
     x = x.to(dtype)
     with torch.no_grad():
-        naive, _ = layer(x, mode="naive")
+        materialised, _ = layer(x, mode="materialised")
         absorbed, _ = layer(x, mode="absorbed")
-        coupled_naive, coupled_absorbed = _coupled(layer, x)
+        coupled_materialised, coupled_absorbed = _coupled(layer, x)
     rel = lambda a, b: float((a - b).norm() / b.norm())  # noqa: E731
     b = torch.finfo(dtype).bits // 8
     return RopeExperiment(
-        rel(absorbed, naive), rel(coupled_absorbed, coupled_naive), spec.qk_rope_head_dim * b, spec.kv_lora_rank * b
+        rel(absorbed, materialised),
+        rel(coupled_absorbed, coupled_materialised),
+        spec.qk_rope_head_dim * b,
+        spec.kv_lora_rank * b,
     )
 
 
 def _coupled(layer: MLAttention, x: Tensor) -> tuple[Tensor, Tensor]:
     """MLA with RoPE applied to the whole no-rope key after up-projection (and to the query), no decoupled
-    part: exact ("naive") and with W^UK folded into the query as if no rotation sat in between."""
+    part: exact (materialised) and with W^UK folded into the query as if no rotation sat in between."""
     s = layer.spec
     B, T, _ = x.shape
     H, Dn, V, C = s.n_heads, s.qk_nope_head_dim, s.v_head_dim, s.kv_lora_rank

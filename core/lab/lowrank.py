@@ -158,7 +158,7 @@ def _joint_svd(mini: MiniLM, layer: int) -> _JointSVD:
 class ConvertedLayer:
     """The key/value path of one MiniLM layer in MLA form; queries, W_O and the rest are unchanged.
 
-    Cached per token: c_KV (C numbers). Keys and values are rebuilt (naive path) or never built (absorbed
+    Cached per token: c_KV (C numbers). Keys and values are rebuilt (expanded path) or never built (absorbed
     path, `absorbed_attention`)."""
 
     layer: int
@@ -206,7 +206,7 @@ def absorbed_attention(mini: MiniLM, conv: ConvertedLayer, x: Tensor) -> Absorbe
     attend in latent space, never materialising per-head keys or values.
 
     scores_h = (q_h W^UK_h) c_KV^T / sqrt(D) + q_h . b_K,h / sqrt(D)   (the bias term is the same for
-    every key, kept so the scores equal the naive path's); out = sum_h (probs_h c_KV) W^UV_h^T W_O,h^T
+    every key, kept so the scores equal the expanded path's); out = sum_h (probs_h c_KV) W^UV_h^T W_O,h^T
     + sum_h b_V,h W_O,h^T + b_O (probs sum to 1 over keys, so the value bias passes through whole)."""
     p = mini.layers[conv.layer]
     B, T, E = x.shape

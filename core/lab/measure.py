@@ -160,7 +160,7 @@ def last_level_cache_bytes(device=None) -> int | None:
 @dataclass(frozen=True)
 class DecodeDesign:
     """An attention design as decode reads it: a spec, and for MLA the path ("absorbed" reads the latent
-    cache, "naive" a materialised per-head K/V cache)."""
+    cache, "materialised" a per-head K/V cache)."""
 
     label: str
     spec: GQASpec | MLASpec
@@ -168,11 +168,11 @@ class DecodeDesign:
 
     def __post_init__(self) -> None:
         if self.mode not in acc.MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; choose absorbed or naive.")
+            raise ValueError(f"unknown mode {self.mode!r}; choose absorbed or materialised.")
 
     @property
     def layout(self) -> str:
-        return "materialised" if isinstance(self.spec, MLASpec) and self.mode == "naive" else "latent"
+        return "materialised" if isinstance(self.spec, MLASpec) and self.mode == "materialised" else "latent"
 
     @property
     def model(self) -> ModelSpec:
@@ -190,7 +190,7 @@ DESIGNS: dict[str, DecodeDesign] = {
         DecodeDesign("GQA", GQASpec(16, 4, 128)),
         DecodeDesign("MQA", GQASpec(16, 1, 128)),
         DecodeDesign("MLA absorbed", V2_LITE_MLA, "absorbed"),
-        DecodeDesign("MLA materialised", V2_LITE_MLA, "naive"),
+        DecodeDesign("MLA materialised", V2_LITE_MLA, "materialised"),
     )
 }
 
@@ -439,7 +439,7 @@ def mla_crossover_measured(
     for n, b, t in points:
         new = (randn(b, t, H, Dn), randn(b, t, H, R), randn(b, t, C), randn(b, t, R))  # q_nope, q_pe, c_kv, k_pe
         for path in PATHS:
-            design = DecodeDesign(path, spec, "naive" if path == "naive" else "absorbed")
+            design = DecodeDesign(path, spec, "materialised" if path == "materialised" else "absorbed")
             full = random_buffer(design, b, n, dev, dtype, seed)
             base = replace(full, length=n - t)
             fn = lambda base=base, path=path, new=new: mla_attention(spec, wkv_b, *new, base, path)

@@ -6,7 +6,7 @@ The model is nanoGPT-shaped with the attention layers of `core.layers`: token em
 RMSNorm -> attention -> residual, RMSNorm -> SwiGLU MLP -> residual, then a final RMSNorm and an untied
 head. Positions come only from RoPE inside the attention layers, so a model trained on mixed lengths can
 be asked about any length up to the longest it saw. Caches are explicit: `forward` takes and returns one
-cache per layer (KVCache for MHA/GQA and naive MLA, LatentCache for absorbed MLA), so a page can read,
+cache per layer (KVCache for MHA/GQA and materialised MLA, LatentCache for absorbed MLA), so a page can read,
 quantize, drop or low-rank them between prefill and decode (`evaluate(..., cache_transform=...)`).
 
 The task (a passkey in filler, after Mohtashami & Jaggi, arXiv 2305.16300): a sequence of `length`
@@ -139,11 +139,11 @@ class TinyConfig:
 
     def kv_elements_per_token(self, mode: str = "absorbed") -> int:
         """Cached elements per token per layer: 2 n_kv d_h (GQA), d_c + d_r (MLA absorbed) or
-        n_h (d_nope + d_r + d_v) (MLA naive, materialised)."""
+        n_h (d_nope + d_r + d_v) (MLA materialised)."""
         s = self.spec
         if isinstance(s, GQASpec):
             return 2 * s.n_kv_heads * s.head_dim
-        if mode == "naive":
+        if mode == "materialised":
             return s.n_heads * (s.qk_head_dim + s.v_head_dim)
         return s.kv_lora_rank + s.qk_rope_head_dim
 
@@ -249,7 +249,7 @@ class TinyLM(nn.Module):
 
     def forward(self, tokens: Tensor, caches: list | None = None, mode: str = "absorbed") -> tuple[Tensor, list]:
         """Logits (B, T, N) for `tokens` (B, T) after the cached tokens, and the extended caches.
-        `mode` picks MLA's path (absorbed: latent cache; naive: per-head K/V); GQA ignores it."""
+        `mode` picks MLA's path (absorbed: latent cache; materialised: per-head K/V); GQA ignores it."""
         t = self.trace(tokens, caches, mode)
         return t.logits, t.caches
 

@@ -1,4 +1,4 @@
-"""Small real attention layers: MHA/GQA/MQA, MLA (naive and absorbed) and DSA (MLA + indexer).
+"""Small real attention layers: MHA/GQA/MQA, MLA (materialised and absorbed) and DSA (MLA + indexer).
 
 # B batch, T new tokens, S cached tokens (after this step), H query heads, G kv heads,
 # D head dim, C latent rank d_c, R rope dim d_h^R, V value head dim, E model width,
@@ -251,7 +251,7 @@ class GQAttention(nn.Module):
 class MLAttention(nn.Module):
     """DeepSeek MLA with decoupled RoPE and optional low-rank query (DeepSeek-V3 inference/model.py).
 
-    mode="naive": expand per-head keys and values from the latent and cache them (KVCache).
+    mode="materialised": expand per-head keys and values from the latent and cache them (KVCache).
     mode="absorbed": fold W^UK into the query and W^UV into the output; cache only the latent and the
     shared rope key (LatentCache). Same weights, same function, different cache and compute.
     """
@@ -304,7 +304,7 @@ class MLAttention(nn.Module):
         q_pe = rope(q_pe.transpose(1, 2), pos).transpose(1, 2)
         c_kv, k_pe = self.latent(x, pos)
         scale = 1 / math.sqrt(s.qk_head_dim)
-        if mode == "naive":
+        if mode == "materialised":
             kv = self.wkv_b(c_kv).view(B, T, H, Dn + V)  # (B, T, H, Dn + V)
             k_nope, v = kv.split([Dn, V], dim=-1)
             k = torch.cat([k_nope, k_pe[:, :, None, :].expand(B, T, H, R)], dim=-1)  # (B, T, H, Dn + R)
@@ -317,7 +317,7 @@ class MLAttention(nn.Module):
             o = (probs @ v).transpose(1, 2)  # (B, T, H, V)
             return AttentionTrace(self.wo(o.reshape(B, T, H * V)), KVCache(k, v, p0 + T), probs)
         if mode != "absorbed":
-            raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or naive.")
+            raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or materialised.")
         w = self.wkv_b.weight.view(H, Dn + V, C)
         w_uk, w_uv = w[:, :Dn], w[:, Dn:]  # (H, Dn, C), (H, V, C)
         c_all = _cat(cache.c_kv if cache else None, c_kv, 1)  # (B, S, C)

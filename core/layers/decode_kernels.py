@@ -61,7 +61,7 @@ PLANS = {
     "cpu": {"reuse": KernelPlan(1 * MIB, 0), "stream": KernelPlan(32 * MIB, 1)},
     "cuda": {"reuse": KernelPlan(4 * MIB, 4), "stream": KernelPlan(64 * MIB, 1)},
 }
-MODES = ("absorbed", "naive", "expand")
+MODES = ("absorbed", "materialised", "expanded")
 
 
 # ----------------------------------------------------------------------------- preallocated caches
@@ -70,7 +70,7 @@ MODES = ("absorbed", "naive", "expand")
 @dataclass(frozen=True)
 class KVBuffer:
     """Preallocated per-head keys and values, k (B, G, capacity, D) and v (B, G, capacity, V), of which
-    the first `length` tokens are filled: MHA/GQA/MQA, or MLA naive (materialised, G = H, D = Dn + R)."""
+    the first `length` tokens are filled: MHA/GQA/MQA, or MLA materialised (G = H, D = Dn + R)."""
 
     k: Tensor
     v: Tensor
@@ -167,7 +167,7 @@ def _check_room(end: int, capacity: int) -> None:
 def empty_buffer(
     spec: GQASpec | MLASpec, batch: int, capacity: int, mode: str = "absorbed", device=None, dtype=torch.float32
 ) -> KVBuffer | LatentBuffer:
-    """An unfilled buffer in the layout a design reads: per-head K/V (GQA, MLA naive) or the latent."""
+    """An unfilled buffer in the layout a design reads: per-head K/V (GQA, MLA materialised) or the latent."""
     kw = dict(device=device, dtype=dtype)
     if isinstance(spec, GQASpec):
         _check_plain(spec)
@@ -176,7 +176,7 @@ def empty_buffer(
     if not isinstance(spec, MLASpec) or getattr(spec, "index_topk", None):
         raise ValueError(f"no chunked decode kernel for {type(spec).__name__}; use GQASpec or MLASpec.")
     _check_mode(mode)
-    if mode == "naive":
+    if mode == "materialised":
         H = spec.n_heads
         k = torch.empty(batch, H, capacity, spec.qk_head_dim, **kw)
         return KVBuffer(k, torch.empty(batch, H, capacity, spec.v_head_dim, **kw), 0)
@@ -263,7 +263,7 @@ def _causal(scores: Tensor, s0: int, P: int, L: int, S: int, T: int, query_of_ro
 def attend_kv(
     q: Tensor, k: Tensor, v: Tensor, scale: float, chunk: int | None = None, parallel: int | None = None
 ) -> Tensor:
-    """Attention over per-head cached keys and values, block by block (MHA, GQA, MQA, MLA naive).
+    """Attention over per-head cached keys and values, block by block (MHA, GQA, MQA, MLA materialised).
 
     q (B, H, T, D), k (B, G, S, D), v (B, G, S, V) -> (B, H, T, V). The Q = H / G query heads of a kv head
     share one matmul against its keys, so each key and value is read once per step, as GQA intends.
@@ -315,7 +315,7 @@ def attend_latent(
 
 
 @torch.no_grad()
-def attend_expand(
+def attend_expanded(
     q_nope: Tensor,
     q_pe: Tensor,
     kv: Tensor,
@@ -324,9 +324,9 @@ def attend_expand(
     chunk: int | None = None,
     parallel: int | None = None,
 ) -> Tensor:
-    """Naive MLA over the latent cache: expand each chunk's per-head keys and values with W^UK and W^UV,
-    then attend as MHA (what prefill kernels do: vLLM's MLA prefill, DeepSeek's naive path without a
-    materialised cache). The expanded chunk lives only in the processor's cache.
+    """Expanded MLA over the latent cache: expand each chunk's per-head keys and values with W^UK and W^UV,
+    then attend as MHA (what prefill kernels do: vLLM's MLA prefill; DeepSeek's attn_impl "naive" without
+    caching what it expands). The expanded chunk lives only in the processor's cache.
 
     q_nope (B, T, H, Dn), q_pe (B, T, H, R), kv (B, S, C + R), wkv_b (H (Dn + V), C) -> o (B, T, H, V).
     FLOPs: 2 B S C H (Dn + V) to expand, plus 2 B T S H (Dn + R + V) to attend.
@@ -391,9 +391,9 @@ def mla_attention(
 
     - "absorbed": cache the latent; fold W^UK into the query and W^UV into the output (decode in
       DeepSeek-V3's inference code);
-    - "naive": expand the new tokens' keys and values and cache them per head (DeepSeek's attn_impl
+    - "materialised": expand the new tokens' keys and values and cache them per head (DeepSeek's attn_impl
       "naive", Hugging Face's cache), then attend as MHA;
-    - "expand": cache the latent, expand every cached token's keys and values chunk by chunk (prefill).
+    - "expanded": cache the latent, expand every cached token's keys and values chunk by chunk (prefill).
 
     q_nope (B, T, H, Dn), q_pe (B, T, H, R) with RoPE applied, c_kv (B, T, C), k_pe (B, T, R) of the new
     tokens; wkv_b (H (Dn + V), C) is W^UK and W^UV stacked. Returns o (B, T, H, V) and the buffer.
@@ -403,7 +403,7 @@ def mla_attention(
     R, V, C = spec.qk_rope_head_dim, spec.v_head_dim, spec.kv_lora_rank
     scale = 1 / math.sqrt(spec.qk_head_dim)
     w = wkv_b.view(H, Dn + V, C)
-    if mode == "naive":
+    if mode == "materialised":
         kvh = torch.matmul(c_kv, wkv_b.t()).view(B, T, H, Dn + V)  # (B, T, H, Dn + V): expand once, then cache
         k_nope, v = kvh.split([Dn, V], dim=-1)
         k = torch.cat([k_nope, k_pe[:, :, None, :].expand(B, T, H, R)], dim=-1)  # (B, T, H, Dn + R)
@@ -411,8 +411,8 @@ def mla_attention(
         qh = torch.cat([q_nope, q_pe], dim=-1).transpose(1, 2)  # (B, H, T, Dn + R)
         return attend_kv(qh, buf.keys, buf.values, scale, chunk, parallel).transpose(1, 2), buf  # (B, T, H, V)
     buf = buf.append(c_kv, k_pe)
-    if mode == "expand":
-        return attend_expand(q_nope, q_pe, buf.filled, wkv_b, scale, chunk, parallel), buf
+    if mode == "expanded":
+        return attend_expanded(q_nope, q_pe, buf.filled, wkv_b, scale, chunk, parallel), buf
     q_lat = torch.einsum("bthd,hdc->bthc", q_nope, w[:, :Dn])  # (B, T, H, C): W^UK absorbed
     o_lat = attend_latent(q_lat, q_pe, buf.filled, scale, chunk, parallel)  # (B, T, H, C)
     return torch.einsum("bthc,hvc->bthv", o_lat, w[:, Dn:]), buf  # (B, T, H, V): W^UV absorbed
@@ -427,8 +427,8 @@ def mla_step(
     chunk: int | None = None,
     parallel: int | None = None,
 ) -> tuple[Tensor, KVBuffer | LatentBuffer]:
-    """MLAttention's forward with a preallocated cache (a KVBuffer for "naive", a LatentBuffer for
-    "absorbed" and "expand"): the layer's own query, latent and RoPE, then `mla_attention`."""
+    """MLAttention's forward with a preallocated cache (a KVBuffer for "materialised", a LatentBuffer
+    for "absorbed" and "expanded"): the layer's own query, latent and RoPE, then `mla_attention`."""
     if isinstance(layer, DSAttention):
         raise ValueError("DSA selects top-k tokens per query; the dense chunked kernels do not cover it.")
     s = layer.spec

@@ -20,7 +20,7 @@ The recipe of MHA2MLA (Ji et al. 2025, arXiv 2502.14837), as TransMLA (arXiv 250
    its own group's 2P rope channels of that key.
 
 Attention runs absorbed (W^UK folded into the query, W^UV applied after mixing latents, as DeepSeek's
-inference code does) or naive (keys and values rebuilt from the latent); a test proves they agree. No
+inference code does) or expanded (keys and values rebuilt from the latent at every step); a test proves they agree. No
 fine-tuning follows the conversion here (MHA2MLA fine-tunes on 2.25B tokens afterwards).
 """
 
@@ -146,11 +146,11 @@ class ConvertedMLA(nn.Module):
         if mode == "absorbed":
             q_lat = torch.einsum("btgrn,gnc->btgrc", q_nope, self.w_uk)  # (B, T, G, H/G, C): W^UK absorbed
             scores = torch.einsum("btgrc,bsc->bgrts", q_lat, c_all) + rope_scores
-        elif mode == "naive":
+        elif mode == "expanded":
             k_nope = torch.einsum("bsc,gnc->bsgn", c_all, self.w_uk)  # (B, S, G, N)
             scores = torch.einsum("btgrn,bsgn->bgrts", q_nope, k_nope) + rope_scores
         else:
-            raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or naive.")
+            raise ValueError(f"unknown MLA mode {mode!r}; choose absorbed or expanded.")
         k_pos = torch.arange(p0 + T - S, p0 + T, device=x.device)
         probs = (scores * scale).masked_fill(~causal_mask(pos, k_pos), float("-inf")).softmax(-1)
         if mode == "absorbed":

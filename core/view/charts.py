@@ -154,7 +154,6 @@ DESIGN_COLORS = {
     "DSA": PALETTE[2],
     "MHA": PALETTE[3],
     "MLA materialised": PALETTE[4],
-    "MLA naive": PALETTE[4],
     "MQA": PALETTE[5],
     "V4": PALETTE[6],
 }

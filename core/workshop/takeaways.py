@@ -111,7 +111,7 @@ def planner(s: PlannerState, plans: Mapping[str, pl.Plan], specs: Mapping[str, M
 
 def inside_mla(s: InsideState, runs: Mapping[str, Mapping]) -> list[str]:
     """Cache per token of MHA, GQA and absorbed MLA (measured nbytes), and the FLOPs of the absorbed path
-    against the materialised one (per-head K/V rebuilt from the latent, mode "naive") on the prompt."""
+    against the materialised one (per-head K/V rebuilt from the latent and cached per head) on the prompt."""
     materialised, absorbed = inside.PARTS["MLA"]
     mha, gqa, mla = (runs[k]["nbytes"] // s.seq_len for k in ("MHA", "GQA", absorbed))
     n, a = runs[materialised], runs[absorbed]

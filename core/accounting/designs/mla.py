@@ -64,9 +64,9 @@ class MLADesign(Design):
         return context
 
     def pair_flops(self, attn: MLASpec, mode: str) -> int:
-        """naive 2 n_h (d_nope + d_r + d_v); absorbed 2 n_h (d_c + d_r + d_c)."""
+        """materialised 2 n_h (d_nope + d_r + d_v); absorbed 2 n_h (d_c + d_r + d_c)."""
         check_mode(mode)
-        if mode == "naive":
+        if mode == "materialised":
             return 2 * attn.n_heads * (attn.qk_head_dim + attn.v_head_dim)
         return 2 * attn.n_heads * (2 * attn.kv_lora_rank + attn.qk_rope_head_dim)
 
