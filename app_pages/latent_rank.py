@@ -12,7 +12,7 @@ from app_pages.links import link_state
 from app_pages.real_panel import lead
 from app_pages.resources import minilm_model, passage_ids, require_minilm
 from core.lab import lowrank as lr
-from core.lab import minilm
+from core.lab.passages import load_passages
 from core.model.units import fmt_bytes
 from core.view.charts import energy_chart, errors_chart, spectra_chart
 from core.view.urlstate import LatentState, dump_state
@@ -29,7 +29,7 @@ token_ids = passage_ids
 
 
 def passages() -> tuple:
-    return minilm.load_passages()
+    return load_passages()
 
 
 @st.cache_data(show_spinner=False)

@@ -10,7 +10,8 @@ from app_pages.layout import table, takeaways
 from app_pages.links import link_state
 from app_pages.real_panel import lead
 from app_pages.resources import minilm_model, passage_ids, require_minilm
-from core.lab import minilm, quantlab
+from core.lab import quantlab
+from core.lab.passages import load_passages
 from core.view.charts import bias_chart, pareto_chart, rotation_chart
 from core.view.urlstate import QuantState, dump_state
 from core.workshop import glossary
@@ -59,7 +60,7 @@ def rotation(layer: int, passage: int) -> pd.DataFrame:
 
 
 def controls() -> None:
-    names = [p.title for p in minilm.load_passages()]
+    names = [p.title for p in load_passages()]
     a, b, _ = st.columns([1, 2, 3])
     a.selectbox("Layer", list(range(6)), key=P + "layer")
     b.selectbox("Text", list(range(len(names))), key=P + "passage", format_func=lambda i: names[i])

@@ -12,6 +12,7 @@ from app_pages.figures import downloads, figure, show
 from app_pages.layout import table, takeaways
 from app_pages.links import link_state
 from app_pages.real_panel import real_results as results
+from core.lab import real_methods
 from core.lab import realquality as rq
 from core.model.hf_config import from_hf_config
 from core.view.real_charts import pareto_chart, pareto_frame
@@ -48,7 +49,7 @@ def model():
 )
 def live(label: str) -> dict:
     with LIVE_RUN:
-        s, nbytes = rq.live(model(), rq.method_of(label))
+        s, nbytes = rq.live(model(), real_methods.method_of(label))
     return {"nll": s.nll, "kl": s.kl, "agree": s.agree, "tokens": s.tokens, "bytes": nbytes}
 
 
@@ -72,7 +73,7 @@ def controls() -> RealState:
         c.segmented_control(
             "y axis up to", REAL_Y_MAX, key=P + "y_max", required=True, help="times the uncompressed perplexity"
         )
-    e.selectbox("Method in detail", [m.label for m in rq.methods()], key=P + "method")
+    e.selectbox("Method in detail", [m.label for m in real_methods.methods()], key=P + "method")
     return RealState(
         ss[P + "metric"], tuple(ss[P + "families"]), ss[P + "keep.y_max"], ss[P + "method"], ss[P + "keep.context"]
     )
@@ -88,7 +89,7 @@ def view() -> None:
     s = controls()
     ws.publish(dump_state(s))
     df, meta = results(), sweep()
-    ref = df[df.method == rq.REFERENCE.label].iloc[0]
+    ref = df[df.method == real_methods.REFERENCE.label].iloc[0]
     shown = df[df.family.isin(("none", *s.families))]
     reference = {"perplexity": ref.perplexity}.get(s.metric)
     y_max = float(s.y_max[:-1]) * ref.perplexity if s.metric == "perplexity" and s.y_max != "all" else None
@@ -123,7 +124,7 @@ def view() -> None:
     m3.metric("KL per token (nats)", f"{row.kl:.3g}", help=glossary.tip("KL divergence"))
     m4.metric("top-1 agreement", f"{row.top1:.1%}")
     m5.metric(f"passkey at {s.context:,}", f"{row[f'passkey_{s.context}']:.0%}")
-    st.latex(rq.bytes_formula(spec, rq.method_of(s.method)))
+    st.latex(rq.bytes_formula(spec, real_methods.method_of(s.method)))
     if st.button("Run this method on the model now", key=P + "run", icon=":material/play_arrow:"):
         got = live(s.method)
         shipped = meta["quality"][s.method][0]

@@ -34,6 +34,7 @@ def require_minilm() -> None:
 def passage_ids(passage: int) -> list:
     """Token ids of one shipped passage (a list of one), or of all of them (passage < 0)."""
     from core.lab import minilm
+    from core.lab.passages import load_passages
 
-    texts = [p.text for p in minilm.load_passages()]
+    texts = [p.text for p in load_passages()]
     return [minilm.tokenize(t, 512) for t in (texts if passage < 0 else [texts[passage]])]

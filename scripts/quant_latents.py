@@ -17,12 +17,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.lab import minilm, quantlab  # noqa: E402
+from core.lab.passages import load_passages  # noqa: E402
 
 
 def main() -> None:
     torch.set_num_threads(1)
     mini = minilm.load_minilm()
-    texts = [p.text for p in minilm.load_passages()]
+    texts = [p.text for p in load_passages()]
     out = {}
     for layer in range(quantlab.LAYERS):
         for passage, text in enumerate(texts):

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.lab import lowrank as lr  # noqa: E402
 from core.lab import minilm  # noqa: E402
+from core.lab.passages import load_passages  # noqa: E402
 
 RANKS = range(1, 385)
 
@@ -25,7 +26,7 @@ RANKS = range(1, 385)
 def main() -> None:
     torch.set_num_threads(1)
     mini = minilm.load_minilm()
-    texts = [minilm.tokenize(p.text, 512) for p in minilm.load_passages()]
+    texts = [minilm.tokenize(p.text, 512) for p in load_passages()]
     out = {}
     for layer in range(6):
         for passage in [-1, *range(len(texts))]:

@@ -16,9 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.lab import (
+    real_methods,  # noqa: E402
+    smollm,  # noqa: E402
+)
 from core.lab import realpasskey as pk  # noqa: E402
 from core.lab import realquality as rq  # noqa: E402
-from core.lab import smollm  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "assets" / "realmodel" / "sweep.json"
@@ -37,7 +40,7 @@ def main() -> None:
     t0 = time.time()
     lm = smollm.load()
     rq.calibration()
-    meths = rq.methods()
+    meths = real_methods.methods()
 
     windows = rq.windows(lm, n_windows)
     pres, refs = zip(*(rq.prefill_window(lm, w) for w in windows), strict=True)

@@ -25,7 +25,7 @@ import torch
 from apptest import assert_clean, open_page, unescaped
 from streamlit.testing.v1 import AppTest
 
-from core.lab.minilm import load_passages
+from core.lab.passages import load_passages
 from core.view.urlstate import LatentState, parse_state
 
 P = "latent."

@@ -6,7 +6,7 @@ import pytest
 from apptest import assert_clean, open_page, unescaped
 from streamlit.testing.v1 import AppTest
 
-from core.lab import realquality as rq
+from core.lab import real_methods
 from core.view.urlstate import REAL_METRICS, REAL_Y_MAX
 
 P = "real."
@@ -42,7 +42,7 @@ def test_extremes_of_every_control():
     for families in (["eviction"], ["quantization"], ["low rank"], []):
         at.pills(key=P + "families").set_value(families).run()
         assert_clean(at)
-    labels = [m.label for m in rq.methods()]
+    labels = [m.label for m in real_methods.methods()]
     for label in (labels[0], labels[-1]):
         at.selectbox(key=P + "method").set_value(label).run()
         assert_clean(at)

@@ -38,7 +38,8 @@ from core.lab.lowrank import (
     spectra,
     to_mla,
 )
-from core.lab.minilm import attention_io, load_minilm, load_passages, tokenize
+from core.lab.minilm import attention_io, load_minilm, tokenize
+from core.lab.passages import load_passages
 
 RANKS = [1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384]
 ERRORS = ["k_error", "v_error", "kv_error", "scores_error", "probs_tv", "out_error"]

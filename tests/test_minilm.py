@@ -22,11 +22,11 @@ from core.lab.minilm import (
     hidden_states,
     layer_forward,
     load_minilm,
-    load_passages,
     sentence_embedding,
     tokenize,
     tokens,
 )
+from core.lab.passages import load_passages
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@
   layers do not import each other; model and accounting import no torch.
 - The import graph of core/ has no cycle, and no module imports a core module inside a function (the
   usual way of hiding a cycle).
+- The URL state (core.view.urlstate), which every page parses its link with, loads no torch: checking a
+  link's passage or method needs only names, so a page that never runs a model never pays for torch.
 """
 
 from __future__ import annotations
@@ -90,6 +92,12 @@ def test_importing_all_of_core_loads_no_streamlit():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "core.layers.attention" in modules and "core.accounting.totals" in modules
+
+
+def test_the_url_state_loads_no_torch():
+    code = "import sys\nimport core.view.urlstate\nassert 'torch' not in sys.modules, 'torch was imported'\n"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
 
 
 # ----------------------------------------------------------------------------- import direction

@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 
 from core.lab import minilm, quantlab
+from core.lab.passages import load_passages
 
 
 def test_shipped_latents_cover_every_view():
     shipped = quantlab.shipped_latents()
-    n_texts = len(minilm.load_passages())
+    n_texts = len(load_passages())
     want = {
         f"{layer}|{p}|{r}" for layer in range(quantlab.LAYERS) for p in range(n_texts) for r in quantlab.LATENT_RANKS
     }
@@ -19,6 +20,6 @@ def test_shipped_latents_cover_every_view():
 @pytest.mark.parametrize("key", ["0|0|8", "3|2|64", "5|3|384"])
 def test_shipped_latents_equal_a_fresh_run(key):
     layer, passage, rank = map(int, key.split("|"))
-    text = minilm.load_passages()[passage].text
+    text = load_passages()[passage].text
     fresh = quantlab.latent_errors(minilm.load_minilm(), layer, minilm.tokenize(text, 512), rank)
     pd.testing.assert_frame_equal(pd.DataFrame(quantlab.shipped_latents()[key]), fresh, rtol=1e-4, check_dtype=False)

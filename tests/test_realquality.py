@@ -9,9 +9,9 @@ table (frame) and formulas agree with the accounting."""
 import pytest
 import torch
 
+from core.lab import real_methods, smollm
 from core.lab import realpasskey as pk
 from core.lab import realquality as rq
-from core.lab import smollm
 from core.layers.llama import LayerRecord
 from core.layers.mha2mla import ConvertedMLA
 
@@ -33,8 +33,8 @@ def sweep():
     return rq.shipped()
 
 
-SAMPLE = [m for m in rq.methods() if m.family != "low rank"] + [
-    m for m in rq.methods() if m.family == "low rank" and m.setting == 48
+SAMPLE = [m for m in real_methods.methods() if m.family != "low rank"] + [
+    m for m in real_methods.methods() if m.family == "low rank" and m.setting == 48
 ]
 
 
@@ -87,7 +87,7 @@ def test_full_conversion_reproduces_the_model(lm, pre):
 
 
 def test_sweep_covers_every_view(sweep):
-    labels = [m.label for m in rq.methods()]
+    labels = [m.label for m in real_methods.methods()]
     assert [m["label"] for m in sweep["methods"]] == labels
     proto = sweep["protocol"]
     assert (proto["context"], proto["scored"]) == (rq.CONTEXT, rq.SCORED)
@@ -118,7 +118,7 @@ def test_shipped_bytes_equal_the_accounting(sweep):
     "label", ["kivi-2bit", "q4_0", "H2O 128", "SnapKV 256", "MLA whitened SVD, 4 RoPE pairs, d_c=48"]
 )
 def test_sampled_entries_rerun_to_the_shipped_numbers(lm, sweep, label):
-    s, nbytes = rq.live(lm, rq.method_of(label), window=0)
+    s, nbytes = rq.live(lm, real_methods.method_of(label), window=0)
     nll, kl, agree, tokens, stored = sweep["quality"][label][0]
     assert (tokens, nbytes) == (s.tokens, stored)
     assert s.nll == pytest.approx(nll, rel=1e-4, abs=1e-3)
@@ -131,20 +131,22 @@ def test_a_passkey_trial_reruns(lm, sweep):
     assert sweep["trials"]["1024"][3]["key"] == t.key
     pre = pk.prefill(lm, t)
     for label in ("fp32", "sliding window 64"):
-        ans, nbytes = pk.answers(lm, t, pre, rq.method_of(label))
+        ans, nbytes = pk.answers(lm, t, pre, real_methods.method_of(label))
         ok, shipped, stored = sweep["passkey"][label]["1024"][3]
         assert (ans, nbytes) == (shipped, stored) and ok == (ans == t.key)
 
 
 def test_formulas_quote_the_accounting(lm):
     for m in (
-        rq.REFERENCE,
-        rq.method_of("H2O 128"),
-        rq.method_of("MLA SVD, 4 RoPE pairs, d_c=48"),
-        rq.method_of("kivi-2bit"),
+        real_methods.REFERENCE,
+        real_methods.method_of("H2O 128"),
+        real_methods.method_of("MLA SVD, 4 RoPE pairs, d_c=48"),
+        real_methods.method_of("kivi-2bit"),
     ):
         per_token = rq.cache_bytes(lm.spec, m) / rq.CONTEXT
         assert f"{per_token:,.0f}" in rq.bytes_formula(lm.spec, m)
-    assert "30 \\times (48 + 3 \\cdot 8)" in rq.bytes_formula(lm.spec, rq.method_of("MLA SVD, 4 RoPE pairs, d_c=48"))
+    assert "30 \\times (48 + 3 \\cdot 8)" in rq.bytes_formula(
+        lm.spec, real_methods.method_of("MLA SVD, 4 RoPE pairs, d_c=48")
+    )
     with pytest.raises(ValueError, match="unknown method"):
-        rq.method_of("zip")
+        real_methods.method_of("zip")

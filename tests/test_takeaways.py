@@ -185,7 +185,8 @@ def mini():
 
 
 def latent_lines(mini, layer: int) -> tuple[list[str], lowrank.Crossing, pd.DataFrame]:
-    from core.lab.minilm import load_passages, tokenize
+    from core.lab.minilm import tokenize
+    from core.lab.passages import load_passages
 
     ids = tokenize(load_passages()[0].text, 512)
     w, a = lowrank.spectra(mini, layer), lowrank.activation_spectra(mini, layer, ids)
@@ -298,7 +299,8 @@ def test_hybrid_without_state_says_so():
 
 
 def test_quantized_smallest_scheme_under_each_error_and_best_at_a_quarter(mini):
-    from core.lab.minilm import load_passages, tokenize
+    from core.lab.minilm import tokenize
+    from core.lab.passages import load_passages
 
     ids = tokenize(load_passages()[0].text, 512)
     df = quantlab.scheme_errors(mini, 0, ids)

@@ -19,6 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from core.accounting import totals as acc
 from core.lab import minilm
+from core.lab.passages import load_passages
 from core.layers.attention import GQAttention, MLAttention, cache_nbytes, rope
 from core.model.specs import DenseMLP, GQASpec, MLASpec, ModelSpec
 
@@ -348,7 +349,7 @@ def text_input(n_tokens: int, d_model: int, seed: int = 0) -> Tensor:
     chunks, have = [], 0
     with torch.no_grad():
         while have < n_tokens:
-            for p in minilm.load_passages():
+            for p in load_passages():
                 h = minilm.hidden_states(mini, minilm.tokenize(p.text, 512))[-1][0]  # (T_p, 384)
                 chunks.append(h)
                 have += h.shape[0]

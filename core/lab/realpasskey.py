@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from core.lab import realquality, smollm
+from core.lab import real_methods, realquality, smollm
 
 CONTEXTS = (1024, 2048)  # N: tokens of text + needle before the question
 TRIALS = 12  # per context; trial i puts the needle at depth (i + 0.5) / TRIALS
@@ -57,7 +57,7 @@ def trial(lm: smollm.SmolLM, context: int, index: int, trials: int = TRIALS) -> 
     return Trial(context, index, key, depth, ids, len(ctx) + len(question))
 
 
-def answers(lm: smollm.SmolLM, t: Trial, pre: realquality.Prefill, method: realquality.Method) -> tuple[str, int]:
+def answers(lm: smollm.SmolLM, t: Trial, pre: realquality.Prefill, method: real_methods.Method) -> tuple[str, int]:
     """The model's greedy five digits reading the method's compressed context, and the bytes it stored."""
     caches, attn, nbytes = realquality.compress(lm, pre, method)
     rest = t.ids[:, t.context :]

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from core.accounting.plan_inputs import PlanSettings
-from core.lab.minilm import load_passages
-from core.lab.needle import METHODS
-from core.lab.realquality import methods as real_methods
+from core.lab.needle_methods import METHODS
+from core.lab.passages import load_passages
+from core.lab.real_methods import methods as real_methods
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
 from core.model.presets import preset_names

@@ -21,6 +21,7 @@ from core.accounting.claims import v4_claims
 from core.lab import inside, lowrank, minilm, needle
 from core.lab import quantlab as ql
 from core.lab import realquality as rq
+from core.lab.passages import load_passages
 from core.model.gpus import GPUS
 from core.model.presets import load_preset
 from core.model.specs import LinearAttentionSpec
@@ -238,7 +239,7 @@ def qwen3_next_state_share() -> Answer:
 
 def int4_or_turboquant() -> Answer:
     mini = minilm.load_minilm()
-    ids = minilm.tokenize(minilm.load_passages()[0].text, 512)
+    ids = minilm.tokenize(load_passages()[0].text, 512)
     df = ql.scheme_errors(mini, 0, ids, ("int4-token", "tq-4bit")).set_index("scheme")
     a, b = df.loc["int4-token"], df.loc["tq-4bit"]
     ea, eb = a["output error"], b["output error"]
