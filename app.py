@@ -9,6 +9,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import streamlit as st  # noqa: E402
 
+from core.view import altair_speedups  # noqa: E402
+
+# Altair builds a page's charts 1.7-2.8x faster with these (core/view/altair_speedups.py); where the installed
+# Altair lacks what they patch, it declines and the charts are Altair's own. Idempotent: once per process.
+altair_speedups.apply()
+
 st.set_page_config(page_title="KV Cache Lab", page_icon=":material/memory:", layout="wide")
 
 overview = st.Page("app_pages/overview.py", title="Overview", icon=":material/insights:", url_path="home", default=True)

@@ -9,7 +9,6 @@ from typing import NamedTuple
 import altair as alt
 import numpy as np
 import pandas as pd
-from altair.utils import schemapi
 
 from core.accounting import totals as acc
 from core.model.presets import preset_names
@@ -20,88 +19,6 @@ from core.model.specs import ModelSpec
 alt.data_transformers.disable_max_rows()
 
 GIB = 2**30
-
-
-def _memoize_altair_class_table() -> None:
-    """Altair builds, on every `from_dict` (each shorthand encoding such as "gib:Q", each alt.value), a
-    table of all its ~600 schema classes keyed by a JSON hash of each schema: 6 ms a time, over half of
-    what building a chart costs. The table depends only on the set of classes, so build it once per set.
-    Listing that set walks the whole class tree (4 ms per chart at six lookups), so the list is kept too,
-    and made again whenever a new schema class is defined (SchemaBase.__init_subclass__ counts them).
-    A pure cache: `tests/test_charts_speed.py` checks that it equals Altair's own."""
-    original = schemapi._FromDict.__init__
-    if getattr(original, "memoized", False):
-        return
-    tables: dict[tuple, dict] = {}
-    classes: dict[type, tuple[int, tuple]] = {}  # root -> (version it was listed at, its subclasses)
-    version = [0]
-    base_init_subclass = schemapi.SchemaBase.__init_subclass__
-
-    def count_subclass(cls, **kwargs) -> None:
-        version[0] += 1
-        base_init_subclass(**kwargs)
-
-    def listed(root: type) -> tuple:
-        if classes.get(root, (None,))[0] != version[0]:
-            classes[root] = (version[0], tuple(schemapi._subclasses(root)))
-        return classes[root][1]
-
-    def init(self, wrapper_classes, /) -> None:
-        key = wrapper_classes if isinstance(wrapper_classes, tuple) else tuple(wrapper_classes)
-        if key not in tables:
-            original(self, key)
-            tables[key] = self.class_dict
-        self.class_dict = tables[key]
-
-    roots = (schemapi.SchemaBase, alt.VegaLiteSchema)  # the two classes Altair lists wrapper classes from
-    init.originals = {root: root.__dict__["_default_wrapper_classes"] for root in roots}
-    schemapi.SchemaBase.__init_subclass__ = classmethod(count_subclass)
-    for root in roots:
-        root._default_wrapper_classes = classmethod(lambda cls, root=root: listed(root))
-    init.memoized = True
-    init.original = original
-    schemapi._FromDict.__init__ = init
-
-
-def _faster_altair_deep_copy() -> None:
-    """Altair deep-copies every subchart when charts are layered and when a chart is styled, walking each schema
-    object's every property: a mark or an axis has about a hundred, nearly all Undefined, so one chart here made
-    about 9,000 calls that returned Undefined as it was (24 ms of the 34 ms a KV-cache chart took to build). This
-    copy returns Undefined, strings and numbers without a call and is otherwise Altair's own: the same objects,
-    the same spec (`tests/test_charts_speed.py` compares specs with and without it)."""
-    original = schemapi._deep_copy
-    if getattr(original, "fast", False):
-        return
-    SchemaBase, Undefined, debug_mode = schemapi.SchemaBase, schemapi.Undefined, schemapi.debug_mode
-    plain = (str, int, float, bool, type(None))
-
-    def copy(obj, by_ref: set[str]):
-        if obj is Undefined or isinstance(obj, plain):
-            return obj
-        if isinstance(obj, SchemaBase):
-            if copier := getattr(obj, "__deepcopy__", None):
-                with debug_mode(False):
-                    return copier(obj)
-            args = [copy(arg, by_ref) for arg in obj._args]
-            kwds = {
-                k: v if (v is Undefined or k in by_ref or isinstance(v, plain)) else copy(v, by_ref)
-                for k, v in obj._kwds.items()
-            }
-            with debug_mode(False):
-                return obj.__class__(*args, **kwds)
-        if isinstance(obj, list):
-            return [copy(v, by_ref) for v in obj]
-        if isinstance(obj, dict):
-            return {k: (copy(v, by_ref) if k not in by_ref else v) for k, v in obj.items()}
-        return obj
-
-    copy.fast = True
-    copy.original = original
-    schemapi._deep_copy = copy
-
-
-_memoize_altair_class_table()
-_faster_altair_deep_copy()
 GPU_COLOR = "#a855f7"  # the memory line: purple, a colour no model line uses, visible on dark and light
 # Series colours: saturated, readable on white, on Streamlit's dark background and through a projector (no pale
 # yellow, no purple: that is the GPU's). RESERVE serves only where two series shown together want one colour.
