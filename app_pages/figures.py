@@ -20,7 +20,8 @@ from altair.utils import schemapi
 from altair.vegalite.data import default_data_transformer
 
 from app_pages import workshop_ui
-from core.view.charts import style, to_png, to_svg
+from core.view.export import to_png, to_svg
+from core.view.theme import style
 
 # Tests set this, so every chart a page draws is checked against Vega-Lite's JSON schema there.
 VALIDATE_CHARTS = os.environ.get("KVLAB_VALIDATE_CHARTS") == "1"
@@ -40,9 +41,9 @@ def show(chart: alt.TopLevelMixin | dict, **kwargs) -> None:
 
 
 def figure(builder: Callable[..., alt.TopLevelMixin], *args, **kwargs) -> dict:
-    """The styled Vega-Lite spec of `builder(*args, **kwargs)` (a chart builder of core.view), built once per
-    distinct arguments for the whole server: Altair's construction and serialisation are most of a page's
-    rerun, and a room of people asks for the same views again and again. The arguments must be what
+    """The styled Vega-Lite spec of `builder(*args, **kwargs)` (a module-level chart builder of core.view),
+    built once per distinct arguments for the whole server: Altair's construction and serialisation are most
+    of a page's rerun, and a room of people asks for the same views again and again. The arguments must be what
     st.cache_data can hash (numbers, strings, tuples, DataFrames). The spec's datasets are Arrow IPC bytes
     already, as Streamlit would make them on every rerun (`_json` turns them back into rows for a download)."""
     return _figure(builder.__module__, builder.__qualname__, args, kwargs, workshop_ui.presenting())

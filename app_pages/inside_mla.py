@@ -21,7 +21,9 @@ from core.lab.inside import (
     text_input,
 )
 from core.model.units import fmt_bytes
-from core.view.charts import attention_heatmap, flops_chart, heatmap_frame
+from core.view.attention_charts import attention_heatmap
+from core.view.compute_charts import flops_chart
+from core.view.frames import heatmap_frame
 from core.view.text import plain
 from core.view.urlstate import WIDTHS, InsideState, dump_state
 from core.workshop import glossary

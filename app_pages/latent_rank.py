@@ -14,7 +14,7 @@ from app_pages.resources import minilm_model, passage_ids, require_minilm
 from core.lab import lowrank as lr
 from core.lab.passages import load_passages
 from core.model.units import fmt_bytes
-from core.view.charts import energy_chart, errors_chart, spectra_chart
+from core.view.attention_charts import energy_chart, errors_chart, spectra_chart
 from core.view.urlstate import LatentState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk

@@ -16,7 +16,7 @@ from core.lab import needle as nd
 from core.lab import tiny
 from core.model.presets import load_preset
 from core.model.units import fmt_bytes
-from core.view.charts import needle_heatmap, needle_summary_chart
+from core.view.quality_charts import needle_heatmap, needle_summary_chart
 from core.view.text import plain
 from core.view.urlstate import NeedleState, dump_state
 from core.workshop import glossary

@@ -25,20 +25,11 @@ from core.model.hf_config import from_hf_config, load_config_text
 from core.model.presets import preset_names
 from core.model.specs import ModelSpec, MoEMLP
 from core.model.units import fmt_bytes, fmt_params
-from core.view.charts import (
-    CONTEXTS,
-    GIB,
-    breakdown_chart,
-    breakdown_table,
-    cache_chart,
-    cache_vs_context,
-    memory_chart,
-    memory_parts,
-    review_card,
-    to_png,
-    token_label,
-)
+from core.view.export import to_png
+from core.view.frames import CONTEXTS, GIB, breakdown_table, cache_vs_context, memory_parts
+from core.view.memory_charts import breakdown_chart, cache_chart, memory_chart, review_card
 from core.view.text import plain, truncate
+from core.view.theme import token_label
 from core.view.urlstate import (
     CUSTOM,
     MAX_CONTEXT,

@@ -12,7 +12,7 @@ from app_pages.real_panel import lead
 from app_pages.resources import minilm_model, passage_ids, require_minilm
 from core.lab import quantlab
 from core.lab.passages import load_passages
-from core.view.charts import bias_chart, pareto_chart, rotation_chart
+from core.view.quality_charts import bias_chart, pareto_chart, rotation_chart
 from core.view.urlstate import QuantState, dump_state
 from core.workshop import glossary
 from core.workshop import takeaways as tk

@@ -31,17 +31,9 @@ def jobs(page: str, context: int) -> list[tuple]:
     from core.accounting import roofline as rl
     from core.model.gpus import GPUS
     from core.model.presets import load_preset
-    from core.view.charts import (
-        CONTEXTS,
-        GIB,
-        breakdown_chart,
-        breakdown_table,
-        cache_chart,
-        cache_vs_context,
-        memory_chart,
-        memory_parts,
-        roofline_chart,
-    )
+    from core.view.compute_charts import roofline_chart
+    from core.view.frames import CONTEXTS, GIB, breakdown_table, cache_vs_context, memory_parts
+    from core.view.memory_charts import breakdown_chart, cache_chart, memory_chart
     from core.view.urlstate import DEFAULT_MODELS
 
     gpu = GPUS["H200"]

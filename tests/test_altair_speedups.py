@@ -19,24 +19,12 @@ from core.accounting import roofline as rl
 from core.model.gpus import GPUS
 from core.model.presets import load_preset
 from core.view import altair_speedups
-from core.view.charts import (
-    CONTEXTS,
-    attention_heatmap,
-    breakdown_chart,
-    breakdown_table,
-    cache_chart,
-    cache_vs_context,
-    errors_chart,
-    flops_chart,
-    heatmap_frame,
-    memory_chart,
-    memory_parts,
-    needle_heatmap,
-    pareto_chart,
-    review_card,
-    roofline_chart,
-    style,
-)
+from core.view.attention_charts import attention_heatmap, errors_chart
+from core.view.compute_charts import flops_chart, roofline_chart
+from core.view.frames import CONTEXTS, breakdown_table, cache_vs_context, heatmap_frame, memory_parts
+from core.view.memory_charts import breakdown_chart, cache_chart, memory_chart, review_card
+from core.view.quality_charts import needle_heatmap, pareto_chart
+from core.view.theme import style
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,7 +23,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.accounting import totals as acc
 from core.model.presets import load_preset
-from core.view.charts import CONTEXTS, token_label
+from core.view.frames import CONTEXTS
+from core.view.theme import token_label
 from core.view.urlstate import HYBRID_MODELS, HYBRID_TOKENS, HybridState, parse_state
 
 P = "hybrid."

@@ -1,4 +1,4 @@
-"""Charts that survive a projector and a slide (core/view/charts.py): a model or design has one colour on every
+"""Charts that survive a projector and a slide (core/view/*_charts.py): a model or design has one colour on every
 chart, the roofline's and the Pareto charts' direct labels never overlap each other, a point or a line, styled
 charts keep their plot height (no fixed element height for the download buttons to cover), and app_pages.layout.table
 sizes a table to its rows."""
@@ -12,7 +12,12 @@ import pytest
 from core.accounting import roofline as rl
 from core.model.gpus import GPUS
 from core.model.presets import load_preset, preset_names
-from core.view import charts as ch
+from core.view.compute_charts import ROOF_HEIGHT, flops_chart, per_token_chart, roofline_chart
+from core.view.frames import CONTEXTS, cache_vs_context, pareto_frontier
+from core.view.labels import NARROWEST_PLOT, Axis, Box, label_frame, place_labels
+from core.view.memory_charts import cache_chart
+from core.view.quality_charts import PARETO_HEIGHT
+from core.view.theme import FONT, PALETTE, RESERVE, color_of, model_colors, style
 
 
 def scale_of(spec: dict, field: str) -> dict:
@@ -31,8 +36,8 @@ def scale_of(spec: dict, field: str) -> dict:
 
 
 def overview_colors(models: list[str]) -> dict:
-    df = ch.cache_vs_context({m: load_preset(m) for m in models}, [1024, 4096])
-    return scale_of(ch.cache_chart(df, "H200", 131.3, 1024).to_dict(), "model")
+    df = cache_vs_context({m: load_preset(m) for m in models}, [1024, 4096])
+    return scale_of(cache_chart(df, "H200", 131.3, 1024).to_dict(), "model")
 
 
 def test_a_model_has_the_same_colour_on_two_charts_whatever_else_they_show():
@@ -43,23 +48,23 @@ def test_a_model_has_the_same_colour_on_two_charts_whatever_else_they_show():
     assert four["deepseek-v3"] == two["deepseek-v3"] and four["llama-3.1-70b"] == two["llama-3.1-70b"]
     assert len(set(four.values())) == 4
     pts = rl.roofline_points(rl.designs(load_preset), GPUS["H200"], 32768, 1)
-    designs = scale_of(ch.roofline_chart(rl.roof(GPUS["H200"]), pts, "t").to_dict(), "design")
+    designs = scale_of(roofline_chart(rl.roof(GPUS["H200"]), pts, "t").to_dict(), "design")
     assert designs["MLA absorbed (DeepSeek-V3)"] == four["deepseek-v3"]
     assert designs["GQA (Llama-3.1-70B)"] == four["llama-3.1-70b"]
     assert designs["DSA (DeepSeek-V3.2)"] == four["deepseek-v3.2"]
     assert len(set(designs.values())) == len(designs)
     per_token = rl.per_token_table(rl.designs(load_preset), [1024, 4096])
     for quantity in per_token["quantity"].unique():
-        assert scale_of(ch.per_token_chart(per_token, quantity, "t").to_dict(), "design") == designs
+        assert scale_of(per_token_chart(per_token, quantity, "t").to_dict(), "design") == designs
 
 
 def test_a_design_has_the_same_colour_on_inside_mla_compute_and_needle():
-    inside = ch.model_colors(["MHA", "GQA", "MLA materialised", "MLA absorbed"])
+    inside = model_colors(["MHA", "GQA", "MLA materialised", "MLA absorbed"])
     assert dict(zip(inside.domain, inside.range, strict=True)) == {
-        "MHA": ch.color_of("MHA (Llama-70B shapes, 64 kv heads)"),
-        "GQA": ch.color_of("tiny-gqa"),
-        "MLA materialised": ch.color_of("MLA materialised (DeepSeek-V3)"),
-        "MLA absorbed": ch.color_of("deepseek-v3"),
+        "MHA": color_of("MHA (Llama-70B shapes, 64 kv heads)"),
+        "GQA": color_of("tiny-gqa"),
+        "MLA materialised": color_of("MLA materialised (DeepSeek-V3)"),
+        "MLA absorbed": color_of("deepseek-v3"),
     }
     assert len(set(inside.range)) == 4
 
@@ -68,16 +73,16 @@ def test_every_preset_has_a_fixed_colour_and_any_chosen_set_gets_distinct_ones()
     """Any four presets (the Planner's limit) get four distinct colours; an uploaded config (no fixed colour)
     gets one nobody else in the chart has."""
     names = preset_names()
-    assert all(ch.color_of(n) in ch.PALETTE for n in names)
+    assert all(color_of(n) in PALETTE for n in names)
     for combo in itertools.islice(itertools.combinations(names, 4), 0, None, 97):
-        scale = ch.model_colors([*combo, "your config: mine"])
+        scale = model_colors([*combo, "your config: mine"])
         assert len(set(scale.range)) == 5
-    assert ch.color_of("your config: mine") is None
+    assert color_of("your config: mine") is None
 
 
 def test_too_many_series_for_distinct_colours_is_refused():
     with pytest.raises(ValueError, match="at most"):
-        ch.model_colors([f"m{i}" for i in range(len(ch.PALETTE) + len(ch.RESERVE) + 1)])
+        model_colors([f"m{i}" for i in range(len(PALETTE) + len(RESERVE) + 1)])
 
 
 def assert_apart(labels: pd.DataFrame, points_px: list[tuple[float, float]]) -> None:
@@ -85,9 +90,9 @@ def assert_apart(labels: pd.DataFrame, points_px: list[tuple[float, float]]) -> 
     for a, b in itertools.combinations(boxes, 2):
         assert not a.overlaps(b), (a, b)
     for box in boxes:
-        assert box.x0 >= 0 and box.x1 <= ch.NARROWEST_PLOT
+        assert box.x0 >= 0 and box.x1 <= NARROWEST_PLOT
         for x, y in points_px:
-            assert not box.overlaps(ch.Box(x - 7, y - 7, x + 7, y + 7)), (box, x, y)
+            assert not box.overlaps(Box(x - 7, y - 7, x + 7, y + 7)), (box, x, y)
 
 
 @pytest.mark.parametrize("gpu", list(GPUS))
@@ -96,16 +101,16 @@ def test_roofline_labels_are_apart_and_every_design_is_named(gpu):
     (MHA and materialised MLA at 1 FLOP per byte) each keep a label, and no label overlaps another or a point."""
     designs = rl.designs(load_preset)
     roof = rl.roof(GPUS[gpu])
-    for context, batch in itertools.product(ch.CONTEXTS[::3], (1, 16, 1024)):
+    for context, batch in itertools.product(CONTEXTS[::3], (1, 16, 1024)):
         pts = rl.roofline_points(designs, GPUS[gpu], context, batch)
         short = pts.assign(name=pts["design"].str.split(" (", n=1, regex=False).str[0])
-        xa = ch.Axis(float(roof.intensity.min()), float(roof.intensity.max()), log=True)
+        xa = Axis(float(roof.intensity.min()), float(roof.intensity.max()), log=True)
         low = min(roof.attainable_tflops.min(), pts.attainable_tflops.min())
-        ya = ch.Axis(10 ** math.floor(math.log10(low)), 3 * float(roof.attainable_tflops.max()), log=True)
-        labels = ch.label_frame(short, "intensity", "attainable_tflops", "name", xa, ya, ch.ROOF_HEIGHT, [roof])
+        ya = Axis(10 ** math.floor(math.log10(low)), 3 * float(roof.attainable_tflops.max()), log=True)
+        labels = label_frame(short, "intensity", "attainable_tflops", "name", xa, ya, ROOF_HEIGHT, [roof])
         assert set(labels["name"]) == set(short["name"])
         px = [
-            (xa.to_px(x, ch.NARROWEST_PLOT), ya.to_px(y, ch.ROOF_HEIGHT, flip=True))
+            (xa.to_px(x, NARROWEST_PLOT), ya.to_px(y, ROOF_HEIGHT, flip=True))
             for x, y in zip(pts.intensity, pts.attainable_tflops, strict=True)
         ]
         assert_apart(labels, px)
@@ -115,7 +120,7 @@ def test_the_roofline_draws_those_labels():
     """The chart's text layer shows a label for every design at the placed position (and the layout check above
     is about what the chart draws)."""
     pts = rl.roofline_points(rl.designs(load_preset), GPUS["H200"], 32768, 1)
-    spec = ch.roofline_chart(rl.roof(GPUS["H200"]), pts, "t").to_dict()
+    spec = roofline_chart(rl.roof(GPUS["H200"]), pts, "t").to_dict()
     texts = [lay for lay in spec["layer"] if lay["mark"]["type"] == "text"]
     assert len(texts) == 1 and texts[0]["encoding"]["x"]["field"] == "label_x"
     data = pd.DataFrame(spec["datasets"][texts[0]["data"]["name"]] if "data" in texts[0] else [])
@@ -140,12 +145,12 @@ def test_pareto_labels_are_apart_and_off_the_points():
     n = 0
     for key, df, metric in pareto_frames():
         x = "bytes per token"
-        xa = ch.Axis(float(df[x].min()) / 1.25, float(df[x].max()) * 2.2, log=True)
-        ya = ch.Axis(-0.04 * float(df[metric].max()), 1.08 * float(df[metric].max()), log=False)
-        labels = ch.label_frame(df, x, metric, "scheme", xa, ya, ch.PARETO_HEIGHT)
+        xa = Axis(float(df[x].min()) / 1.25, float(df[x].max()) * 2.2, log=True)
+        ya = Axis(-0.04 * float(df[metric].max()), 1.08 * float(df[metric].max()), log=False)
+        labels = label_frame(df, x, metric, "scheme", xa, ya, PARETO_HEIGHT)
         assert set(labels["scheme"]) == set(df["scheme"]), key
         px = [
-            (xa.to_px(a, ch.NARROWEST_PLOT), ya.to_px(b, ch.PARETO_HEIGHT, flip=True))
+            (xa.to_px(a, NARROWEST_PLOT), ya.to_px(b, PARETO_HEIGHT, flip=True))
             for a, b in zip(df[x], df[metric], strict=True)
         ]
         assert_apart(labels, px)
@@ -156,31 +161,31 @@ def test_pareto_labels_are_apart_and_off_the_points():
 def test_place_labels_moves_a_colliding_label_and_gives_up_only_without_room():
     """Three points on one spot get three stacked labels; in a plot too small for a second label, the second is
     left out (None) rather than drawn over the first."""
-    boxes = ch.place_labels([(100, 100)] * 3, ["alpha", "beta", "gamma"], (400, 300))
+    boxes = place_labels([(100, 100)] * 3, ["alpha", "beta", "gamma"], (400, 300))
     assert all(b is not None for b in boxes)
     for a, b in itertools.combinations(boxes, 2):
         assert not a.overlaps(b)
-    tight = ch.place_labels([(5, 10), (5, 10)], ["alpha", "alpha2"], (70, 20))
+    tight = place_labels([(5, 10), (5, 10)], ["alpha", "alpha2"], (70, 20))
     assert tight[0] is not None and tight[1] is None
 
 
 def test_pareto_frontier_is_the_set_nobody_beats():
     df = pd.DataFrame({"b": [1, 2, 3, 2, 4], "e": [0.5, 0.2, 0.1, 0.3, 0.1]})
-    assert list(ch.pareto_frontier(df, "b", "e")) == [True, True, True, False, False]
+    assert list(pareto_frontier(df, "b", "e")) == [True, True, True, False, False]
 
 
 def test_styled_single_charts_keep_their_plot_height_and_concats_their_size():
     """fit-x: the page's width, the chart's own plot height (a legend no longer squeezes the plot or cuts the
     title); concatenated panels keep their size."""
-    df = ch.cache_vs_context({"gpt2": load_preset("gpt2")}, [1024, 4096])
-    single = ch.style(ch.cache_chart(df, "H200", 131.3, 1024)).to_dict()
+    df = cache_vs_context({"gpt2": load_preset("gpt2")}, [1024, 4096])
+    single = style(cache_chart(df, "H200", 131.3, 1024)).to_dict()
     assert single["autosize"] == {"type": "fit-x", "contains": "padding"}
     fl = pd.DataFrame(
         {"design": ["MHA", "GQA"] * 2, "step": ["prefill 8"] * 2 + ["decode 1"] * 2, "flops": [4, 3, 2, 1]}
     )
-    concat = ch.style(ch.flops_chart(fl, "t")).to_dict()
+    concat = style(flops_chart(fl, "t")).to_dict()
     assert concat["autosize"] == {"type": "pad"}
-    assert ch.FONT >= 14
+    assert FONT >= 14
 
 
 def test_table_height_fits_every_row(monkeypatch):

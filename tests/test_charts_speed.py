@@ -62,7 +62,10 @@ def test_a_figure_carries_arrow_datasets_and_downloads_the_same_rows():
     from core.accounting import roofline as rl
     from core.model.gpus import GPUS
     from core.model.presets import load_preset
-    from core.view.charts import CONTEXTS, cache_chart, cache_vs_context, roofline_chart, style
+    from core.view.compute_charts import roofline_chart
+    from core.view.frames import CONTEXTS, cache_vs_context
+    from core.view.memory_charts import cache_chart
+    from core.view.theme import style
 
     specs = {m: load_preset(m) for m in ("llama-3.1-70b", "qwen3-next-80b-a3b")}
     gpu = GPUS["H200"]

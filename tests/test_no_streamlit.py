@@ -225,5 +225,5 @@ def test_the_checks_can_fail():
         ("core.model", 2, True),
         ("core.model.specs", 2, True),
     ]
-    assert rank("core.view.charts") > rank("core.lab.tiny") > rank("core.layers.attention") > rank("core.model.specs")
+    assert rank("core.view.theme") > rank("core.lab.tiny") > rank("core.layers.attention") > rank("core.model.specs")
     assert package_of("core.report") == "core"

@@ -30,7 +30,7 @@ def test_y_cap_leaves_out_exactly_the_rows_above_it(df):
 
 
 def test_labels_do_not_overlap(df):
-    from core.view.charts import Axis, label_frame
+    from core.view.labels import Axis, label_frame
 
     d = pareto_frame(df[df.family.isin(["none", "quantization"])], "top-1 agreement")
     labels = label_frame(

@@ -29,7 +29,7 @@ from core.lab.sparse import flops_vs_context
 from core.model.gpus import GPUS
 from core.model.presets import load_preset
 from core.model.units import fmt_bytes
-from core.view.charts import CONTEXTS
+from core.view.frames import CONTEXTS
 from core.view.urlstate import ComputeState, InsideState, OverviewState, PlannerState
 from core.workshop import takeaways as tk
 

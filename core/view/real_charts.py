@@ -6,7 +6,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from core.view.charts import NEUTRAL, PALETTE, RESERVE, Axis, direct_labels, label_frame, with_labels
+from core.view.labels import Axis, direct_labels, label_frame, with_labels
+from core.view.theme import NEUTRAL, PALETTE, RESERVE
 
 # y of the Pareto picture: the frame's column and the axis title
 METRICS = {

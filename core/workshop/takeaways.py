@@ -27,7 +27,7 @@ from core.lab import lowrank as lr
 from core.model.gpus import GPU
 from core.model.specs import ModelSpec
 from core.model.units import fmt_bytes
-from core.view.charts import token_label
+from core.view.theme import token_label
 from core.view.urlstate import ComputeState, InsideState, OverviewState, PlannerState
 
 ERROR_SHARE = 0.10  # the error a presenter calls "still usable" on the Latent rank page
