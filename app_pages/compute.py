@@ -15,12 +15,13 @@ from core.lab import measure
 from core.model.gpus import GPUS
 from core.model.presets import load_preset
 from core.model.units import fmt_bytes
+from core.view import glossary
+from core.view import takeaways as tk
 from core.view.compute_charts import per_token_chart, roofline_chart
 from core.view.frames import CONTEXTS
 from core.view.theme import token_label
-from core.view.urlstate import ComputeState, dump_state
-from core.workshop import glossary
-from core.workshop import takeaways as tk
+from core.view.urlcodec import dump_state
+from core.view.urlstate import ComputeState
 
 P = "compute."
 # Headers of the crossover table: the engine's path names are the page's words, so a path's columns are its

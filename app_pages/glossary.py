@@ -1,10 +1,10 @@
 """Glossary: one meaning per word, on every page. The entries are data (assets/glossary.json, through
-core.workshop.glossary); the same definitions are the `help=` tooltips of the other pages."""
+core.view.glossary); the same definitions are the `help=` tooltips of the other pages."""
 
 import streamlit as st
 
+from core.view import glossary
 from core.view.text import plain
-from core.workshop import glossary
 
 P = "glossary."
 MAX_QUERY = 60  # characters of the filter a search may use

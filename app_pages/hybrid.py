@@ -15,12 +15,13 @@ from core.accounting.describe import describe
 from core.accounting.formulas import bytes_per_token_latex
 from core.lab.hybrid import SmallHybrid, run, shipped_runs
 from core.model.units import fmt_bytes, fmt_si
+from core.view import glossary
+from core.view import takeaways as tk
 from core.view.frames import CONTEXTS, breakdown_table
 from core.view.memory_charts import breakdown_chart, held_chart
 from core.view.theme import token_label
-from core.view.urlstate import HYBRID_MODELS, HYBRID_TOKENS, HybridState, dump_state
-from core.workshop import glossary
-from core.workshop import takeaways as tk
+from core.view.urlcodec import dump_state
+from core.view.urlstate import HYBRID_MODELS, HYBRID_TOKENS, HybridState
 
 P = "hybrid."
 REAL_CONTEXTS = CONTEXTS[10:]  # 1K to 1M tokens

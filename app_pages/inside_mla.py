@@ -21,13 +21,14 @@ from core.lab.inside import (
     text_input,
 )
 from core.model.units import fmt_bytes
+from core.view import glossary
+from core.view import takeaways as tk
 from core.view.attention_charts import attention_heatmap
 from core.view.compute_charts import flops_chart
 from core.view.frames import heatmap_frame
 from core.view.text import plain
-from core.view.urlstate import WIDTHS, InsideState, dump_state
-from core.workshop import glossary
-from core.workshop import takeaways as tk
+from core.view.urlcodec import dump_state
+from core.view.urlstate import WIDTHS, InsideState
 
 P = "inside."
 DESIGNS = ("MHA", "GQA", "MLA materialised", "MLA absorbed")

@@ -14,10 +14,11 @@ from app_pages.resources import minilm_model, passage_ids, require_minilm
 from core.lab import lowrank as lr
 from core.lab.passages import load_passages
 from core.model.units import fmt_bytes
+from core.view import glossary
+from core.view import takeaways as tk
 from core.view.attention_charts import energy_chart, errors_chart, spectra_chart
-from core.view.urlstate import LatentState, dump_state
-from core.workshop import glossary
-from core.workshop import takeaways as tk
+from core.view.urlcodec import dump_state
+from core.view.urlstate import LatentState
 
 P = "latent."
 RANKS = [1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384]

@@ -8,7 +8,7 @@ from dataclasses import fields, replace
 import streamlit as st
 
 from core.view.text import plain
-from core.view.urlstate import Replaced, nearest, parse_state
+from core.view.urlcodec import Replaced, nearest, parse_state
 
 
 def init_widgets(prefix: str, state, extra: dict | None = None) -> None:

@@ -16,11 +16,12 @@ from core.lab import needle as nd
 from core.lab import tiny
 from core.model.presets import load_preset
 from core.model.units import fmt_bytes
+from core.view import glossary
+from core.view import takeaways as tk
 from core.view.quality_charts import needle_heatmap, needle_summary_chart
 from core.view.text import plain
-from core.view.urlstate import NeedleState, dump_state
-from core.workshop import glossary
-from core.workshop import takeaways as tk
+from core.view.urlcodec import dump_state
+from core.view.urlstate import NeedleState
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "assets" / "needle" / "results.json"

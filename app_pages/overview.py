@@ -18,13 +18,13 @@ from core.model.dtypes import CACHE_DTYPES
 from core.model.gpus import GPUS
 from core.model.presets import preset_names
 from core.model.units import fmt_bytes, fmt_params, fmt_si
+from core.view import glossary
+from core.view import takeaways as tk
 from core.view.frames import CONTEXTS, GIB, cache_vs_context
 from core.view.memory_charts import cache_chart
 from core.view.text import plain
 from core.view.theme import token_label
 from core.view.urlstate import MAX_CONTEXT, OverviewState, parse_overview, serialise_overview
-from core.workshop import glossary
-from core.workshop import takeaways as tk
 
 
 def controls(init: OverviewState) -> OverviewState:

@@ -1,7 +1,6 @@
 """Memory planner: weights + KV cache + headroom on GPUs, what fits, and a card for architecture reviews."""
 
 import datetime
-import json
 from types import SimpleNamespace
 
 import pandas as pd
@@ -13,170 +12,23 @@ from app_pages.figures import chart_spec, downloads, show
 from app_pages.layout import table as common_table
 from app_pages.layout import takeaways
 from app_pages.links import link_state
+from app_pages.planner_inputs import DPA_HELP, PP_HELP, TP_HELP, P, controls, custom_config
 from app_pages.resources import preset
 from core.accounting import planner as pl
 from core.accounting.describe import describe
 from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
 from core.accounting.plan_inputs import PlanInputs, plan_inputs
-from core.accounting.totals import LAYOUTS, check_layout, kv_bytes_per_token, param_count, state_bytes
-from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
-from core.model.gpus import GPUS
-from core.model.hf_config import from_hf_config, load_config_text
-from core.model.presets import preset_names
+from core.accounting.totals import check_layout, kv_bytes_per_token, param_count, state_bytes
 from core.model.specs import ModelSpec, MoEMLP
 from core.model.units import fmt_bytes, fmt_params
+from core.view import takeaways as tk
 from core.view.export import to_png
 from core.view.frames import CONTEXTS, GIB, breakdown_table, cache_vs_context, memory_parts
 from core.view.memory_charts import breakdown_chart, cache_chart, memory_chart, review_card
-from core.view.text import plain, truncate
+from core.view.text import plain
 from core.view.theme import token_label
-from core.view.urlstate import (
-    CUSTOM,
-    MAX_CONTEXT,
-    MAX_LINK_CONFIG_CHARS,
-    MAX_TYPED_CONTEXT,
-    PlannerState,
-    decode_config,
-    dump_state,
-    encode_config,
-)
-from core.workshop import glossary
-from core.workshop import takeaways as tk
-
-P = "planner."
-AUTO_HELP = "auto: the model's dtype (float32 checkpoints downcast to bf16), as vLLM's kv_cache_dtype auto"
-TP_HELP = (
-    "Splits every layer over TP GPUs: query heads, projections and experts are divided. GQA key/value "
-    "heads are divided too until there are fewer than TP of them, then each GPU keeps one copy. MLA's "
-    "latent (and DSA's indexer key, V4's entries) is one vector shared by all heads: every TP GPU stores "
-    "it whole."
-)
-PP_HELP = (
-    "Splits the layers into PP stages on different GPUs (as vLLM's get_pp_indices does): each GPU stores "
-    "only its stage's layers, weights and cache; the stage with the least room decides for all."
-)
-DPA_HELP = (
-    "DeepSeek-style serving: the GPUs form DP groups that each serve their own requests with a whole "
-    "copy of the attention and dense weights; routed experts are dealt out over all GPUs (expert "
-    "parallelism). Without it, GPUs beyond TP x PP are whole replicas."
-)
-BLOCK_HELP = "Tokens per cache block: 16 is vLLM's default; FlashMLA needs 64, CUTLASS MLA 128."
-BATCHED_HELP = (
-    "vLLM's max_num_batched_tokens (8,192 by default for its API server): a sliding-window layer must keep "
-    "room for a window plus the tokens in flight."
-)
-LAYOUT_HELP = (
-    "latent: DeepSeek's absorbed cache (c_KV + rope key); materialised: per-head K and V, as HF's code "
-    "caches them; fp8_ds_mla: vLLM's fp8 layout, 656 B per token per layer for V3 shapes"
-)
-
-
-def custom_config(link_token: str) -> tuple[ModelSpec | None, str]:
-    """The user's own config.json (upload > paste > link), parsed; errors are shown, never raised.
-    Returns the spec and the token that carries it in the link ('' when too long)."""
-    with st.expander("Your own config.json", expanded=bool(link_token)):
-        up = st.file_uploader("Upload a config.json (up to 1 MiB)", type=["json"], key=P + "upload")
-        pasted = st.text_area("...or paste its text", key=P + "paste", height=120)
-        text, source = "", ""
-        if up is not None:
-            text, source = up.getvalue(), truncate(up.name, 80)
-        elif pasted.strip():
-            text, source = pasted, "the pasted config"
-        elif link_token:
-            try:
-                text, source = decode_config(link_token), "the config in the link"
-            except ValueError as e:
-                st.error(f"{plain(e, 400)}.")
-        if not source:
-            return None, ""
-        try:  # decoding, size, depth, JSON: every problem is one sentence naming the source
-            cfg = load_config_text(text, source)
-            spec = from_hf_config(cfg, name=str(cfg.get("_name_or_path") or cfg.get("model_type") or "your model"))
-        except ValueError as e:
-            msg = str(e)
-            msg = msg if msg.startswith(source) else f"{source}: {msg}"
-            st.error(plain(msg[:1].upper() + msg[1:], 400))
-            return None, ""
-        st.success(
-            f"Read {plain(source)}: {plain(spec.model_type, 60)}, {spec.n_layers} layers, "
-            f"attention {plain(spec.design)}."
-        )
-        token = encode_config(json.dumps(cfg, separators=(",", ":")))
-        if len(token) > MAX_LINK_CONFIG_CHARS:
-            st.info(f"This config is {len(token):,} characters encoded, too long for a link: share the file too.")
-            token = ""
-        return spec, token
-
-
-def sync_slider() -> None:
-    st.session_state[P + "context"] = st.session_state[P + "context_log"]
-
-
-def sync_number() -> None:
-    st.session_state[P + "context_log"] = min(CONTEXTS, key=lambda n: abs(n - st.session_state[P + "context"]))
-
-
-def controls(custom: ModelSpec | None, token: str) -> PlannerState:
-    ss = st.session_state
-    options = preset_names() + ([CUSTOM] if custom else [])
-    if custom and CUSTOM not in ss[P + "models"] and not ss.get(P + "custom_added") and len(ss[P + "models"]) < 4:
-        ss[P + "models"] = [*ss[P + "models"], CUSTOM]  # a newly read config joins the comparison once
-        ss[P + "custom_added"] = True
-    if not custom:
-        ss[P + "custom_added"] = False  # a config read again later joins again
-    ss[P + "models"] = [m for m in ss[P + "models"] if m in options]
-
-    def label(m: str) -> str:
-        return f"your config: {custom.name}" if m == CUSTOM and custom else m
-
-    st.multiselect("Models (up to four)", options, key=P + "models", max_selections=4, format_func=label)
-    a, b, c = st.columns([3, 1, 1])
-    a.select_slider(
-        "Context (tokens, log scale)",
-        CONTEXTS,
-        key=P + "context_log",
-        format_func=token_label,
-        on_change=sync_slider,
-        help=glossary.tip("context"),
-    )
-    b.number_input("Exact context (tokens)", 1, MAX_TYPED_CONTEXT, key=P + "context", on_change=sync_number)
-    c.number_input("Concurrent requests", 1, 65_536, key=P + "batch", help=glossary.tip("concurrency"))
-    c1, c2, c3 = st.columns(3)
-    kv = ss[P + "kv_dtype"]
-    c1.selectbox(
-        "Cache dtype",
-        ["auto", *CACHE_DTYPES],
-        key=P + "kv_dtype",
-        help=AUTO_HELP if kv == "auto" else CACHE_DTYPES[kv].description,
-    )
-    c2.selectbox("Weights", ["native", *WEIGHT_DTYPES], key=P + "weight_dtype", help="native: as released (config)")
-    c3.selectbox("MLA cache layout", list(LAYOUTS), key=P + "layout", help=LAYOUT_HELP)
-    g1, g2, g3, g4 = st.columns(4)
-    gpu = g1.selectbox("GPU", [*GPUS, "custom"], key=P + "gpu", help=glossary.tip("GPU"))
-    g2.number_input("GPUs", 1, 1024, key=P + "n_gpus")
-    g3.slider("Memory the engine may use (%)", 5, 100, key=P + "utilization")
-    g4.number_input(
-        "Reserved per GPU (GiB)", 0.0, 1000.0, step=0.5, key=P + "reserved_gib",
-        help="activations, CUDA graphs, buffers: vLLM measures this at start-up by profiling",
-    )  # fmt: skip
-    if gpu == "custom":
-        h1, h2, _ = st.columns([1, 1, 2])
-        h1.number_input("Memory per GPU (GB, decimal)", 1.0, 10_000.0, key=P + "memory_gb")
-        h2.number_input("Bandwidth per GPU (TB/s)", 0.01, 1000.0, key=P + "bandwidth_tb_s")
-    p1, p2, p3 = st.columns(3)
-    p1.number_input("Tensor parallel (TP, 0: every GPU of a stage)", 0, 1024, key=P + "tp", help=TP_HELP)
-    p2.number_input("Pipeline parallel (PP)", 1, 64, key=P + "pp", help=PP_HELP)
-    p3.toggle("DP attention, experts over all GPUs", key=P + "dp_attention", help=DPA_HELP)
-    v1, v2, v3 = st.columns(3)
-    v1.selectbox("Block size (tokens)", [16, 32, 64, 128], key=P + "block_size", help=BLOCK_HELP)
-    v2.number_input("max_num_batched_tokens", 1, 1 << 20, key=P + "batched_tokens", help=BATCHED_HELP)
-    v3.number_input(
-        "KV memory per GPU (GiB, 0: from the memory)", 0.0, 100_000.0, step=1.0, key=P + "kv_budget_gib",
-        help="vLLM logs it as 'Available KV cache memory'; set it to reproduce a log",
-    )  # fmt: skip
-    values = {f: ss[P + f] for f in PlannerState.__dataclass_fields__ if f not in ("notices", "config")}
-    values["models"] = tuple(values["models"])
-    return PlannerState(**values, config=token if CUSTOM in values["models"] else "")
+from core.view.urlcodec import dump_state
+from core.view.urlstate import CUSTOM, MAX_CONTEXT, PlannerState
 
 
 def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:

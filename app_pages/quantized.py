@@ -12,10 +12,11 @@ from app_pages.real_panel import lead
 from app_pages.resources import minilm_model, passage_ids, require_minilm
 from core.lab import quantlab
 from core.lab.passages import load_passages
+from core.view import glossary
+from core.view import takeaways as tk
 from core.view.quality_charts import bias_chart, pareto_chart, rotation_chart
-from core.view.urlstate import QuantState, dump_state
-from core.workshop import glossary
-from core.workshop import takeaways as tk
+from core.view.urlcodec import dump_state
+from core.view.urlstate import QuantState
 
 RANKS = list(quantlab.LATENT_RANKS)
 P = "quant."

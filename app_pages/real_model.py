@@ -15,10 +15,11 @@ from app_pages.real_panel import real_results as results
 from core.lab import real_methods
 from core.lab import realquality as rq
 from core.model.hf_config import from_hf_config
+from core.view import glossary
+from core.view import takeaways as tk
 from core.view.real_charts import pareto_chart, pareto_frame
-from core.view.urlstate import REAL_FAMILIES, REAL_METRICS, REAL_Y_MAX, RealState, dump_state
-from core.workshop import glossary
-from core.workshop import takeaways as tk
+from core.view.urlcodec import dump_state
+from core.view.urlstate import REAL_FAMILIES, REAL_METRICS, REAL_Y_MAX, RealState
 
 P = "real."
 MHA2MLA = pd.DataFrame(  # arXiv 2502.14837 v1, Table 1: SmolLM-135M (v1), six-benchmark average after fine-tuning

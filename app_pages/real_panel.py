@@ -6,8 +6,8 @@ import streamlit as st
 
 from app_pages.figures import downloads, figure, show
 from core.lab import realquality as rq
+from core.view import takeaways as tk
 from core.view.real_charts import pareto_chart, pareto_frame
-from core.workshop import takeaways as tk
 
 
 @st.cache_data(show_spinner=False)

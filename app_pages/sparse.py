@@ -12,12 +12,13 @@ from app_pages.resources import preset
 from core.accounting.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, v4_claims
 from core.lab.sparse import SmallSparse, claim_steps, dsa_selection, flops_vs_context, v4_visibility
 from core.model.units import fmt_bytes, fmt_si
+from core.view import glossary
+from core.view import takeaways as tk
 from core.view.attention_charts import selection_heatmap, visibility_heatmap
 from core.view.compute_charts import parts_vs_context
 from core.view.frames import CONTEXTS
-from core.view.urlstate import SparseState, dump_state
-from core.workshop import glossary
-from core.workshop import takeaways as tk
+from core.view.urlcodec import dump_state
+from core.view.urlstate import SparseState
 
 P = "sparse."
 HCA_RATIOS = [2, 8, 16, 32, 64]

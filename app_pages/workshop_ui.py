@@ -19,7 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from core.view.text import plain
-from core.view.urlstate import WORKSHOP_KEYS
+from core.view.urlcodec import WORKSHOP_KEYS
 from core.view.workshop_charts import chart_height, guesses_chart
 from core.workshop import path as wp
 from core.workshop.store import Store, engine_url, normalise_code

@@ -4,7 +4,8 @@
     core.accounting  exact cache, state, FLOPs, parameters; one module per design   (no torch)
     core.layers      real torch layers with explicit caches and states
     core.lab         the runs behind each lesson
-    core.view        Altair charts and URL state for the pages
+    core.view        what the pages show: charts, URL state, safe text, the glossary, takeaways
+    core.workshop    the workshop proper: guided paths, the engine's answers, the room's predictions
     core.report      the command line (model + accounting only, so it answers without torch)
 
 Nothing in this package imports streamlit.

@@ -9,7 +9,7 @@ import pytest
 from apptest import assert_clean, assert_no_exception, open_page, unescaped
 
 from app_pages.glossary import MAX_QUERY, TITLES
-from core.workshop import glossary
+from core.view import glossary
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "glossary.filter"

@@ -25,7 +25,8 @@ from core.accounting import totals as acc
 from core.model.presets import load_preset
 from core.view.frames import CONTEXTS
 from core.view.theme import token_label
-from core.view.urlstate import HYBRID_MODELS, HYBRID_TOKENS, HybridState, parse_state
+from core.view.urlcodec import parse_state
+from core.view.urlstate import HYBRID_MODELS, HYBRID_TOKENS, HybridState
 
 P = "hybrid."
 REAL_CONTEXTS = CONTEXTS[10:]  # the page's context options, 1K to 1M

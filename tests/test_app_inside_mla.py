@@ -26,7 +26,8 @@ import torch
 from apptest import assert_clean, assert_no_exception, open_page, unescaped
 from streamlit.testing.v1 import AppTest
 
-from core.view.urlstate import InsideState, parse_state
+from core.view.urlcodec import parse_state
+from core.view.urlstate import InsideState
 
 P = "inside."
 DESIGNS = ["MHA", "GQA", "MLA materialised", "MLA absorbed"]

@@ -26,7 +26,8 @@ from apptest import assert_clean, open_page, unescaped
 from streamlit.testing.v1 import AppTest
 
 from core.lab.passages import load_passages
-from core.view.urlstate import LatentState, parse_state
+from core.view.urlcodec import parse_state
+from core.view.urlstate import LatentState
 
 P = "latent."
 N_PASSAGES = len(load_passages())

@@ -36,7 +36,8 @@ from streamlit.testing.v1 import AppTest
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
 from core.model.presets import preset_names
-from core.view.urlstate import PlannerState, encode_config, parse_state
+from core.view.urlcodec import encode_config, parse_state
+from core.view.urlstate import PlannerState
 
 CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "configs"
 P = "planner."

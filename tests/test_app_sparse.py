@@ -16,7 +16,8 @@ import pytest
 from apptest import assert_clean, assert_no_exception, open_page, unescaped
 from streamlit.testing.v1 import AppTest
 
-from core.view.urlstate import SparseState, parse_state
+from core.view.urlcodec import parse_state
+from core.view.urlstate import SparseState
 
 P = "sparse."
 KV_BF16, KV_PRODUCTION, FLOPS = "11.5%", "10.5%", "26.2%"

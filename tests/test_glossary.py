@@ -1,4 +1,4 @@
-"""One vocabulary (core/workshop/glossary.py and assets/glossary.json).
+"""One vocabulary (core/view/glossary.py and assets/glossary.json).
 
 Proves:
 - the shipped glossary validates (unique terms and aliases case-insensitively, non-empty definitions, known
@@ -23,8 +23,9 @@ from apptest import assert_clean, open_page
 from core.lab import needle
 from core.model.gpus import GPUS
 from core.model.presets import preset_names
-from core.view.urlstate import InsideState, parse_state
-from core.workshop import glossary
+from core.view import glossary
+from core.view.urlcodec import parse_state
+from core.view.urlstate import InsideState
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_PAGES = re.findall(r'"(app_pages/\w+\.py)"', (ROOT / "app.py").read_text())

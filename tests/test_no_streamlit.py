@@ -109,7 +109,7 @@ RANK = {
     "core.layers": 1,
     "core.lab": 2,
     "core.view": 3,
-    "core.workshop": 4,  # pages' helpers above the engine: guided path, answers, takeaways
+    "core.workshop": 4,  # the workshop proper: guided paths, answers, the room's store
 }
 
 

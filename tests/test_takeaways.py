@@ -1,4 +1,4 @@
-"""Takeaways (core/workshop/takeaways.py): each page's two or three sentences carry the engine's numbers for
+"""Takeaways (core/view/takeaways.py): each page's two or three sentences carry the engine's numbers for
 the view, and follow the view.
 
 What it proves, page by page:
@@ -29,9 +29,9 @@ from core.lab.sparse import flops_vs_context
 from core.model.gpus import GPUS
 from core.model.presets import load_preset
 from core.model.units import fmt_bytes
+from core.view import takeaways as tk
 from core.view.frames import CONTEXTS
 from core.view.urlstate import ComputeState, InsideState, OverviewState, PlannerState
-from core.workshop import takeaways as tk
 
 ROOT = Path(__file__).resolve().parents[1]
 

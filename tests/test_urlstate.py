@@ -39,15 +39,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from core.view.urlstate import (  # noqa: E402
-    CUSTOM,
-    MAX_LINK_CONFIG_CHARS,
-    PlannerState,
-    decode_config,
-    dump_state,
-    encode_config,
-    parse_state,
-)
+from core.view.urlcodec import MAX_LINK_CONFIG_CHARS, decode_config, dump_state, encode_config, parse_state  # noqa: E402
+from core.view.urlstate import CUSTOM, PlannerState  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "configs"
 
@@ -148,7 +141,8 @@ def test_replaced_link_values_are_kept_nearest_and_announced():
     """A link value the page cannot show is replaced by the nearest it can, and the notice says which
     (never a silent default): too many or unknown models, 'all' passages where one is shown, ints with
     Unicode digits (refused in the app's words, not Python's)."""
-    from core.view.urlstate import OverviewState, QuantState, Replaced, nearest
+    from core.view.urlcodec import Replaced, nearest
+    from core.view.urlstate import OverviewState, QuantState
 
     many = ",".join(["llama-3.1-8b", "deepseek-v3", "gpt2", "mistral-7b", "qwen3-32b", "kimi-k2", "deepseek-v2"])
     s = parse_state(OverviewState, {"models": many + ",nope"})

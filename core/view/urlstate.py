@@ -1,22 +1,11 @@
-"""View state <-> URL query string, as pure functions, so a copied link reproduces the view.
-
-Each page declares its state as a frozen dataclass whose fields carry a `Param` (query key, parser,
-serialiser) in their metadata; `parse_state` and `dump_state` work for any such dataclass. Parsing
-never raises: unknown keys and bad values are dropped, each with a notice the page shows. Only values
-that differ from the defaults go into the link, so links stay short.
-
-An uploaded config.json travels in the link compressed (zlib) and base64url-encoded when it is small;
-decoding refuses anything that inflates past 1 MiB (no zip bombs).
-"""
+"""Each page's view state, declared once so that a copied link reproduces the view: a frozen dataclass per page
+whose fields carry their link key, parser and serialiser (core.view.urlcodec parses and dumps any of them,
+never raising), and the grids and menus those parsers accept."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.accounting.plan_inputs import PlanSettings
@@ -26,182 +15,24 @@ from core.lab.real_methods import methods as real_methods
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
 from core.model.presets import preset_names
+from core.view.urlcodec import (
+    Replaced,
+    choice,
+    choice_int,
+    decode_config,
+    dump_state,
+    flag,
+    float_in,
+    int_in,
+    join_names,
+    meta,
+    name_list,
+    parse_state,
+)
 
 MAX_CONTEXT = 1 << 20  # the sliders' top
 MAX_TYPED_CONTEXT = 1 << 24  # an exact context typed in the planner
-MAX_LINK_CONFIG_CHARS = 2000  # an encoded config longer than this stays out of the link
 CUSTOM = "@config"  # the model slot of an uploaded or pasted config.json
-
-
-class Replaced(ValueError):
-    """A link value the page cannot show as it is, replaced by the nearest one it can: parse_state keeps
-    `value` and announces the sentence."""
-
-    def __init__(self, value: Any, sentence: str):
-        super().__init__(sentence)
-        self.value = value
-
-
-def nearest(value: int, grid, what: str) -> int:
-    """`value` if it is on `grid`, else the nearest grid value, announced (Replaced)."""
-    options = list(grid)
-    if value in options:
-        return value
-    near = min(options, key=lambda g: (abs(g - value), g))
-    raise Replaced(near, f"{what} {value:,} is not offered here; showing the nearest, {near:,}")
-
-
-@dataclass(frozen=True)
-class Param:
-    key: str
-    parse: Callable[[str], Any]  # raises ValueError with a sentence for the notice
-    dump: Callable[[Any], str] = str
-
-
-def _meta(key: str, parse: Callable[[str], Any], dump: Callable[[Any], str] = str) -> dict:
-    return {"param": Param(key, parse, dump)}
-
-
-def _first(v: Any) -> str:
-    """The last value of a repeated key (what the browser shows), '' for an empty list."""
-    if isinstance(v, list):
-        return str(v[-1]) if v else ""
-    return str(v)
-
-
-def int_in(lo: int, hi: int, what: str) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        raw = raw.strip().replace("_", "").replace(",", "")
-        if not (raw.isascii() and raw.isdigit()) or len(raw) > 15 or not lo <= int(raw) <= hi:
-            raise ValueError(f"{what} in the link must be a whole number from {lo:,} to {hi:,}")
-        return int(raw)
-
-    return parse
-
-
-def float_in(lo: float, hi: float, what: str) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            v = float(raw)
-        except ValueError:
-            v = float("nan")
-        if not lo <= v <= hi:  # NaN fails too
-            raise ValueError(f"{what} in the link must be a number from {lo:g} to {hi:g}")
-        return v
-
-    return parse
-
-
-def choice(options: Callable[[], Any], what: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if raw not in options():
-            raise ValueError(f"unknown {what} in the link")
-        return raw
-
-    return parse
-
-
-def choice_int(options: tuple[int, ...], what: str) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        if raw not in {str(o) for o in options}:
-            raise ValueError(f"{what} in the link must be one of {', '.join(map(str, options))}")
-        return int(raw)
-
-    return parse
-
-
-def flag(what: str) -> Callable[[str], bool]:
-    def parse(raw: str) -> bool:
-        if raw not in ("0", "1"):
-            raise ValueError(f"{what} in the link must be 0 or 1")
-        return raw == "1"
-
-    return parse
-
-
-def name_list(options: Callable[[], Any], max_n: int, what: str) -> Callable[[str], tuple[str, ...]]:
-    def parse(raw: str) -> tuple[str, ...]:
-        names = [m for m in raw.split(",") if m][:100]
-        known = tuple(dict.fromkeys(m for m in names if m in options()))
-        good = known[:max_n]
-        if not good:
-            raise ValueError(f"no known {what} in the link")
-        unknown = [m for m in names if m not in options()]
-        said = []
-        if unknown:
-            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-            said.append(f"unknown {what} {', '.join(repr(m[:40]) for m in unknown[:3])}{more} left out")
-        if len(known) > max_n:
-            said.append(f"{len(known)} {what} asked for; showing the first {max_n}, the most this page compares")
-        if said:
-            raise Replaced(good, "; ".join(said))
-        return good
-
-    return parse
-
-
-def _join(v: tuple[str, ...]) -> str:
-    return ",".join(v)
-
-
-WORKSHOP_KEYS = ("tour", "step", "room", "me", "present")  # every page's: validated by app_pages/workshop_ui.py
-
-
-def parse_state(cls: type, params: Mapping[str, Any]):
-    """An instance of the state dataclass `cls` from query params; problems become `notices`."""
-    notes: list[str] = []
-    values: dict[str, Any] = {}
-    by_key = {f.metadata["param"].key: f for f in fields(cls) if "param" in f.metadata}
-    for k in params:
-        if k not in by_key and k not in WORKSHOP_KEYS:
-            notes.append(f"ignored unknown link parameter {str(k)[:40]!r}")
-    for key, f in by_key.items():
-        if key in params:
-            try:
-                values[f.name] = f.metadata["param"].parse(_first(params[key]))
-            except Replaced as e:
-                values[f.name] = e.value
-                notes.append(str(e))
-            except ValueError as e:
-                notes.append(str(e))
-    return replace(cls(**values), notices=tuple(notes))
-
-
-def dump_state(state) -> dict[str, str]:
-    """Query params for the fields that differ from the defaults."""
-    default = type(state)()
-    out = {}
-    for f in fields(state):
-        if "param" in f.metadata and getattr(state, f.name) != getattr(default, f.name):
-            out[f.metadata["param"].key] = f.metadata["param"].dump(getattr(state, f.name))
-    return out
-
-
-# ----------------------------------------------------------------------------- config in the link
-
-
-def encode_config(text: str) -> str:
-    """Minified JSON, zlib-compressed, base64url without padding."""
-
-    packed = json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(zlib.compress(packed, 9)).decode().rstrip("=")
-
-
-def decode_config(token: str, limit: int = 1 << 20) -> str:
-    """Inverse of encode_config; ValueError for anything malformed or inflating past `limit` bytes."""
-    if len(token) > 4 * MAX_LINK_CONFIG_CHARS or not token.replace("-", "").replace("_", "").isalnum():
-        raise ValueError("the config in the link is not valid")
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        d = zlib.decompressobj()
-        out = d.decompress(raw, limit + 1)
-        if len(out) > limit or d.unconsumed_tail:
-            raise ValueError("the config in the link inflates past 1 MiB")
-        if not d.eof:
-            raise ValueError("the config in the link is cut short")
-        return out.decode()
-    except (binascii.Error, zlib.error, UnicodeDecodeError):
-        raise ValueError("the config in the link is not valid") from None
 
 
 # ----------------------------------------------------------------------------- the pages' states
@@ -212,12 +43,12 @@ DEFAULT_MODELS = ("llama-3.1-70b", "deepseek-v3", "deepseek-v3.2", "deepseek-v4-
 @dataclass(frozen=True)
 class OverviewState:
     models: tuple[str, ...] = field(
-        default=DEFAULT_MODELS, metadata=_meta("models", name_list(preset_names, 6, "models"), _join)
+        default=DEFAULT_MODELS, metadata=meta("models", name_list(preset_names, 6, "models"), join_names)
     )
-    context: int = field(default=131_072, metadata=_meta("context", int_in(1, MAX_CONTEXT, "context")))
-    gpu: str = field(default="H200", metadata=_meta("gpu", choice(lambda: GPUS, "GPU")))
-    kv_dtype: str = field(default="bf16", metadata=_meta("kv", choice(lambda: CACHE_DTYPES, "cache dtype")))
-    batch: int = field(default=1, metadata=_meta("batch", int_in(1, 4096, "batch")))
+    context: int = field(default=131_072, metadata=meta("context", int_in(1, MAX_CONTEXT, "context")))
+    gpu: str = field(default="H200", metadata=meta("gpu", choice(lambda: GPUS, "GPU")))
+    kv_dtype: str = field(default="bf16", metadata=meta("kv", choice(lambda: CACHE_DTYPES, "cache dtype")))
+    batch: int = field(default=1, metadata=meta("batch", int_in(1, 4096, "batch")))
     notices: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -237,41 +68,41 @@ def _planner_models() -> list[str]:
 class PlannerState:
     models: tuple[str, ...] = field(
         default=("llama-3.1-70b", "deepseek-v3"),
-        metadata=_meta("models", name_list(_planner_models, 4, "models"), _join),
+        metadata=meta("models", name_list(_planner_models, 4, "models"), join_names),
     )
-    context: int = field(default=131_072, metadata=_meta("context", int_in(1, MAX_TYPED_CONTEXT, "context")))
-    batch: int = field(default=1, metadata=_meta("batch", int_in(1, 65_536, "batch")))
-    kv_dtype: str = field(default="auto", metadata=_meta("kv", choice(lambda: ["auto", *CACHE_DTYPES], "cache dtype")))
+    context: int = field(default=131_072, metadata=meta("context", int_in(1, MAX_TYPED_CONTEXT, "context")))
+    batch: int = field(default=1, metadata=meta("batch", int_in(1, 65_536, "batch")))
+    kv_dtype: str = field(default="auto", metadata=meta("kv", choice(lambda: ["auto", *CACHE_DTYPES], "cache dtype")))
     weight_dtype: str = field(
-        default="native", metadata=_meta("w", choice(lambda: ["native", *WEIGHT_DTYPES], "weight dtype"))
+        default="native", metadata=meta("w", choice(lambda: ["native", *WEIGHT_DTYPES], "weight dtype"))
     )
     layout: str = field(
         default="latent",
-        metadata=_meta("layout", choice(lambda: ("latent", "materialised", "fp8_ds_mla"), "cache layout")),
+        metadata=meta("layout", choice(lambda: ("latent", "materialised", "fp8_ds_mla"), "cache layout")),
     )
-    gpu: str = field(default="H200", metadata=_meta("gpu", choice(lambda: [*GPUS, "custom"], "GPU")))
+    gpu: str = field(default="H200", metadata=meta("gpu", choice(lambda: [*GPUS, "custom"], "GPU")))
     memory_gb: float = field(
-        default=80.0, metadata=_meta("mem", float_in(1, 10_000, "custom GPU memory (GB)"), "{:g}".format)
+        default=80.0, metadata=meta("mem", float_in(1, 10_000, "custom GPU memory (GB)"), "{:g}".format)
     )
     bandwidth_tb_s: float = field(
-        default=3.0, metadata=_meta("bw", float_in(0.01, 1000, "custom GPU bandwidth (TB/s)"), "{:g}".format)
+        default=3.0, metadata=meta("bw", float_in(0.01, 1000, "custom GPU bandwidth (TB/s)"), "{:g}".format)
     )
-    n_gpus: int = field(default=8, metadata=_meta("gpus", int_in(1, 1024, "number of GPUs")))
-    utilization: int = field(default=90, metadata=_meta("util", int_in(5, 100, "memory utilization (%)")))
+    n_gpus: int = field(default=8, metadata=meta("gpus", int_in(1, 1024, "number of GPUs")))
+    utilization: int = field(default=90, metadata=meta("util", int_in(5, 100, "memory utilization (%)")))
     reserved_gib: float = field(
-        default=0.0, metadata=_meta("reserve", float_in(0, 1000, "reserved memory per GPU (GiB)"), "{:g}".format)
+        default=0.0, metadata=meta("reserve", float_in(0, 1000, "reserved memory per GPU (GiB)"), "{:g}".format)
     )
-    tp: int = field(default=0, metadata=_meta("tp", int_in(0, 1024, "tensor parallel size (0: every GPU of a stage)")))
-    pp: int = field(default=1, metadata=_meta("pp", int_in(1, 64, "pipeline parallel size")))
+    tp: int = field(default=0, metadata=meta("tp", int_in(0, 1024, "tensor parallel size (0: every GPU of a stage)")))
+    pp: int = field(default=1, metadata=meta("pp", int_in(1, 64, "pipeline parallel size")))
     dp_attention: bool = field(
-        default=False, metadata=_meta("dpa", flag("data-parallel attention"), lambda b: "1" if b else "0")
+        default=False, metadata=meta("dpa", flag("data-parallel attention"), lambda b: "1" if b else "0")
     )
-    block_size: int = field(default=16, metadata=_meta("block", choice_int((16, 32, 64, 128), "block size")))
-    batched_tokens: int = field(default=8192, metadata=_meta("mnbt", int_in(1, 1 << 20, "max_num_batched_tokens")))
+    block_size: int = field(default=16, metadata=meta("block", choice_int((16, 32, 64, 128), "block size")))
+    batched_tokens: int = field(default=8192, metadata=meta("mnbt", int_in(1, 1 << 20, "max_num_batched_tokens")))
     kv_budget_gib: float = field(
-        default=0.0, metadata=_meta("kvb", float_in(0, 100_000, "KV memory per GPU (GiB)"), "{:g}".format)
+        default=0.0, metadata=meta("kvb", float_in(0, 100_000, "KV memory per GPU (GiB)"), "{:g}".format)
     )
-    config: str = field(default="", metadata=_meta("cfg", lambda raw: decode_config(raw) and raw))
+    config: str = field(default="", metadata=meta("cfg", lambda raw: decode_config(raw) and raw))
     notices: tuple[str, ...] = field(default=(), compare=False)
 
     def plan_settings(self) -> PlanSettings:
@@ -314,67 +145,67 @@ def _passage(raw: str) -> int:
 class InsideState:
     d_model: int = field(
         default=256,
-        metadata=_meta("width", lambda raw: int(choice(lambda: [str(w) for w in WIDTHS], "model width")(raw))),
+        metadata=meta("width", lambda raw: int(choice(lambda: [str(w) for w in WIDTHS], "model width")(raw))),
     )
-    n_heads: int = field(default=8, metadata=_meta("heads", int_in(1, 64, "query heads")))
-    n_kv_heads: int = field(default=2, metadata=_meta("kv", int_in(1, 64, "kv heads")))
-    head_dim: int = field(default=32, metadata=_meta("hd", int_in(4, 256, "head dim")))
-    kv_lora_rank: int = field(default=64, metadata=_meta("dc", int_in(4, 1024, "latent rank")))
-    rope_dim: int = field(default=16, metadata=_meta("dr", int_in(0, 128, "rope dim")))
-    q_lora_rank: int = field(default=0, metadata=_meta("dq", int_in(0, 2048, "query rank")))
-    seq_len: int = field(default=64, metadata=_meta("T", int_in(4, 1024, "sequence length")))
-    source: str = field(default="random", metadata=_meta("input", choice(lambda: ("random", "text"), "input")))
-    precision: str = field(default="fp64", metadata=_meta("prec", choice(lambda: ("fp64", "fp32"), "precision")))
-    device: str = field(default="cpu", metadata=_meta("device", choice(lambda: ("cpu", "cuda"), "device")))
+    n_heads: int = field(default=8, metadata=meta("heads", int_in(1, 64, "query heads")))
+    n_kv_heads: int = field(default=2, metadata=meta("kv", int_in(1, 64, "kv heads")))
+    head_dim: int = field(default=32, metadata=meta("hd", int_in(4, 256, "head dim")))
+    kv_lora_rank: int = field(default=64, metadata=meta("dc", int_in(4, 1024, "latent rank")))
+    rope_dim: int = field(default=16, metadata=meta("dr", int_in(0, 128, "rope dim")))
+    q_lora_rank: int = field(default=0, metadata=meta("dq", int_in(0, 2048, "query rank")))
+    seq_len: int = field(default=64, metadata=meta("T", int_in(4, 1024, "sequence length")))
+    source: str = field(default="random", metadata=meta("input", choice(lambda: ("random", "text"), "input")))
+    precision: str = field(default="fp64", metadata=meta("prec", choice(lambda: ("fp64", "fp32"), "precision")))
+    device: str = field(default="cpu", metadata=meta("device", choice(lambda: ("cpu", "cuda"), "device")))
     coupled_rope: bool = field(
-        default=False, metadata=_meta("coupled", flag("RoPE toggle"), lambda b: "1" if b else "0")
+        default=False, metadata=meta("coupled", flag("RoPE toggle"), lambda b: "1" if b else "0")
     )
     heat_design: str = field(
         default="MLA absorbed",
         # "MLA naive" is the name older shared links carry for what the page now calls "MLA materialised".
-        metadata=_meta(
+        metadata=meta(
             "heat",
             lambda raw: choice(lambda: ("MHA", "GQA", "MLA materialised", "MLA absorbed"), "heatmap design")(
                 {"MLA naive": "MLA materialised"}.get(raw, raw)
             ),
         ),
     )
-    heat_head: int = field(default=0, metadata=_meta("head", int_in(0, 63, "heatmap head")))
+    heat_head: int = field(default=0, metadata=meta("head", int_in(0, 63, "heatmap head")))
     notices: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
 class LatentState:
-    layer: int = field(default=0, metadata=_meta("layer", int_in(0, 5, "layer")))
+    layer: int = field(default=0, metadata=meta("layer", int_in(0, 5, "layer")))
     head: int = field(
         default=-1,
-        metadata=_meta(
+        metadata=meta(
             "head", lambda raw: -1 if raw == "all" else int_in(0, 11, "head")(raw), lambda h: "all" if h < 0 else str(h)
         ),
     )
     passage: int = field(
         default=0,
-        metadata=_meta(
+        metadata=meta(
             "text",
             _passage,
             lambda p: "all" if p < 0 else str(p),
         ),
     )
-    rank: int = field(default=64, metadata=_meta("rank", int_in(1, 384, "rank")))
+    rank: int = field(default=64, metadata=meta("rank", int_in(1, 384, "rank")))
     notices: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
 class SparseState:
-    tokens: int = field(default=64, metadata=_meta("T", int_in(8, 256, "tokens")))
-    index_topk: int = field(default=8, metadata=_meta("k", int_in(1, 64, "top-k")))
-    window: int = field(default=8, metadata=_meta("w", int_in(1, 64, "window")))
+    tokens: int = field(default=64, metadata=meta("T", int_in(8, 256, "tokens")))
+    index_topk: int = field(default=8, metadata=meta("k", int_in(1, 64, "top-k")))
+    window: int = field(default=8, metadata=meta("w", int_in(1, 64, "window")))
     hca_ratio: int = field(
-        default=16, metadata=_meta("m", lambda raw: int(choice(lambda: ("2", "8", "16", "32", "64"), "HCA ratio")(raw)))
+        default=16, metadata=meta("m", lambda raw: int(choice(lambda: ("2", "8", "16", "32", "64"), "HCA ratio")(raw)))
     )
-    kind: str = field(default="CSA", metadata=_meta("layer", choice(lambda: ("CSA", "HCA", "SWA"), "V4 layer type")))
-    source: str = field(default="random", metadata=_meta("input", choice(lambda: ("random", "text"), "input")))
-    precision: str = field(default="bf16", metadata=_meta("prec", choice(lambda: ("bf16", "production"), "precision")))
+    kind: str = field(default="CSA", metadata=meta("layer", choice(lambda: ("CSA", "HCA", "SWA"), "V4 layer type")))
+    source: str = field(default="random", metadata=meta("input", choice(lambda: ("random", "text"), "input")))
+    precision: str = field(default="bf16", metadata=meta("prec", choice(lambda: ("bf16", "production"), "precision")))
     notices: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -401,11 +232,11 @@ HYBRID_MODELS = (
 @dataclass(frozen=True)
 class HybridState:
     tokens: int = field(
-        default=512, metadata=_meta("T", lambda raw: int(choice(lambda: tuple(map(str, HYBRID_TOKENS)), "tokens")(raw)))
+        default=512, metadata=meta("T", lambda raw: int(choice(lambda: tuple(map(str, HYBRID_TOKENS)), "tokens")(raw)))
     )
-    source: str = field(default="random", metadata=_meta("input", choice(lambda: ("random", "text"), "input")))
-    model: str = field(default="qwen3-next-80b-a3b", metadata=_meta("model", choice(lambda: HYBRID_MODELS, "model")))
-    context: int = field(default=131_072, metadata=_meta("context", int_in(1, MAX_CONTEXT, "context")))
+    source: str = field(default="random", metadata=meta("input", choice(lambda: ("random", "text"), "input")))
+    model: str = field(default="qwen3-next-80b-a3b", metadata=meta("model", choice(lambda: HYBRID_MODELS, "model")))
+    context: int = field(default=131_072, metadata=meta("context", int_in(1, MAX_CONTEXT, "context")))
     notices: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -418,12 +249,12 @@ def _one_passage(raw: str) -> int:
 
 @dataclass(frozen=True)
 class QuantState:
-    layer: int = field(default=0, metadata=_meta("layer", int_in(0, 5, "layer")))
-    passage: int = field(default=0, metadata=_meta("text", lambda raw: _one_passage(raw)))
-    rank: int = field(default=128, metadata=_meta("rank", int_in(8, 384, "latent rank")))
+    layer: int = field(default=0, metadata=meta("layer", int_in(0, 5, "layer")))
+    passage: int = field(default=0, metadata=meta("text", lambda raw: _one_passage(raw)))
+    rank: int = field(default=128, metadata=meta("rank", int_in(8, 384, "latent rank")))
     metric: str = field(
         default="output error",
-        metadata=_meta(
+        metadata=meta(
             "metric",
             choice(lambda: ("output error", "key error", "value error", "score error", "probability TV"), "error"),
         ),
@@ -438,21 +269,21 @@ def _needle_methods() -> tuple[str, ...]:
 @dataclass(frozen=True)
 class NeedleState:
     model: str = field(
-        default="tiny-mla", metadata=_meta("model", choice(lambda: ("tiny-mha", "tiny-gqa", "tiny-mla"), "model"))
+        default="tiny-mla", metadata=meta("model", choice(lambda: ("tiny-mha", "tiny-gqa", "tiny-mla"), "model"))
     )
-    method: str = field(default="H2O", metadata=_meta("method", choice(_needle_methods, "compression method")))
-    strength: str = field(default="", metadata=_meta("strength", lambda raw: raw[:32]))
+    method: str = field(default="H2O", metadata=meta("method", choice(_needle_methods, "compression method")))
+    strength: str = field(default="", metadata=meta("strength", lambda raw: raw[:32]))
     notices: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
 class ComputeState:
-    gpu: str = field(default="H200", metadata=_meta("gpu", choice(lambda: GPUS, "GPU")))
-    context: int = field(default=32_768, metadata=_meta("context", int_in(1, MAX_CONTEXT, "context")))
-    batch: int = field(default=1, metadata=_meta("batch", int_in(1, 1024, "batch")))
+    gpu: str = field(default="H200", metadata=meta("gpu", choice(lambda: GPUS, "GPU")))
+    context: int = field(default=32_768, metadata=meta("context", int_in(1, MAX_CONTEXT, "context")))
+    batch: int = field(default=1, metadata=meta("batch", int_in(1, 1024, "batch")))
     quantity: str = field(
         default="decode: attention FLOPs",
-        metadata=_meta(
+        metadata=meta(
             "show",
             choice(
                 lambda: ("decode: attention FLOPs", "decode: cache bytes read", "prefill: attention FLOPs per token"),
@@ -474,15 +305,15 @@ REAL_Y_MAX = ("2x", "10x", "all")
 
 @dataclass(frozen=True)
 class RealState:
-    metric: str = field(default="perplexity", metadata=_meta("metric", choice(lambda: REAL_METRICS, "quantity")))
+    metric: str = field(default="perplexity", metadata=meta("metric", choice(lambda: REAL_METRICS, "quantity")))
     families: tuple[str, ...] = field(
         default=REAL_FAMILIES,
-        metadata=_meta("families", name_list(lambda: REAL_FAMILIES, len(REAL_FAMILIES), "families"), _join),
+        metadata=meta("families", name_list(lambda: REAL_FAMILIES, len(REAL_FAMILIES), "families"), join_names),
     )
-    y_max: str = field(default="2x", metadata=_meta("ymax", choice(lambda: REAL_Y_MAX, "y range")))
+    y_max: str = field(default="2x", metadata=meta("ymax", choice(lambda: REAL_Y_MAX, "y range")))
     method: str = field(
         default="MLA whitened SVD, 4 RoPE pairs, d_c=48",
-        metadata=_meta("method", choice(_real_methods, "compression method")),
+        metadata=meta("method", choice(_real_methods, "compression method")),
     )
-    context: int = field(default=1024, metadata=_meta("context", choice_int((1024, 2048), "passkey context")))
+    context: int = field(default=1024, metadata=meta("context", choice_int((1024, 2048), "passkey context")))
     notices: tuple[str, ...] = field(default=(), compare=False)

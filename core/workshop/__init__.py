@@ -1,1 +1,2 @@
-"""Workshop mode: guided paths, questions answered by the engine, the room's predictions, the glossary."""
+"""Workshop mode: guided paths, questions answered by the engine, and the room's predictions (the page
+vocabulary every page shares, the glossary and the takeaways, lives in core.view)."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from core.view.glossary import PAGES as ALL_PAGES
 from core.workshop.answers import ANSWERS, Answer
-from core.workshop.glossary import PAGES as ALL_PAGES
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "workshop"
 PAGES = tuple(p for p in ALL_PAGES if p not in ("workshop", "glossary"))  # the lessons a question can be on
