@@ -151,3 +151,27 @@ def test_the_checks_can_fail(tmp_path):
     ]
     assert named_paths("`st.navigation` `python -m core.report` `x.json`\n```\n`in/a/fence.py`\n```") == ["x.json"]
     assert FORBIDDEN.search("as " + "DESIGN" + ".md says") and not FORBIDDEN.search("docs/facts.md section 5")
+
+
+def readme_tree(text: str) -> set[str]:
+    """The .py paths the README's file tree (under '## Files') names, each at the start of a line."""
+    files = text[text.index("## Files") :]
+    return set(re.findall(r"^([\w/]+\.py)\s", files, re.M))
+
+
+def test_the_readme_file_tree_names_every_module_of_the_app_and_only_files_that_exist():
+    """Every module of core/ and app_pages/ (a package's __init__ aside; core's own is listed) has its line in
+    the README's file tree, and every .py path the tree names exists: a split or a rename shows up here."""
+    tree = readme_tree((ROOT / "README.md").read_text())
+    modules = {
+        str(p.relative_to(ROOT))
+        for p in [*(ROOT / "core").rglob("*.py"), *(ROOT / "app_pages").glob("*.py")]
+        if p.name != "__init__.py" or p.parent == ROOT / "core"
+    }
+    assert sorted(modules - tree) == []
+    assert sorted(p for p in tree if not (ROOT / p).exists()) == []
+
+
+def test_the_readme_tree_check_can_fail():
+    text = "intro\n## Files\n```\napp.py      router\ncore/x.py   a module\n  core/not_at_start.py\n```\n"
+    assert readme_tree(text) == {"app.py", "core/x.py"}
