@@ -3,6 +3,7 @@
     python -m core.report SPEC [--context N] [--batch B] [--kv-dtype DTYPE] [--layout L] [--json]
         [--gpu NAME | --gpu-memory-gib X] [--gpus N] [--tp N] [--pp N] [--dp-attention] [--utilization U]
         [--reserved-gib X] [--weights FORMAT] [--kv-budget-gib X] [--max-num-batched-tokens N] [--block-size N]
+        [--max-model-len N] [--max-num-seqs N] [--allow-long-max-model-len]
 
 SPEC is a preset name (`python -m core.report --list`) or a path to a config.json. Any planner flag adds
 a memory plan as vLLM would size it (the JSON key `plan`). Bad input exits with status 2 and one line on
@@ -83,7 +84,8 @@ def report(
 
 PLAN_FLAGS = (
     "gpu", "gpu_memory_gib", "gpus", "tp", "pp", "dp_attention", "utilization", "reserved_gib", "weights",
-    "kv_budget_gib", "max_num_batched_tokens", "block_size", "sync_scheduling",
+    "kv_budget_gib", "max_num_batched_tokens", "block_size", "sync_scheduling", "max_model_len", "max_num_seqs",
+    "allow_long_max_model_len",
 )  # fmt: skip
 
 
@@ -103,6 +105,7 @@ def plan_settings(a: argparse.Namespace) -> PlanSettings:
     given = {
         "n_gpus": a.gpus, "tp": a.tp, "pp": a.pp, "utilization": a.utilization, "reserved_gib": a.reserved_gib,
         "weight_dtype": a.weights, "block_size": a.block_size, "max_num_batched_tokens": a.max_num_batched_tokens,
+        "max_model_len": a.max_model_len, "max_num_seqs": a.max_num_seqs,
     }  # fmt: skip
     return PlanSettings(
         a.context,
@@ -114,6 +117,7 @@ def plan_settings(a: argparse.Namespace) -> PlanSettings:
         dp_attention=a.dp_attention,
         kv_budget_gib=a.kv_budget_gib,
         async_scheduling=not a.sync_scheduling,
+        allow_long_max_model_len=a.allow_long_max_model_len,
         **{k: v for k, v in given.items() if v is not None},
     )
 
@@ -148,6 +152,13 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
         "kv_cache_tokens": p.kv_cache_tokens,
         "max_concurrency": round(p.max_concurrency, 4),
         "max_context": single.max_context,
+        "pool_max_context": single.pool_max_context,
+        "max_model_len": p.max_model_len,
+        "derived_max_model_len": p.derived_max_model_len,
+        "max_num_seqs": p.max_num_seqs,
+        "max_running_requests": p.max_running_requests,
+        "startup_error": p.startup_error,
+        "estimated_max_model_len": p.estimated_max_model_len,
         "fits": p.fits,
         "exact": p.exact,
         "pooled_concurrency": round(p.pooled_concurrency, 4),
@@ -212,6 +223,9 @@ def _plan_text(p: dict[str, Any], context: int) -> list[str]:
         else "estimated in bytes (see the note)"
     )
     ctx = "unbounded" if p["max_context"] is None else f"{p['max_context']:,} tokens"
+    if p["max_context"] is not None and p["max_context"] == p["max_model_len"] != p["pool_max_context"]:
+        pool = "any length" if p["pool_max_context"] is None else f"{p['pool_max_context']:,}"
+        ctx += f" (max_model_len; the cache alone could hold {pool})"
     lines = [
         f"  plan              {p['gpus']} x {p['gpu']}, {p['parallelism']}, weights {p['weights']}, "
         f"cache {p['kv_dtype']}",
@@ -221,9 +235,18 @@ def _plan_text(p: dict[str, Any], context: int) -> list[str]:
         f"    KV cache        {blocks}",
         f"    concurrency     {p['max_concurrency']:,.2f}x requests of {context:,} tokens (whole deployment); "
         f"pooling the GPUs' memory would suggest {p['pooled_concurrency']:,.2f}x",
-        f"    longest request {ctx}; {'fits' if p['fits'] else 'does not fit'}",
+        f"    longest request {ctx}; {'fits' if p['fits'] else 'does not fit'}"
+        if not p["startup_error"]
+        else "    longest request none: vLLM does not start (the first note says why)",
+        f"    limits          max_model_len {_len(p['max_model_len'])} (derived from the config: "
+        f"{_len(p['derived_max_model_len'])}); {p['max_running_requests']:,} request(s) of {context:,} tokens run at "
+        f"once (max_num_seqs {_len(p['max_num_seqs'])} per engine)",
     ]
     return lines + [f"    note: {n}" for n in p["notes"]]
+
+
+def _len(v: int | None) -> str:
+    return "unknown" if v is None else f"{v:,}"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -261,6 +284,15 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--kv-budget-gib", type=float, help="available KV cache memory per GPU, as vLLM logs it")
     g.add_argument("--max-num-batched-tokens", type=int, help="vLLM's max_num_batched_tokens (default 8192)")
     g.add_argument("--block-size", type=int, help="tokens per block (default 16; FlashMLA 64)")
+    g.add_argument("--max-model-len", type=int, help="vLLM's max_model_len (default: derived from the config)")
+    g.add_argument(
+        "--max-num-seqs", type=int, help="vLLM's max_num_seqs (default: 1024 on 70 GiB+ GPUs but A100, else 256)"
+    )
+    g.add_argument(
+        "--allow-long-max-model-len",
+        action="store_true",
+        help="as VLLM_ALLOW_LONG_MAX_MODEL_LEN=1: past the derived length",
+    )
     g.add_argument("--sync-scheduling", action="store_true", help="one batch in flight per stage (vLLM's async off)")
     return p
 

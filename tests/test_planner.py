@@ -259,7 +259,8 @@ def test_one_kind_of_layer_is_one_group_whatever_the_pages():
     p = pl.plan(v32, h200s(1), 131_072, layout="fp8_ds_mla", allocator=budget(40 * GIB, block_size=64))
     assert p.exact and p.num_blocks == 40 * GIB // (64 * 61 * (656 + 132))
     assert p.max_concurrency == p.num_blocks / (131_072 // 64) and not p.notes
-    assert pl.plan(v32, h200s(1), 4096, allocator=budget(GIB)).notes[0].startswith("vLLM uses its MLA kernel")
+    short = budget(GIB, max_model_len=4096)  # 1 GiB holds no request of the derived 163,840 tokens
+    assert pl.plan(v32, h200s(1), 4096, allocator=short).notes[0].startswith("vLLM uses its MLA kernel")
     decilm = load_preset("llama-3.3-nemotron-super-49b")
     q = pl.plan(decilm, h200s(1), 131_072, allocator=budget(40 * GIB))
     assert q.exact and q.num_blocks == 40 * GIB // (16 * acc.kv_bytes_per_token(decilm))
@@ -290,8 +291,13 @@ def test_max_context_is_the_largest_that_fits(name, batch):
 
 
 def test_bounded_cache_has_no_context_limit_and_tiny_budget_none_fits():
-    mistral = load_preset("mistral-7b")  # every layer keeps at most 4,096 tokens
-    assert pl.plan(mistral, h200s(1), 4096, allocator=budget(10 * GIB)).max_context is None
+    """Mistral-7B's layers keep at most 4,096 tokens, so the pool holds a request of any length; vLLM still
+    serves none longer than max_model_len (its config's 8,192, or what is set)."""
+    mistral = load_preset("mistral-7b")
+    p = pl.plan(mistral, h200s(1), 4096, allocator=budget(10 * GIB))
+    assert p.pool_max_context is None and p.max_context == p.max_model_len == 8192
+    unbounded = pl.plan(mistral, h200s(1), 4096, allocator=budget(10 * GIB, max_model_len=1 << 30))
+    assert unbounded.startup_error and "greater than the derived max_model_len" in unbounded.startup_error
     tiny = pl.plan(mistral, h200s(1), 4096, allocator=budget(1000))
     assert tiny.max_context == 0 and not tiny.fits and tiny.max_concurrency == 0
 

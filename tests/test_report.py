@@ -232,11 +232,15 @@ def test_no_planner_flag_no_plan(capsys):
 
 
 def test_cli_reproduces_vllm_pr_20665(capsys):
-    p = plan_of(capsys, "deepseek-v2-lite", "--tp", "2", "--pp", "2", "--kv-budget-gib", "12.1334", "--context", "1024")
+    p = plan_of(
+        capsys, "deepseek-v2-lite", "--tp", "2", "--pp", "2", "--kv-budget-gib", "12.1334", "--context", "1024",
+        "--max-model-len", "1024",
+    )  # fmt: skip
     assert PLAN_KEYS <= set(p)
     assert (p["num_blocks"], p["kv_cache_tokens"], f"{p['max_concurrency']:.2f}") == (50_487, 807_792, "788.86")
     assert (p["gpus"], p["tp"], p["pp"], p["dp"]) == (4, 2, 2, 1)
-    assert p["max_context"] == 50_486 * 16  # the null block is not usable
+    assert p["pool_max_context"] == 50_486 * 16  # the null block is not usable
+    assert p["max_context"] == p["max_model_len"] == 1024  # the log's max_model_len caps every request
 
 
 def test_cli_reproduces_the_llama_8b_log(capsys):

@@ -52,6 +52,9 @@ class PlanSettings:
     block_size: int = BLOCK_TOKENS
     max_num_batched_tokens: int = DEFAULT_BATCHED_TOKENS
     async_scheduling: bool = True
+    max_model_len: int | None = None  # vLLM's --max-model-len; None: derived from the config
+    max_num_seqs: int | None = None  # vLLM's --max-num-seqs; None: its default for the GPU
+    allow_long_max_model_len: bool = False  # VLLM_ALLOW_LONG_MAX_MODEL_LEN=1
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,15 @@ def plan_inputs(s: PlanSettings) -> PlanInputs:
     # without a memory size only the KV budget sizes the pool; the memory is then reported as unknown
     hw = Hardware(name, memory or 1, bandwidth, n, s.utilization, int(s.reserved_gib * GIB))
     budget = None if s.kv_budget_gib is None else int(s.kv_budget_gib * GIB)
-    alloc = Allocator(s.block_size, s.max_num_batched_tokens, s.async_scheduling, budget)
+    alloc = Allocator(
+        s.block_size,
+        s.max_num_batched_tokens,
+        s.async_scheduling,
+        budget,
+        max_model_len=s.max_model_len,
+        max_num_seqs=s.max_num_seqs,
+        allow_long_max_model_len=s.allow_long_max_model_len,
+    )
     return PlanInputs(
         hw, par, alloc, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout, s.pp, s.dp_attention, memory
     )

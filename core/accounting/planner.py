@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from math import ceil
 
+from core.accounting import limits
 from core.accounting import totals as acc
 from core.accounting.base import design_of
 from core.model.dtypes import weight_dtype as weight_format
@@ -42,6 +43,7 @@ from core.model.specs import CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec
 
 BLOCK_TOKENS = 16
 MAX_TOKENS = 1 << 40  # the largest context the planner searches
+GIB = 1 << 30
 DEFAULT_BATCHED_TOKENS = 8192  # vLLM's max_num_batched_tokens for its API server on large GPUs
 
 
@@ -134,8 +136,15 @@ class Allocator:
     max_num_batched_tokens: int = DEFAULT_BATCHED_TOKENS
     async_scheduling: bool = True  # vLLM 0.33's default: one more batch in flight than pipeline stages
     kv_budget_bytes: int | None = None  # "available KV cache memory" per GPU, as vLLM logs it
+    max_model_len: int | None = None  # --max-model-len; None: the config's derived length (core.accounting.limits)
+    max_num_seqs: int | None = None  # --max-num-seqs; None: vLLM's default for the GPU
+    allow_long_max_model_len: bool = False  # VLLM_ALLOW_LONG_MAX_MODEL_LEN=1
 
     def __post_init__(self) -> None:
+        for name in ("max_model_len", "max_num_seqs"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_TOKENS):
+                raise ValueError(f"{name} must be a whole number from 1 to {MAX_TOKENS:,}, got {v!r}.")
         b, t = self.block_size, self.max_num_batched_tokens
         if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 4096:
             raise ValueError(f"block size must be a whole number of tokens from 1 to 4,096, got {b!r}.")
@@ -351,7 +360,8 @@ class Plan:
     blocks_per_request: int | None  # at `context`, over every KV-cache group (vLLM's max_memory_usage)
     kv_cache_tokens: int | None  # vLLM's "GPU KV cache size" (one DP group)
     max_concurrency: float  # requests of `context` tokens, the whole deployment
-    max_context: int | None  # longest context each of `batch` requests can hold; None: unbounded
+    max_context: int | None  # longest request each of `batch` can be: the pool's, capped at max_model_len (0: vLLM
+    # does not start); None: unbounded
     fits: bool
     usable_bytes: int  # per GPU
     memory_bytes: int  # per GPU
@@ -360,6 +370,13 @@ class Plan:
     replication: float  # how many copies of each request's cache one DP group keeps (1: none)
     step_seconds: float  # memory-bound lower bound on one decode step of the whole batch
     notes: tuple[str, ...] = field(default_factory=tuple)
+    max_model_len: int | None = None  # the length vLLM serves with (None: unknown, or vLLM refuses it)
+    derived_max_model_len: int | None = None  # vLLM's, from the config (None: the config cannot say)
+    max_num_seqs: int | None = None  # the scheduler's cap per engine (one per DP group); None: unknown
+    max_running_requests: int = 0  # requests of `context` tokens running at once, the whole deployment
+    startup_error: str | None = None  # why vLLM would not start with these settings
+    estimated_max_model_len: int | None = None  # vLLM's estimate when the pool cannot hold max_model_len
+    pool_max_context: int | None = None  # the longest request the pool alone could hold (None: unbounded)
 
     @property
     def requests_per_group(self) -> int:
@@ -472,6 +489,70 @@ def plan(
         fits = all(per_group * s.request_bytes <= s.kv_budget_bytes for s in stages)
         if reason:
             notes.append(f"Estimate: {reason}; planned in bytes per GPU instead of vLLM's blocks.")
+    pool_max_ctx = max_ctx
+    limit = limits.max_model_len(spec, alloc.max_model_len, alloc.allow_long_max_model_len)
+    serving, error, estimated = limit.value, limit.refusal, None
+    notes = [*limit.notes, *notes]
+    if serving is not None and error is None:
+
+        def need_bytes(n: int) -> list[int]:  # one request of n tokens on each stage's GPU (vLLM's check)
+            if exact:
+                return [
+                    blocks_per_request(groups, n, block, alloc.max_num_batched_tokens) * s.block_bytes for s in stages
+                ]
+            return [paged_request_bytes(r, n, kv, layout, block) for r in ranks]
+
+        need_max = need_bytes(serving)
+        short = [i for i, s in enumerate(stages) if need_max[i] > max(s.kv_budget_bytes, 0)]
+        if short:
+            i = short[0]
+            avail = max(stages[i].kv_budget_bytes, 0)
+            estimated = _search(lambda n: n <= serving and need_bytes(n)[i] <= avail) or 0
+            guess = "" if exact else " (in bytes: this model's pages are an estimate)"
+            tail = f"the estimated maximum model length is {estimated:,}. " if estimated else ""
+            error = (
+                f"vLLM refuses to start: to serve at least one request with the model's max seq len ({serving:,}), "
+                f"{need_max[i] / GIB:.2f} GiB KV cache is needed, which is larger than the available KV cache "
+                f"memory ({avail / GIB:.2f} GiB){guess}. Based on the available memory, {tail}Lower --max-model-len "
+                "or give the cache more memory."
+            )
+        if max_ctx is None or max_ctx > serving:  # vLLM never schedules a longer request
+            max_ctx = serving
+        if context > serving:
+            notes.append(
+                f"A request of {context:,} tokens is longer than max_model_len {serving:,} "
+                f"({'set' if alloc.max_model_len else 'derived from ' + limit.derived.source}): vLLM rejects it. "
+                + (
+                    "A longer --max-model-len needs the config to allow it (RoPE scaling with a raised "
+                    f"max_position_embeddings) or {limits.LONG_ENV}."
+                    if limit.derived.value is not None and context > limit.derived.value
+                    else "Set --max-model-len to at least the request size."
+                )
+            )
+    seqs = alloc.max_num_seqs
+    if seqs is None and hw.memory_bytes > 1:  # 1: a plan sized by its KV budget alone, on a GPU not named
+        seqs = limits.default_max_num_seqs(hw.memory_bytes, hw.name, alloc.max_num_batched_tokens)
+    admit = max((num_blocks - 1) // need if exact else int(per_rank), 0)
+    if error:
+        notes.insert(0, error)
+        running, max_ctx = 0, 0
+    elif serving is not None and context > serving:
+        running = 0
+    elif seqs is None:
+        running = admit * par.dp
+        notes.append(
+            "The scheduler's cap is unknown without the GPU (vLLM serve's max_num_seqs is 256, or 1,024 on "
+            "GPUs of 70 GiB or more but the A100): give max_num_seqs to apply it."
+        )
+    else:
+        running = min(seqs, admit) * par.dp
+        if admit > seqs:
+            notes.append(
+                f"The scheduler runs at most max_num_seqs = {seqs:,} requests per engine "
+                f"({'set' if alloc.max_num_seqs else 'vLLM serve' + chr(39) + 's default for this GPU'}); "
+                f"the cache would admit {admit:,} requests of {context:,} tokens."
+            )
+    fits = fits and error is None and (serving is None or context <= serving)
     whole = paged_request_bytes(spec, context, kv, layout, block)
     stored = sum(s.request_bytes for s in stages) * par.tp
     try:
@@ -506,6 +587,13 @@ def plan(
         replication=stored / whole if whole else 1.0,
         step_seconds=step,
         notes=tuple(notes),
+        max_model_len=serving,
+        derived_max_model_len=limit.derived.value,
+        max_num_seqs=seqs,
+        max_running_requests=running,
+        startup_error=error,
+        estimated_max_model_len=estimated,
+        pool_max_context=pool_max_ctx,
     )
 
 

@@ -35,6 +35,7 @@ from core.model.specs import (
     AttentionSpec,
     BlockSparseSpec,
     CompressedSpec,
+    ContextLimits,
     DenseMLP,
     DSASpec,
     GQASpec,
@@ -48,6 +49,7 @@ from core.model.specs import (
     MoEMLP,
     NoMixer,
     ParallelSpec,
+    RopeScaling,
     ShortConvSpec,
     unknown_parameters,
 )
@@ -68,8 +70,10 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
         "vocab_size": 262_208,
         "sliding_window": 4096,
         "sliding_window_pattern": 6,
+        "max_position_embeddings": 131_072,
     },
     "gpt2": {"vocab_size": 50_257, "n_positions": 1024},
+    "falcon": {"max_position_embeddings": 2048},  # FalconConfig's default; Falcon-7B's file omits it
 }
 
 # Whether the output head shares the embedding table when a file does not say (tie_word_embeddings), as
@@ -1606,6 +1610,7 @@ def _parse(r: _Reader, cfg: dict[str, Any], name: str | None) -> ModelSpec:
         )
     elif native[0] != "bf16":
         notes.append(f"released weights: {native[0]} (torch_dtype).")
+    limits = _context_limits(r)
     return ModelSpec(
         name=name or show(str(cfg.get("_name_or_path") or mt), 80).strip("'"),
         model_type=mt,
@@ -1619,4 +1624,79 @@ def _parse(r: _Reader, cfg: dict[str, Any], name: str | None) -> ModelSpec:
         native_weights=native,
         extra_params=tuple(extra),
         notes=tuple(notes),
+        context_limits=limits,
     )
+
+
+# The keys vLLM reads for a model's longest context, in its order (vllm/config/model.py, the model-arch
+# convertor's derive_max_model_len_and_key in 0.19-0.34; the same list since 0.10).
+LENGTH_KEYS = (
+    "max_position_embeddings",
+    "n_positions",
+    "max_seq_len",
+    "seq_length",
+    "model_max_length",
+    "max_target_positions",
+    "max_sequence_length",
+    "max_seq_length",
+    "seq_len",
+)
+MAX_POSITIONS = 1 << 40
+ROPE_TYPES = {"su": "longrope", "mrope": "default"}  # vLLM's patch_rope_parameters
+
+
+def _context_limits(r: _Reader) -> ContextLimits:
+    """The config's context limits (see ContextLimits). A value that is not what it should be is a problem
+    named in the result, never a refusal of the config: the cache figures do not depend on it."""
+    lengths, problems = [], []
+    for key in LENGTH_KEYS:
+        v = r.get(key)
+        if v is None:
+            continue
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_POSITIONS:
+            problems.append(f"{key} is {show(v, 30)}, not a whole number of tokens")
+            continue
+        lengths.append((key, v))
+    original = r.get("original_max_position_embeddings")
+    if original is not None and (isinstance(original, bool) or not isinstance(original, int) or original < 1):
+        problems.append(f"original_max_position_embeddings is {show(original, 30)}, not a whole number of tokens")
+        original = None
+    rope: list[RopeScaling] = []
+    raw = r.get("rope_parameters")
+    raw = raw if raw is not None else r.get("rope_scaling")
+    if raw is not None:
+        entries = (
+            list(raw.values())
+            if isinstance(raw, dict) and raw and all(isinstance(v, dict) or v is None for v in raw.values())
+            else [raw]
+        )
+        for e in entries:
+            if e is None:  # a layer type without RoPE does not scale the context
+                continue
+            try:
+                rope.append(_rope_entry(e))
+            except ValueError as err:
+                problems.append(str(err))
+    return ContextLimits(tuple(lengths), original, tuple(rope), tuple(problems))
+
+
+def _rope_entry(e: Any) -> RopeScaling:
+    if not isinstance(e, dict):
+        raise ValueError(f"rope_scaling is {show(e, 40)}, not a JSON object")
+    kind = e.get("rope_type", e.get("type"))
+    factor, original = e.get("factor"), e.get("original_max_position_embeddings")
+    if kind is None:
+        if factor is not None:
+            raise ValueError("rope_scaling has a factor but no rope_type")
+        kind = "default"
+    if not isinstance(kind, str) or not 0 < len(kind) <= 40:
+        raise ValueError(f"rope_type is {show(kind, 40)}, not a short name")
+    if factor is not None and (
+        isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor <= 1e6
+    ):
+        raise ValueError(f"rope_scaling factor is {show(factor, 30)}, not a positive number")
+    if original is not None and (isinstance(original, bool) or not isinstance(original, int) or original < 1):
+        raise ValueError(f"rope_scaling original_max_position_embeddings is {show(original, 30)}, not a whole number")
+    return RopeScaling(ROPE_TYPES.get(kind, kind), None if factor is None else float(factor), original)

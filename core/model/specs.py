@@ -496,6 +496,29 @@ MLPSpec = DenseMLP | MoEMLP
 
 
 @dataclass(frozen=True)
+class RopeScaling:
+    """One RoPE scaling entry of a config (`rope_scaling`, or `rope_parameters`, per layer type in newer
+    files), its type normalised as vLLM does: a legacy "type" key, "su" -> "longrope", "mrope" -> "default"."""
+
+    rope_type: str
+    factor: float | None = None
+    original_max_position_embeddings: int | None = None
+
+
+@dataclass(frozen=True)
+class ContextLimits:
+    """What a config says about the longest context, read and not judged: every length key present (in the
+    order vLLM lists them), the top-level `original_max_position_embeddings` and the RoPE scaling entries.
+    An engine's rule (core.accounting.limits) derives its maximum from these. `problems`: values that could
+    not be read (not a whole number, a malformed RoPE entry); any makes the derived maximum unknown."""
+
+    lengths: tuple[tuple[str, int], ...] = ()
+    original_max_position_embeddings: int | None = None
+    rope: tuple[RopeScaling, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A decoder-only model: per-layer attention and MLP (so hybrids are natural) plus what
     parameter counting needs. `extra_params` holds parameters the generic count does not see
@@ -514,6 +537,7 @@ class ModelSpec:
     native_weights: tuple[str, str, str] = ("bf16", "bf16", "bf16")
     extra_params: tuple[tuple[str, int], ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = field(default_factory=tuple)  # what the parser decided and why
+    context_limits: ContextLimits | None = None  # None: not built from a config, so no engine limit is known
 
     def __post_init__(self) -> None:
         check_int("hidden_size", self.hidden_size)
