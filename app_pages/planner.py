@@ -52,6 +52,8 @@ def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
                 "KV cache (tokens)": f"{p.kv_cache_tokens:,}" if p.exact else "estimate",
                 "fits": "yes" if p.fits else "no",
                 "concurrency": f"{p.max_concurrency:,.2f}x",
+                "running at once": "does not start" if p.startup_error else f"{p.max_running_requests:,}",
+                "max_model_len": "unknown" if p.max_model_len is None else f"{p.max_model_len:,}",
                 "pooled would say": f"{p.pooled_concurrency:,.2f}x",
                 "max context": "unbounded" if p.max_context is None else f"{p.max_context:,}",
                 "decode step ≥": f"{p.step_seconds * 1e3:,.2f} ms",
@@ -70,16 +72,30 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
             "choose smaller weights."
         )
         return
-    ctx = "any context (every layer keeps a bounded cache)" if p.max_context is None else f"{p.max_context:,} tokens"
+    if p.startup_error:
+        st.error(f"{m}: {plain(p.startup_error, 600)}")
+    if p.max_context is None:
+        ctx = "any context (every layer keeps a bounded cache)"
+    elif p.max_context == p.max_model_len != p.pool_max_context:
+        held = "any length" if p.pool_max_context is None else f"{p.pool_max_context:,} tokens"
+        ctx = f"{p.max_context:,} tokens, the max_model_len (the cache alone could hold {held})"
+    else:
+        ctx = f"{p.max_context:,} tokens"
+    seqs = "unknown" if p.max_num_seqs is None else f"{p.max_num_seqs:,}"
+    running = (
+        f" vLLM runs {p.max_running_requests:,} of them at once (max_num_seqs {seqs} per engine)."
+        if not p.startup_error
+        else ""
+    )
     pool = (
         f"{p.num_blocks:,} blocks of {p.allocator.block_size} tokens per GPU ({p.kv_cache_tokens:,} tokens)"
         if p.exact
         else f"{fmt_bytes(p.kv_budget_bytes_per_gpu)} per GPU"
     )
     st.markdown(
-        f"**{m}** under {par.describe()}: {p.max_concurrency:,.2f} requests of {s.context:,} tokens fit. The "
-        f"weights take {fmt_bytes(p.weights_bytes_per_gpu)} per GPU and leave {pool} for the cache; "
-        f"{s.batch} concurrent request(s) can each hold up to {ctx}."
+        f"**{m}** under {par.describe()}: {p.max_concurrency:,.2f} requests of {s.context:,} tokens fit in the "
+        f"cache.{running} The weights take {fmt_bytes(p.weights_bytes_per_gpu)} per GPU and leave {pool} for the "
+        f"cache; {s.batch} concurrent request(s) can each hold up to {ctx}."
     )
     if p.replication > 1.01:
         st.markdown(
@@ -95,7 +111,8 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
             f"GPUs of a stage; the other GPUs hold {par.dp} whole replicas."
         )
     for note in p.notes:
-        st.caption(plain(note, 400))
+        if note != p.startup_error:
+            st.caption(plain(note, 400))
 
 
 @st.cache_data(max_entries=64, show_spinner=False, hash_funcs={ModelSpec: hash})

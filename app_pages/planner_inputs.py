@@ -40,6 +40,19 @@ BATCHED_HELP = (
     "vLLM's max_num_batched_tokens (8,192 by default for its API server): a sliding-window layer must keep "
     "room for a window plus the tokens in flight."
 )
+MML_HELP = (
+    "The longest request vLLM serves. 0: what it derives from the config (the smallest of its length keys, "
+    "times a linear or dynamic RoPE factor); a larger value stops vLLM at start-up unless the next switch is on. "
+    "vLLM also refuses to start when the cache cannot hold one request this long."
+)
+MNS_HELP = (
+    "How many requests vLLM's scheduler runs at once per engine. 0: vllm serve's default, 1,024 on GPUs of "
+    "70 GiB or more (not the A100), else 256."
+)
+LONG_HELP = (
+    "vLLM's environment switch that lets max_model_len exceed what the config allows (with a warning: "
+    "positions past the trained length give wrong outputs unless RoPE scaling covers them)."
+)
 LAYOUT_HELP = (
     "latent: DeepSeek's absorbed cache (c_KV + rope key); materialised: per-head K and V, as HF's code "
     "caches them; fp8_ds_mla: vLLM's fp8 layout, 656 B per token per layer for V3 shapes"
@@ -149,6 +162,10 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
         "KV memory per GPU (GiB, 0: from the memory)", 0.0, 100_000.0, step=1.0, key=P + "kv_budget_gib",
         help="vLLM logs it as 'Available KV cache memory'; set it to reproduce a log",
     )  # fmt: skip
+    w1, w2, w3 = st.columns(3)
+    w1.number_input("max_model_len (0: the config's)", 0, 1 << 30, key=P + "max_model_len", help=MML_HELP)
+    w2.number_input("max_num_seqs (0: vLLM's default)", 0, 1 << 20, key=P + "max_num_seqs", help=MNS_HELP)
+    w3.toggle("VLLM_ALLOW_LONG_MAX_MODEL_LEN", key=P + "allow_long", help=LONG_HELP)
     values = {f: ss[P + f] for f in PlannerState.__dataclass_fields__ if f not in ("notices", "config")}
     values["models"] = tuple(values["models"])
     return PlannerState(**values, config=token if CUSTOM in values["models"] else "")

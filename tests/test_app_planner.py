@@ -129,6 +129,8 @@ COLUMNS = [
     "KV cache (tokens)",
     "fits",
     "concurrency",
+    "running at once",
+    "max_model_len",
     "pooled would say",
     "max context",
     "decode step ≥",
@@ -412,6 +414,9 @@ FULL_VIEW = dict(
     block="64",
     mnbt="2048",
     kvb="3.5",
+    mml="4096",
+    mns="32",
+    long="1",
 )
 
 
@@ -439,6 +444,9 @@ def test_full_link_restores_every_widget_and_is_written_back_unchanged():
     assert at.selectbox(key=P + "block_size").value == 64
     assert at.number_input(key=P + "batched_tokens").value == 2048
     assert at.number_input(key=P + "kv_budget_gib").value == 3.5
+    assert at.number_input(key=P + "max_model_len").value == 4096
+    assert at.number_input(key=P + "max_num_seqs").value == 32
+    assert at.toggle(key=P + "allow_long").value is True
     assert dict(at.query_params) == FULL_VIEW
     t = table(at)
     assert list(t.index) == ["gpt2", "deepseek-v4-flash"]
@@ -661,3 +669,25 @@ def test_models_vllm_allocates_otherwise_say_estimate():
     assert "state / request" in t.columns  # qwen3-next keeps a recurrent state
     estimates = [unescaped(c.value) for c in at.caption if unescaped(c.value).startswith("Estimate:")]
     assert len(estimates) == len(ESTIMATED), estimates
+
+
+def test_vllms_limits_show_with_the_plan():
+    """Qwen3-235B asked for 131,072-token requests: vLLM serves 40,960 (its config) and runs none of them; with
+    --max-model-len 131072 the page says vLLM refuses to start, naming the config's length and the switch
+    that allows it; short requests run at most max_num_seqs at once."""
+    base = {"models": "qwen3-235b-a22b", "context": "131072"}
+    at = run(base)
+    ok(at)
+    t = table(at)
+    assert t.loc["qwen3-235b-a22b", "max_model_len"] == "40,960"
+    assert t.loc["qwen3-235b-a22b", "running at once"] == "0"
+    text = markdown(at)
+    assert "40,960 tokens, the max_model_len" in text
+    assert any("longer than max_model_len 40,960" in unescaped(c.value) for c in at.caption)
+    refused = run({**base, "mml": "131072"})
+    no_exception(refused)
+    assert any("vLLM refuses to start" in unescaped(e.value) for e in refused.error)
+    assert table(refused).loc["qwen3-235b-a22b", "running at once"] == "does not start"
+    short = run({"models": "llama-3.1-70b", "context": "1024", "mns": "64"})
+    ok(short)
+    assert table(short).loc["llama-3.1-70b", "running at once"] == "64"

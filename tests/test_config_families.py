@@ -250,6 +250,19 @@ def test_tied_output_heads_follow_each_familys_library_default():
         assert transformers.AutoConfig.for_model(model_type).tie_word_embeddings is tied, model_type
 
 
+def test_family_defaults_for_the_context_length_are_the_librarys():
+    """FAMILY_DEFAULTS fills a length key a file leaves out (vLLM reads the library's config object, so its
+    default is what vLLM derives max_model_len from): each equals transformers' config class default."""
+    from core.model.hf_config import FAMILY_DEFAULTS, LENGTH_KEYS
+
+    checked = 0
+    for model_type, defaults in FAMILY_DEFAULTS.items():
+        for key in set(defaults) & set(LENGTH_KEYS):
+            assert getattr(transformers.AutoConfig.for_model(model_type), key) == defaults[key], (model_type, key)
+            checked += 1
+    assert checked >= 3
+
+
 def test_a_family_without_a_known_default_and_no_tie_field_has_no_parameter_count():
     cfg = config("llama") | {"model_type": "my_new_llama"}
     del cfg["tie_word_embeddings"]

@@ -102,13 +102,19 @@ class PlannerState:
     kv_budget_gib: float = field(
         default=0.0, metadata=meta("kvb", float_in(0, 100_000, "KV memory per GPU (GiB)"), "{:g}".format)
     )
+    max_model_len: int = field(default=0, metadata=meta("mml", int_in(0, 1 << 30, "max_model_len (0: the config's)")))
+    max_num_seqs: int = field(default=0, metadata=meta("mns", int_in(0, 1 << 20, "max_num_seqs (0: vLLM's default)")))
+    allow_long: bool = field(
+        default=False, metadata=meta("long", flag("VLLM_ALLOW_LONG_MAX_MODEL_LEN"), lambda b: "1" if b else "0")
+    )
     config: str = field(default="", metadata=meta("cfg", lambda raw: decode_config(raw) and raw))
     notices: tuple[str, ...] = field(default=(), compare=False)
 
     def plan_settings(self) -> PlanSettings:
         """The plan the controls ask for, as plain values (`plan_inputs` builds the planner's inputs from them):
         the "custom" GPU is one of the given memory (GB) and bandwidth, utilization is a percent, TP 0 is
-        chosen per model and a KV budget of 0 means the memory decides."""
+        chosen per model, a KV budget of 0 means the memory decides, and a max_model_len or max_num_seqs of 0 is
+        vLLM's default (the config's length; its table by GPU)."""
         custom = self.gpu == "custom"
         return PlanSettings(
             self.context,
@@ -128,6 +134,9 @@ class PlannerState:
             kv_budget_gib=self.kv_budget_gib or None,
             block_size=self.block_size,
             max_num_batched_tokens=self.batched_tokens,
+            max_model_len=self.max_model_len or None,
+            max_num_seqs=self.max_num_seqs or None,
+            allow_long_max_model_len=self.allow_long,
         )
 
 
