@@ -92,11 +92,18 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
         if p.exact
         else f"{fmt_bytes(p.kv_budget_bytes_per_gpu)} per GPU"
     )
-    st.markdown(
-        f"**{m}** under {par.describe()}: {p.max_concurrency:,.2f} requests of {s.context:,} tokens fit in the "
-        f"cache.{running} The weights take {fmt_bytes(p.weights_bytes_per_gpu)} per GPU and leave {pool} for the "
-        f"cache; {s.batch} concurrent request(s) can each hold up to {ctx}."
-    )
+    if p.startup_error:
+        st.markdown(
+            f"**{m}** under {par.describe()}: vLLM does not start with these settings (see above). The weights "
+            f"take {fmt_bytes(p.weights_bytes_per_gpu)} per GPU and leave {pool} for the cache, which would hold "
+            f"{p.max_concurrency:,.2f} requests of {s.context:,} tokens."
+        )
+    else:
+        st.markdown(
+            f"**{m}** under {par.describe()}: {p.max_concurrency:,.2f} requests of {s.context:,} tokens fit in the "
+            f"cache.{running} The weights take {fmt_bytes(p.weights_bytes_per_gpu)} per GPU and leave {pool} for "
+            f"the cache; {s.batch} concurrent request(s) can each hold up to {ctx}."
+        )
     if p.replication > 1.01:
         st.markdown(
             f"Pooled memory would suggest {p.pooled_concurrency:,.2f} requests, not {p.max_concurrency:,.2f}: "
