@@ -130,6 +130,27 @@ def test_planner_follows_the_view():
         tk.planner(s, {}, {})
 
 
+def test_planner_says_which_vllm_limit_binds():
+    """A request longer than max_model_len runs nowhere; short requests are capped by max_num_seqs; with
+    neither binding, the takeaways say nothing about them (the default view)."""
+    s = PlannerState(models=("qwen3-235b-a22b", "llama-3.1-70b"))
+    lines = tk.planner(s, *plans_for(s))
+    well_formed(lines)
+    assert (
+        "qwen3-235b-a22b serves requests of at most 40,960 tokens (its max_model_len), so none of 131,072" in (lines[1])
+    )
+    short = PlannerState(models=("llama-3.1-70b",), context=1024)
+    plans, specs = plans_for(short)
+    p = plans["llama-3.1-70b"]
+    assert (
+        f"runs at most {p.max_num_seqs:,} per engine: {p.max_running_requests:,} at once"
+        in tk.planner(short, plans, specs)[1]
+    )
+    assert not any(
+        "max_model_len" in x or "scheduler" in x for x in tk.planner(PlannerState(), *plans_for(PlannerState()))
+    )
+
+
 # ----------------------------------------------------------------------------- Inside MLA
 
 

@@ -85,7 +85,9 @@ def planner(s: PlannerState, plans: Mapping[str, pl.Plan], specs: Mapping[str, M
         out[0] = out[0][:-1] + f"; {most} serves {_times(plans[most].max_concurrency, plans[least].max_concurrency)} "
         out[0] += f"as many as {least}."
     p = plans[least]
-    if p.kv_budget_bytes_per_gpu < 0:
+    if binds := _limit_binds(s, plans):  # a limit before the cache matters more than what limits the cache
+        out += binds
+    elif p.kv_budget_bytes_per_gpu < 0:
         out.append(f"{least}'s weights and reserved memory do not fit in one GPU's usable memory: no cache at all.")
     else:
         share = p.weights_bytes_per_gpu / p.usable_bytes
@@ -104,6 +106,27 @@ def planner(s: PlannerState, plans: Mapping[str, pl.Plan], specs: Mapping[str, M
     else:
         out.append("No model here keeps more than one copy of a request's cache under this layout.")
     return out
+
+
+def _limit_binds(s: PlannerState, plans: Mapping[str, pl.Plan]) -> list[str]:
+    """One sentence on the first limit vLLM enforces before the cache does, where one binds: it does not
+    start, the requests are longer than its max_model_len, or its scheduler runs fewer than the cache holds."""
+    for m, p in plans.items():
+        if p.startup_error:
+            return [f"vLLM would not start {m} with these settings; the note under its plan says why."]
+    for m, p in plans.items():
+        if p.max_model_len is not None and s.context > p.max_model_len:
+            return [
+                f"{m} serves requests of at most {p.max_model_len:,} tokens (its max_model_len), so none of "
+                f"{s.context:,} runs, whatever room its cache has."
+            ]
+    for m, p in plans.items():
+        if p.max_num_seqs is not None and p.max_running_requests < int(p.max_concurrency):
+            return [
+                f"{m}'s cache holds {p.max_concurrency:,.2f} requests, but vLLM's scheduler runs at most "
+                f"{p.max_num_seqs:,} per engine: {p.max_running_requests:,} at once."
+            ]
+    return []
 
 
 # ----------------------------------------------------------------------------- Inside MLA
