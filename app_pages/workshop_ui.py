@@ -316,7 +316,11 @@ def reveal(q: wp.Question, guess) -> dict | None:
     with cols[1]:
         if guess is not None:
             shown = f"{guess:g} {q.unit}" if q.kind == "number" else str(guess)
-            st.markdown(f"Your guess: **{plain(shown, 80)}**. {wp.verdict(q, truth, guess)}")
+            try:
+                judged = wp.verdict(q, truth, guess)
+            except ValueError as e:  # a guess that is not a finite number: say so, never a traceback
+                judged = plain(e, 100)
+            st.markdown(f"Your guess: **{plain(shown, 80)}**. {judged}")
         st.markdown(a["why"])
     return a
 

@@ -194,3 +194,12 @@ def test_an_answer_the_engine_cannot_compute_is_a_sentence(monkeypatch):
     assert not at.success
     wp.answer.cache_clear()
     workshop_ui._answer.clear()
+
+
+def test_a_subnormal_guess_is_judged_in_words_not_a_traceback():
+    """'5e-324' typed as a guess crashed the step (ZeroDivisionError in the verdict); it is now a sentence."""
+    p = open_page("app_pages/overview.py")
+    p.number_input(key="ws.llama_fit.in").set_value(5e-324)
+    p.button(key="FormSubmitter:ws.llama_fit.form-Lock in my guess").click().run()
+    assert_no_exception(p)
+    assert any("More than 1,000x below the answer: too low." in m.value for m in p.markdown)

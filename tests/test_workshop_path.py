@@ -107,7 +107,8 @@ def test_choice_answers_follow_the_measurements():
 def test_verdicts():
     q = wp.questions()["v3_ratio"]
     t = wp.answer("v3_ratio")
-    assert wp.verdict(q, t, t.value).startswith("Within 0%")
+    assert wp.verdict(q, t, t.value) == "Exactly right."
+    assert wp.verdict(q, t, t.value * 1.04).startswith("Within 4%")
     assert "too high" in wp.verdict(q, t, t.value * 3) and "3.00x" in wp.verdict(q, t, t.value * 3)
     assert "too low" in wp.verdict(q, t, t.value / 2)
     c = wp.questions()["mla_cache"]
@@ -115,6 +116,27 @@ def test_verdicts():
     assert "Not quite" in wp.verdict(c, wp.answer("mla_cache"), "materialised")
     with pytest.raises(ValueError):
         wp.verdict(q, t, float("nan"))
+
+
+EXTREMES = [0.0, 5e-324, -5e-324, 1e-320, 1e-300, 1e300, -1e300, 1.7976931348623157e308, -1.0, 3.0]
+
+
+@pytest.mark.parametrize("truth", [0.0, 1e-3, 4.55, 1e6, -2.5])
+def test_every_number_question_judges_every_finite_guess_in_a_short_sentence(truth):
+    """No guess reaches a traceback: 0, subnormals, 1e-300, 1e300, the largest float and negatives get a
+    sentence of a few dozen characters (no 300-digit ratio, no 'infx'); NaN, infinities and text that is
+    not a number are a ValueError that says so, which the page shows as text."""
+    t = wp.Answer(truth, None, f"{truth:g}", "why")
+    for q in (q for q in wp.questions().values() if q.kind == "number"):
+        for g in EXTREMES:
+            out = wp.verdict(q, t, g)
+            assert 5 < len(out) < 80 + len(q.unit) and "inf" not in out and "nan" not in out, (q.id, g, out)
+        for bad in (float("nan"), float("inf"), -float("inf"), "x" * 10_000, None):
+            with pytest.raises(ValueError, match="a guess must be a"):
+                wp.verdict(q, t, bad)
+    q = wp.questions()["v3_ratio"]
+    assert wp.verdict(q, wp.Answer(4.55, None, "4.55", ""), 5e-324) == "More than 1,000x below the answer: too low."
+    assert wp.verdict(q, wp.Answer(4.55, None, "4.55", ""), 1e300) == "More than 1,000x the answer: too high."
 
 
 def test_bad_data_is_refused_with_the_reason():

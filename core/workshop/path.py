@@ -127,15 +127,34 @@ def page_question(page: str) -> Question | None:
 
 def verdict(q: Question, truth: Answer, guess: float | str) -> str:
     """How far a guess was, in words: a ratio for numbers (off by a factor reads better than a difference
-    when guesses span orders of magnitude), right or wrong for choices."""
+    when guesses span orders of magnitude), right or wrong for choices. Total over every finite number: 0,
+    subnormals, negatives and ratios past 1,000x get a sentence, never an exception or a 300-digit number;
+    anything that is not a finite number is a ValueError that says so."""
     if q.kind == "choice":
         return "Right." if guess == truth.choice else f"Not quite: the answer is {truth.choice}."
-    g, t = float(guess), float(truth.value)
+    try:
+        g = float(guess)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("a guess must be a number.") from None
     if not math.isfinite(g):
         raise ValueError("a guess must be a finite number.")
-    if t == 0 or g == 0:
-        return "Exactly right." if g == t else f"Off by {abs(g - t):g} {q.unit}."
-    if abs(g - t) <= 0.1 * abs(t):
-        return f"Within {100 * abs(g - t) / abs(t):.0f}% of the engine's answer."
-    ratio = g / t
+    t = float(truth.value)
+    if g == t:
+        return "Exactly right."
+    if t == 0 or g == 0 or (g < 0) != (t < 0):  # no ratio: say the distance
+        return f"Off by {_amount(abs(g - t))} {q.unit}."
+    rel = abs(g - t) / abs(t)  # finite: |g - t| and |t| are finite and |t| > 0, but it may overflow to inf
+    if rel <= 0.1:
+        return f"Within {100 * rel:.0f}% of the engine's answer."
+    log_ratio = math.log10(abs(g)) - math.log10(abs(t))  # logs: a subnormal guess does not overflow 1 / ratio
+    if log_ratio > 3:
+        return "More than 1,000x the answer: too high."
+    if log_ratio < -3:
+        return "More than 1,000x below the answer: too low."
+    ratio = 10**log_ratio
     return f"{ratio:.2f}x the answer: too high." if ratio > 1 else f"{1 / ratio:.2f}x below the answer: too low."
+
+
+def _amount(x: float) -> str:
+    """A distance in at most a few characters: 3, 0.25, 1.5e+12, or 'more than 1e+300' past that."""
+    return "more than 1e+300" if not math.isfinite(x) or x > 1e300 else f"{x:.3g}"
