@@ -75,7 +75,7 @@ def host() -> None:
         key = b.text_input("Presenter key", max_chars=64, type="password", key="ws.resume.key")
         if st.form_submit_button("Resume as presenter"):
             try:
-                code = normalise_code(code)
+                code, key = normalise_code(code), key.strip()  # a pasted key often brings a space
                 if not s.is_host(code, key):
                     raise ValueError("that code and key do not open a room here.")
             except ValueError as e:
@@ -99,7 +99,11 @@ with st.container(border=True):
             st.info("Your presenter key (to resume from another browser or after a reload). It is shown once:")
             st.code(key, language=None)
     elif code:
-        st.markdown(f"### Joined room **{code}**")
+        s = ws.store()
+        if s is not None and not s.room_exists(code):
+            st.error(f"There is no room {code} on this server (a mistyped code, or a room that has expired).")
+        else:
+            st.markdown(f"### Joined room **{code}**")
         if st.button("Leave the room", key="ws.leave"):
             st.session_state.pop("ws.room", None)
             for k in ("room", "me"):

@@ -86,7 +86,7 @@ def params() -> dict[str, str]:
             out["room"] = normalise_code(q.get("room", ""))
     except ValueError:
         pass
-    if ME.match(q.get("me", "")):
+    if ME.fullmatch(q.get("me", "")):  # fullmatch: "$" would let a trailing newline through
         out["me"] = q["me"]
     if q.get("present") == "1":
         out["present"] = "1"

@@ -102,7 +102,7 @@ def test_presenter_key_resumes_the_room(db):
     at.text_input(key="ws.resume.key").input("wrong")
     at.button(key="FormSubmitter:ws.resume-Resume as presenter").click().run()
     assert any("do not open a room" in e.value for e in at.error)
-    at.text_input(key="ws.resume.key").input(key)
+    at.text_input(key="ws.resume.key").input(f" {key} ")  # pasted with spaces: trimmed
     at.button(key="FormSubmitter:ws.resume-Resume as presenter").click().run()
     assert at.session_state["ws.host"] == key
     assert any("you are presenting" in m.value for m in at.markdown)
@@ -203,3 +203,20 @@ def test_a_subnormal_guess_is_judged_in_words_not_a_traceback():
     p.button(key="FormSubmitter:ws.llama_fit.form-Lock in my guess").click().run()
     assert_no_exception(p)
     assert any("More than 1,000x below the answer: too low." in m.value for m in p.markdown)
+
+
+def test_a_link_to_a_room_that_does_not_exist_says_so(db):
+    code, _ = db.create_room("workshop")
+    dead = next(c for c in ("ABCDEF", "GHJKMN", "PQRSTU") if c != code and not db.room_exists(c))
+    at = open_page("app_pages/workshop.py", {"room": dead})
+    assert_no_exception(at)
+    assert any(f"There is no room {dead}" in e.value for e in at.error)
+    assert not any("Joined room" in m.value for m in at.markdown)
+    live = open_page("app_pages/workshop.py", {"room": code})
+    assert any(f"Joined room **{code}**" in m.value for m in live.markdown) and not live.error
+
+
+def test_a_participant_id_with_a_trailing_newline_is_not_taken():
+    at = open_page("app_pages/overview.py", {"me": "abcdefgh\n"})
+    assert_no_exception(at)
+    assert any("me=" in w.value and "not valid" in w.value for w in at.warning)
