@@ -240,12 +240,17 @@ def nav(tour: str, n: int) -> None:
 def ask(q: wp.Question, takeaway: str | None = None) -> bool:
     """The question with an answer box; after a guess (or 'show me'), the engine's answer, how far the guess
     was, why, and the step's takeaway (its text, quoting the answer as {answer}). In a room the guess is
-    stored for the presenter, who sees the room's guesses below. Returns whether the answer is shown."""
+    stored for the presenter, who sees the room's guesses below, and predicting is blind: a participant sees
+    "locked in" until the presenter reveals the answer, and guesses close then. Returns whether the answer
+    is shown."""
     key = f"ws.{q.id}"
     code = room()
     host = is_host(code)
+    s = store() if code else None
+    in_room = s is not None
+    revealed = in_room and _revealed(s, code, q.id)
     st.markdown(f"**{q.prompt}**")
-    if not host:
+    if not host and not revealed:
         with st.form(key + ".form", border=False):
             if q.kind == "number":
                 guess = st.number_input(
@@ -256,7 +261,7 @@ def ask(q: wp.Question, takeaway: str | None = None) -> bool:
                 guess = st.radio("Your guess", q.choices, index=None, key=key + ".in", horizontal=True)
             a, b = st.columns([1, 1])
             sent = a.form_submit_button("Lock in my guess", type="primary")
-            show_me = b.form_submit_button("Show me the answer")
+            show_me = False if in_room else b.form_submit_button("Show me the answer")  # blind in a room
         if sent:
             if guess is None:
                 st.warning("Type a guess first (or ask for the answer).")
@@ -265,21 +270,55 @@ def ask(q: wp.Question, takeaway: str | None = None) -> bool:
                 _submit(code, q, guess)
         if show_me:
             st.session_state[key + ".shown"] = True
-    else:
+    elif host:
         a, b = st.columns([1, 1])
         if a.button("Reveal the answer", key=key + ".reveal", type="primary"):
             st.session_state[key + ".shown"] = True
+            if s is not None:
+                try:
+                    s.reveal(code, st.session_state["ws.host"], q.id)
+                    revealed = True
+                except (ValueError, PermissionError) as e:
+                    st.warning(f"Room {plain(code, 8)}: {plain(e, 200)}")
         if b.button("Clear this question's answers", key=key + ".reset"):
-            s = store()
             if s is not None:
                 s.reset(code, st.session_state["ws.host"], q.id)
+                st.session_state.pop(key + ".shown", None)
+                revealed = False
     guess = None if host else st.session_state.get(key)
-    shown = guess is not None or st.session_state.get(key + ".shown", False)
+    if in_room and not host:
+        shown = revealed
+        if guess is not None and not revealed:
+            shown_guess = f"{guess:g} {q.unit}" if q.kind == "number" else str(guess)
+            st.info(f"Locked in: **{plain(shown_guess, 80)}**. The answer appears here when the presenter reveals it.")
+            _await_reveal(code, q.id)
+    else:
+        shown = guess is not None or st.session_state.get(key + ".shown", False) or (host and revealed)
     if shown and (a := reveal(q, guess)) and takeaway:
         st.success(f"**Takeaway:** {takeaway.replace('{answer}', a['shown'])}")
     if host:
         room_panel(code, q, shown)
     return shown
+
+
+def _revealed(s: Store, code: str, question: str) -> bool:
+    try:
+        return s.revealed(code, question)
+    except Exception:  # a malformed code or a database that went away: not revealed, and the lesson goes on
+        return False
+
+
+def _await_reveal(code: str, question: str) -> None:
+    """A participant who locked in checks every few seconds whether the presenter has revealed the answer, and
+    reruns the page when they have."""
+
+    @st.fragment(run_every=POLL_SECONDS)
+    def wait() -> None:
+        s = store()
+        if s is not None and _revealed(s, code, question):
+            st.rerun()
+
+    wait()
 
 
 def _submit(code: str | None, q: wp.Question, guess) -> None:

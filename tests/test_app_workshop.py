@@ -52,7 +52,7 @@ def test_workshop_page_lists_both_paths_and_every_step():
 
 
 def test_a_room_from_start_to_reveal(db):
-    """Presenter, participant, guess, database, reveal, presenter's count."""
+    """Presenter, participant, guess, database, a blind wait, reveal, presenter's count, closed guesses."""
     code, key = start_room()
     assert db.room_exists(code) and db.is_host(code, key)
     me = join(code)
@@ -60,14 +60,16 @@ def test_a_room_from_start_to_reveal(db):
     p = open_page(page, query)
     assert_no_exception(p)
     assert not p.warning, [w.value for w in p.warning]  # the workshop parameters are not "unknown"
+    assert not [b for b in p.button if "Show me the answer" in str(b.label)]  # no peeking in a room
     p.number_input(key="ws.llama_fit.in").set_value(5)
     p.button(key="FormSubmitter:ws.llama_fit.form-Lock in my guess").click().run()
     assert_no_exception(p)
     assert db.answers(code, "llama_fit") == [5.0]
     truth = wp.answer("llama_fit")
-    assert any(m.label == "The engine's answer" and m.value == truth.shown for m in p.metric)
-    assert any(wp.verdict(wp.questions()["llama_fit"], truth, 5.0) in m.value for m in p.markdown)
-    assert any(wp.takeaway(wp.paths()["workshop"].steps[0]) in s.value for s in p.success)
+    # blind until the reveal: "locked in" and the guess, not the answer, the verdict or the takeaway
+    assert any("Locked in: **5 " in i.value for i in p.info)
+    assert not any(m.label == "The engine's answer" for m in p.metric) and not p.success
+    assert not any(truth.shown in m.value for m in p.markdown)
     # resubmitting replaces the guess
     p.number_input(key="ws.llama_fit.in").set_value(3)
     p.button(key="FormSubmitter:ws.llama_fit.form-Lock in my guess").click().run()
@@ -81,6 +83,15 @@ def test_a_room_from_start_to_reveal(db):
     assert not any(m.label == "The engine's answer" for m in h.metric)  # not before the presenter reveals
     h.button(key="ws.llama_fit.reveal").click().run()
     assert any(m.label == "The engine's answer" and m.value == truth.shown for m in h.metric)
+    assert db.revealed(code, "llama_fit")
+
+    p.run()  # the participant's next run (their page checks every few seconds) shows the answer
+    assert any(m.label == "The engine's answer" and m.value == truth.shown for m in p.metric)
+    assert any(wp.verdict(wp.questions()["llama_fit"], truth, 3.0) in m.value for m in p.markdown)
+    assert any(wp.takeaway(wp.paths()["workshop"].steps[0]) in s.value for s in p.success)
+    assert not [n for n in p.number_input if n.key == "ws.llama_fit.in"]  # guesses are closed
+    with pytest.raises(PermissionError, match="revealed"):
+        db.submit(code, "llama_fit", me, value=4.0)
 
 
 def test_wrong_code_is_refused_in_a_sentence(db):

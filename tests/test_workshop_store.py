@@ -351,6 +351,39 @@ def test_old_rooms_expire_when_a_room_is_made(make_store):
         store.submit(old, Q, PARTS[0], value=1.0)
 
 
+def test_a_reveal_closes_guesses_and_only_the_presenter_reveals(store):
+    """Blind until the reveal: revealing needs the presenter key, closes the question to every guess (new
+    and changed), leaves the other questions open, and Clear reopens it, blind again."""
+    code, key = store.create_room("full")
+    store.submit(code, Q, PARTS[0], value=1.0)
+    assert not store.revealed(code, Q)
+    with pytest.raises(PermissionError, match="only the presenter"):
+        store.reveal(code, "not-the-key", Q)
+    store.reveal(code, key, Q)
+    store.reveal(code, key, Q)  # twice is once
+    assert store.revealed(code, Q) and not store.revealed(code, "other")
+    for who in PARTS[:2]:
+        with pytest.raises(PermissionError, match="revealed"):
+            store.submit(code, Q, who, value=2.0)
+    store.submit(code, "other", PARTS[0], value=2.0)
+    assert store.answers(code, Q) == [1.0]
+    store.reset(code, key, Q)
+    assert not store.revealed(code, Q)
+    store.submit(code, Q, PARTS[1], value=3.0)
+    assert store.answers(code, Q) == [3.0]
+
+
+def test_an_expired_room_takes_its_reveals_with_it(make_store):
+    clock = Clock()
+    store = make_store(clock=clock)
+    old, key = store.create_room("full")
+    store.reveal(old, key, Q)
+    clock.now += 48 * 3600 + 1
+    store.create_room("full")
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from reveals")).scalar() == 0
+
+
 def test_room_limit(make_store):
     """At most max_rooms rooms: one more is refused until old rooms expire."""
     clock = Clock()

@@ -4,7 +4,8 @@ file, the default: one command still runs everything) and on PostgreSQL (several
 in the engine of its `st.connection`.
 
 Nothing personal is kept: a room is its random code, creation time, guided path and a SHA-256 of the presenter
-key (never the key); an answer is a random participant id, a number or a choice, and a timestamp.
+key (never the key); an answer is a random participant id, a number or a choice, and a timestamp; a reveal is
+a question's id and the time the presenter showed its answer (guesses on it close then).
 
 Strangers cannot grow it without bound: at most `max_answers` participants per (room, question), rooms are
 deleted `room_ttl_s` (48 hours) after they were made, at most `max_rooms` rooms exist.
@@ -75,6 +76,13 @@ answers = sa.Table(
     sa.Column("choice", sa.String(MAX_CHOICE), nullable=True),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.CheckConstraint("(value IS NULL) <> (choice IS NULL)", name="answers_one_of_value_choice"),
+)
+reveals = sa.Table(  # questions whose answer the presenter has shown the room: guesses on them are closed
+    "reveals",
+    metadata,
+    sa.Column("room", sa.String(CODE_LENGTH), sa.ForeignKey("rooms.code", ondelete="CASCADE"), primary_key=True),
+    sa.Column("question", sa.String(64), primary_key=True),
+    sa.Column("revealed_at", sa.Float, nullable=False),
 )
 
 
@@ -263,6 +271,7 @@ class Store:
     def _expire(self, conn: sa.Connection, now: float) -> None:
         old = sa.select(rooms.c.code).where(rooms.c.created_at < now - self.room_ttl_s)
         conn.execute(answers.delete().where(answers.c.room.in_(old)))  # also where foreign keys are off
+        conn.execute(reveals.delete().where(reveals.c.room.in_(old)))
         conn.execute(rooms.delete().where(rooms.c.created_at < now - self.room_ttl_s))
 
     def room_exists(self, code: str) -> bool:
@@ -297,7 +306,8 @@ class Store:
     ) -> None:
         """Store `participant`'s answer to `question` in room `code`: a number (`value`) or a `choice`, exactly
         one. Resubmitting replaces the earlier answer. A new participant is refused (ValueError) once
-        max_answers participants have answered this question in this room."""
+        max_answers participants have answered this question in this room; every guess is refused
+        (PermissionError) once the presenter has revealed the answer."""
         code = normalise_code(code)
         question = _check_question(question)
         participant = _check_participant(participant)
@@ -309,6 +319,8 @@ class Store:
                 with self.engine.begin() as conn:
                     # Portable upsert: update, else insert; a concurrent insert of the same key makes ours fail
                     # with IntegrityError, and the next round's update then finds the row.
+                    if self._revealed(conn, code, question):
+                        raise PermissionError("the presenter has revealed the answer: guesses on it are closed")
                     if conn.execute(answers.update().where(key).values(**fields)).rowcount:
                         return
                     self._require_room(conn, code, lock=True)
@@ -356,9 +368,35 @@ class Store:
                 .where((answers.c.room == code) & (answers.c.question == question))
             )
 
+    def _revealed(self, conn: sa.Connection, code: str, question: str) -> bool:
+        where = (reveals.c.room == code) & (reveals.c.question == question)
+        return conn.scalar(sa.select(reveals.c.room).where(where)) is not None
+
+    def revealed(self, code: str, question: str) -> bool:
+        """Whether the presenter of room `code` has revealed the answer to `question` (False for no room)."""
+        code = normalise_code(code)
+        question = _check_question(question)
+        with self.engine.connect() as conn:
+            return self._revealed(conn, code, question)
+
+    def reveal(self, code: str, host_key: str, question: str) -> None:
+        """Show the room the answer to `question`: participants see it, and guesses on it close. The presenter
+        only (PermissionError otherwise); revealing twice is revealing once."""
+        code = normalise_code(code)
+        question = _check_question(question)
+        if not self.is_host(code, host_key):
+            raise PermissionError(f"only the presenter of room {code} can reveal its answers: the key does not match")
+        try:
+            with self.engine.begin() as conn:
+                if not self._revealed(conn, code, question):
+                    conn.execute(reveals.insert().values(room=code, question=question, revealed_at=self._clock()))
+        except sa.exc.IntegrityError:
+            pass  # revealed at the same moment by the presenter's other tab
+
     def reset(self, code: str, host_key: str, question: str | None = None) -> int:
-        """Delete room `code`'s answers to `question` (every question when None); the presenter only:
-        PermissionError unless `host_key` is the room's key. Returns how many answers were deleted."""
+        """Delete room `code`'s answers to `question` (every question when None), and close its reveal so it
+        can be asked again blind; the presenter only: PermissionError unless `host_key` is the room's key.
+        Returns how many answers were deleted."""
         code = normalise_code(code)
         if question is not None:
             question = _check_question(question)
@@ -366,8 +404,10 @@ class Store:
             self._require_room(conn, code)
         if not self.is_host(code, host_key):
             raise PermissionError(f"only the presenter of room {code} can reset its answers: the key does not match")
-        where = answers.c.room == code
+        where, shown = answers.c.room == code, reveals.c.room == code
         if question is not None:
             where &= answers.c.question == question
+            shown &= reveals.c.question == question
         with self.engine.begin() as conn:
+            conn.execute(reveals.delete().where(shown))  # a cleared question is asked afresh, blind again
             return conn.execute(answers.delete().where(where)).rowcount

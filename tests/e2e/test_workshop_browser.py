@@ -1,8 +1,10 @@
 """In real Chromium, three people walk the whole workshop path together: a presenter (presenter view, 1024x768)
 starts a room, two participants join it by code, and at every step both submit a guess on the page the step
 opens; the guesses reach the database, the presenter's live panel counts both and draws their distribution, the
-presenter's reveal and each participant's reveal show the engine's answer (computed here by the same engine),
-and "Next step" carries everyone on. With KVLAB_SHOTS=<folder> the presenter's screen is saved at every step."""
+participants see "locked in", not the answer, until the presenter reveals it; the presenter's reveal then
+shows the engine's answer (computed here by the same engine) on every screen, the participants' within their
+page's next check, and "Next step" carries everyone on. With KVLAB_SHOTS=<folder> the presenter's screen is
+saved at every step."""
 
 import os
 import re
@@ -49,7 +51,7 @@ def answer(page, q: wp.Question, guess) -> None:
     else:
         page.get_by_role("radiogroup", name="Your guess").get_by_text(guess, exact=True).click()
     page.get_by_role("button", name="Lock in my guess").click()
-    engine_metric(page).wait_for(timeout=90_000)
+    page.get_by_text("Locked in:").wait_for(timeout=90_000)  # blind in a room: no answer before the reveal
 
 
 def test_two_participants_and_a_presenter_walk_the_whole_path(browser, app_url, workshop_db):
@@ -82,7 +84,7 @@ def test_two_participants_and_a_presenter_walk_the_whole_path(browser, app_url, 
         for who, p in enumerate(people):
             p.wait_for_url(re.compile(rf"[?&]step={n}(&|$)"), timeout=60_000)
             answer(p, q, guess_for(q, who))
-            assert engine_metric(p).inner_text() == truth.shown
+            assert engine_metric(p).count() == 0
             no_exception(p)
         stored = sorted(store.answers(code, q.id), key=str)
         assert stored == sorted((guess_for(q, 0), guess_for(q, 1)), key=str), (n, stored)
@@ -96,6 +98,10 @@ def test_two_participants_and_a_presenter_walk_the_whole_path(browser, app_url, 
         engine_metric(presenter).wait_for(timeout=90_000)
         assert engine_metric(presenter).inner_text() == truth.shown
         presenter.get_by_text(wp.takeaway(step)).wait_for(timeout=30_000)
+        for p in people:  # each participant's page checks every few seconds and shows the answer
+            engine_metric(p).wait_for(timeout=60_000)
+            assert engine_metric(p).inner_text() == truth.shown
+            no_exception(p)
         assert presenter.locator("[data-testid='stSidebar']").is_hidden()
         no_exception(presenter)
         if shots:
