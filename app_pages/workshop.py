@@ -1,5 +1,7 @@
 """Workshop: pick a guided path, start or join a room, and walk the steps (predict, then reveal)."""
 
+import hmac
+
 import streamlit as st
 
 from app_pages import workshop_ui as ws
@@ -45,8 +47,12 @@ def join() -> None:
             except ValueError as e:
                 st.error(plain(e, 200))
                 return
+            if wait := ws.JOIN_MISSES.wait(*ws.visitor()):
+                st.error(f"Too many codes that open no room: try again in {max(1, round(wait / 60))} minute(s).")
+                return
             s = ws.store()
             if s is None or not s.room_exists(code):
+                ws.JOIN_MISSES.take(*ws.visitor())  # guessing codes costs; a right code costs nothing
                 st.error(f"No room {plain(code, 8)} here: check the code on the presenter's screen.")
                 return
             st.session_state.update({"ws.room": code, "ws.pending_tour": s.room_path(code)})
@@ -59,16 +65,29 @@ def host() -> None:
     s = ws.store()
     if s is None:
         return
+    token = ws.operator_token()
+    given = st.text_input("Operator token", type="password", max_chars=200, key="ws.token") if token else None
     if st.button("Start a new room", type="primary", key="ws.create"):
-        try:
-            code, key = s.create_room(tour)
-        except ValueError as e:
-            st.error(plain(e, 200))
-            return
-        st.session_state.update({"ws.room": code, "ws.host": key, "ws.new_key": key})
-        st.query_params.update({"room": code})
-        st.query_params.pop("me", None)
-        st.rerun()
+        code = None
+        wait = ws.ROOMS.wait(*ws.visitor())
+        if token and not hmac.compare_digest((given or "").strip().encode(), token.encode()):
+            st.error("Starting a room on this server needs the operator token; ask whoever runs it.")
+        elif wait:
+            st.error(
+                f"You have started {ws.ROOMS.max_events} rooms in the last hour, this server's limit per visitor: "
+                f"try again in {max(1, round(wait / 60))} minute(s), or resume one of yours below."
+            )
+        else:
+            try:
+                code, key = s.create_room(tour)
+                ws.ROOMS.take(*ws.visitor())
+            except ValueError as e:  # the server's room cap: the forms below stay
+                st.error(plain(e, 200))
+        if code is not None:
+            st.session_state.update({"ws.room": code, "ws.host": key, "ws.new_key": key})
+            st.query_params.update({"room": code})
+            st.query_params.pop("me", None)
+            st.rerun()
     with st.form("ws.resume", border=False):
         a, b = st.columns(2)
         code = a.text_input("Code of your room", max_chars=12, key="ws.resume.code")

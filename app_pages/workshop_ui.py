@@ -22,6 +22,7 @@ from core.view.text import plain
 from core.view.urlcodec import WORKSHOP_KEYS
 from core.view.workshop_charts import chart_height, guesses_chart
 from core.workshop import path as wp
+from core.workshop.ratelimit import RateLimiter, client_address
 from core.workshop.store import Store, engine_url, normalise_code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +31,28 @@ ME = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ASK = re.compile(r"^\*Ask first:\*.*?(?=\n\s*\n|\Z)", re.S | re.M)
 DEFAULT_DB = f"sqlite:///{ROOT / 'data' / 'workshop.db'}"
 POLL_SECONDS = 3
+
+# How often one visitor (one browser session, and one address as the server sees it) may start a room, and
+# fail to join one (guessing codes); per server process. Environment: KVLAB_ROOMS_PER_HOUR (default 10),
+# KVLAB_TRUSTED_PROXIES (addresses whose X-Forwarded-For is believed; default the loopback, where `make serve`
+# puts nginx) and KVLAB_WORKSHOP_TOKEN (when set, starting a room needs it).
+ROOMS = RateLimiter(max(1, int(os.environ.get("KVLAB_ROOMS_PER_HOUR", "10") or 10)), 3600)
+JOIN_MISSES = RateLimiter(20, 600)
+TRUSTED_PROXIES = tuple(
+    a.strip() for a in os.environ.get("KVLAB_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if a.strip()
+)
+
+
+def visitor() -> tuple[str, ...]:
+    """The keys one visitor is limited by: this browser session, and its address when the server knows it."""
+    sid = st.session_state.setdefault("ws.visitor", secrets.token_hex(8))
+    addr = client_address(st.context.ip_address, dict(st.context.headers or {}), TRUSTED_PROXIES)
+    return (f"session:{sid}",) + ((f"address:{addr}",) if addr != "unknown" else ())
+
+
+def operator_token() -> str | None:
+    """The token a public deployment may require to start rooms (KVLAB_WORKSHOP_TOKEN), or None."""
+    return os.environ.get("KVLAB_WORKSHOP_TOKEN") or None
 
 
 # ----------------------------------------------------------------------------- the room's database

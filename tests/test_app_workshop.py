@@ -231,3 +231,37 @@ def test_a_participant_id_with_a_trailing_newline_is_not_taken():
     at = open_page("app_pages/overview.py", {"me": "abcdefgh\n"})
     assert_no_exception(at)
     assert any("me=" in w.value and "not valid" in w.value for w in at.warning)
+
+
+def test_one_visitor_starting_rooms_in_a_loop_is_stopped_and_keeps_the_forms(db, monkeypatch):
+    """Room-cap exhaustion: past the per-visitor limit, 'Start a new room' says when to retry, and the
+    Resume as presenter form stays on screen; another visitor can still start one."""
+    from app_pages import workshop_ui
+    from core.workshop.ratelimit import RateLimiter
+
+    monkeypatch.setattr(workshop_ui, "ROOMS", RateLimiter(1, 3600))
+    at = open_page("app_pages/workshop.py")
+    at.button(key="ws.create").click().run()
+    first = at.query_params["room"]
+    for k in ("ws.room", "ws.host"):  # the same browser session, back on the Present tab
+        del at.session_state[k]
+    del at.query_params["room"]
+    at.run()
+    at.button(key="ws.create").click().run()
+    assert_no_exception(at)
+    assert any("this server's limit per visitor" in e.value for e in at.error)
+    assert at.text_input(key="ws.resume.code") is not None and db.room_exists(first)
+    other = open_page("app_pages/workshop.py")  # a new browser session
+    other.button(key="ws.create").click().run()
+    assert other.query_params["room"] != first and not other.error
+
+
+def test_an_operator_token_guards_room_creation(db, monkeypatch):
+    monkeypatch.setenv("KVLAB_WORKSHOP_TOKEN", "s3cret-token")
+    at = open_page("app_pages/workshop.py")
+    at.button(key="ws.create").click().run()
+    assert any("needs the operator token" in e.value for e in at.error) and "room" not in at.query_params
+    at.text_input(key="ws.token").input(" s3cret-token ")
+    at.button(key="ws.create").click().run()
+    assert_no_exception(at)
+    assert db.room_exists(at.query_params["room"])

@@ -384,6 +384,19 @@ def test_an_expired_room_takes_its_reveals_with_it(make_store):
         assert conn.execute(sa.text("select count(*) from reveals")).scalar() == 0
 
 
+def test_rooms_nobody_answered_in_expire_within_hours(make_store):
+    """A room made and abandoned (or made in a loop to fill the server) goes after empty_ttl_s; a room with an
+    answer stays until room_ttl_s."""
+    clock = Clock()
+    store = make_store(clock=clock, empty_ttl_s=2 * 3600)
+    empty, _ = store.create_room("full")
+    used, _ = store.create_room("full")
+    store.submit(used, Q, PARTS[0], value=1.0)
+    clock.now += 2 * 3600 + 1
+    store.create_room("full")
+    assert not store.room_exists(empty) and store.room_exists(used)
+
+
 def test_room_limit(make_store):
     """At most max_rooms rooms: one more is refused until old rooms expire."""
     clock = Clock()
@@ -534,7 +547,8 @@ def test_engine_url():
 
 
 @pytest.mark.parametrize(
-    ("option", "bad"), [("max_answers", 0), ("max_rooms", -1), ("max_answers", 1.5), ("room_ttl_s", 0)]
+    ("option", "bad"),
+    [("max_answers", 0), ("max_rooms", -1), ("max_answers", 1.5), ("room_ttl_s", 0), ("empty_ttl_s", -1)],
 )
 def test_bad_limits_are_refused(tmp_path, option, bad):
     """Store refuses limits that would make it refuse everything."""

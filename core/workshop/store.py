@@ -8,7 +8,8 @@ key (never the key); an answer is a random participant id, a number or a choice,
 a question's id and the time the presenter showed its answer (guesses on it close then).
 
 Strangers cannot grow it without bound: at most `max_answers` participants per (room, question), rooms are
-deleted `room_ttl_s` (48 hours) after they were made, at most `max_rooms` rooms exist.
+deleted `room_ttl_s` (48 hours) after they were made, or `empty_ttl_s` (2 hours) when nobody answered in
+them, at most `max_rooms` rooms exist (and the page limits how many rooms one visitor starts).
 
 Several processes share one database (two app replicas behind nginx share the SQLite file). SQLite runs in WAL
 mode with a busy timeout, and every writing transaction starts with a write, so it waits for the lock instead
@@ -199,14 +200,16 @@ class Store:
         max_answers: int = 2_000,
         max_rooms: int = 5_000,
         room_ttl_s: float = 48 * 3600,
+        empty_ttl_s: float = 2 * 3600,
     ) -> None:
         if not isinstance(engine, sa.Engine):
             raise TypeError(f"Store needs a SQLAlchemy Engine, not {type(engine).__name__}")
         for name, limit in (("max_answers", max_answers), ("max_rooms", max_rooms)):
             if not isinstance(limit, int) or limit < 1:
                 raise ValueError(f"{name} must be a whole number of at least 1, not {limit!r}")
-        if not room_ttl_s > 0:
-            raise ValueError(f"room_ttl_s must be positive, not {room_ttl_s!r}")
+        for name, ttl in (("room_ttl_s", room_ttl_s), ("empty_ttl_s", empty_ttl_s)):
+            if not ttl > 0:
+                raise ValueError(f"{name} must be positive, not {ttl!r}")
         if engine.dialect.name == "sqlite" and not sa.event.contains(engine, "connect", _sqlite_on_connect):
             sa.event.listen(engine, "connect", _sqlite_on_connect)
             engine.dispose()  # connections pooled before the listener lack the pragmas
@@ -215,6 +218,7 @@ class Store:
         self.max_answers = max_answers
         self.max_rooms = max_rooms
         self.room_ttl_s = room_ttl_s
+        self.empty_ttl_s = min(empty_ttl_s, room_ttl_s)
         self._create_tables()
 
     @classmethod
@@ -269,10 +273,16 @@ class Store:
         raise RuntimeError(f"no free room code after {CODE_DRAWS} random draws")
 
     def _expire(self, conn: sa.Connection, now: float) -> None:
-        old = sa.select(rooms.c.code).where(rooms.c.created_at < now - self.room_ttl_s)
+        """Delete rooms older than room_ttl_s, and those older than empty_ttl_s that nobody answered in (a
+        room started and abandoned, or made in a loop to fill the server, goes within hours, not days)."""
+        answered = sa.select(answers.c.room)
+        gone = (rooms.c.created_at < now - self.room_ttl_s) | (
+            (rooms.c.created_at < now - self.empty_ttl_s) & rooms.c.code.not_in(answered)
+        )
+        old = sa.select(rooms.c.code).where(gone)
         conn.execute(answers.delete().where(answers.c.room.in_(old)))  # also where foreign keys are off
         conn.execute(reveals.delete().where(reveals.c.room.in_(old)))
-        conn.execute(rooms.delete().where(rooms.c.created_at < now - self.room_ttl_s))
+        conn.execute(rooms.delete().where(gone))
 
     def room_exists(self, code: str) -> bool:
         """Whether room `code` exists (ValueError for text that cannot be a code)."""
