@@ -88,20 +88,26 @@ def host() -> None:
             st.query_params.update({"room": code})
             st.query_params.pop("me", None)
             st.rerun()
+    resume(s)
+
+
+def resume(s, code: str | None = None) -> None:
+    """The presenter's way back: the room's code (filled in when known) and the presenter key."""
     with st.form("ws.resume", border=False):
         a, b = st.columns(2)
-        code = a.text_input("Code of your room", max_chars=12, key="ws.resume.code")
+        typed = a.text_input("Code of your room", value=code or "", max_chars=12, key="ws.resume.code")
         key = b.text_input("Presenter key", max_chars=64, type="password", key="ws.resume.key")
         if st.form_submit_button("Resume as presenter"):
             try:
-                code, key = normalise_code(code), key.strip()  # a pasted key often brings a space
-                if not s.is_host(code, key):
+                typed, key = normalise_code(typed), key.strip()  # a pasted key often brings a space
+                if not s.is_host(typed, key):
                     raise ValueError("that code and key do not open a room here.")
             except ValueError as e:
                 st.error(plain(e, 200))
                 return
-            st.session_state.update({"ws.room": code, "ws.host": key, "ws.pending_tour": s.room_path(code)})
-            st.query_params.update({"room": code})
+            st.session_state.update({"ws.room": typed, "ws.host": key, "ws.pending_tour": s.room_path(typed)})
+            st.query_params.update({"room": typed})
+            st.query_params.pop("me", None)
             st.rerun()
 
 
@@ -114,9 +120,13 @@ with st.container(border=True):
             f"Participants open this app's **Workshop** page and join with the code **{code}**. You see how many "
             "answered each question and their guesses against the answer; they see their own."
         )
-        if key := st.session_state.pop("ws.new_key", None):
-            st.info("Your presenter key (to resume from another browser or after a reload). It is shown once:")
-            st.code(key, language=None)
+        if st.session_state.pop("ws.new_key", None):
+            st.info(
+                "Keep your presenter key: it resumes this room from another browser or after a reload, and the "
+                "server keeps only its hash. *Show my presenter key* shows it again in this browser session."
+            )
+        with st.expander("Show my presenter key"):
+            st.code(st.session_state["ws.host"], language=None)
     elif code:
         s = ws.store()
         if s is not None and not s.room_exists(code):
@@ -128,6 +138,9 @@ with st.container(border=True):
             for k in ("room", "me"):
                 st.query_params.pop(k, None)
             st.rerun()
+        if s is not None and s.room_exists(code):
+            with st.expander("I am this room's presenter (after a reload)"):
+                resume(s, code)
     else:
         a, b = st.tabs(["Join a room", "Present a room"])
         with a:

@@ -265,3 +265,17 @@ def test_an_operator_token_guards_room_creation(db, monkeypatch):
     at.button(key="ws.create").click().run()
     assert_no_exception(at)
     assert db.room_exists(at.query_params["room"])
+
+
+def test_a_presenter_who_lands_on_the_joined_view_resumes_from_it(db):
+    """After a reload a presenter holding the room's link is shown as a participant ('Joined room'); the view
+    offers the presenter's way back, the code filled in, and the key stays viewable in the session."""
+    code, key = db.create_room("workshop")
+    at = open_page("app_pages/workshop.py", {"room": code})
+    assert any(f"Joined room **{code}**" in m.value for m in at.markdown)
+    assert at.text_input(key="ws.resume.code").value == code
+    at.text_input(key="ws.resume.key").input(key)
+    at.button(key="FormSubmitter:ws.resume-Resume as presenter").click().run()
+    assert_no_exception(at)
+    assert any("you are presenting" in m.value for m in at.markdown)
+    assert any(c.value == key for c in at.code)  # "Show my presenter key", any time in this session
