@@ -52,12 +52,12 @@ def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
                 "KV cache (tokens)": f"{p.kv_cache_tokens:,}" if p.exact else "estimate",
                 "fits": "yes" if p.fits else "no",
                 "concurrency": f"{p.max_concurrency:,.2f}x",
-                "running at once": "does not start" if p.startup_error else f"{p.max_running_requests:,}",
-                "max_model_len": "unknown" if p.max_model_len is None else f"{p.max_model_len:,}",
                 "pooled would say": f"{p.pooled_concurrency:,.2f}x",
                 "max context": "unbounded" if p.max_context is None else f"{p.max_context:,}",
                 "decode step ≥": f"{p.step_seconds * 1e3:,.2f} ms",
                 "tokens/s ≤": f"{p.tokens_per_second:,.0f}",
+                "running at once": "does not start" if p.startup_error else f"{p.max_running_requests:,}",
+                "max_model_len": "unknown" if p.max_model_len is None else f"{p.max_model_len:,}",
             }
         )
     return pd.DataFrame(rows)

@@ -129,12 +129,12 @@ COLUMNS = [
     "KV cache (tokens)",
     "fits",
     "concurrency",
-    "running at once",
-    "max_model_len",
     "pooled would say",
     "max context",
     "decode step ≥",
     "tokens/s ≤",
+    "running at once",
+    "max_model_len",
 ]
 
 
