@@ -509,12 +509,15 @@ def plan(
             avail = max(stages[i].kv_budget_bytes, 0)
             estimated = _search(lambda n: n <= serving and need_bytes(n)[i] <= avail) or 0
             guess = "" if exact else " (in bytes: this model's pages are an estimate)"
-            tail = f"the estimated maximum model length is {estimated:,}. " if estimated else ""
+            tail = f"Based on the available memory, the estimated maximum model length is {estimated:,}. "
             error = (
-                f"vLLM refuses to start: to serve at least one request with the model's max seq len ({serving:,}), "
-                f"{need_max[i] / GIB:.2f} GiB KV cache is needed, which is larger than the available KV cache "
-                f"memory ({avail / GIB:.2f} GiB){guess}. Based on the available memory, {tail}Lower --max-model-len "
-                "or give the cache more memory."
+                "vLLM refuses to start: no memory is left for the cache blocks (the weights and the reserved "
+                "memory take it all)."
+                if avail == 0
+                else f"vLLM refuses to start: to serve at least one request with the model's max seq len "
+                f"({serving:,}), {need_max[i] / GIB:.2f} GiB KV cache is needed, which is larger than the "
+                f"available KV cache memory ({avail / GIB:.2f} GiB){guess}. {tail if estimated else ''}Lower "
+                "--max-model-len or give the cache more memory."
             )
         if max_ctx is None or max_ctx > serving:  # vLLM never schedules a longer request
             max_ctx = serving
@@ -549,7 +552,7 @@ def plan(
         if admit > seqs:
             notes.append(
                 f"The scheduler runs at most max_num_seqs = {seqs:,} requests per engine "
-                f"({'set' if alloc.max_num_seqs else 'vLLM serve' + chr(39) + 's default for this GPU'}); "
+                f"({'set' if alloc.max_num_seqs else 'the default of vllm serve for this GPU'}); "
                 f"the cache would admit {admit:,} requests of {context:,} tokens."
             )
     fits = fits and error is None and (serving is None or context <= serving)
