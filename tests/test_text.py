@@ -67,3 +67,10 @@ def test_non_strings_are_shown_as_text():
 @given(st.text(max_size=200).filter(lambda s: all(ord(c) >= 32 and c not in "\x7f\u2028\u2029\u200b" for c in s)))
 def test_unescaping_gives_back_the_input(value):
     assert unescape(plain(value, limit=1000)) == value
+
+
+def test_double_hyphens_stay_hyphens():
+    """Streamlit's typography made '--' (a CLI flag in a message) into a dash; a zero-width space between
+    the hyphens keeps them, and the text reads the same."""
+    out = plain("--max-model-len and a---b")
+    assert "--" not in out and out.replace(ZWSP, "") == "--max-model-len and a---b"

@@ -8,7 +8,8 @@ Use it for every user-controlled value a page puts into one of those elements.
 
 Escaping alone does not stop GitHub-flavoured Markdown's autolinks: bare `http://...`, `www.` and e-mail
 addresses are turned into links after parsing, from the text itself. `plain` therefore puts a zero-width
-space after every ':' and '@' and inside `www.`, which leaves the text looking the same and the URL inert.
+space after every ':' and '@' and inside `www.`, which leaves the text looking the same and the URL inert;
+and between hyphens, which Streamlit's typography would otherwise join into a dash ("--" became "–").
 """
 
 from __future__ import annotations
@@ -36,4 +37,5 @@ def plain(value: object, limit: int = LIMIT) -> str:
     text = "".join(" " if (ord(ch) < 32 or ord(ch) == 127 or ch in "\u2028\u2029") else ch for ch in text)
     text = _SPECIAL.sub(r"\\\1", text)
     text = re.sub(r"(?i)(www)\.", "\\1" + ZWSP + ".", text)
+    text = re.sub(r"-(?=-)", "-" + ZWSP, text)  # Streamlit's typography turns "--" into a dash
     return text.replace(":", ":" + ZWSP).replace("@", "@" + ZWSP)
