@@ -69,10 +69,9 @@ def host() -> None:
     given = st.text_input("Operator token", type="password", max_chars=200, key="ws.token") if token else None
     if st.button("Start a new room", type="primary", key="ws.create"):
         code = None
-        wait = ws.ROOMS.wait(*ws.visitor())
         if token and not hmac.compare_digest((given or "").strip().encode(), token.encode()):
             st.error("Starting a room on this server needs the operator token; ask whoever runs it.")
-        elif wait:
+        elif wait := ws.ROOMS.take(*ws.visitor()):  # check and count at once: parallel clicks cannot slip past
             st.error(
                 f"You have started {ws.ROOMS.max_events} rooms in the last hour, this server's limit per visitor: "
                 f"try again in {max(1, round(wait / 60))} minute(s), or resume one of yours below."
@@ -80,7 +79,6 @@ def host() -> None:
         else:
             try:
                 code, key = s.create_room(tour)
-                ws.ROOMS.take(*ws.visitor())
             except ValueError as e:  # the server's room cap: the forms below stay
                 st.error(plain(e, 200))
         if code is not None:
