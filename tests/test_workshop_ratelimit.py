@@ -53,3 +53,12 @@ def test_a_forwarded_address_is_believed_only_from_a_trusted_proxy():
     assert client_address("198.51.100.7", xff, proxies) == "198.51.100.7"  # anyone can send the header
     assert client_address("127.0.0.1", {"x-forwarded-for": "not an address"}, proxies) == "127.0.0.1"
     assert client_address(None, {}, proxies) == "unknown" and client_address("<script>", {}, proxies) == "unknown"
+
+
+def test_an_ipv4_peer_seen_by_a_dual_stack_server_is_the_same_address():
+    """Streamlit on a dual-stack socket reports nginx on the loopback as ::ffff:127.0.0.1: it is the trusted
+    127.0.0.1 all the same (before, the forwarded address was ignored and every visitor shared one key)."""
+    headers = {"X-Forwarded-For": "203.0.113.7"}
+    assert client_address("::ffff:127.0.0.1", headers, ("127.0.0.1",)) == "203.0.113.7"
+    assert client_address("::ffff:198.51.100.2", {}, ("127.0.0.1",)) == "198.51.100.2"
+    assert client_address("::ffff:198.51.100.2", headers, ("127.0.0.1",)) == "198.51.100.2"

@@ -67,12 +67,14 @@ def client_address(peer: str | None, headers: Mapping[str, str], trusted_proxies
 
     def ip(text: str | None) -> str | None:
         try:
-            return str(ipaddress.ip_address((text or "").strip()))
+            a = ipaddress.ip_address((text or "").strip())
         except ValueError:
             return None
+        # A dual-stack server sees an IPv4 peer as ::ffff:127.0.0.1: the same address as 127.0.0.1
+        return str(getattr(a, "ipv4_mapped", None) or a)
 
     addr = ip(peer)
-    if addr is not None and addr in trusted_proxies:
+    if addr is not None and addr in {ip(p) for p in trusted_proxies}:
         forwarded = next((v for k, v in headers.items() if k.lower() == "x-forwarded-for"), "")
         last = ip(forwarded.split(",")[-1]) if forwarded else None
         addr = last or addr
