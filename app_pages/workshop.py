@@ -9,7 +9,7 @@ from core.view.text import plain
 from core.workshop import path as wp
 from core.workshop.store import normalise_code
 
-if ws.presenting():
+if st.session_state.get("ws.present", ws.presenting()):  # the toggle below, as it stands in this run
     ws.presenter_css()
 st.title("Workshop")
 st.markdown(
@@ -55,9 +55,15 @@ def join() -> None:
                 ws.JOIN_MISSES.take(*ws.visitor())  # guessing codes costs; a right code costs nothing
                 st.error(f"No room {plain(code, 8)} here: check the code on the presenter's screen.")
                 return
-            st.session_state.update({"ws.room": code, "ws.pending_tour": s.room_path(code)})
             st.session_state.pop("ws.host", None)
-            st.query_params.update({"room": code, "me": ws.participant()})
+            ws.leave()  # another room's participant, if any, is not this one's
+            try:
+                ws.enter(code)
+            except ValueError as e:
+                st.error(plain(e, 300))
+                return
+            st.session_state.update({"ws.room": code, "ws.pending_tour": s.room_path(code)})
+            st.query_params.update({"room": code})
             st.rerun()
 
 
@@ -82,9 +88,9 @@ def host() -> None:
             except ValueError as e:  # the server's room cap: the forms below stay
                 st.error(plain(e, 200))
         if code is not None:
-            st.session_state.update({"ws.room": code, "ws.host": key, "ws.new_key": key})
+            ws.become_host(code, key)
+            st.session_state["ws.new_key"] = key
             st.query_params.update({"room": code})
-            st.query_params.pop("me", None)
             st.rerun()
     resume(s)
 
@@ -103,9 +109,9 @@ def resume(s, code: str | None = None) -> None:
             except ValueError as e:
                 st.error(plain(e, 200))
                 return
-            st.session_state.update({"ws.room": typed, "ws.host": key, "ws.pending_tour": s.room_path(typed)})
+            ws.become_host(typed, key)
+            st.session_state["ws.pending_tour"] = s.room_path(typed)
             st.query_params.update({"room": typed})
-            st.query_params.pop("me", None)
             st.rerun()
 
 
@@ -132,9 +138,8 @@ with st.container(border=True):
         else:
             st.markdown(f"### Joined room **{code}**")
         if st.button("Leave the room", key="ws.leave"):
-            st.session_state.pop("ws.room", None)
-            for k in ("room", "me"):
-                st.query_params.pop(k, None)
+            ws.leave()
+            st.query_params.pop("room", None)
             st.rerun()
         if s is not None and s.room_exists(code):
             with st.expander("I am this room's presenter (after a reload)"):
@@ -151,8 +156,6 @@ present = st.toggle(
     "Presenter view (large type, no sidebar, the lesson prose folded away)", value=ws.presenting(), key="ws.present"
 )
 keep = {"tour": tour, **({"room": code} if code else {}), **({"present": "1"} if present else {})}
-if code and not hosting:
-    keep["me"] = ws.participant()
 st.query_params.from_dict(keep)
 
 st.subheader("Steps")
@@ -162,3 +165,4 @@ for n, step in enumerate(path.steps, 1):
     if not present:
         query.pop("present", None)
     st.page_link(page, label=f"{n}. {step.title}", query_params=query, icon=":material/play_circle:")
+ws.write_cookies()

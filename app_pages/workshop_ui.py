@@ -2,16 +2,23 @@
 path's step card, the room's answers, and the presenter view.
 
 Workshop parameters ride in the URL beside a page's own view, so a link (or a reload) keeps them:
-  tour=<path id>  step=<1-based>  room=<6-character code>  me=<participant id>  present=1
-They are validated here; anything else in them is ignored with a warning.
+  tour=<path id>  step=<1-based>  room=<6-character code>  present=1
+They are validated here; anything else in them is ignored with a warning. Who you are in a room is not in the
+URL (a link pasted in a chat would make everyone who opens it the same participant): the server issues a
+participant token when this browser first joins or answers, and keeps it in the session and in a cookie of
+this browser session, as it keeps a presenter's key, so a reload keeps your role and another browser opening
+your link is someone new. An old link's `me=` is ignored.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 
 import altair as alt
@@ -27,7 +34,8 @@ from core.workshop.store import Store, engine_url, normalise_code
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = ROOT / "assets" / "lessons"
-ME = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+COOKIE = re.compile(r"([A-Z2-9]{6})\.([A-Za-z0-9_-]{8,128})")  # "<room code>.<token or key>"
+COOKIE_ME, COOKIE_HOST = "kvlab_me", "kvlab_host"
 ASK = re.compile(r"^\*Ask first:\*.*?(?=\n\s*\n|\Z)", re.S | re.M)
 DEFAULT_DB = f"sqlite:///{ROOT / 'data' / 'workshop.db'}"
 POLL_SECONDS = 3
@@ -36,8 +44,30 @@ POLL_SECONDS = 3
 # fail to join one (guessing codes); per server process. Environment: KVLAB_ROOMS_PER_HOUR (default 10),
 # KVLAB_TRUSTED_PROXIES (addresses whose X-Forwarded-For is believed; default the loopback, where `make serve`
 # puts nginx) and KVLAB_WORKSHOP_TOKEN (when set, starting a room needs it).
-ROOMS = RateLimiter(max(1, int(os.environ.get("KVLAB_ROOMS_PER_HOUR", "10") or 10)), 3600)
+
+
+def _env_count(name: str, default: int) -> int:
+    """A positive whole number from the environment; the default (and a line in the server's log) otherwise."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+        if value >= 1:
+            return value
+    except ValueError:
+        pass
+    logging.getLogger(__name__).warning("%s=%r is not a whole number of at least 1: using %d", name, raw[:40], default)
+    return default
+
+
+ROOMS = RateLimiter(_env_count("KVLAB_ROOMS_PER_HOUR", 10), 3600)
 JOIN_MISSES = RateLimiter(20, 600)
+# New participants per room and hour: one browser session (it keeps its participant; it makes a new one only
+# after leaving), and one address (a class behind one address, as many schools are, all count here; a larger
+# class sets KVLAB_PARTICIPANTS_PER_ADDRESS).
+JOINS_PER_SESSION = RateLimiter(5, 3600)
+JOINS_PER_ADDRESS = RateLimiter(_env_count("KVLAB_PARTICIPANTS_PER_ADDRESS", 60), 3600)
 TRUSTED_PROXIES = tuple(
     a.strip() for a in os.environ.get("KVLAB_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if a.strip()
 )
@@ -46,7 +76,11 @@ TRUSTED_PROXIES = tuple(
 def visitor() -> tuple[str, ...]:
     """The keys one visitor is limited by: this browser session, and its address when the server knows it."""
     sid = st.session_state.setdefault("ws.visitor", secrets.token_hex(8))
-    addr = client_address(st.context.ip_address, dict(st.context.headers or {}), TRUSTED_PROXIES)
+    headers = dict(st.context.headers or {})
+    # Streamlit reports no address for a loopback peer (where `make serve` puts nginx): a session that came
+    # with request headers but no address came from the loopback.
+    peer = st.context.ip_address or ("127.0.0.1" if headers else None)
+    addr = client_address(peer, headers, TRUSTED_PROXIES)
     return (f"session:{sid}",) + ((f"address:{addr}",) if addr != "unknown" else ())
 
 
@@ -109,8 +143,6 @@ def params() -> dict[str, str]:
             out["room"] = normalise_code(q.get("room", ""))
     except ValueError:
         pass
-    if ME.fullmatch(q.get("me", "")):  # fullmatch: "$" would let a trailing newline through
-        out["me"] = q["me"]
     if q.get("present") == "1":
         out["present"] = "1"
     return out
@@ -121,6 +153,8 @@ def link_warnings() -> None:
     q, ok = st.query_params, params()
     for key in WORKSHOP_KEYS:
         raw = q.get(key)
+        if key == "me":
+            continue  # retired: who you are is no longer in links (see the module docstring)
         if raw is None or ok.get(key) == raw or (key == "room" and ok.get(key) == raw.strip().upper()):
             continue
         if key == "step" and "tour" not in ok:
@@ -142,25 +176,118 @@ def room() -> str | None:
     return params().get("room") or st.session_state.get("ws.room")
 
 
-def participant() -> str:
-    """This browser's random participant id: from the URL when it has one, else made once per session."""
-    me = params().get("me") or st.session_state.get("ws.me") or secrets.token_urlsafe(9)
-    st.session_state["ws.me"] = me
-    return me
+# ----------------------------------------------------------------------------- who this browser is in a room
+
+
+def _cookie(name: str) -> tuple[str, str] | None:
+    """(room code, secret) from this browser's cookie `name`, when it has that shape; None otherwise. The
+    server reads cookies as the browser sent them when this session opened (a reload sends the new ones)."""
+    try:
+        raw = st.context.cookies.get(name)
+    except Exception:  # no browser behind this session (a bare script run)
+        return None
+    m = COOKIE.fullmatch(raw) if isinstance(raw, str) else None
+    return (m.group(1), m.group(2)) if m else None
+
+
+def remember(name: str, code: str | None = None, secret: str | None = None) -> None:
+    """Keep (code, secret) in this browser's cookie `name` for the browser session; forget it when None."""
+    st.session_state.setdefault("ws.cookies", {})[name] = f"{code}.{secret}" if code and secret else None
+
+
+def write_cookies() -> None:
+    """Send the cookies this session decided on to the browser (a few bytes of script in the sidebar, which
+    presenter view hides; run on every page so a rerun right after deciding cannot lose them)."""
+    out = st.session_state.get("ws.cookies")
+    if not out:
+        return
+    lines = []
+    for name, value in sorted(out.items()):
+        if value is None:
+            lines.append(f"document.cookie = {json.dumps(name + '=; path=/; max-age=0; SameSite=Strict')};")
+        elif COOKIE.fullmatch(value):  # only what we made: a room code and a URL-safe token
+            lines.append(f"document.cookie = {json.dumps(f'{name}={value}; path=/; SameSite=Strict')} + secure;")
+    script = "const secure = location.protocol === 'https:' ? '; Secure' : '';\n" + "\n".join(lines)
+    st.sidebar.html(f"<script>{script}</script>", unsafe_allow_javascript=True)
+
+
+def participant(code: str | None) -> str | None:
+    """This browser's participant token in room `code`: the session's, else its cookie's when the room issued
+    it (a reload); None when this browser has not joined (it joins on its first answer)."""
+    held = st.session_state.get("ws.me")
+    if code and held and held[0] == code:
+        return held[1]
+    c = _cookie(COOKIE_ME)
+    s = store() if code and c and c[0] == code else None
+    if s is not None and s.is_participant(code, c[1]):
+        st.session_state["ws.me"] = c
+        return c[1]
+    return None
+
+
+def enter(code: str) -> str:
+    """This browser's participant token in room `code`, joining it when it has none: the server issues the
+    token, at most JOINS_PER_SESSION and JOINS_PER_ADDRESS new participants per room and hour. ValueError
+    with the reason (no room, a limit and when to retry)."""
+    if (token := participant(code)) is not None:
+        return token
+    s = store()
+    if s is None:
+        raise ValueError("the room's database cannot be opened")
+    if not s.room_exists(code):
+        raise ValueError(f"there is no room {code} on this server (a mistyped code, or a room that has expired)")
+    session, *address = [f"{code}|{k}" for k in visitor()]
+    crowded = (
+        f"this network has let {JOINS_PER_ADDRESS.max_events} participants into room {code} in the last hour, the "
+        "server's limit per address: try again in {} minute(s), or ask the presenter"
+    )
+    if wait := JOINS_PER_ADDRESS.wait(*address):
+        raise ValueError(crowded.format(max(1, round(wait / 60))))
+    if wait := JOINS_PER_SESSION.take(session):
+        raise ValueError(
+            f"this browser has joined room {code} as someone new {JOINS_PER_SESSION.max_events} times in the last "
+            f"hour, the server's limit: try again in {max(1, round(wait / 60))} minute(s)"
+        )
+    if wait := JOINS_PER_ADDRESS.take(*address):
+        raise ValueError(crowded.format(max(1, round(wait / 60))))
+    token = s.join(code)
+    st.session_state["ws.me"] = (code, token)
+    remember(COOKIE_ME, code, token)
+    return token
+
+
+def leave() -> None:
+    """Forget this browser's room and participant (the next answer in a room joins afresh)."""
+    for k in ("ws.room", "ws.me"):
+        st.session_state.pop(k, None)
+    remember(COOKIE_ME)
 
 
 def is_host(code: str | None) -> bool:
-    key = st.session_state.get("ws.host")
-    if not (code and key):
+    """Whether this browser presents room `code`: the session's key, else (after a reload) its cookie's."""
+    if not code:
         return False
-    s = store()
-    return bool(s and s.is_host(code, key))
+    key = st.session_state.get("ws.host")
+    if key is None and (c := _cookie(COOKIE_HOST)) is not None and c[0] == code:
+        key = c[1]
+    s = store() if key else None
+    if not (s and s.is_host(code, key)):
+        return False
+    st.session_state.update({"ws.host": key, "ws.room": code})
+    return True
+
+
+def become_host(code: str, key: str) -> None:
+    """This browser now presents room `code`: for this session, and for a reload (a browser-session cookie)."""
+    st.session_state.update({"ws.room": code, "ws.host": key})
+    st.session_state.pop("ws.me", None)
+    remember(COOKIE_HOST, code, key)
 
 
 def step_link(tour: str, n: int, **extra: str) -> tuple[str, dict[str, str]]:
     """The page file and URL parameters of step n (1-based) of a path, carrying the room and presenter view."""
     step = wp.paths()[tour].steps[n - 1]
-    keep = {k: v for k, v in params().items() if k in ("room", "me", "present")}
+    keep = {k: v for k, v in params().items() if k in ("room", "present")}
     return f"app_pages/{step.page}.py", {**step.view, **keep, **extra, "tour": tour, "step": str(n)}
 
 
@@ -235,6 +362,7 @@ def lesson(page: str, prefix: str) -> None:
         with st.container(border=True):
             st.markdown("**Predict first**")
             ask(q)
+    write_cookies()  # after the answer box: a first answer in a room has just joined it
 
 
 def step_card(tour: str, n: int, step: wp.Step) -> None:
@@ -321,7 +449,63 @@ def ask(q: wp.Question, takeaway: str | None = None) -> bool:
         st.success(f"**Takeaway:** {takeaway.replace('{answer}', a['shown'])}")
     if host:
         room_panel(code, q, shown)
+        remedies(code, q)
     return shown
+
+
+def _shown(q: wp.Question, answer: float | str) -> str:
+    return f"{answer:g} {q.unit}" if q.kind == "number" else str(answer)
+
+
+def remedies(code: str, q: wp.Question) -> None:
+    """The presenter's way to take a flood, or one joke answer, out of the room's chart without clearing the
+    real guesses: remove chosen answers, or every guess outside a band. Those who gave them are muted in the
+    room (their later guesses are refused)."""
+    s = store()
+    try:
+        rows = s.answer_rows(code, q.id) if s is not None else []
+    except ValueError:  # the room expired under us: the live panel says so
+        rows = []
+    key = f"ws.{q.id}.rm"
+    if done := st.session_state.pop(key + ".done", None):
+        st.toast(done)
+    if not rows:
+        return
+    now = time.time()
+    names = {ref: f"{_shown(q, a)} · {max(0, round(now - t))} s ago · #{ref[:6]}" for ref, a, t in rows}
+
+    def run(remove) -> None:  # a callback: runs before the page, so the pick can be cleared
+        try:
+            n = remove(st.session_state["ws.host"])
+            st.session_state[key + ".done"] = f"Removed {n} answer(s); whoever gave them is muted in this room."
+        except (ValueError, PermissionError) as e:
+            st.session_state[key + ".done"] = f"Nothing removed: {plain(e, 200)}"
+        st.session_state.pop(key + ".pick", None)
+
+    with st.expander(f"Remove answers (a flood, a joke) without clearing the room: {len(rows)} in"):
+        picked = st.multiselect(
+            "Answers to remove (value · when · who)", list(names), format_func=names.get, key=key + ".pick"
+        )
+        st.button(
+            "Remove these and mute who gave them", key=key + ".one", disabled=not picked,
+            on_click=run, args=(lambda k: s.remove(code, k, q.id, list(picked)),),
+        )  # fmt: skip
+        if q.kind == "number":
+            a, b = st.columns(2)
+            low = a.number_input(
+                f"Keep guesses from ({q.unit})", value=float(q.min), min_value=float(q.min),
+                max_value=float(q.max), key=key + ".low",
+            )  # fmt: skip
+            high = b.number_input(
+                f"up to ({q.unit})", value=float(q.max), min_value=float(q.min), max_value=float(q.max),
+                key=key + ".high",
+            )  # fmt: skip
+            out = sum(1 for _, v, _ in rows if not low <= v <= high)
+            st.button(
+                f"Remove the {out} guess(es) outside this band and mute who gave them", key=key + ".band",
+                disabled=out == 0 or low > high,
+                on_click=run, args=(lambda k: s.remove_outside(code, k, q.id, low, high),),
+            )  # fmt: skip
 
 
 def _revealed(s: Store, code: str, question: str) -> bool:
@@ -349,10 +533,11 @@ def _submit(code: str | None, q: wp.Question, guess) -> None:
     if s is None:
         return
     try:
+        me = enter(code)  # a link's visitor joins on their first answer
         if q.kind == "number":
-            s.submit(code, q.id, participant(), value=float(guess))
+            s.submit(code, q.id, me, value=float(guess))
         else:
-            s.submit(code, q.id, participant(), choice=str(guess))
+            s.submit(code, q.id, me, choice=str(guess))
         st.toast(f"Guess sent to room {code}.")
     except (ValueError, PermissionError) as e:
         st.warning(f"Room {plain(code, 8)}: {plain(e, 200)}")

@@ -32,8 +32,10 @@ def join(code: str) -> str:
     p.text_input(key="ws.join.code").input(f"  {code.lower()} ")  # typed loosely: normalised
     p.button[0].click().run()
     assert_no_exception(p)
-    assert p.query_params["room"] == code
-    return p.query_params["me"]
+    assert p.query_params["room"] == code and "me" not in p.query_params  # who you are is not in the link
+    held_code, token = p.session_state["ws.me"]
+    assert held_code == code
+    return token
 
 
 def step_page(tour: str, n: int, **extra) -> tuple:
@@ -56,7 +58,7 @@ def test_a_room_from_start_to_reveal(db):
     code, key = start_room()
     assert db.room_exists(code) and db.is_host(code, key)
     me = join(code)
-    page, query = step_page("workshop", 1, room=code, me=me)
+    page, query = step_page("workshop", 1, room=code)
     p = open_page(page, query)
     assert_no_exception(p)
     assert not p.warning, [w.value for w in p.warning]  # the workshop parameters are not "unknown"
@@ -75,7 +77,7 @@ def test_a_room_from_start_to_reveal(db):
     p.button(key="FormSubmitter:ws.llama_fit.form-Lock in my guess").click().run()
     assert db.answers(code, "llama_fit") == [3.0]
 
-    h = open_page(page, {**query, "me": "x" * 12})
+    h = open_page(page, query)
     h.session_state["ws.host"] = key
     h.run()
     assert_no_exception(h)
@@ -91,7 +93,8 @@ def test_a_room_from_start_to_reveal(db):
     assert any(wp.takeaway(wp.paths()["workshop"].steps[0]) in s.value for s in p.success)
     assert not [n for n in p.number_input if n.key == "ws.llama_fit.in"]  # guesses are closed
     with pytest.raises(PermissionError, match="revealed"):
-        db.submit(code, "llama_fit", me, value=4.0)
+        db.submit(code, "llama_fit", p.session_state["ws.me"][1], value=4.0)
+    assert db.is_participant(code, me)  # joined by code on the Workshop page
 
 
 def test_wrong_code_is_refused_in_a_sentence(db):
@@ -170,7 +173,7 @@ def test_hostile_workshop_parameters_never_break_a_page(query):
     assert_no_exception(at)
     assert not any("<script>" in m.value for m in at.markdown)
     warned = " ".join(w.value for w in at.warning)
-    bad = {"tour": "nope", "step": query.get("step"), "room": "<script>", "me": "a b", "present": "2"}
+    bad = {"tour": "nope", "step": query.get("step"), "room": "<script>", "present": "2"}
     for k, v in query.items():
         if k in bad and v == bad[k] and not (k == "step" and query.get("tour") == "nope"):
             assert f"workshop parameter {k}=" in warned, (k, warned)  # said, not silently dropped
@@ -183,7 +186,7 @@ def test_joining_a_room_follows_its_path(db):
     p.text_input(key="ws.join.code").input(code)
     p.button[0].click().run()
     assert p.radio(key="ws.tour").value == "review" and p.query_params["tour"] == "review"
-    again = open_page("app_pages/workshop.py", {"room": code, "me": p.query_params["me"]})  # a reload: the link's room
+    again = open_page("app_pages/workshop.py", {"room": code})  # a reload: the link's room
     assert again.radio(key="ws.tour").value == "review"
 
 
@@ -225,12 +228,6 @@ def test_a_link_to_a_room_that_does_not_exist_says_so(db):
     assert not any("Joined room" in m.value for m in at.markdown)
     live = open_page("app_pages/workshop.py", {"room": code})
     assert any(f"Joined room **{code}**" in m.value for m in live.markdown) and not live.error
-
-
-def test_a_participant_id_with_a_trailing_newline_is_not_taken():
-    at = open_page("app_pages/overview.py", {"me": "abcdefgh\n"})
-    assert_no_exception(at)
-    assert any("me=" in w.value and "not valid" in w.value for w in at.warning)
 
 
 def test_one_visitor_starting_rooms_in_a_loop_is_stopped_and_keeps_the_forms(db, monkeypatch):
@@ -279,3 +276,140 @@ def test_a_presenter_who_lands_on_the_joined_view_resumes_from_it(db):
     assert_no_exception(at)
     assert any("you are presenting" in m.value for m in at.markdown)
     assert any(c.value == key for c in at.code)  # "Show my presenter key", any time in this session
+
+
+def cookie_jar(monkeypatch, jar: dict[str, str]) -> None:
+    """What a browser would send: AppTest cannot seed st.context.cookies, so the reader sees `jar` instead (the
+    browser test reloads a real Chromium for the same)."""
+    monkeypatch.setattr(workshop_ui, "_cookie", lambda name: tuple(jar[name].split(".", 1)) if name in jar else None)
+
+
+def cookies_written(at) -> str:
+    return " ".join(getattr(e.proto, "body", "") for e in at.get("html"))
+
+
+def lock_in(at, value: float) -> None:
+    at.number_input(key="ws.llama_fit.in").set_value(value)
+    at.button(key="FormSubmitter:ws.llama_fit.form-Lock in my guess").click().run()
+    assert_no_exception(at)
+
+
+def test_ids_in_links_count_for_nothing_and_a_shared_link_is_someone_new(db):
+    """Answer flooding and the shared link: a participant is a token the server issued, not a URL value. 100
+    made-up me= values in links are no participants; the room's link opened in another browser (a new session)
+    joins as a new participant instead of overwriting the first one's guess."""
+    code, _ = db.create_room("workshop")
+    page, query = step_page("workshop", 1, room=code)
+    first = open_page(page, query)
+    lock_in(first, 5)
+    token = first.session_state["ws.me"][1]
+    assert db.answers(code, "llama_fit") == [5.0]
+    assert token not in dict(first.query_params).values()  # never in the link
+    for i in range(100):  # a forger cycling ids: the page ignores them, and the store refuses them
+        with pytest.raises(PermissionError, match="has not joined"):
+            db.submit(code, "llama_fit", f"forged-participant-{i:03d}", value=1000.0)
+    second = open_page(page, {**query, "me": token})  # the first one's link, pasted into a chat, with an old me=
+    lock_in(second, 11)
+    assert second.session_state["ws.me"][1] != token
+    assert sorted(db.answers(code, "llama_fit")) == [5.0, 11.0]
+
+
+def test_one_browser_cannot_mint_participants_in_a_loop(db, monkeypatch):
+    """A session that leaves and rejoins to become someone new each time is stopped at the per-session limit,
+    with when to retry; another browser still joins."""
+    from core.workshop.ratelimit import RateLimiter
+
+    monkeypatch.setattr(workshop_ui, "JOINS_PER_SESSION", RateLimiter(2, 3600))
+    code, _ = db.create_room("workshop")
+    at = open_page("app_pages/workshop.py")
+    for attempt in range(3):
+        at.text_input(key="ws.join.code").input(code)
+        at.button[0].click().run()
+        assert_no_exception(at)
+        if attempt < 2:
+            assert any(f"Joined room **{code}**" in m.value for m in at.markdown)
+            at.button(key="ws.leave").click().run()
+    assert any("as someone new 2 times in the last hour" in e.value and "try again in" in e.value for e in at.error)
+    assert "room" not in at.query_params
+    other = open_page("app_pages/workshop.py")
+    other.text_input(key="ws.join.code").input(code)
+    other.button[0].click().run()
+    assert any(f"Joined room **{code}**" in m.value for m in other.markdown)
+
+
+def test_a_reloaded_participant_is_the_same_participant(db, monkeypatch):
+    """The page writes the participant's token to a browser-session cookie; a reload (a new session sending
+    that cookie) answers as the same participant, so the guess is replaced, not doubled. A cookie for another
+    room, or one the room never issued, is ignored."""
+    code, _ = db.create_room("workshop")
+    page, query = step_page("workshop", 1, room=code)
+    first = open_page(page, query)
+    lock_in(first, 5)
+    token = first.session_state["ws.me"][1]
+    assert f"kvlab_me={code}.{token}" in cookies_written(first)
+    cookie_jar(monkeypatch, {"kvlab_me": f"{code}.{token}"})
+    reloaded = open_page(page, query)
+    lock_in(reloaded, 7)
+    assert reloaded.session_state["ws.me"][1] == token and db.answers(code, "llama_fit") == [7.0]
+    cookie_jar(monkeypatch, {"kvlab_me": f"{code}.made-up-token-123"})
+    stranger = open_page(page, query)
+    lock_in(stranger, 9)
+    assert stranger.session_state["ws.me"][1] != "made-up-token-123"
+    assert sorted(db.answers(code, "llama_fit")) == [7.0, 9.0]
+
+
+def test_a_reloaded_presenter_is_still_the_presenter(db, monkeypatch):
+    """Presenter reload: the key rides in a browser-session cookie, so the reloaded Workshop page and step pages
+    show the presenter's view, not the participant's form; a wrong key in the cookie is a participant."""
+    host = open_page("app_pages/workshop.py")
+    host.button(key="ws.create").click().run()
+    code, key = host.query_params["room"], host.session_state["ws.host"]
+    assert f"kvlab_host={code}.{key}" in cookies_written(host)
+    cookie_jar(monkeypatch, {"kvlab_host": f"{code}.{key}"})
+    again = open_page("app_pages/workshop.py", {"room": code})
+    assert_no_exception(again)
+    assert any(f"Room **{code}**: you are presenting" in m.value for m in again.markdown)
+    page, query = step_page("workshop", 1, room=code)
+    step = open_page(page, query)
+    assert step.button(key="ws.llama_fit.reveal") is not None
+    assert not [n for n in step.number_input if n.key == "ws.llama_fit.in"]
+    cookie_jar(monkeypatch, {"kvlab_host": f"{code}.not-the-key-at-all"})
+    other = open_page("app_pages/workshop.py", {"room": code})
+    assert any(f"Joined room **{code}**" in m.value for m in other.markdown)
+
+
+def test_the_presenter_removes_a_flood_without_clearing_the_room(db):
+    """Flood bars at 0 and 1,000 among real guesses: the presenter removes one answer by picking it, then every
+    guess outside a band; the real guesses stay, and the removed participants' new guesses are refused."""
+    code, key = db.create_room("workshop")
+    real = [db.join(code) for _ in range(2)]
+    flood = [db.join(code) for _ in range(4)]
+    for t, v in zip(real + flood, [4.0, 6.0, 0.0, 1000.0, 0.0, 1000.0], strict=True):
+        db.submit(code, "llama_fit", t, value=v)
+    page, query = step_page("workshop", 1, room=code)
+    h = open_page(page, query)
+    h.session_state["ws.host"] = key
+    h.run()
+    pick = h.multiselect(key="ws.llama_fit.rm.pick")
+    assert any(o.startswith("1000 caches") for o in pick.options)  # what the presenter reads: value, when, who
+    pick.select(db.participant_ref(flood[1])).run()
+    h.button(key="ws.llama_fit.rm.one").click().run()
+    assert_no_exception(h)
+    assert sorted(db.answers(code, "llama_fit")) == [0.0, 0.0, 4.0, 6.0, 1000.0]
+    h.number_input(key="ws.llama_fit.rm.low").set_value(1).run()
+    h.number_input(key="ws.llama_fit.rm.high").set_value(100).run()
+    h.button(key="ws.llama_fit.rm.band").click().run()
+    assert_no_exception(h)
+    assert sorted(db.answers(code, "llama_fit")) == [4.0, 6.0]
+    assert any("Room **" in m.value and "**2** answered" in m.value for m in h.markdown)
+    with pytest.raises(PermissionError, match="removed your answers"):
+        db.submit(code, "llama_fit", flood[0], value=5.0)
+    db.submit(code, "llama_fit", real[0], value=5.0)
+
+
+def test_a_bad_limit_in_the_environment_is_the_default_not_a_traceback(monkeypatch):
+    for raw in ("ten", "0", "-3", "1e3", " "):
+        monkeypatch.setenv("KVLAB_ROOMS_PER_HOUR", raw)
+        assert workshop_ui._env_count("KVLAB_ROOMS_PER_HOUR", 10) == 10
+    monkeypatch.setenv("KVLAB_ROOMS_PER_HOUR", " 25 ")
+    assert workshop_ui._env_count("KVLAB_ROOMS_PER_HOUR", 10) == 25

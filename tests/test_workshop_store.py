@@ -28,8 +28,16 @@ from core.workshop.store import ALPHABET, DEFAULT_URL, Store, engine_url, normal
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_DIR = Path("/tmp/kvlab-pg")  # where scripts/ensure_postgres.sh keeps its cluster, URL and reason
-PARTS = [f"participant-{i:03d}" for i in range(64)]
 Q = "kv.bytes_per_token"
+_TOKENS: dict[tuple[str, int], str] = {}
+
+
+def who(store: Store, code: str, i: int) -> str:
+    """Participant number i of room `code`: a token the room issued (`join`), the same one on every call."""
+    code = normalise_code(code)
+    if (code, i) not in _TOKENS:
+        _TOKENS[code, i] = store.join(code)
+    return _TOKENS[code, i]
 
 
 def _reachable(url: str) -> str:
@@ -118,8 +126,8 @@ def test_round_trip_of_numbers_and_choices(store):
     assert isinstance(key, str) and len(key) >= 20
     assert store.room_exists(code) and store.room_path(code) == "full-workshop"
     assert store.answers(code, Q) == [] and store.count(code, Q) == 0
-    store.submit(code, Q, PARTS[0], value=70_272.5)
-    store.submit(f"  {code.lower()} ", "mla.cheaper", PARTS[0], choice="MLA (absorbed)")
+    store.submit(code, Q, who(store, code, 0), value=70_272.5)
+    store.submit(f"  {code.lower()} ", "mla.cheaper", who(store, f"  {code.lower()} ", 0), choice="MLA (absorbed)")
     assert store.answers(code, Q) == [70_272.5] and store.count(code, Q) == 1
     assert store.answers(code, "mla.cheaper") == ["MLA (absorbed)"]
 
@@ -128,10 +136,10 @@ def test_resubmitting_replaces_the_answer(store):
     """One answer per participant per question: the second submission replaces the first, count stays 1,
     even when it switches from a number to a choice."""
     code, _ = store.create_room("full")
-    store.submit(code, Q, PARTS[0], value=1.0)
-    store.submit(code, Q, PARTS[0], value=2.0)
+    store.submit(code, Q, who(store, code, 0), value=1.0)
+    store.submit(code, Q, who(store, code, 0), value=2.0)
     assert store.answers(code, Q) == [2.0] and store.count(code, Q) == 1
-    store.submit(code, Q, PARTS[0], choice="about 2")
+    store.submit(code, Q, who(store, code, 0), choice="about 2")
     assert store.answers(code, Q) == ["about 2"] and store.count(code, Q) == 1
 
 
@@ -139,8 +147,8 @@ def test_two_participants_and_rooms_are_kept_apart(store):
     """Two participants' answers both count; another room and another question see none of them."""
     code, _ = store.create_room("full")
     other, _ = store.create_room("review")
-    store.submit(code, Q, PARTS[0], value=3.0)
-    store.submit(code, Q, PARTS[1], value=5.0)
+    store.submit(code, Q, who(store, code, 0), value=3.0)
+    store.submit(code, Q, who(store, code, 1), value=5.0)
     assert sorted(store.answers(code, Q)) == [3.0, 5.0] and store.count(code, Q) == 2
     assert store.count(other, Q) == 0 and store.count(code, "other.question") == 0
     assert store.room_path(other) == "review"
@@ -150,9 +158,9 @@ def test_reset_is_for_the_presenter_only(store):
     """A wrong or foreign key is refused and deletes nothing; the right key resets one question, then all."""
     code, key = store.create_room("full")
     other, other_key = store.create_room("full")
-    for part in PARTS[:2]:
-        store.submit(code, Q, part, value=1.0)
-        store.submit(code, "q2", part, value=2.0)
+    for i in range(2):
+        store.submit(code, Q, who(store, code, i), value=1.0)
+        store.submit(code, "q2", who(store, code, i), value=2.0)
     assert store.is_host(code, key) and not store.is_host(code, other_key) and not store.is_host(other, key)
     assert not store.is_host(code, "") and not store.is_host(code, None) and not store.is_host(code, key * 10)
     for wrong in ("not-the-key", other_key, ""):
@@ -184,7 +192,7 @@ def test_bad_room_codes_are_refused(store, bad):
     for call in (
         lambda: store.room_exists(bad),
         lambda: store.room_path(bad),
-        lambda: store.submit(bad, Q, PARTS[0], value=1.0),
+        lambda: store.submit(bad, Q, who(store, bad, 0), value=1.0),
         lambda: store.answers(bad, Q),
         lambda: store.count(bad, Q),
         lambda: store.reset(bad, "key"),
@@ -206,8 +214,8 @@ def test_unknown_rooms_are_refused(store):
     assert not store.room_exists(missing) and store.room_path(missing) is None
     assert not store.is_host(missing, key)
     for call in (
-        lambda: store.submit(missing, Q, PARTS[0], value=1.0),
-        lambda: store.submit(missing, Q, PARTS[0], choice="a"),
+        lambda: store.submit(missing, Q, who(store, missing, 0), value=1.0),
+        lambda: store.submit(missing, Q, who(store, missing, 0), choice="a"),
         lambda: store.answers(missing, Q),
         lambda: store.count(missing, Q),
         lambda: store.reset(missing, key),
@@ -233,7 +241,7 @@ def test_bad_question_ids_are_refused(store, bad):
     means every question)."""
     code, key = store.create_room("full")
     calls = [
-        lambda: store.submit(code, bad, PARTS[0], value=1.0),
+        lambda: store.submit(code, bad, who(store, code, 0), value=1.0),
         lambda: store.answers(code, bad),
         lambda: store.count(code, bad),
     ]
@@ -261,16 +269,16 @@ def test_bad_values_are_refused(store, value, message):
     """A numeric answer is a finite real number within +-1e15 (not a bool, not text)."""
     code, _ = store.create_room("full")
     with pytest.raises(ValueError, match=message):
-        store.submit(code, Q, PARTS[0], value=value)
+        store.submit(code, Q, who(store, code, 0), value=value)
     assert store.count(code, Q) == 0
 
 
 def test_value_limits_are_inclusive(store):
     """+-1e15 and integers are accepted, and come back as floats."""
     code, _ = store.create_room("full")
-    store.submit(code, Q, PARTS[0], value=1e15)
-    store.submit(code, Q, PARTS[1], value=-(10**15))
-    store.submit(code, Q, PARTS[2], value=7)
+    store.submit(code, Q, who(store, code, 0), value=1e15)
+    store.submit(code, Q, who(store, code, 1), value=-(10**15))
+    store.submit(code, Q, who(store, code, 2), value=7)
     assert sorted(store.answers(code, Q)) == [-1e15, 7.0, 1e15]
 
 
@@ -290,8 +298,8 @@ def test_bad_choices_are_refused(store, choice, message):
     """A choice is 1-200 characters of text without control characters."""
     code, _ = store.create_room("full")
     with pytest.raises(ValueError, match=message):
-        store.submit(code, Q, PARTS[0], choice=choice)
-    store.submit(code, Q, PARTS[0], choice="y" * 200)
+        store.submit(code, Q, who(store, code, 0), choice=choice)
+    store.submit(code, Q, who(store, code, 0), choice="y" * 200)
     assert store.answers(code, Q) == ["y" * 200]
 
 
@@ -300,7 +308,7 @@ def test_exactly_one_of_value_and_choice(store):
     code, _ = store.create_room("full")
     for kwargs in ({}, {"value": 1.0, "choice": "a"}):
         with pytest.raises(ValueError, match="exactly one"):
-            store.submit(code, Q, PARTS[0], **kwargs)
+            store.submit(code, Q, who(store, code, 0), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -319,15 +327,15 @@ def test_per_question_cap(make_store):
     theirs; other questions and rooms have their own cap."""
     store = make_store(max_answers=3)
     code, _ = store.create_room("full")
-    for part in PARTS[:3]:
-        store.submit(code, Q, part, value=1.0)
+    for i in range(3):
+        store.submit(code, Q, who(store, code, i), value=1.0)
     with pytest.raises(ValueError, match="3 answers to this question"):
-        store.submit(code, Q, PARTS[3], value=1.0)
-    store.submit(code, Q, PARTS[0], value=9.0)
+        store.submit(code, Q, who(store, code, 3), value=1.0)
+    store.submit(code, Q, who(store, code, 0), value=9.0)
     assert store.count(code, Q) == 3 and 9.0 in store.answers(code, Q)
-    store.submit(code, "q2", PARTS[3], value=1.0)
+    store.submit(code, "q2", who(store, code, 3), value=1.0)
     other, _ = store.create_room("full")
-    store.submit(other, Q, PARTS[3], value=1.0)
+    store.submit(other, Q, who(store, other, 3), value=1.0)
     assert store.count(code, "q2") == 1 and store.count(other, Q) == 1
 
 
@@ -336,10 +344,10 @@ def test_old_rooms_expire_when_a_room_is_made(make_store):
     clock = Clock()
     store = make_store(clock=clock)
     old, _ = store.create_room("full")
-    store.submit(old, Q, PARTS[0], value=1.0)
+    store.submit(old, Q, who(store, old, 0), value=1.0)
     clock.now += 24 * 3600
     young, _ = store.create_room("full")
-    store.submit(young, Q, PARTS[0], value=2.0)
+    store.submit(young, Q, who(store, young, 0), value=2.0)
     clock.now += 24 * 3600 + 1  # old is 48 h + 1 s old, young 24 h + 1 s
     assert store.room_exists(old)  # nothing is deleted until a room is made
     store.create_room("full")
@@ -348,28 +356,28 @@ def test_old_rooms_expire_when_a_room_is_made(make_store):
         left = conn.execute(sa.text("select room, value from answers")).all()
     assert [tuple(row) for row in left] == [(young, 2.0)]
     with pytest.raises(ValueError, match=f"no room {old}"):
-        store.submit(old, Q, PARTS[0], value=1.0)
+        store.submit(old, Q, who(store, old, 0), value=1.0)
 
 
 def test_a_reveal_closes_guesses_and_only_the_presenter_reveals(store):
     """Blind until the reveal: revealing needs the presenter key, closes the question to every guess (new
     and changed), leaves the other questions open, and Clear reopens it, blind again."""
     code, key = store.create_room("full")
-    store.submit(code, Q, PARTS[0], value=1.0)
+    store.submit(code, Q, who(store, code, 0), value=1.0)
     assert not store.revealed(code, Q)
     with pytest.raises(PermissionError, match="only the presenter"):
         store.reveal(code, "not-the-key", Q)
     store.reveal(code, key, Q)
     store.reveal(code, key, Q)  # twice is once
     assert store.revealed(code, Q) and not store.revealed(code, "other")
-    for who in PARTS[:2]:
+    for i in range(2):
         with pytest.raises(PermissionError, match="revealed"):
-            store.submit(code, Q, who, value=2.0)
-    store.submit(code, "other", PARTS[0], value=2.0)
+            store.submit(code, Q, who(store, code, i), value=2.0)
+    store.submit(code, "other", who(store, code, 0), value=2.0)
     assert store.answers(code, Q) == [1.0]
     store.reset(code, key, Q)
     assert not store.revealed(code, Q)
-    store.submit(code, Q, PARTS[1], value=3.0)
+    store.submit(code, Q, who(store, code, 1), value=3.0)
     assert store.answers(code, Q) == [3.0]
 
 
@@ -391,7 +399,7 @@ def test_rooms_nobody_answered_in_expire_within_hours(make_store):
     store = make_store(clock=clock, empty_ttl_s=2 * 3600)
     empty, _ = store.create_room("full")
     used, _ = store.create_room("full")
-    store.submit(used, Q, PARTS[0], value=1.0)
+    store.submit(used, Q, who(store, used, 0), value=1.0)
     clock.now += 2 * 3600 + 1
     store.create_room("full")
     assert not store.room_exists(empty) and store.room_exists(used)
@@ -430,9 +438,9 @@ def test_two_stores_on_one_database_see_each_other(make_store):
     first, second = make_store(), make_store()
     code, key = first.create_room("full")
     assert second.room_exists(code) and second.is_host(code, key)
-    first.submit(code, Q, PARTS[0], value=1.0)
-    second.submit(code, Q, PARTS[1], value=2.0)
-    second.submit(code, Q, PARTS[0], value=3.0)
+    first.submit(code, Q, who(first, code, 0), value=1.0)
+    second.submit(code, Q, who(second, code, 1), value=2.0)
+    second.submit(code, Q, who(second, code, 0), value=3.0)
     assert sorted(first.answers(code, Q)) == sorted(second.answers(code, Q)) == [2.0, 3.0]
     second.reset(code, key)
     assert first.count(code, Q) == 0
@@ -443,6 +451,7 @@ def test_concurrent_submits_from_threads(make_store):
     answers race each other), lose no answer and duplicate none."""
     stores = [make_store(), make_store()]
     code, _ = stores[0].create_room("full")
+    parts = [stores[0].join(code) for _ in range(64)]
     errors: list[BaseException] = []
     start = threading.Barrier(8)
 
@@ -450,7 +459,7 @@ def test_concurrent_submits_from_threads(make_store):
         try:
             start.wait()
             for round_ in range(3):
-                for part in PARTS[(worker % 4) * 16 : (worker % 4) * 16 + 16]:
+                for part in parts[(worker % 4) * 16 : (worker % 4) * 16 + 16]:
                     stores[worker % 2].submit(code, Q, part, value=float(round_))
         except BaseException as exc:  # noqa: BLE001 - reported by the assert below
             errors.append(exc)
@@ -468,6 +477,7 @@ def test_concurrent_cap_is_exact(make_store):
     """Many newcomers at once against a cap of 5: exactly 5 are stored and the rest are refused."""
     stores = [make_store(max_answers=5), make_store(max_answers=5)]
     code, _ = stores[0].create_room("full")
+    parts = [stores[0].join(code) for _ in range(16)]
     refused: list[str] = []
     errors: list[BaseException] = []
     start = threading.Barrier(16)
@@ -475,7 +485,7 @@ def test_concurrent_cap_is_exact(make_store):
     def work(i: int) -> None:
         try:
             start.wait()
-            stores[i % 2].submit(code, Q, PARTS[i], value=1.0)
+            stores[i % 2].submit(code, Q, parts[i], value=1.0)
         except ValueError as exc:
             refused.append(str(exc))
         except BaseException as exc:  # noqa: BLE001 - reported by the assert below
@@ -554,3 +564,90 @@ def test_bad_limits_are_refused(tmp_path, option, bad):
     """Store refuses limits that would make it refuse everything."""
     with pytest.raises(ValueError, match=option):
         Store(sa.create_engine(f"sqlite:///{tmp_path / 'w.db'}"), **{option: bad})
+
+
+def test_only_participants_the_room_let_in_can_answer(store):
+    """A token the room did not issue (typed into a link, made up in a loop, issued by another room) is
+    refused and counts for nothing; the room keeps only the token's hash."""
+    code, _ = store.create_room("full")
+    other, _ = store.create_room("full")
+    token = store.join(code)
+    for forged in ("participant-000", "x" * 24, store.join(other)):
+        with pytest.raises(PermissionError, match=f"has not joined room {code}"):
+            store.submit(code, Q, forged, value=1.0)
+    assert store.count(code, Q) == 0
+    store.submit(code, Q, token, value=2.0)
+    assert store.answers(code, Q) == [2.0]
+    assert store.is_participant(code, token) and not store.is_participant(other, token)
+    assert not store.is_participant(code, "participant-000") and not store.is_participant(code, None)
+    with store.engine.connect() as conn:
+        rows = [tuple(r) for t in ("participants", "answers") for r in conn.execute(sa.text(f"select * from {t}"))]
+    assert rows and not any(token in str(r) for r in rows)
+    assert store.participant_ref(token) == hashlib.sha256(token.encode()).hexdigest()
+
+
+def test_participants_per_room_are_capped(make_store):
+    store = make_store(max_participants=2)
+    code, _ = store.create_room("full")
+    store.join(code)
+    store.join(code)
+    with pytest.raises(ValueError, match="already has 2 participants"):
+        store.join(code)
+    other, _ = store.create_room("full")
+    store.join(other)  # another room has its own cap
+    with pytest.raises(ValueError, match="no room"):
+        store.join("ZZZZZZ" if code != "ZZZZZZ" else "YYYYYY")
+
+
+def test_the_presenter_removes_one_answer_and_mutes_its_participant(store):
+    """Against a flood the presenter removes one participant's answer, not the room's: the others stay, and
+    the removed participant's later guesses are refused. Only the presenter's key removes."""
+    code, key = store.create_room("full")
+    good, bad = who(store, code, 0), who(store, code, 1)
+    store.submit(code, Q, good, value=5.0)
+    store.submit(code, Q, bad, value=1000.0)
+    rows = store.answer_rows(code, Q)
+    assert [r[1] for r in rows] == [5.0, 1000.0] and rows[1][0] == store.participant_ref(bad)
+    with pytest.raises(PermissionError, match="only the presenter"):
+        store.remove(code, "not-the-key", Q, [rows[1][0]])
+    assert store.remove(code, key, Q, [rows[1][0], "not-a-ref"]) == 1
+    assert store.answers(code, Q) == [5.0]
+    with pytest.raises(PermissionError, match="removed your answers"):
+        store.submit(code, Q, bad, value=6.0)
+    with pytest.raises(PermissionError, match="removed your answers"):
+        store.submit(code, "q2", bad, value=6.0)  # muted in the whole room
+    store.submit(code, Q, good, value=7.0)  # the others are untouched
+    assert store.answers(code, Q) == [7.0]
+
+
+def test_the_presenter_removes_a_band_of_outliers(store):
+    """A flood of 0s and maxima among real guesses: removing everything outside [1, 100] keeps the real
+    guesses (both ends inclusive), mutes the flood, and leaves choice questions and other questions alone."""
+    code, key = store.create_room("full")
+    values = [0.0, 1000.0, 0.0, 1.0, 42.0, 100.0, 1000.0]
+    for i, v in enumerate(values):
+        store.submit(code, Q, who(store, code, i), value=v)
+    store.submit(code, "q2", who(store, code, 0), value=0.0)
+    with pytest.raises(ValueError, match="lower end must come first"):
+        store.remove_outside(code, key, Q, 100, 1)
+    with pytest.raises(ValueError, match="finite"):
+        store.remove_outside(code, key, Q, math.nan, 1)
+    with pytest.raises(PermissionError, match="only the presenter"):
+        store.remove_outside(code, "wrong", Q, 1, 100)
+    assert store.remove_outside(code, key, Q, 1, 100) == 4
+    assert sorted(store.answers(code, Q)) == [1.0, 42.0, 100.0]
+    assert store.answers(code, "q2") == [0.0]  # its answer on another question stays; it is muted from now
+    with pytest.raises(PermissionError, match="removed"):
+        store.submit(code, Q, who(store, code, 1), value=50.0)
+    store.submit(code, Q, who(store, code, 4), value=43.0)
+
+
+def test_an_expired_room_takes_its_participants_with_it(make_store):
+    clock = Clock()
+    store = make_store(clock=clock)
+    old, _ = store.create_room("full")
+    store.join(old)
+    clock.now += 48 * 3600 + 1
+    store.create_room("full")
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from participants")).scalar() == 0

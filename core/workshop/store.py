@@ -4,12 +4,20 @@ file, the default: one command still runs everything) and on PostgreSQL (several
 in the engine of its `st.connection`.
 
 Nothing personal is kept: a room is its random code, creation time, guided path and a SHA-256 of the presenter
-key (never the key); an answer is a random participant id, a number or a choice, and a timestamp; a reveal is
-a question's id and the time the presenter showed its answer (guesses on it close then).
+key (never the key); a participant is a SHA-256 of the random token the server issued when they joined (never
+the token), the time they joined and whether the presenter muted them; an answer is that participant's hash, a
+number or a choice, and a timestamp; a reveal is a question's id and the time the presenter showed its answer
+(guesses on it close then).
 
-Strangers cannot grow it without bound: at most `max_answers` participants per (room, question), rooms are
-deleted `room_ttl_s` (48 hours) after they were made, or `empty_ttl_s` (2 hours) when nobody answered in
-them, at most `max_rooms` rooms exist (and the page limits how many rooms one visitor starts).
+Only participants the server let in can answer: `join` issues a random token and keeps its hash, and `submit`
+refuses a token it did not issue (an id typed into a link counts for nothing). The presenter can remove one
+participant's answer, or every guess outside a band, without clearing the room; those participants are muted
+(their later guesses are refused).
+
+Strangers cannot grow it without bound: at most `max_participants` participants per room and `max_answers`
+per (room, question), rooms are deleted `room_ttl_s` (48 hours) after they were made, or `empty_ttl_s` (2
+hours) when nobody answered in them, at most `max_rooms` rooms exist (and the page limits how many rooms, and
+how many participants, one visitor starts).
 
 Several processes share one database (two app replicas behind nginx share the SQLite file). SQLite runs in WAL
 mode with a busy timeout, and every writing transaction starts with a write, so it waits for the lock instead
@@ -77,6 +85,14 @@ answers = sa.Table(
     sa.Column("choice", sa.String(MAX_CHOICE), nullable=True),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.CheckConstraint("(value IS NULL) <> (choice IS NULL)", name="answers_one_of_value_choice"),
+)
+participants = sa.Table(  # who the server let into a room: the hash of the token it issued, never the token
+    "participants",
+    metadata,
+    sa.Column("room", sa.String(CODE_LENGTH), sa.ForeignKey("rooms.code", ondelete="CASCADE"), primary_key=True),
+    sa.Column("participant", sa.String(64), primary_key=True),  # hex SHA-256 of the participant's token
+    sa.Column("joined_at", sa.Float, nullable=False),
+    sa.Column("muted", sa.Boolean, nullable=False, default=False),
 )
 reveals = sa.Table(  # questions whose answer the presenter has shown the room: guesses on them are closed
     "reveals",
@@ -198,13 +214,15 @@ class Store:
         *,
         clock: Callable[[], float] = time.time,
         max_answers: int = 2_000,
+        max_participants: int = 2_000,
         max_rooms: int = 5_000,
         room_ttl_s: float = 48 * 3600,
         empty_ttl_s: float = 2 * 3600,
     ) -> None:
         if not isinstance(engine, sa.Engine):
             raise TypeError(f"Store needs a SQLAlchemy Engine, not {type(engine).__name__}")
-        for name, limit in (("max_answers", max_answers), ("max_rooms", max_rooms)):
+        limits = {"max_answers": max_answers, "max_participants": max_participants, "max_rooms": max_rooms}
+        for name, limit in limits.items():
             if not isinstance(limit, int) or limit < 1:
                 raise ValueError(f"{name} must be a whole number of at least 1, not {limit!r}")
         for name, ttl in (("room_ttl_s", room_ttl_s), ("empty_ttl_s", empty_ttl_s)):
@@ -216,6 +234,7 @@ class Store:
         self.engine = engine
         self._clock = clock
         self.max_answers = max_answers
+        self.max_participants = max_participants
         self.max_rooms = max_rooms
         self.room_ttl_s = room_ttl_s
         self.empty_ttl_s = min(empty_ttl_s, room_ttl_s)
@@ -282,6 +301,7 @@ class Store:
         old = sa.select(rooms.c.code).where(gone)
         conn.execute(answers.delete().where(answers.c.room.in_(old)))  # also where foreign keys are off
         conn.execute(reveals.delete().where(reveals.c.room.in_(old)))
+        conn.execute(participants.delete().where(participants.c.room.in_(old)))
         conn.execute(rooms.delete().where(gone))
 
     def room_exists(self, code: str) -> bool:
@@ -309,29 +329,72 @@ class Store:
             hours = self.room_ttl_s / 3600
             raise ValueError(f"no room {code}: check the code; rooms are deleted {hours:g} hours after they start")
 
+    # Participants
+
+    def join(self, code: str) -> str:
+        """Let a new participant into room `code`: a random token, of which only the hash is kept. The token is
+        what `submit` asks for, so only the server makes participants. ValueError for no such room, or once
+        max_participants have joined it."""
+        code = normalise_code(code)
+        token = secrets.token_urlsafe(18)
+        with self.engine.begin() as conn:
+            self._require_room(conn, code, lock=True)
+            held = conn.scalar(sa.select(sa.func.count()).select_from(participants).where(participants.c.room == code))
+            if held >= self.max_participants:
+                raise ValueError(f"room {code} already has {self.max_participants} participants, its limit")
+            conn.execute(
+                participants.insert().values(room=code, participant=_hash(token), joined_at=self._clock(), muted=False)
+            )
+        return token
+
+    def is_participant(self, code: str, token: str) -> bool:
+        """Whether `token` is one this room issued (muted or not); False for anything else."""
+        code = normalise_code(code)
+        if not isinstance(token, str) or not _PARTICIPANT.fullmatch(token):
+            return False
+        where = (participants.c.room == code) & (participants.c.participant == _hash(token))
+        with self.engine.connect() as conn:
+            return conn.scalar(sa.select(participants.c.room).where(where)) is not None
+
+    def participant_ref(self, token: str) -> str:
+        """The participant's public name in this store (the hash the answers carry): what the presenter's
+        `remove` takes."""
+        return _hash(_check_participant(token))
+
     # Answers
 
     def submit(
         self, code: str, question: str, participant: str, value: float | None = None, choice: str | None = None
     ) -> None:
-        """Store `participant`'s answer to `question` in room `code`: a number (`value`) or a `choice`, exactly
-        one. Resubmitting replaces the earlier answer. A new participant is refused (ValueError) once
-        max_answers participants have answered this question in this room; every guess is refused
-        (PermissionError) once the presenter has revealed the answer."""
+        """Store the answer of `participant` (the token `join` issued) to `question` in room `code`: a number
+        (`value`) or a `choice`, exactly one. Resubmitting replaces the earlier answer. Refused with
+        PermissionError for a token this room did not issue, a participant the presenter muted, and once the
+        presenter has revealed the answer; with ValueError for a new answer once max_answers participants have
+        answered this question in this room."""
         code = normalise_code(code)
         question = _check_question(question)
-        participant = _check_participant(participant)
+        participant = _hash(_check_participant(participant))
         value, choice = _check_answer(value, choice)
+        who = (participants.c.room == code) & (participants.c.participant == participant)
         key = (answers.c.room == code) & (answers.c.question == question) & (answers.c.participant == participant)
         for _ in range(3):
             fields = dict(value=value, choice=choice, updated_at=self._clock())
             try:
                 with self.engine.begin() as conn:
                     # Portable upsert: update, else insert; a concurrent insert of the same key makes ours fail
-                    # with IntegrityError, and the next round's update then finds the row.
+                    # with IntegrityError, and the next round's update then finds the row. The update is the
+                    # transaction's first statement (a write first: see the module docstring); a refusal below
+                    # raises, which rolls it back.
+                    updated = conn.execute(answers.update().where(key).values(**fields)).rowcount
                     if self._revealed(conn, code, question):
                         raise PermissionError("the presenter has revealed the answer: guesses on it are closed")
-                    if conn.execute(answers.update().where(key).values(**fields)).rowcount:
+                    muted = conn.scalar(sa.select(participants.c.muted).where(who))
+                    if muted is None:
+                        self._require_room(conn, code)  # a room that expired says so
+                        raise PermissionError(f"this browser has not joined room {code}: join it first")
+                    if muted:
+                        raise PermissionError("the presenter removed your answers in this room; guesses are closed")
+                    if updated:
                         return
                     self._require_room(conn, code, lock=True)
                     held = conn.scalar(
@@ -420,4 +483,52 @@ class Store:
             shown &= reveals.c.question == question
         with self.engine.begin() as conn:
             conn.execute(reveals.delete().where(shown))  # a cleared question is asked afresh, blind again
+            return conn.execute(answers.delete().where(where)).rowcount
+
+    # The presenter's remedies against a flood, short of clearing the room
+
+    def answer_rows(self, code: str, question: str) -> list[tuple[str, float | str, float]]:
+        """Every answer to `question` in room `code` as (participant ref, answer, time), oldest first: what the
+        presenter picks from to remove one participant's answer."""
+        code = normalise_code(code)
+        question = _check_question(question)
+        with self.engine.connect() as conn:
+            self._require_room(conn, code)
+            rows = conn.execute(
+                sa.select(answers.c.participant, answers.c.value, answers.c.choice, answers.c.updated_at)
+                .where((answers.c.room == code) & (answers.c.question == question))
+                .order_by(answers.c.updated_at, answers.c.participant)
+            ).all()
+        return [(r.participant, r.choice if r.value is None else r.value, r.updated_at) for r in rows]
+
+    def remove(self, code: str, host_key: str, question: str, refs: list[str]) -> int:
+        """Delete the answers to `question` of the participants `refs` (from `answer_rows`) and mute them in
+        this room (their later guesses are refused); the presenter only. Returns how many answers went."""
+        code = normalise_code(code)
+        question = _check_question(question)
+        refs = [r for r in refs if isinstance(r, str) and len(r) == 64]
+        return self._remove(code, host_key, question, answers.c.participant.in_(refs))
+
+    def remove_outside(self, code: str, host_key: str, question: str, low: float, high: float) -> int:
+        """Delete every numeric answer to `question` below `low` or above `high` (a band of outliers, a flood of
+        0s and maxima) and mute those who gave them; the presenter only. Returns how many answers went."""
+        code = normalise_code(code)
+        question = _check_question(question)
+        low, _ = _check_answer(low, None)
+        high, _ = _check_answer(high, None)
+        if low > high:
+            raise ValueError(f"the band to keep runs from {low:g} up to {high:g}: the lower end must come first")
+        return self._remove(code, host_key, question, (answers.c.value < low) | (answers.c.value > high))
+
+    def _remove(self, code: str, host_key: str, question: str, which) -> int:
+        if not self.is_host(code, host_key):
+            raise PermissionError(f"only the presenter of room {code} can remove answers: the key does not match")
+        where = (answers.c.room == code) & (answers.c.question == question) & which
+        with self.engine.begin() as conn:
+            refs = sa.select(answers.c.participant).where(where)
+            conn.execute(  # a write first; mute, then delete (the mute reads the answers being deleted)
+                participants.update()
+                .where((participants.c.room == code) & participants.c.participant.in_(refs))
+                .values(muted=True)
+            )
             return conn.execute(answers.delete().where(where)).rowcount

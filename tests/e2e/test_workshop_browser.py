@@ -73,7 +73,7 @@ def test_two_participants_and_a_presenter_walk_the_whole_path(browser, app_url, 
         p.get_by_label("Room code").fill(code.lower())
         p.get_by_role("button", name="Join").click()
         p.get_by_text(f"Joined room {code}").wait_for(timeout=60_000)
-        assert f"room={code}" in p.url and "me=" in p.url
+        assert f"room={code}" in p.url and "me=" not in p.url  # who you are is not in a link
 
     steps = wp.paths()[TOUR].steps
     for everyone in (presenter, *people):
@@ -114,6 +114,42 @@ def test_two_participants_and_a_presenter_walk_the_whole_path(browser, app_url, 
     presenter.get_by_role("heading", name="Workshop").wait_for(timeout=60_000)
 
 
+def test_a_reload_keeps_each_role_and_a_shared_link_is_someone_new(browser, app_url, workshop_db):
+    """Through real browser cookies: a presenter who reloads is still presenting; a participant who reloads
+    answers as the same participant (the guess is replaced, not doubled); their link opened in another browser
+    is a new participant (before, it overwrote the first one's guess)."""
+    store = Store.from_url(workshop_db)
+    presenter = browser.new_context().new_page()
+    presenter.goto(app_url + f"/workshop?tour={TOUR}")
+    presenter.get_by_role("tab", name="Present a room").click()
+    presenter.get_by_role("button", name="Start a new room").click()
+    heading = presenter.get_by_text(re.compile(r"Room [A-Z2-9]{6}: you are presenting"))
+    heading.wait_for(timeout=60_000)
+    code = re.search(r"Room ([A-Z2-9]{6})", heading.inner_text()).group(1)
+    presenter.wait_for_timeout(500)  # the cookie's script runs as the page renders
+    presenter.reload()
+    presenter.get_by_text(f"Room {code}: you are presenting").wait_for(timeout=60_000)
+
+    step = wp.paths()[TOUR].steps[0]
+    q = wp.questions()[step.question]
+    view = "&".join(f"{k}={v}" for k, v in step.view.items())
+    person = browser.new_context().new_page()
+    person.goto(f"{app_url}/{step.page}?{view}&tour={TOUR}&step=1&room={code}")
+    first, second, third = (round(q.min + (q.max - q.min) * f, 2) for f in (0.1, 0.2, 0.3))
+    answer(person, q, first)
+    assert store.answers(code, q.id) == [first] and "me=" not in person.url
+    person.wait_for_timeout(500)
+    person.reload()
+    answer(person, q, second)
+    assert store.answers(code, q.id) == [second]  # the same participant: replaced, not doubled
+    shared = browser.new_context().new_page()  # another browser: no cookie, only the link
+    shared.goto(person.url)
+    answer(shared, q, third)
+    assert sorted(store.answers(code, q.id)) == sorted([second, third])
+    for p in (presenter, person, shared):
+        no_exception(p)
+
+
 def test_a_room_spans_two_app_processes(browser, app_url, workshop_db):
     """Two replicas (as `make serve` runs them) share the room's database: a guess sent to one process shows in
     the presenter's panel served by the other."""
@@ -142,7 +178,7 @@ def test_a_room_spans_two_app_processes(browser, app_url, workshop_db):
         q = wp.questions()[step.question]
         view = "&".join(f"{k}={v}" for k, v in step.view.items())
         person = browser.new_context().new_page()
-        person.goto(f"{app_url}/{step.page}?{view}&tour=review&step=1&room={code}&me=participant-1")
+        person.goto(f"{app_url}/{step.page}?{view}&tour=review&step=1&room={code}")
         answer(person, q, guess_for(q, 0))
         presenter = browser.new_context().new_page()
         presenter.goto(f"http://localhost:{port}/workshop")
