@@ -147,6 +147,8 @@ class Rerun:
     finished: bool
     set_by_script: set[str] = field(default_factory=set)  # widgets whose value the script set in this run
     query_string: str | None = None  # the page's URL query, when the run changed it (the view's link)
+    texts: list[str] = field(default_factory=list)  # markdown and alert bodies, as the page shows them
+    widgets: dict[str, str] = field(default_factory=dict)  # a widget's label (a button's too) -> its id
 
 
 def remember(controls: dict[str, Control], states: dict[str, WidgetState], r: Rerun, whole: bool) -> None:
@@ -179,9 +181,11 @@ async def rerun(ws, state: ClientState) -> Rerun:
     exceptions: list[str] = []
     set_by_script: set[str] = set()
     query_string = None
+    texts: list[str] = []
+    widgets: dict[str, str] = {}
 
     def done(finished: bool) -> Rerun:
-        args = (elements, controls, states, exceptions, finished, set_by_script, query_string)
+        args = (elements, controls, states, exceptions, finished, set_by_script, query_string, texts, widgets)
         return Rerun(time.perf_counter() - start, *args)
 
     while True:
@@ -199,6 +203,10 @@ async def rerun(ws, state: ClientState) -> Rerun:
             if what == "exception":
                 exceptions.append(el.exception.message[:200])
                 continue
+            if what in ("markdown", "alert"):
+                texts.append(getattr(el, what).body)
+            if (wid := getattr(getattr(el, what), "id", "")) and (label := getattr(getattr(el, what), "label", "")):
+                widgets[label] = wid
             if (w := widget_state(el)) is not None:
                 states[w.id] = w
                 if getattr(el, what).set_value:
@@ -210,7 +218,7 @@ async def rerun(ws, state: ClientState) -> Rerun:
         elif kind == "script_finished":
             if fwd.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:  # a new run replaces this one (a
                 # session's first run on a fresh server: st.navigation registers the pages, then reruns)
-                elements, controls, states, set_by_script = [], {}, {}, set()
+                elements, controls, states, set_by_script, texts, widgets = [], {}, {}, set(), [], {}
                 continue
             return done(True)
 
