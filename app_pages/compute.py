@@ -199,8 +199,9 @@ def view() -> None:
                              "roofline ms": "{:.3f}", "% of copy bandwidth": "{:.0f}%"}),
         )  # fmt: skip
         st.caption(
-            "Median of repeated runs after warm-up, the last-level cache flushed before each; single-pass chunked "
-            "kernels (core/decode_kernels.py) read each cached byte once. `make bench` runs the same at 4K-64K."
+            "Median of repeated runs after warm-up, the last-level cache flushed before each; the decode kernels "
+            "read each cached byte once, in a single pass. The project's benchmark times the same kernels at 4K-64K "
+            "tokens, outside the app."
         )
     else:
         st.info("Timing runs real decode steps on this machine (a few seconds each); switch it on to start.")
@@ -211,8 +212,9 @@ def view() -> None:
     st.markdown(
         "With DeepSeek-V2-Lite's shapes, absorbing W^UK and W^UV costs fewer FLOPs than expanding keys and values "
         f"from the latent at every step (expanded) while fewer than about **{query_len:.0f}** query tokens arrive "
-        "at once (decode, small chunks); a long prefill is cheaper expanded. The absorbed path always reads the "
-        "latent, the smallest cache: that is why DeepSeek decodes absorbed and prefills expanded. Materialised MLA "
+        "at once (decode, or a prompt fed a few tokens at a time); a long prefill is cheaper expanded. The absorbed "
+        "path always reads the latent, the smallest cache: that is why DeepSeek decodes absorbed and prefills "
+        "expanded. Materialised MLA "
         "caches the expanded keys and values once: the fewest FLOPs of all, and the largest cache to read."
     )
     takeaways(view_takeaways(s.gpu, s.context, s.batch))

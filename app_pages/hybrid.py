@@ -112,8 +112,8 @@ def run_section() -> None:
         "Scaled down from Qwen3-Next (32 value heads of 128) and Nemotron-H (256 heads of 64, state 256). "
         "Each layer reads the tokens in pieces with its cache or state passed in and returned; the points are "
         "the tensors' nbytes, the lines the accounting's formulas. Bytes and FLOPs depend on shapes only, so the "
-        "runs at every token count were made once when the app was built (scripts/hybrid_runs.py); the tests "
-        "run the layers again and check every number."
+        "runs at every token count were made once when the app was built, and the app's tests run the layers "
+        "again and check every number."
     )
 
 

@@ -212,7 +212,8 @@ show(tc, width="stretch", key=P + "tiny")
 downloads(tc, tiny_df, "tiny-energy", P + "dl_tiny")
 r90 = tiny_df[tiny_df.energy >= 0.9].groupby("matrix")["rank"].min()
 st.markdown(
-    "The passkey models of the needle lesson (assets/models/README.md): the MLA model was trained with a latent of "
+    "The passkey models of the Needle in a haystack lesson (2 layers, about 345K parameters each, trained for this "
+    "app): the MLA model was trained with a latent of "
     "d_c = 64 (dashed line) plus a 16-wide rope key. Unlike MiniLM, the tiny MHA model's cache is not much lower-rank "
     f"than its weights: **{int(r90.get('tiny-mha cache (activations)', 0))}** directions hold 90% of the cache's "
     "energy "

