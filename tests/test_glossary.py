@@ -80,7 +80,8 @@ def test_shipped_glossary_validates_and_covers_the_vocabulary():
     entries = glossary.load()
     terms = {e.term for e in entries}
     vocabulary = "materialised expanded absorbed naive latent CSA HCA indexer page TP PP".split() + [
-        "attention core", "attention block", "whole step", "rope key", "sliding window", "KV cache"
+        "attention core", "attention block", "whole step", "rope key", "sliding window", "KV cache",
+        "chunked attention", "full attention", "NoPE", "fp8_ds_mla", "DP", "short convolution", "MTP",
     ]  # fmt: skip
     assert set(vocabulary) <= terms, set(vocabulary) - terms
     assert all(e.definition and e.pages for e in entries)
