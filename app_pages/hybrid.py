@@ -144,7 +144,7 @@ def models_section() -> None:
     downloads(bc, bd, f"{model}-breakdown", P + "dl_breakdown")
     table = bd[["layer type", "tensor", "layers", "rows per layer", "bytes per row", "bytes"]].copy()
     table["size"] = table.pop("bytes").map(fmt_bytes)
-    common_table(table)
+    common_table(table.style.format("{:,}", subset=["layers", "rows per layer", "bytes per row"]))
     st.latex(bytes_per_token_latex(m))
     st.markdown("\n".join(f"- {line}" for line in describe(m)))
     st.caption(

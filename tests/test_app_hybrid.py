@@ -8,6 +8,7 @@ What it proves:
   table at the last checkpoint and the choice written into the link;
 - every model on the page at the smallest and the largest context renders cleanly, the KV metric names the
   context, and a model without recurrent state (llama-4-scout, ...) shows "none";
+- the model's layer table shows its counts with thousands separators (1,048,576 rows, not 1048576);
 - a link with every field set restores every widget and the query params written back reproduce it;
 - hostile links (unknown keys, markdown as a key, out-of-range values) give "Link: ..." warnings naming each
   problem, shown as text (escaped, so markdown in a key draws no image), never an exception, and fall back
@@ -19,6 +20,7 @@ from dataclasses import fields
 
 import pytest
 from apptest import assert_clean, open_page, unescaped
+from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from core.accounting import totals as acc
@@ -118,6 +120,16 @@ def test_models_without_state_show_none():
     at = run({"T": "16", "model": "llama-4-scout"})
     ok(at)
     assert metrics(at)["Fixed state per sequence"] == "none"
+
+
+def test_the_layer_table_shows_counts_with_thousands_separators():
+    """The table as the reader sees it (the Styler's display values): llama-4-scout at 128K tokens keeps
+    8,192 tokens x 8 kv heads in each chunked layer and 131,072 x 8 in each global one."""
+    at = run({"T": "16", "model": "llama-4-scout"})
+    ok(at)
+    shown = dataframe_util.convert_arrow_bytes_to_pandas_df(at.dataframe[1].proto.arrow_data.styler.display_values)
+    assert list(shown["rows per layer"]) == ["65,536", "65,536", "1,048,576", "1,048,576"]
+    assert set(shown["layers"]) == {"36", "12"} and set(shown["bytes per row"]) == {"256"}
 
 
 def test_link_with_every_field_restores_the_widgets_and_is_written_back():
