@@ -197,6 +197,9 @@ def view() -> None:
         table(
             md.style.format({"measured ms": "{:.3f}", "predicted ms (bytes / bandwidth)": "{:.3f}",
                              "roofline ms": "{:.3f}", "% of copy bandwidth": "{:.0f}%"}),
+            # wide enough for "MLA materialised" (the grid sizes columns to the header otherwise), and kept in
+            # view when the timing columns scroll
+            column_config={"design": st.column_config.TextColumn("design", width="medium", pinned=True)},
         )  # fmt: skip
         st.caption(
             "Median of repeated runs after warm-up, the last-level cache flushed before each; the decode kernels "

@@ -1,6 +1,9 @@
 """AppTest for the Compute & roofline page: renders at defaults and at every control's extremes, the
 roofline numbers are the core's, measuring on this machine runs real decode steps (small contexts),
-links round-trip and hostile links warn."""
+links round-trip and hostile links warn; the measured table's design names are shown whole (a wide, pinned
+column)."""
+
+import json
 
 import pytest
 from apptest import assert_clean, open_page
@@ -52,6 +55,10 @@ def test_measure_here_runs_real_decode_steps():
     ok(at)
     measured = at.dataframe[1].value
     assert list(measured["context"].unique()) == [1024] and (measured["measured ms"] > 0).all()
+    # every design name shows whole: the column is set wide enough for the longest, and pinned
+    assert max(map(len, measured["design"])) == len("MLA materialised")
+    design = json.loads(at.dataframe[1].proto.columns)["design"]
+    assert (design["width"], design["pinned"]) == ("medium", True)
     assert any("copy bandwidth" in m.value for m in at.markdown)
 
 
