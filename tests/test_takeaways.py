@@ -307,13 +307,36 @@ def test_hybrid_state_share_is_the_accounting():
     assert other != lines
 
 
-def test_hybrid_without_state_says_so():
+def test_hybrid_without_state_says_which_layers_grow_not_the_metric_above():
+    """llama-4-scout: 36 chunked layers stop growing; the 12 global ones hold 6 GiB of the 7.12 GiB at 128K (the
+    page's metric, which the takeaway does not repeat), and 1M tokens cost 49.1 GiB, 6.9x for 8x the tokens."""
     spec = load_preset("llama-4-scout")
     assert acc.state_bytes(spec) == 0
     lines = tk.hybrid("llama-4-scout", spec, 131_072)
     well_formed(lines)
-    assert lines[0].startswith("llama-4-scout keeps no fixed state")
-    assert fmt_bytes(acc.kv_cache_bytes(spec, 131_072)) in lines[0]
+    kv = acc.kv_cache_bytes(spec, 131_072)
+    assert not any(fmt_bytes(kv) in line for line in lines)
+    per_layer = acc.bytes_by_layer(spec.attention, 131_072)
+    growing = sum(b for a, b in zip(spec.attention, per_layer, strict=True) if not a.chunk_size)
+    assert lines[0].startswith("llama-4-scout keeps no fixed state, and 36 of its 48 cache layers stop growing")
+    assert f"at 128K tokens the 12 that keep growing hold {growing / kv:.0%} of its cache." in lines[0]
+    long = acc.kv_cache_bytes(spec, 1 << 20)
+    assert lines[1] == f"At 1M tokens it grows {long / kv:.1f}x for 8x the tokens, to {fmt_bytes(long)}."
+    at_1m = tk.hybrid("llama-4-scout", spec, 1 << 20)
+    well_formed(at_1m)
+    assert at_1m[1].startswith(f"From 1K tokens ({fmt_bytes(acc.kv_cache_bytes(spec, 1024))}) to 1M it grows ")
+
+
+def test_hybrid_without_state_or_capped_layers_grows_in_step():
+    spec = load_preset("glm-5.2")
+    assert acc.state_bytes(spec) == 0
+    lines = tk.hybrid("glm-5.2", spec, 131_072)
+    well_formed(lines)
+    assert "no layer caps its cache: all 78 of its cache layers keep growing" in lines[0]
+    assert (
+        lines[1]
+        == f"At 1M tokens it grows in step with the tokens, 8x, to {fmt_bytes(acc.kv_cache_bytes(spec, 1 << 20))}."
+    )
 
 
 # ----------------------------------------------------------------------------- Quantized

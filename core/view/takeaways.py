@@ -240,17 +240,47 @@ def hybrid(model: str, spec: ModelSpec, context: int, short: int = 1024, long: i
 
     kv = acc.kv_cache_bytes(spec, context)
     if not state:
-        return [
-            f"{model} keeps no fixed state: at {token_label(context)} tokens its request is all cache, "
-            f"{fmt_bytes(kv)} in bf16.",
-            f"At {token_label(long)} tokens it would be {fmt_bytes(acc.kv_cache_bytes(spec, long))}.",
-        ]
+        return _no_state(model, spec, context, short, long)
     return [
         f"At {token_label(context)} tokens {model}'s fixed state is {fmt_bytes(state)} of its "
         f"{fmt_bytes(kv + state)} per request: {share(context):.1%}.",
         f"The state does not grow: it is {share(short):.0%} of the request at {token_label(short)} tokens and "
         f"{share(long):.1%} at {token_label(long)}.",
     ]
+
+
+def _no_state(model: str, spec: ModelSpec, context: int, short: int, long: int) -> list[str]:
+    """A model without fixed state: what its page's KV metric does not say. Which layers stop growing (a layer
+    whose cache is the same at `long` and twice `long` tokens keeps a window or a chunk) and what share of the
+    cache the others hold at `context`; how the cache grows from `context` to `long` tokens (or from `short`
+    to `context` when the view is at `long` or beyond)."""
+    at, far, farther = (acc.bytes_by_layer(spec.attention, n) for n in (context, long, 2 * long))
+    caching = [i for i, b in enumerate(far) if b]
+    growing = [i for i in caching if farther[i] > far[i]]
+    ctx = token_label(context)
+    if len(growing) < len(caching):
+        share = sum(at[i] for i in growing) / sum(at)
+        pct = f"{share:.1%}" if 0.99 < share < 1 else f"{share:.0%}"  # 99.8%, not a rounded 100%
+        first = (
+            f"{model} keeps no fixed state, and {len(caching) - len(growing)} of its {len(caching)} cache layers "
+            f"stop growing (they keep a sliding window or a chunk): at {ctx} tokens the {len(growing)} that keep "
+            f"growing hold {pct} of its cache."
+        )
+    else:
+        first = (
+            f"{model} keeps no fixed state, and no layer caps its cache: all {len(caching)} of its cache layers "
+            "keep growing with the context."
+        )
+    lo, hi = (context, long) if context < long else (short, context)
+    kv_lo, kv_hi = acc.kv_cache_bytes(spec, lo), acc.kv_cache_bytes(spec, hi)
+    times, tokens = kv_hi / kv_lo, hi / lo
+    if abs(times / tokens - 1) < 0.005:
+        growth = f"in step with the tokens, {tokens:,.0f}x"
+    else:
+        growth = f"{times:,.{1 if times < 10 else 0}f}x for {tokens:,.0f}x the tokens"
+    if context < long:
+        return [first, f"At {token_label(long)} tokens it grows {growth}, to {fmt_bytes(kv_hi)}."]
+    return [first, f"From {token_label(short)} tokens ({fmt_bytes(kv_lo)}) to {ctx} it grows {growth}."]
 
 
 # ----------------------------------------------------------------------------- Quantized caches
