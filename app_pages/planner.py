@@ -16,7 +16,7 @@ from app_pages.planner_inputs import DPA_HELP, PP_HELP, TP_HELP, P, controls, cu
 from app_pages.resources import preset
 from core.accounting import planner as pl
 from core.accounting.describe import describe
-from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
+from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex, symbols_legend
 from core.accounting.plan_inputs import PlanInputs, plan_inputs
 from core.accounting.totals import check_layout, kv_bytes_per_token, param_count, state_bytes
 from core.model.specs import ModelSpec, MoEMLP
@@ -155,9 +155,10 @@ def planned(
     formulas = {}
     for m, spec in specs.items():
         p = plans[m]
-        formulas[m] = [r"\text{bytes/token} = " + bytes_per_token_latex(spec, p.kv_dtype), budget_latex(p, hw)]
+        formulas[m] = [bytes_per_token_latex(spec, p.kv_dtype, s.layout), budget_latex(p, hw)]
         if p.exact and p.kv_budget_bytes_per_gpu > 0:
             formulas[m].append(concurrency_latex(p))
+    legends = {m: symbols_legend(specs[m], plans[m].kv_dtype, s.layout) for m in specs}
     layouts = " / ".join(dict.fromkeys(p.parallel.describe() for p in plans.values()))
     memory = memory_parts(plans)
     usable = f"{hw.name} usable ({s.utilization}%): {hw.usable_bytes / GIB:,.1f} GiB"
@@ -183,6 +184,7 @@ def planned(
         bd_chart=chart_spec(breakdown_chart, (breakdown, bd_title), {}, big),
         described={m: describe(spec) for m, spec in specs.items()},
         formulas=formulas,
+        legends=legends,
         takeaways=tk.planner(s, plans, specs),
     )
 
@@ -276,6 +278,7 @@ def view(custom: ModelSpec | None, token: str) -> None:
             st.markdown(f"**{m}**")
             for formula in formulas:
                 st.latex(formula)
+            st.caption(v.legends[m])
 
     st.subheader("Review card")
     inputs = [

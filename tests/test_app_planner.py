@@ -691,3 +691,23 @@ def test_vllms_limits_show_with_the_plan():
     short = run({"models": "llama-3.1-70b", "context": "1024", "mns": "64"})
     ok(short)
     assert table(short).loc["llama-3.1-70b", "running at once"] == "64"
+
+
+def latex(at: AppTest) -> list[str]:
+    return [x.value for x in at.get("latex")]
+
+
+def test_formulas_follow_the_layout_and_say_what_they_compute():
+    """DeepSeek-V3 in the fp8_ds_mla layout: the bytes/token formula is 61 x 656 B (40,016 B/token), the one
+    whose 16 tokens make the 640,256-byte block the concurrency divides by, not the bf16 latent's 70,272; int8
+    writes its scales out. Qwen3-Next keeps a state per request: its formula is one request's bytes."""
+    at = run({"models": "deepseek-v3", "layout": "fp8_ds_mla"})
+    ok(at)
+    shown = " ".join(latex(at))
+    assert r"61 \times (512 + 4 \times 4 + 2 \times 64) = 40{,}016\ \text{B/token}" in shown
+    assert r"16 \times 40{,}016 = 640{,}256" in shown and "70{,}272" not in shown
+    int8 = " ".join(latex(run({"models": "deepseek-v3", "kv": "int8"})))
+    assert r"61 \times ((512 + 64) \times 1 + 2 \times (8 + 1)) = 36{,}234\ \text{B/token}" in int8
+    hybrid = latex(run({"models": "qwen3-next-80b-a3b"}))[0].strip("$\n")
+    assert hybrid.startswith(r"\text{bytes of one request of } N \text{ tokens} = 12 \times 2{,}048 \times N + ")
+    assert "bytes/token" not in hybrid

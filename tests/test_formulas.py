@@ -1,4 +1,5 @@
-"""The formulas shown with live numbers carry the same numbers the accounting computes.
+"""The formulas shown with live numbers carry the same numbers the accounting computes, in the cache layout and
+format chosen (scales written out), and say on their left what they compute (bytes per token, or of one request).
 
 Also proves that every registered design writes its own cache terms (LaTeX counts that evaluate to its
 cache_rows at any context, in every layout and format) and says how vLLM pages it, that every preset's
@@ -14,7 +15,14 @@ import pytest
 from core.accounting import planner as pl
 from core.accounting import totals as acc
 from core.accounting.base import Design, LatexTerm, registered
-from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex
+from core.accounting.formulas import (
+    PER_REQUEST,
+    PER_TOKEN,
+    budget_latex,
+    bytes_per_token_latex,
+    concurrency_latex,
+    symbols_legend,
+)
 from core.model.dtypes import CACHE_DTYPES, cache_dtype
 from core.model.gpus import GPUS
 from core.model.presets import load_preset, preset_names
@@ -118,25 +126,59 @@ def test_design_terms_sum_to_the_cached_bytes_at_every_context():
 
 
 def test_every_preset_renders_and_its_numbers_are_the_accounting():
-    """Every shipped config in every cache format: a formula ending in B/token ends in kv_bytes_per_token
-    (and, without scales, its product of config numbers is that number too); every other one ends in a
-    sum of config numbers that equals the cache plus the fixed state at any context."""
+    """Every shipped config in every cache format and layout: a formula ending in B/token says bytes/token on
+    its left, ends in kv_bytes_per_token, and its product of config numbers (scales written out) is that
+    number too; every other one says it is the bytes of one request of N tokens and ends in a sum of config
+    numbers that equals the cache plus the fixed state at any context."""
     for name in preset_names():
         spec = load_preset(name)
         for dtype in CACHE_DTYPES:
-            f = bytes_per_token_latex(spec, dtype)
-            if f.endswith(r"\ \text{B/token}"):
-                total = acc.kv_bytes_per_token(spec, dtype)
-                parts = f.removesuffix(r"\ \text{B/token}").split(" = ")
-                assert evaluate(parts[-1], 0) == total, (name, dtype)
-                if "scales" not in f:
-                    assert evaluate(parts[-2], 0) == total, (name, dtype)
-                continue
-            assert f.endswith((r"\ \text{B}", r"\ \text{B}\end{aligned}")), (name, dtype, f)
-            numbers = f.removesuffix(r"\end{aligned}").removesuffix(r"\ \text{B}").split("= ")[-1]
-            for n in CONTEXTS[::3]:
-                want = acc.kv_cache_bytes(spec, n, 1, dtype) + acc.state_bytes(spec)
-                assert evaluate(numbers, n) == want, (name, dtype, n)
+            for layout in acc.LAYOUTS:
+                f = bytes_per_token_latex(spec, dtype, layout)
+                assert "scales" not in f, (name, dtype, layout)
+                if f.endswith(r"\ \text{B/token}"):
+                    total = acc.kv_bytes_per_token(spec, dtype, layout)
+                    parts = f.removesuffix(r"\ \text{B/token}").split(" = ")
+                    assert parts[0] == PER_TOKEN and "N" not in parts[-2], (name, dtype, layout, f)
+                    assert evaluate(parts[-1], 0) == total, (name, dtype, layout)
+                    assert evaluate(parts[-2], 0) == total, (name, dtype, layout)
+                    continue
+                assert f.startswith((PER_REQUEST, r"\begin{aligned}" + PER_REQUEST)), (name, dtype, layout, f)
+                assert f.endswith((r"\ \text{B}", r"\ \text{B}\end{aligned}")), (name, dtype, layout, f)
+                numbers = f.removesuffix(r"\end{aligned}").removesuffix(r"\ \text{B}").split("= ")[-1]
+                for n in CONTEXTS[::3]:
+                    want = acc.kv_cache_bytes(spec, n, 1, dtype, layout) + acc.state_bytes(spec)
+                    assert evaluate(numbers, n) == want, (name, dtype, layout, n)
+
+
+def test_the_formula_follows_the_layout_and_writes_out_scales():
+    """DeepSeek-V3 in vLLM's fp8_ds_mla stores 656 B per token per layer (512 fp8 latent + 4 fp32 scales + 64
+    bf16 rope values), whatever the cache dtype: the formula shows that, not the bf16 latent's 576 x 2, and the
+    concurrency formula's block is 16 tokens of it. int8 and q4_0 write their block scales as numbers."""
+    v3 = load_preset("deepseek-v3")
+    for dtype in ("bf16", "int8"):
+        f = bytes_per_token_latex(v3, dtype, "fp8_ds_mla")
+        assert r"61 \times (512 + 4 \times 4 + 2 \times 64) = 40{,}016\ \text{B/token}" in f, f
+    hw = pl.Hardware("H200", GPUS["H200"].memory_bytes, 4.8e12, 8, 0.9, 0)
+    p = pl.plan(v3, hw, 131_072, kv_dtype="auto", weight_dtype="native", layout="fp8_ds_mla")
+    assert r"16 \times 40{,}016 = 640{,}256" in concurrency_latex(p)
+    assert r"(512 + 64) \times 2 \times 128 \times 61" not in bytes_per_token_latex(v3, "bf16", "materialised")
+    assert r"61 \times 128 \times (128 + 64 + 128) \times 2" in bytes_per_token_latex(v3, "bf16", "materialised")
+    assert r"61 \times ((512 + 64) \times 1 + 2 \times (8 + 1)) = 36{,}234" in bytes_per_token_latex(v3, "int8")
+    assert r"61 \times ((512 + 64) \times 0.5 + 2 \times (16 + 2)) = 19{,}764" in bytes_per_token_latex(v3, "q4_0")
+    assert symbols_legend(v3, "int8", "fp8_ds_mla").startswith("b = 1 bytes per value in int8; s = 2 bytes")
+    assert "fp8_ds_mla stores" in symbols_legend(v3, "int8", "fp8_ds_mla")
+    assert "fp8_ds_mla" not in symbols_legend(load_preset("llama-3.1-70b"), "bf16", "fp8_ds_mla")
+    llama = bytes_per_token_latex(load_preset("llama-3.1-70b"), "q8_0")
+    assert r"2 \times 80 \times 8 \times (128 \times 1 + 2 \times 4) = 174{,}080" in llama, llama
+
+
+def test_a_per_request_formula_does_not_call_itself_per_token():
+    """Qwen3-Next keeps a recurrent state per request and Gemma 3 a window: their formulas are the bytes of one
+    request of N tokens, never bytes/token."""
+    for name in ("qwen3-next-80b-a3b", "gemma-3-27b"):
+        f = bytes_per_token_latex(load_preset(name))
+        assert f.startswith(PER_REQUEST + " = ") and PER_TOKEN not in f, f
 
 
 def test_v4_formula_takes_its_ratios_and_dims_from_the_config():

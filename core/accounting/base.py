@@ -24,7 +24,7 @@ Besides the numbers, a design says how to show them and how vLLM plans them; a n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -63,8 +63,48 @@ def latex_b(fmt: StorageFormat) -> str:
 
 
 def latex_scales(fmt: StorageFormat) -> str:
-    """What follows b when `fmt` also stores scales (b counts the elements only)."""
-    return r"\ (+\text{scales})" if fmt.group_size or fmt.vector_extra_bytes else ""
+    """What follows b when `fmt` also stores scales (b counts the elements only), with its numbers: s bytes per
+    group of g values, e bytes per vector."""
+    extra = []
+    if fmt.group_size:
+        extra.append(rf"s = {fmt.scale_bytes}\ \text{{B per }} g = {latex_int(fmt.group_size)} \text{{ values}}")
+    if fmt.vector_extra_bytes:
+        extra.append(rf"e = {fmt.vector_extra_bytes}\ \text{{B per vector}}")
+    return rf"\ (+\,{', '.join(extra)})" if extra else ""
+
+
+def latex_vectors(vectors: Sequence[tuple[Sequence[str], Sequence[int]]], fmt: StorageFormat) -> tuple[str, str] | None:
+    r"""Bytes of one stored vector of each of `vectors` in `fmt`, as (symbols, numbers) LaTeX that can be
+    multiplied by a count as it is. A vector is (the symbols of its parts, their widths): MLA's latent
+    layout is [(["d_c"], [512]), (["d_h^R"], [64])], a materialised key [(["d_h", "d_h^R"], [128, 64])].
+    The elements take b bytes each; a format with scale groups adds s bytes per group of g elements of a vector
+    (s \lceil w/g \rceil), one that stores bytes per vector adds e each, so int8 on MLA's latent reads
+    ((d_c + d_h^R) b + s (\lceil d_c/g \rceil + \lceil d_h^R/g \rceil)) = ((512 + 64) x 1 + 2 x (8 + 1)).
+    The numbers equal `fmt.vector_bytes` summed over the vectors. None when a vector's elements do not fill
+    whole bytes (ceil(w b) would not be w b); the caller then shows the bytes per layer instead."""
+    widths = [sum(w) for _, w in vectors]
+    if any(w * fmt.bits % 8 for w in widths):
+        return None
+    syms = [s for parts, _ in vectors for s in parts]
+    nums = [latex_int(w) for _, ws in vectors for w in ws]
+    sym = (f"({' + '.join(syms)})" if len(syms) > 1 else syms[0]) + r"\,b"
+    num = (f"({' + '.join(nums)})" if len(nums) > 1 else nums[0]) + rf" \times {latex_b(fmt)}"
+    if not (fmt.group_size or fmt.vector_extra_bytes):
+        return sym, num
+    if fmt.group_size:
+        names = [(f"({' + '.join(parts)})" if len(parts) > 1 else parts[0]) for parts, _ in vectors]
+        groups = [str(-(-w // fmt.group_size)) for w in widths]
+        ceils = " + ".join(rf"\lceil {n}/g \rceil" for n in names)
+        sym += rf" + s\,({ceils})" if len(names) > 1 else rf" + s\,{ceils}"
+        num += rf" + {fmt.scale_bytes} \times " + (f"({' + '.join(groups)})" if len(groups) > 1 else groups[0])
+    if fmt.vector_extra_bytes:
+        sym += rf" + {len(vectors)}\,e" if len(vectors) > 1 else " + e"
+        num += (
+            rf" + {len(vectors)} \times {fmt.vector_extra_bytes}"
+            if len(vectors) > 1
+            else f" + {fmt.vector_extra_bytes}"
+        )
+    return f"({sym})", f"({num})"
 
 
 @dataclass(frozen=True)

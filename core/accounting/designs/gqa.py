@@ -16,8 +16,8 @@ from core.accounting.base import (
     LatexTerm,
     Params,
     check_mode,
-    latex_b,
     latex_int,
+    latex_vectors,
     register,
     sum_min,
     tp_split,
@@ -90,14 +90,15 @@ class GQADesign(Design):
 
     def latex_model(self, layers: tuple[GQASpec, ...], fmt: StorageFormat, layout: str) -> str | None:
         """2 l n_kv d_h b (DeepSeek-V2 paper Table 1), when every layer is the same full-attention layer
-        with values as wide as keys."""
+        with values as wide as keys; a format with scales adds them to each key and value (`latex_vectors`)."""
         a = layers[0]
         if len(set(layers)) > 1 or a.sliding_window or a.chunk_size or a.v_dim != a.head_dim:
             return None
-        return (
-            rf"2\,l\,n_{{kv}}\,d_h\,b = 2 \times {len(layers)} \times {a.n_kv_heads} \times {a.head_dim} "
-            rf"\times {latex_b(fmt)}"
-        )
+        got = latex_vectors([(["d_h"], [a.head_dim])], fmt)
+        if got is None:
+            return None
+        sym, num = got
+        return rf"2\,l\,n_{{kv}}\,{sym} = 2 \times {len(layers)} \times {a.n_kv_heads} \times {num}"
 
     def vllm_kind(self, attn: GQASpec) -> tuple:
         """vLLM's SlidingWindowSpec, ChunkedLocalAttentionSpec or FullAttentionSpec."""

@@ -16,7 +16,8 @@ from core.accounting.base import (
     LatexTerm,
     Params,
     check_mode,
-    latex_b,
+    latex_int,
+    latex_vectors,
     register,
     sum_min,
     tp_split,
@@ -85,10 +86,6 @@ class MLADesign(Design):
         p += Params(attn.kv_lora_rank * attn.n_heads * (attn.qk_nope_head_dim + attn.v_head_dim))  # W^UK, W^UV
         return p + Params(attn.n_heads * attn.v_head_dim * h)  # W^O
 
-    def _widths(self, attn: MLASpec) -> list[int]:
-        """Widths of the vectors one token leaves in the latent layout: d_c, d_h^R."""
-        return [attn.kv_lora_rank, attn.qk_rope_head_dim]
-
     def _symbols(self, layout: str) -> str:
         """Bytes one token leaves in one layer, in symbols."""
         if layout == "materialised":
@@ -102,13 +99,47 @@ class MLADesign(Design):
         per_token = sum(r.rows * r.bytes_per_row for r in self.cache_rows(attn, 1, fmt, layout))
         return [LatexTerm(self._symbols(layout), per_token, "N")]
 
+    def _vectors(self, attn: MLASpec, layout: str) -> list[tuple[list[str], list[int]]] | None:
+        """The vectors one token leaves in one layer (per head when materialised), as `latex_vectors` takes
+        them; None when the layer's cache is not one closed form (DSA materialised: per-head K and V plus one
+        indexer key)."""
+        rope = (["d_h^R"], [attn.qk_rope_head_dim]) if attn.qk_rope_head_dim else None
+        if layout == "materialised":
+            key = (
+                (["d_h", "d_h^R"], [attn.qk_nope_head_dim, attn.qk_rope_head_dim])
+                if rope
+                else (["d_h"], [attn.qk_nope_head_dim])
+            )
+            return [key, (["d_v"], [attn.v_head_dim])]
+        return [(["d_c"], [attn.kv_lora_rank])] + ([rope] if rope else [])
+
+    def _fp8_ds_mla(self, attn: MLASpec) -> tuple[str, str]:
+        """vLLM's fp8_ds_mla, whatever the cache dtype: fp8 latent, an fp32 scale per 128 of its values, bf16
+        rope key (`fp8_ds_mla_bytes`), in symbols and numbers."""
+        c, r = attn.kv_lora_rank, attn.qk_rope_head_dim
+        return (
+            r"(d_c + 4 \lceil d_c/128 \rceil + 2\,d_h^R)",
+            rf"({latex_int(c)} + 4 \times {ceil(c / 128)} + 2 \times {r})",
+        )
+
     def latex_model(self, layers: tuple[MLASpec, ...], fmt: StorageFormat, layout: str) -> str | None:
-        """l (d_c + d_h^R) b (DeepSeek-V2 paper Table 1; DSA adds d^I), when every layer is the same and the
-        cache is the latent one."""
-        if len(set(layers)) > 1 or layout != "latent":
+        """When every layer is the same, in the chosen layout: latent l (d_c + d_h^R) b (DeepSeek-V2 paper
+        Table 1; DSA adds d^I), materialised l n_h (d_h + d_h^R + d_v) b, fp8_ds_mla l (d_c + 4 ceil(d_c/128) +
+        2 d_h^R) (the cache dtype does not apply); a format with scales adds them (`latex_vectors`)."""
+        if len(set(layers)) > 1:
             return None
-        widths = " + ".join(map(str, self._widths(layers[0])))
-        return rf"l\,{self._symbols(layout)} = {len(layers)} \times ({widths}) \times {latex_b(fmt)}"
+        a, n = layers[0], len(layers)
+        if layout == "fp8_ds_mla":
+            sym, num = self._fp8_ds_mla(a)
+        else:
+            vectors = self._vectors(a, layout)
+            got = latex_vectors(vectors, fmt) if vectors else None
+            if got is None:
+                return None
+            sym, num = got
+        if layout == "materialised":
+            return rf"l\,n_h\,{sym} = {n} \times {a.n_heads} \times {num}"
+        return rf"l\,{sym} = {n} \times {num}"
 
     def vllm_kind(self, attn: MLASpec) -> tuple:
         """vLLM's MLAAttentionSpec, a full-attention spec (DSA: plus its indexer key, one more full page)."""
@@ -138,14 +169,29 @@ class DSADesign(MLADesign):
         index = [CacheRows("indexer keys", context, d, row_b)] if attn.own_indexer else []
         return super().cache_rows(attn, context, fmt, layout) + index
 
-    def _widths(self, attn: DSASpec) -> list[int]:
-        return super()._widths(attn) + ([attn.index_head_dim] if attn.own_indexer else [])
-
     def latex_terms(self, attn: DSASpec, fmt: StorageFormat, layout: str) -> list[LatexTerm]:
         if attn.own_indexer:
             return super().latex_terms(attn, fmt, layout)
         per_token = sum(r.rows * r.bytes_per_row for r in self.cache_rows(attn, 1, fmt, layout))
         return [LatexTerm(MLADesign._symbols(self, layout), per_token, "N")]
+
+    def _vectors(self, attn: DSASpec, layout: str) -> list[tuple[list[str], list[int]]] | None:
+        if not attn.own_indexer:
+            return super()._vectors(attn, layout)
+        if layout == "materialised":
+            return None
+        return super()._vectors(attn, layout) + [(["d^I"], [attn.index_head_dim])]
+
+    def _fp8_ds_mla(self, attn: DSASpec) -> tuple[str, str]:
+        """The MLA entry plus, with its own indexer, V3.2's fp8 indexer key with an fp32 scale per 128 values."""
+        sym, num = super()._fp8_ds_mla(attn)
+        if not attn.own_indexer:
+            return sym, num
+        d = attn.index_head_dim
+        return (
+            sym[:-1] + r" + d^I + 4 \lceil d^I/128 \rceil)",
+            num[:-1] + rf" + {latex_int(d)} + 4 \times {ceil(d / 128)})",
+        )
 
     def _symbols(self, layout: str) -> str:
         if layout == "materialised":
