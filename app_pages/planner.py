@@ -25,6 +25,7 @@ from core.view import takeaways as tk
 from core.view.export import to_png
 from core.view.frames import CONTEXTS, GIB, breakdown_table, cache_vs_context, memory_parts
 from core.view.memory_charts import breakdown_chart, cache_chart, memory_chart, review_card
+from core.view.plan_text import pool_arithmetic
 from core.view.text import plain
 from core.view.theme import token_label
 from core.view.urlcodec import dump_state
@@ -63,7 +64,7 @@ def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
+def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState, why_pool: list[str]) -> None:
     par = p.parallel
     if p.kv_budget_bytes_per_gpu < 0:
         st.error(
@@ -104,6 +105,8 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState) -> None:
             f"cache.{running} The weights take {fmt_bytes(p.weights_bytes_per_gpu)} per GPU and leave {pool} for "
             f"the cache; {s.batch} concurrent request(s) can each hold up to {ctx}."
         )
+    for line in why_pool:  # why the tokens are not blocks x block size, and how a request can be longer
+        st.markdown(line)
     if p.replication > 1.01:
         st.markdown(
             f"Pooled memory would suggest {p.pooled_concurrency:,.2f} requests, not {p.max_concurrency:,.2f}: "
@@ -185,6 +188,7 @@ def planned(
         described={m: describe(spec) for m, spec in specs.items()},
         formulas=formulas,
         legends=legends,
+        pools={m: pool_arithmetic(p) for m, p in plans.items()},
         takeaways=tk.planner(s, plans, specs),
     )
 
@@ -243,7 +247,7 @@ def view(custom: ModelSpec | None, token: str) -> None:
     show(mem_chart, width="stretch", key=P + "mem_chart")
     downloads(mem_chart, mem_df, "memory", P + "dl_mem")
     for m, p in plans.items():
-        verdict(m, specs[m], p, s)
+        verdict(m, specs[m], p, s, v.pools[m])
     table = v.table
     common_table(table)
     st.caption(

@@ -711,3 +711,16 @@ def test_formulas_follow_the_layout_and_say_what_they_compute():
     hybrid = latex(run({"models": "qwen3-next-80b-a3b"}))[0].strip("$\n")
     assert hybrid.startswith(r"\text{bytes of one request of } N \text{ tokens} = 12 \times 2{,}048 \times N + ")
     assert "bytes/token" not in hybrid
+
+
+def test_pool_tokens_and_the_longest_request_are_explained_where_shown():
+    """Llama-4-Scout at 1,048,576 tokens: '1,016,741 blocks of 16 tokens per GPU (15,199,164 tokens)' is followed
+    by why the tokens are not blocks x 16 (4 KV-cache groups) and why the cache alone could hold a request of
+    16,194,112 tokens, longer than that count."""
+    at = run({"models": "llama-4-scout", "context": "1048576"})
+    ok(at)
+    text = markdown(at)
+    assert "1,016,741 blocks of 16 tokens per GPU (15,199,164 tokens)" in text
+    assert "the cache alone could hold 16,194,112 tokens" in text
+    assert "Why 15,199,164 tokens and not 1,016,741 blocks x 16 = 16,267,856: " in text
+    assert "(1,016,740 - 4,608) x 16 = 16,194,112 tokens, more than the 15,199,164 above." in text

@@ -316,17 +316,19 @@ def kv_groups(rank_spec: ModelSpec, kv_dtype: str, layout: str) -> Groups:
     return Groups(tuple(members), size, token)
 
 
+def group_blocks(kind: tuple, tokens: int, block: int, in_flight: int) -> int:
+    """Blocks one request of `tokens` may hold at its peak in one group of `kind`: ceil(N / b) (full),
+    ceil(min(w - 1 + T, N) / b) + 1 (sliding window w), ceil(min(c + T, N) / b) (chunked c), T in flight."""
+    if kind[0] == "full":
+        return ceil(tokens / block)
+    if kind[0] == "sliding":
+        return ceil(min(kind[1] - 1 + in_flight, tokens) / block) + 1
+    return ceil(min(kind[1] + in_flight, tokens) / block)
+
+
 def blocks_per_request(groups: Groups, tokens: int, block: int, in_flight: int) -> int:
     """Blocks one request of `tokens` may hold at its peak, over every group (vLLM's max_memory_usage)."""
-    total = 0
-    for kind, _ in groups.members:
-        if kind[0] == "full":
-            total += ceil(tokens / block)
-        elif kind[0] == "sliding":
-            total += ceil(min(kind[1] - 1 + in_flight, tokens) / block) + 1
-        else:
-            total += ceil(min(kind[1] + in_flight, tokens) / block)
-    return total
+    return sum(group_blocks(kind, tokens, block, in_flight) for kind, _ in groups.members)
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -377,6 +379,7 @@ class Plan:
     startup_error: str | None = None  # why vLLM would not start with these settings
     estimated_max_model_len: int | None = None  # vLLM's estimate when the pool cannot hold max_model_len
     pool_max_context: int | None = None  # the longest request the pool alone could hold (None: unbounded)
+    groups: Groups | None = None  # vLLM's KV-cache groups (exact plans), whose blocks the pool hands out
 
     @property
     def requests_per_group(self) -> int:
@@ -597,6 +600,7 @@ def plan(
         startup_error=error,
         estimated_max_model_len=estimated,
         pool_max_context=pool_max_ctx,
+        groups=groups if exact else None,
     )
 
 
