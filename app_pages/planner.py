@@ -19,6 +19,7 @@ from core.accounting.describe import describe
 from core.accounting.formulas import budget_latex, bytes_per_token_latex, concurrency_latex, symbols_legend
 from core.accounting.plan_inputs import PlanInputs, plan_inputs
 from core.accounting.totals import check_layout, kv_bytes_per_token, param_count, state_bytes
+from core.model.dtypes import weights_label
 from core.model.specs import ModelSpec, MoEMLP
 from core.model.units import fmt_bytes, fmt_params
 from core.view import takeaways as tk
@@ -65,11 +66,11 @@ def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
 
 
 def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState, why_pool: list[str]) -> None:
-    par = p.parallel
+    par, weights = p.parallel, weights_label(s.weight_dtype, spec.native_weights)
     if p.kv_budget_bytes_per_gpu < 0:
         st.error(
-            f"{m}: the weights ({fmt_bytes(p.weights_bytes_per_gpu)} per GPU under {par.describe()}) and the "
-            f"reserved memory do not fit in {fmt_bytes(p.usable_bytes)} per GPU; add GPUs, shard further or "
+            f"{m}: the weights ({weights}, {fmt_bytes(p.weights_bytes_per_gpu)} per GPU under {par.describe()}) "
+            f"and the reserved memory do not fit in {fmt_bytes(p.usable_bytes)} per GPU; add GPUs, shard further or "
             "choose smaller weights."
         )
         return
@@ -96,14 +97,14 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState, why_pool: list
     if p.startup_error:
         st.markdown(
             f"**{m}** under {par.describe()}: vLLM does not start with these settings (see above). The weights "
-            f"take {fmt_bytes(p.weights_bytes_per_gpu)} per GPU and leave {pool} for the cache, which would hold "
-            f"{p.max_concurrency:,.2f} requests of {s.context:,} tokens."
+            f"({weights}) take {fmt_bytes(p.weights_bytes_per_gpu)} per GPU and leave {pool} for the cache, which "
+            f"would hold {p.max_concurrency:,.2f} requests of {s.context:,} tokens."
         )
     else:
         st.markdown(
             f"**{m}** under {par.describe()}: {p.max_concurrency:,.2f} requests of {s.context:,} tokens fit in the "
-            f"cache.{running} The weights take {fmt_bytes(p.weights_bytes_per_gpu)} per GPU and leave {pool} for "
-            f"the cache; {s.batch} concurrent request(s) can each hold up to {ctx}."
+            f"cache.{running} The weights ({weights}) take {fmt_bytes(p.weights_bytes_per_gpu)} per GPU and leave "
+            f"{pool} for the cache; {s.batch} concurrent request(s) can each hold up to {ctx}."
         )
     for line in why_pool:  # why the tokens are not blocks x block size, and how a request can be longer
         st.markdown(line)
@@ -290,7 +291,9 @@ def view(custom: ModelSpec | None, token: str) -> None:
         + (f", KV memory given as {s.kv_budget_gib:g} GiB per GPU" if s.kv_budget_gib else ""),
         f"{s.batch} request(s) of {s.context:,} tokens; cache {s.kv_dtype}"
         + (f" = {kv_dtype}" if s.kv_dtype == "auto" else "")
-        + f" ({s.layout} layout); weights {s.weight_dtype}; vLLM blocks of {s.block_size}, "
+        + f" ({s.layout} layout); weights "
+        + ", ".join(dict.fromkeys(weights_label(s.weight_dtype, sp.native_weights) for sp in specs.values()))
+        + f"; vLLM blocks of {s.block_size}, "
         f"max_num_batched_tokens {s.batched_tokens:,}",
     ]
     footer = (

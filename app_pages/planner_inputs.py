@@ -5,8 +5,9 @@ import json
 
 import streamlit as st
 
+from app_pages.resources import preset
 from core.accounting.totals import LAYOUTS
-from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
+from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES, weights_label
 from core.model.gpus import GPUS
 from core.model.hf_config import from_hf_config, load_config_text
 from core.model.presets import preset_names
@@ -137,7 +138,23 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
         key=P + "kv_dtype",
         help=AUTO_HELP if kv == "auto" else CACHE_DTYPES[kv].description,
     )
-    c2.selectbox("Weights", ["native", *WEIGHT_DTYPES], key=P + "weight_dtype", help="native: as released (config)")
+    released = {
+        label(m): weights_label("native", (custom if m == CUSTOM else preset(m)).native_weights)
+        for m in ss[P + "models"]
+    }
+
+    def weights(w: str) -> str:  # the URL keeps "native"; the label says what it is for the models picked
+        if w != "native":
+            return w
+        return next(iter(released.values())) if len(set(released.values())) == 1 else "released (each model's own)"
+
+    c2.selectbox(
+        "Weights",
+        ["native", *WEIGHT_DTYPES],
+        key=P + "weight_dtype",
+        format_func=weights,
+        help="native: as released, from each config: " + "; ".join(f"{plain(m)}: {w}" for m, w in released.items()),
+    )
     c3.selectbox("MLA cache layout", list(LAYOUTS), key=P + "layout", help=LAYOUT_HELP)
     g1, g2, g3, g4 = st.columns(4)
     gpu = g1.selectbox("GPU", [*GPUS, "custom"], key=P + "gpu", help=glossary.tip("GPU"))

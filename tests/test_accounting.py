@@ -502,6 +502,20 @@ def test_native_weights_match_the_released_checkpoints():
     assert acc.weights_bytes(load_preset("llama-3.1-8b"), "native") == acc.weights_bytes(load_preset("llama-3.1-8b"))
 
 
+def test_the_released_weights_are_named_by_what_they_are():
+    """'native' is not fp8 for DeepSeek-V3 (its embedding and lm_head stay bf16, so it weighs more than all-fp8):
+    its label says so; gpt-oss names its mxfp4 experts; a bf16 checkpoint is plain bf16; other options are
+    named as they are."""
+    from core.model.dtypes import weights_label
+
+    v3 = load_preset("deepseek-v3")
+    assert weights_label("native", v3.native_weights) == "released: fp8, bf16 embedding and lm_head"
+    assert acc.weights_bytes(v3, "native") > acc.weights_bytes(v3, "fp8")
+    assert weights_label("native", load_preset("gpt-oss-120b").native_weights) == "released: bf16, mxfp4 experts"
+    assert weights_label("native", load_preset("llama-3.1-8b").native_weights) == "released: bf16"
+    assert weights_label("fp8", v3.native_weights) == "fp8"
+
+
 def test_turboquant_formats_count_bits_and_the_norm():
     from core.model.dtypes import cache_dtype
 

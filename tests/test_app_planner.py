@@ -724,3 +724,20 @@ def test_pool_tokens_and_the_longest_request_are_explained_where_shown():
     assert "the cache alone could hold 16,194,112 tokens" in text
     assert "Why 15,199,164 tokens and not 1,016,741 blocks x 16 = 16,267,856: " in text
     assert "(1,016,740 - 4,608) x 16 = 16,194,112 tokens, more than the 15,199,164 above." in text
+
+
+def test_the_weights_option_is_named_by_what_it_is():
+    """'native' is DeepSeek-V3's released checkpoint (fp8, bf16 embedding and lm_head), which plans 37,236 blocks
+    against all-fp8's 37,442: the box, the sentence and the takeaways name it so, while the link keeps w=native."""
+    at = run({"models": "deepseek-v3"})
+    ok(at)
+    box = at.selectbox(key=P + "weight_dtype")
+    released = "released: fp8, bf16 embedding and lm_head"
+    assert box.value == "native" and box.options[0] == released and "fp8" in box.options
+    text = markdown(at)
+    assert f"The weights ({released}) take " in text and "37,236 blocks" in text
+    assert f"its weights ({released}) take" in text
+    box.set_value("fp8").run()
+    assert at.query_params["w"] == "fp8"
+    assert "The weights (fp8) take " in markdown(at) and "37,442 blocks" in markdown(at)
+    assert run().selectbox(key=P + "weight_dtype").options[0] == "released (each model's own)"

@@ -110,11 +110,20 @@ def test_planner_concurrency_limits_and_copies_are_the_plans():
         assert f"{m} {p.max_concurrency:,.2f}" in lines[0]
     least = min(plans, key=lambda m: plans[m].max_concurrency)
     p = plans[least]
-    assert f"What limits {least}: its weights take {p.weights_bytes_per_gpu / p.usable_bytes:.0%}" in lines[1]
+    weights = "released: fp8, bf16 embedding and lm_head" if least == "deepseek-v3" else "released: bf16"
+    share = f"{p.weights_bytes_per_gpu / p.usable_bytes:.0%}"
+    assert f"What limits {least}: its weights ({weights}) take {share}" in lines[1]
     v3 = plans["deepseek-v3"]
     assert v3.replication > 1  # MLA's latent is whole on every TP rank
     assert f"Under TP{v3.parallel.tp}, deepseek-v3 keeps {v3.replication:.3g} copies" in lines[2]
     assert f"{v3.pooled_concurrency:,.2f} requests, not {v3.max_concurrency:,.2f}" in lines[2]
+
+
+def test_planner_names_the_weights_chosen():
+    """DeepSeek-V3's weights as released are not 'fp8': the sentence names the weights the plan used."""
+    for w, said in (("native", "released: fp8, bf16 embedding and lm_head"), ("fp8", "fp8")):
+        s = PlannerState(models=("deepseek-v3",), weight_dtype=w)
+        assert f"What limits deepseek-v3: its weights ({said}) take " in tk.planner(s, *plans_for(s))[1]
 
 
 def test_planner_follows_the_view():

@@ -94,6 +94,16 @@ def test_planner_answers_match_the_cli():
     assert wp.answer("v3_dpa").value == pytest.approx(concurrency("--tp", "1", "--dp-attention"), abs=1e-4)
 
 
+def test_the_planner_question_names_the_weights_its_answer_uses():
+    """The v3_tp8 answer plans DeepSeek-V3's released weights (fp8 with a bf16 embedding and lm_head), not all-fp8
+    ones: the prompt says so in the words the planner's Weights box uses."""
+    from core.model.dtypes import weights_label
+
+    released = weights_label("native", load_preset("deepseek-v3").native_weights)
+    assert f"(weights as {released})" in wp.questions()["v3_tp8"].prompt
+    assert "fp8 weights" not in wp.questions()["v3_tp8"].prompt
+
+
 def test_choice_answers_follow_the_measurements():
     """The MLA answers come from running the layer: absorbed caches less, the materialised path does fewer
     prefill FLOPs at the page's defaults (and the why quotes the measured numbers)."""

@@ -129,3 +129,19 @@ def weight_dtype(name: str) -> StorageFormat:
         return WEIGHT_DTYPES[name]
     except KeyError:
         raise ValueError(f"unknown weight dtype {name!r}; choose one of {', '.join(WEIGHT_DTYPES)}.") from None
+
+
+def weights_label(weight_dtype: str, native: tuple[str, str, str]) -> str:
+    """The weights option in words. "native" is the checkpoint's own formats, `native` = (embedding and lm_head,
+    routed experts, the rest) as `ModelSpec.native_weights` holds them: DeepSeek-V3's "released: fp8, bf16
+    embedding and lm_head", gpt-oss's "released: bf16, mxfp4 experts", Llama's "released: bf16". Any other option
+    is one format for every weight, named as it is."""
+    if weight_dtype != "native":
+        return weight_dtype
+    embed, experts, rest = native
+    label = f"released: {rest}"
+    if experts != rest:
+        label += f", {experts} experts"
+    if embed != rest:
+        label += f", {embed} embedding and lm_head"
+    return label

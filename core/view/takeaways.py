@@ -24,6 +24,7 @@ from core.accounting import totals as acc
 from core.accounting.claims import PUBLISHED_FLOPS_FRACTION, PUBLISHED_KV_FRACTION, V4Claim
 from core.lab import inside
 from core.lab import lowrank as lr
+from core.model.dtypes import weights_label
 from core.model.gpus import GPU
 from core.model.specs import ModelSpec
 from core.model.units import fmt_bytes
@@ -92,7 +93,8 @@ def planner(s: PlannerState, plans: Mapping[str, pl.Plan], specs: Mapping[str, M
     else:
         share = p.weights_bytes_per_gpu / p.usable_bytes
         out.append(
-            f"What limits {least}: its weights take {share:.0%} of each GPU's usable memory under "
+            f"What limits {least}: its weights ({weights_label(s.weight_dtype, specs[least].native_weights)}) take "
+            f"{share:.0%} of each GPU's usable memory under "
             f"{p.parallel.describe()}, leaving {fmt_bytes(p.kv_budget_bytes_per_gpu)} per GPU for the cache."
         )
     copied = {m: q for m, q in plans.items() if q.replication > 1.01}
