@@ -26,7 +26,7 @@ from core.view import takeaways as tk
 from core.view.export import to_png
 from core.view.frames import CONTEXTS, GIB, breakdown_table, cache_vs_context, memory_parts
 from core.view.memory_charts import breakdown_chart, cache_chart, memory_chart, review_card
-from core.view.plan_text import pool_arithmetic
+from core.view.plan_text import headlines, pool_arithmetic
 from core.view.text import plain
 from core.view.theme import token_label
 from core.view.urlcodec import dump_state
@@ -190,6 +190,7 @@ def planned(
         formulas=formulas,
         legends=legends,
         pools={m: pool_arithmetic(p) for m, p in plans.items()},
+        headlines={m: headlines(p) for m, p in plans.items()},
         takeaways=tk.planner(s, plans, specs),
     )
 
@@ -235,6 +236,12 @@ def view(custom: ModelSpec | None, token: str) -> None:
         return
     plans, specs, kv_dtype, layouts = v.plans, {m: specs[m] for m in v.plans}, v.kv_dtype, v.layouts
 
+    for m, p in plans.items():  # the headline numbers first, from the plans already made
+        name, *cols = st.columns([0.8, 1.1, 1.3, 0.9])
+        name.markdown(f"**{plain(m)}**  \n{p.parallel.describe()}")
+        for col, h in zip(cols, v.headlines[m], strict=True):
+            col.metric(h.label, h.value, help=h.help)
+
     st.subheader("What each model caches")
     for m, lines in v.described.items():
         st.markdown(f"**{plain(m)}**\n" + "\n".join(f"- {plain(line, 600)}" for line in lines))
@@ -250,6 +257,7 @@ def view(custom: ModelSpec | None, token: str) -> None:
     for m, p in plans.items():
         verdict(m, specs[m], p, s, v.pools[m])
     table = v.table
+    st.caption(f"{len(table.columns)} columns: scroll the table sideways to see them all.")
     common_table(table)
     st.caption(
         f"{plain(hw.name)}: {hw.memory_bytes / 1e9:g} GB per GPU (vendor, decimal) = {hw.memory_bytes / GIB:,.1f} GiB. "

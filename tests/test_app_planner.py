@@ -742,3 +742,18 @@ def test_the_weights_option_is_named_by_what_it_is():
     assert at.query_params["w"] == "fp8"
     assert "The weights (fp8) take " in markdown(at) and "37,442 blocks" in markdown(at)
     assert run().selectbox(key=P + "weight_dtype").options[0] == "released (each model's own)"
+
+
+def test_headline_metrics_lead_with_each_plans_numbers():
+    """Concurrency at the context, the longest request and the decode-step bound of every model, as st.metric,
+    with the numbers the table shows; the wide table says it scrolls."""
+    at = run()
+    ok(at)
+    t = table(at)
+    shown = [(m.label, m.value) for m in at.metric]
+    labels = ["Concurrency at 128K tokens", "Max context per request (tokens)", "Decode step ≥"]
+    assert [label for label, _ in shown] == labels * 2
+    for i, m in enumerate(["llama-3.1-70b", "deepseek-v3"]):
+        table_row = list(t.loc[m, ["concurrency", "max context", "decode step ≥"]])
+        assert [value for _, value in shown[3 * i : 3 * i + 3]] == table_row
+    assert any("scroll the table sideways" in c.value for c in at.caption)

@@ -1,4 +1,4 @@
-"""The planner's sentences about its pool (core/view/plan_text.py) carry the plan's own numbers.
+"""The planner's headlines and its sentences about its pool (core/view/plan_text.py) carry the plan's own numbers.
 
 Proves:
 - Llama-4-Scout on 8 x H200 at 1,048,576 tokens: 1,016,741 blocks of 16 hold 15,199,164 tokens (not blocks x
@@ -7,6 +7,7 @@ Proves:
   the chunked groups stop at their chunk; the sentences say so with these numbers;
 - a full-attention model whose tokens are blocks x 16 gets no sentence, one at a context off the block grid gets
   the ceil, and an estimated plan none;
+- the headlines (concurrency, longest request, decode step) are the plan's numbers, an estimate said so;
 - on every preset planned block by block, the blocks each group takes add up to the plan's blocks per request,
   the tokens named are the plan's, and a longest-request sentence names the plan's longest request.
 """
@@ -16,7 +17,7 @@ import re
 from core.accounting import planner as pl
 from core.model.gpus import GPUS
 from core.model.presets import load_preset, preset_names
-from core.view.plan_text import pool_arithmetic
+from core.view.plan_text import headlines, pool_arithmetic
 
 H200X8 = pl.Hardware("H200", GPUS["H200"].memory_bytes, 4.8e12, 8, 0.9, 0)
 
@@ -62,3 +63,18 @@ def test_every_exact_preset_plan_is_explained_with_its_own_numbers():
                     assert total == p.blocks_per_request, (name, lines[0])
             for line in lines[1:]:
                 assert f"= {p.pool_max_context:,} tokens" in line, (name, line)
+
+
+def test_headlines_are_the_plans_numbers():
+    """Concurrency at the context, the longest request and the decode-step bound: the plan's own numbers, with
+    where each comes from in the help."""
+    p = pl.plan(load_preset("deepseek-v3"), H200X8, 131_072, weight_dtype="native")
+    (c, longest, step) = headlines(p)
+    assert (c.label, c.value) == ("Concurrency at 128K tokens", f"{p.max_concurrency:,.2f}x")
+    assert "37,236 blocks per GPU / 8,192 blocks per request" in c.help
+    assert (longest.label, longest.value) == ("Max context per request (tokens)", f"{p.max_context:,}")
+    assert f"the cache alone could hold {p.pool_max_context:,} tokens" in longest.help
+    assert (step.label, step.value) == ("Decode step ≥", f"{p.step_seconds * 1e3:,.2f} ms")
+    assert f"{p.tokens_per_second:,.0f} tokens/s" in step.help
+    est = headlines(pl.plan(load_preset("qwen3-next-80b-a3b"), H200X8, 131_072))
+    assert est[0].help.startswith("An estimate in bytes")

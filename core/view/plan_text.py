@@ -1,4 +1,4 @@
-"""The Memory planner's sentences that explain its pool with the plan's own numbers.
+"""The Memory planner's headline numbers, and the sentences that explain its pool with the plan's own numbers.
 
 vLLM logs its "GPU KV cache size" as concurrency x context, not blocks x block size: a model whose layers form
 several KV-cache groups (full attention beside sliding-window or chunked local layers, Llama 4, Gemma 3) spends
@@ -9,7 +9,58 @@ page shows those numbers; every number in it comes from the plan, and a step it 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from core.accounting import planner as pl
+from core.view.theme import token_label
+
+
+class Headline(NamedTuple):
+    label: str
+    value: str
+    help: str
+
+
+def headlines(p: pl.Plan) -> list[Headline]:
+    """Three numbers to lead with: requests of the context that fit at once, the longest request, and the
+    memory-bound decode step (all from the plan already made), short enough for a metric: units in the label."""
+    n = p.context
+    if p.exact:
+        how = (
+            f"vLLM's 'Maximum concurrency': {p.num_blocks:,} blocks per GPU / {p.blocks_per_request:,} blocks per "
+            f"request" + (f", times {p.parallel.dp} DP groups" if p.parallel.dp > 1 else "") + "."
+        )
+    else:
+        how = (
+            "An estimate in bytes: the KV memory per GPU / the bytes of one request (vLLM pages this model otherwise)."
+        )
+    if p.startup_error:
+        how += " vLLM does not start with these settings (see below)."
+    if p.max_context is None:
+        longest, why = "unbounded", "Every layer keeps a bounded cache: any length fits."
+    elif p.startup_error:
+        longest, why = "none", "vLLM does not start with these settings."
+    else:
+        longest = f"{p.max_context:,}"
+        each = f" for each of {p.batch:,} concurrent requests" if p.batch > 1 else ""
+        if p.max_model_len is not None and p.max_context == p.max_model_len != p.pool_max_context:
+            pool = "any length" if p.pool_max_context is None else f"{p.pool_max_context:,} tokens"
+            why = f"vLLM's max_model_len; the cache alone could hold {pool}{each}."
+        else:
+            why = f"The longest request the cache holds{each}, vLLM's null block kept out."
+    if p.step_seconds:
+        step = f"{p.step_seconds * 1e3:,.2f} ms"
+        step_why = (
+            f"Memory-bound: each GPU reads its weights and its share of the cache at the datasheet bandwidth, so "
+            f"{p.batch:,} request{'s' if p.batch > 1 else ''} decode at most {p.tokens_per_second:,.0f} tokens/s."
+        )
+    else:
+        step, step_why = "unknown", "No bandwidth is known for this GPU."
+    return [
+        Headline(f"Concurrency at {token_label(n)} tokens", f"{p.max_concurrency:,.2f}x", how),
+        Headline("Max context per request (tokens)", longest, why),
+        Headline("Decode step ≥", step, step_why),
+    ]
 
 
 def _kind(kind: tuple) -> str:
