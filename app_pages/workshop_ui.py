@@ -502,7 +502,7 @@ def remedies(code: str, q: wp.Question) -> None:
             )  # fmt: skip
             out = sum(1 for _, v, _ in rows if not low <= v <= high)
             st.button(
-                f"Remove the {out} guess(es) outside this band and mute who gave them", key=key + ".band",
+                f"Remove the guesses outside this band ({out} now) and mute who gave them", key=key + ".band",
                 disabled=out == 0 or low > high,
                 on_click=run, args=(lambda k: s.remove_outside(code, k, q.id, low, high),),
             )  # fmt: skip

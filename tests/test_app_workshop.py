@@ -413,3 +413,14 @@ def test_a_bad_limit_in_the_environment_is_the_default_not_a_traceback(monkeypat
         assert workshop_ui._env_count("KVLAB_ROOMS_PER_HOUR", 10) == 10
     monkeypatch.setenv("KVLAB_ROOMS_PER_HOUR", " 25 ")
     assert workshop_ui._env_count("KVLAB_ROOMS_PER_HOUR", 10) == 25
+
+
+def test_turning_on_presenter_view_hides_the_sidebar_in_the_same_run():
+    """The Workshop page read presenter view from the link, which the toggle updates at the end of the run: the
+    sidebar stayed until the next page load."""
+    at = open_page("app_pages/workshop.py")
+    assert not any("stSidebar" in m.value for m in at.markdown)
+    at.toggle(key="ws.present").set_value(True).run()
+    assert_no_exception(at)
+    assert any("stSidebar" in m.value and "display: none" in m.value for m in at.markdown)
+    assert at.query_params["present"] == "1"
