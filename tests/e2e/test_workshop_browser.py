@@ -120,13 +120,13 @@ def test_a_reload_keeps_each_role_and_a_shared_link_is_someone_new(browser, app_
     is a new participant (before, it overwrote the first one's guess)."""
     store = Store.from_url(workshop_db)
     presenter = browser.new_context().new_page()
-    presenter.goto(app_url + f"/workshop?tour={TOUR}")
+    presenter.goto(app_url + f"/workshop?tour={TOUR}&present=1")  # presenter view hides the sidebar
     presenter.get_by_role("tab", name="Present a room").click()
     presenter.get_by_role("button", name="Start a new room").click()
     heading = presenter.get_by_text(re.compile(r"Room [A-Z2-9]{6}: you are presenting"))
     heading.wait_for(timeout=60_000)
     code = re.search(r"Room ([A-Z2-9]{6})", heading.inner_text()).group(1)
-    presenter.wait_for_timeout(500)  # the cookie's script runs as the page renders
+    presenter.wait_for_timeout(500)  # the cookie's script (in the hidden sidebar) runs as the page renders
     presenter.reload()
     presenter.get_by_text(f"Room {code}: you are presenting").wait_for(timeout=60_000)
 
