@@ -302,7 +302,7 @@ def view(custom: ModelSpec | None, token: str) -> None:
         + f" ({s.layout} layout); weights "
         + ", ".join(dict.fromkeys(weights_label(s.weight_dtype, sp.native_weights) for sp in specs.values()))
         + f"; vLLM blocks of {s.block_size}, "
-        f"max_num_batched_tokens {s.batched_tokens:,}",
+        f"max_num_batched_tokens {alloc.max_num_batched_tokens:,}",
     ]
     footer = (
         f"KV Cache Lab {core.__version__}, {datetime.date.today():%Y-%m-%d}. Bytes in binary units (GiB); "

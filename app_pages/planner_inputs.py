@@ -38,8 +38,8 @@ DPA_HELP = (
 )
 BLOCK_HELP = "Tokens per cache block: 16 is vLLM's default; FlashMLA needs 64, CUTLASS MLA 128."
 BATCHED_HELP = (
-    "vLLM's max_num_batched_tokens (8,192 by default for its API server): a sliding-window layer must keep "
-    "room for a window plus the tokens in flight."
+    "vLLM's max_num_batched_tokens. 0: vllm serve's default for the GPU, 8,192 on GPUs of 70 GiB or more but "
+    "the A100, else 2,048. A sliding-window layer must keep room for a window plus the tokens in flight."
 )
 MML_HELP = (
     "The longest request vLLM serves. 0: what it derives from the config (the smallest of its length keys, "
@@ -174,7 +174,9 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
     p3.toggle("DP attention, experts over all GPUs", key=P + "dp_attention", help=DPA_HELP)
     v1, v2, v3 = st.columns(3)
     v1.selectbox("Block size (tokens)", [16, 32, 64, 128], key=P + "block_size", help=BLOCK_HELP)
-    v2.number_input("max_num_batched_tokens", 1, 1 << 20, key=P + "batched_tokens", help=BATCHED_HELP)
+    v2.number_input(
+        "max_num_batched_tokens (0: vLLM's default)", 0, 1 << 20, key=P + "batched_tokens", help=BATCHED_HELP
+    )
     v3.number_input(
         "KV memory per GPU (GiB, 0: from the memory)", 0.0, 100_000.0, step=1.0, key=P + "kv_budget_gib",
         help="vLLM logs it as 'Available KV cache memory'; set it to reproduce a log",

@@ -282,7 +282,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--reserved-gib", type=float, help="per GPU: activations, CUDA graphs (default 0)")
     g.add_argument("--weights", choices=["native", *WEIGHT_DTYPES], help="weights (default native)")
     g.add_argument("--kv-budget-gib", type=float, help="available KV cache memory per GPU, as vLLM logs it")
-    g.add_argument("--max-num-batched-tokens", type=int, help="vLLM's max_num_batched_tokens (default 8192)")
+    g.add_argument(
+        "--max-num-batched-tokens",
+        type=int,
+        help="vLLM's max_num_batched_tokens (default: vllm serve's for the GPU, 8192 on GPUs of 70 GiB or more but "
+        "the A100, else 2048)",
+    )
     g.add_argument("--block-size", type=int, help="tokens per block (default 16; FlashMLA 64)")
     g.add_argument("--max-model-len", type=int, help="vLLM's max_model_len (default: derived from the config)")
     g.add_argument(

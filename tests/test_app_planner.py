@@ -536,7 +536,7 @@ HOSTILE = [
     ),
     (
         "parallel-garbage",
-        {"tp": "-1", "pp": "65", "dpa": "2", "block": "17", "mnbt": "0", "kvb": "nan"},
+        {"tp": "-1", "pp": "65", "dpa": "2", "block": "17", "mnbt": "-1", "kvb": "nan"},
         [
             "tensor parallel size",
             "pipeline parallel size",

@@ -31,6 +31,37 @@ def test_defaults_are_vllms():
     assert i.gpu_memory_bytes == H200.memory_bytes
 
 
+@pytest.mark.parametrize(
+    ("settings", "batched"),
+    [
+        (PlanSettings(4096, gpu="H200"), 8192),
+        (PlanSettings(4096, gpu="H100 SXM"), 8192),
+        (PlanSettings(4096, gpu="MI300X"), 8192),
+        (PlanSettings(4096, gpu="A100 SXM 80GB"), 2048),  # 80 GB, but an A100 (vLLM PR 17885)
+        (PlanSettings(4096, gpu="RTX 4090"), 2048),
+        (PlanSettings(4096, memory_gb=48), 2048),  # an L40S-sized custom GPU
+        (PlanSettings(4096, memory_gib=79.1), 8192),
+        (PlanSettings(4096, gpu="RTX 4090", max_num_batched_tokens=4096), 4096),  # set: kept
+        (PlanSettings(4096, kv_budget_gib=10), 8192),  # no GPU at all: the large GPUs' default, as before
+    ],
+)
+def test_max_num_batched_tokens_defaults_to_vllm_serves_for_the_gpu(settings, batched):
+    """vllm serve's max_num_batched_tokens is 8,192 on GPUs of 70 GiB or more but the A100 and 2,048 on the
+    others (it was 8,192 everywhere here); max_num_seqs is capped by it, sliding-window layers admit by it."""
+    i = plan_inputs(settings)
+    assert i.allocator.max_num_batched_tokens == batched
+
+
+def test_a_sliding_window_model_on_a_small_gpu_plans_with_its_default():
+    """gpt-oss-120b on eight RTX 4090s (TP8): the sliding-window groups keep a window plus the tokens in
+    flight, which now come from 2,048 batched tokens, as vLLM would run it, not 8,192."""
+    spec = load_preset("gpt-oss-120b")
+    default = plan_inputs(PlanSettings(8192, gpu="RTX 4090", n_gpus=8, tp=8)).plan(spec)
+    told = plan_inputs(PlanSettings(8192, gpu="RTX 4090", n_gpus=8, tp=8, max_num_batched_tokens=2048))
+    old = plan_inputs(PlanSettings(8192, gpu="RTX 4090", n_gpus=8, tp=8, max_num_batched_tokens=8192))
+    assert default == told.plan(spec) and default.max_concurrency > old.plan(spec).max_concurrency
+
+
 def test_every_setting_reaches_the_planner():
     s = PlanSettings(
         1000, 4, "fp8", "bf16", "materialised", gpu="B200", n_gpus=16, tp=4, pp=2, dp_attention=True,

@@ -24,6 +24,7 @@ from core.accounting import planner as pl
 from core.accounting import roofline as rl
 from core.accounting import totals as acc
 from core.accounting.claims import v4_claims
+from core.accounting.plan_inputs import plan_inputs
 from core.lab import inside, lowrank, quantlab
 from core.lab.sparse import flops_vs_context
 from core.model.gpus import GPUS
@@ -93,7 +94,7 @@ def plans_for(s: PlannerState):
     g = GPUS[s.gpu]
     hw = pl.Hardware(s.gpu, g.memory_bytes, g.bandwidth_tb_s * 1e12, s.n_gpus, s.utilization / 100, 0)
     specs = {m: load_preset(m) for m in s.models}
-    alloc = pl.Allocator(s.block_size, s.batched_tokens, True, None)
+    alloc = plan_inputs(s.plan_settings()).allocator  # the page's: vLLM's defaults for the GPU
     plans = {
         m: pl.plan(sp, hw, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout, pl.Parallelism.auto(sp, 8), alloc)
         for m, sp in specs.items()

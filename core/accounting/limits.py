@@ -14,9 +14,10 @@ vLLM's rules, as in 0.30-0.34 (docs/facts.md section 10):
 - At start-up the KV memory must hold one request of `max_model_len`, else vLLM stops and names the longest
   length that would fit (`vllm/v1/core/kv_cache_utils.py`, `_check_enough_kv_cache_memory` and
   `estimate_max_model_len`): core.accounting.planner checks that.
-- `max_num_seqs` for `vllm serve` (`EngineArgs`' defaults table in `vllm/engine/arg_utils.py`): 1024 on a
-  GPU of at least 70 GiB that is not an A100 (and on one of 160 GiB or more), else 256; never more than
-  `max_num_batched_tokens`.
+- `max_num_seqs` for `vllm serve` (`EngineArgs`' defaults table in `vllm/engine/arg_utils.py`,
+  `get_batch_defaults`): 1024 on a GPU of at least 70 GiB that is not an A100 (and on one of 160 GiB or
+  more), else 256; never more than `max_num_batched_tokens`, whose default in the same table is 8192 on those
+  large GPUs and 2048 on the others (the A100 among them: vLLM PR 17885 measured lower throughput there).
 """
 
 from __future__ import annotations
@@ -116,8 +117,18 @@ def max_model_len(spec: ModelSpec, requested: int | None = None, allow_long: boo
     return ModelLen(requested, d, requested)
 
 
+def _large_gpu(memory_bytes: int, gpu_name: str) -> bool:
+    """vLLM's larger defaults: a GPU of 70 GiB or more that is not an A100 (or of 160 GiB or more)."""
+    return memory_bytes >= 160 * GIB or (memory_bytes >= 70 * GIB and "a100" not in gpu_name.lower())
+
+
 def default_max_num_seqs(memory_bytes: int, gpu_name: str, max_num_batched_tokens: int) -> int:
     """`vllm serve`'s max_num_seqs when it is not set: 1024 on a GPU of 70 GiB or more that is not an A100
     (or of 160 GiB or more), else 256; at most max_num_batched_tokens."""
-    big = memory_bytes >= 160 * GIB or (memory_bytes >= 70 * GIB and "a100" not in gpu_name.lower())
-    return min(1024 if big else 256, max_num_batched_tokens)
+    return min(1024 if _large_gpu(memory_bytes, gpu_name) else 256, max_num_batched_tokens)
+
+
+def default_max_num_batched_tokens(memory_bytes: int, gpu_name: str) -> int:
+    """`vllm serve`'s max_num_batched_tokens when it is not set: 8192 on the GPUs of `default_max_num_seqs`'
+    larger defaults, else 2048."""
+    return 8192 if _large_gpu(memory_bytes, gpu_name) else 2048

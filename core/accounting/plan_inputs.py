@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.accounting import limits
 from core.accounting.planner import (
     BLOCK_TOKENS,
     DEFAULT_BATCHED_TOKENS,
@@ -50,7 +51,7 @@ class PlanSettings:
     reserved_gib: float = 0.0  # per GPU
     kv_budget_gib: float | None = None  # per GPU, as vLLM logs it; None: what the memory leaves
     block_size: int = BLOCK_TOKENS
-    max_num_batched_tokens: int = DEFAULT_BATCHED_TOKENS
+    max_num_batched_tokens: int | None = None  # None: vLLM's default for the GPU (8192 with no GPU named)
     async_scheduling: bool = True
     max_model_len: int | None = None  # vLLM's --max-model-len; None: derived from the config
     max_num_seqs: int | None = None  # vLLM's --max-num-seqs; None: its default for the GPU
@@ -132,9 +133,12 @@ def plan_inputs(s: PlanSettings) -> PlanInputs:
     # without a memory size only the KV budget sizes the pool; the memory is then reported as unknown
     hw = Hardware(name, memory or 1, bandwidth, n, s.utilization, int(s.reserved_gib * GIB))
     budget = None if s.kv_budget_gib is None else int(s.kv_budget_gib * GIB)
+    batched = s.max_num_batched_tokens
+    if batched is None:  # vLLM's table by GPU; a pool sized by its KV budget alone on an unnamed GPU: 8192
+        batched = limits.default_max_num_batched_tokens(memory, name) if memory else DEFAULT_BATCHED_TOKENS
     alloc = Allocator(
         s.block_size,
-        s.max_num_batched_tokens,
+        batched,
         s.async_scheduling,
         budget,
         max_model_len=s.max_model_len,

@@ -98,7 +98,9 @@ class PlannerState:
         default=False, metadata=meta("dpa", flag("data-parallel attention"), lambda b: "1" if b else "0")
     )
     block_size: int = field(default=16, metadata=meta("block", choice_int((16, 32, 64, 128), "block size")))
-    batched_tokens: int = field(default=8192, metadata=meta("mnbt", int_in(1, 1 << 20, "max_num_batched_tokens")))
+    batched_tokens: int = field(
+        default=0, metadata=meta("mnbt", int_in(0, 1 << 20, "max_num_batched_tokens (0: vLLM's default)"))
+    )
     kv_budget_gib: float = field(
         default=0.0, metadata=meta("kvb", float_in(0, 100_000, "KV memory per GPU (GiB)"), "{:g}".format)
     )
@@ -113,8 +115,8 @@ class PlannerState:
     def plan_settings(self) -> PlanSettings:
         """The plan the controls ask for, as plain values (`plan_inputs` builds the planner's inputs from them):
         the "custom" GPU is one of the given memory (GB) and bandwidth, utilization is a percent, TP 0 is
-        chosen per model, a KV budget of 0 means the memory decides, and a max_model_len or max_num_seqs of 0 is
-        vLLM's default (the config's length; its table by GPU)."""
+        chosen per model, a KV budget of 0 means the memory decides, and a max_model_len, max_num_seqs or
+        max_num_batched_tokens of 0 is vLLM's default (the config's length; its table by GPU)."""
         custom = self.gpu == "custom"
         return PlanSettings(
             self.context,
@@ -133,7 +135,7 @@ class PlannerState:
             reserved_gib=self.reserved_gib,
             kv_budget_gib=self.kv_budget_gib or None,
             block_size=self.block_size,
-            max_num_batched_tokens=self.batched_tokens,
+            max_num_batched_tokens=self.batched_tokens or None,
             max_model_len=self.max_model_len or None,
             max_num_seqs=self.max_num_seqs or None,
             allow_long_max_model_len=self.allow_long,
