@@ -164,6 +164,12 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
         "Reserved per GPU (GiB)", 0.0, 1000.0, step=0.5, key=P + "reserved_gib",
         help="activations, CUDA graphs, buffers: vLLM measures this at start-up by profiling",
     )  # fmt: skip
+    if gpu in GPUS:
+        st.caption(
+            f"{gpu}: {GPUS[gpu].describe_memory()}. The plan starts from the datasheet figure; vLLM starts from the "
+            "reported one and subtracts, besides the weights, its non-torch memory (NCCL, CUDA graphs) and the "
+            "activation peak of a profiling run: several GiB together, which *Reserved per GPU* stands for."
+        )
     if gpu == "custom":
         h1, h2, _ = st.columns([1, 1, 2])
         h1.number_input("Memory per GPU (GB, decimal)", 1.0, 10_000.0, key=P + "memory_gb")
