@@ -9,7 +9,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import streamlit as st  # noqa: E402
 
+from core import warm  # noqa: E402
 from core.view import altair_speedups  # noqa: E402
+
+# torch's compiler package, which the first FLOP count imports (1.5-2.7 s), imported by the server's first
+# session instead of whoever first opens the planner or Inside MLA (core/warm.py). Once per process.
+warm.imports()
 
 # Altair builds a page's charts 1.7-2.8x faster with these (core/view/altair_speedups.py); where the installed
 # Altair lacks what they patch, it declines and the charts are Altair's own. Idempotent: once per process.

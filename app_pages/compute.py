@@ -56,26 +56,33 @@ def machine(device: str) -> dict:
     }
 
 
-@st.cache_data(show_spinner="Timing decode steps...")
-def measured(device: str, contexts: tuple[int, ...]) -> pd.DataFrame:
+@st.cache_data(show_spinner=False, max_entries=64)
+def measured_row(device: str, label: str, n: int) -> dict:
+    """One design timed at one context (cached apart: adding a context times only the new ones)."""
     m = machine(device)
+    r = measure.decode_benchmark(measure.DESIGNS[label], n, 1, device, bandwidth=m["bandwidth"], peak_flops=m["peak"])
+    return {
+        "design": label,
+        "context": n,
+        "measured ms": r.seconds * 1e3,
+        "predicted ms (bytes / bandwidth)": r.predicted_seconds * 1e3,
+        "roofline ms": r.roofline_seconds * 1e3,
+        "cache read": fmt_bytes(r.bytes_read),
+        "% of copy bandwidth": 100 * r.fraction_of_bandwidth,
+        "bound": r.bound,
+        "why": measure.explain(r, m["llc"]),
+    }
+
+
+def measured(device: str, contexts: tuple[int, ...]) -> pd.DataFrame:
+    """Every design at every context, with a progress bar while the new ones are timed."""
+    pairs = [(label, n) for label in measure.DESIGNS for n in contexts]
+    bar = st.progress(0.0, text=f"Timing {len(pairs)} decode steps...")
     rows = []
-    for label, d in measure.DESIGNS.items():
-        for n in contexts:
-            r = measure.decode_benchmark(d, n, 1, device, bandwidth=m["bandwidth"], peak_flops=m["peak"])
-            rows.append(
-                {
-                    "design": label,
-                    "context": n,
-                    "measured ms": r.seconds * 1e3,
-                    "predicted ms (bytes / bandwidth)": r.predicted_seconds * 1e3,
-                    "roofline ms": r.roofline_seconds * 1e3,
-                    "cache read": fmt_bytes(r.bytes_read),
-                    "% of copy bandwidth": 100 * r.fraction_of_bandwidth,
-                    "bound": r.bound,
-                    "why": measure.explain(r, m["llc"]),
-                }
-            )
+    for i, (label, n) in enumerate(pairs, 1):
+        rows.append(measured_row(device, label, n))
+        bar.progress(i / len(pairs), text=f"Timed {label} at {token_label(n)} tokens ({i} of {len(pairs)})")
+    bar.empty()
     return pd.DataFrame(rows)
 
 

@@ -62,6 +62,25 @@ def test_measure_here_runs_real_decode_steps():
     assert any("copy bandwidth" in m.value for m in at.markdown)
 
 
+def test_timing_more_contexts_times_only_the_new_ones(monkeypatch):
+    """Decode timing is cached per design and context: adding a context to the timed ones runs only its
+    steps (the toggle took 13.6 s on every change before), and the progress bar is gone once they are done."""
+    from core.lab import measure
+
+    calls = []
+    real = measure.decode_benchmark
+    monkeypatch.setattr(measure, "decode_benchmark", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    at = run()
+    at.multiselect(key=P + "measure_contexts").set_value([1024]).run()
+    at.toggle(key=P + "measure").set_value(True).run()
+    before = len(calls)
+    at.multiselect(key=P + "measure_contexts").set_value([1024, 4096]).run()
+    ok(at)
+    assert calls[before:] == [4096] * len(measure.DESIGNS)
+    assert sorted(at.dataframe[1].value["context"].unique()) == [1024, 4096]
+    assert not at.get("progress")
+
+
 def test_links():
     at = run({"gpu": "B200", "context": "4096", "batch": "64"})
     ok(at)
