@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Any
 
+from core.accounting import llamacpp
 from core.accounting import planner as pl
 from core.accounting import totals as acc
 from core.accounting.plan_inputs import PlanSettings, plan_inputs
@@ -82,6 +83,11 @@ def report(
     }
 
 
+ENGINES = ("vllm", "sglang", "llama.cpp")
+VLLM_VERSION = "0.33"  # the release whose pool core/accounting/planner.py follows (its log format from 0.20.1 on)
+LLAMACPP_VERSION = "llama_kv_cache era, before PR #21277 (2026-04)"  # core/accounting/llamacpp.py
+LLAMACPP_FLAGS = ("ctx_size", "parallel", "ubatch_size", "batch_size", "kv_unified", "cache_type_k", "cache_type_v",
+                  "swa_full", "flash_attn")  # fmt: skip
 PLAN_FLAGS = (
     "gpu", "gpu_memory_gib", "gpus", "tp", "pp", "dp_attention", "utilization", "reserved_gib", "weights",
     "kv_budget_gib", "max_num_batched_tokens", "block_size", "sync_scheduling", "max_model_len", "max_num_seqs",
@@ -122,8 +128,84 @@ def plan_settings(a: argparse.Namespace) -> PlanSettings:
     )
 
 
+def vllm_log_lines(spec: ModelSpec, inputs, par: pl.Parallelism, first: pl.Plan) -> list[str]:
+    """The lines vLLM (VLLM_VERSION) logs about its pool, as it formats them: the pool's tokens and the
+    concurrency of requests of max_model_len tokens (one engine, one DP group). None without an exact pool, or
+    when vLLM would not start (the plan's startup_error says why)."""
+    mml = first.max_model_len
+    if not first.exact or first.startup_error or mml is None:
+        return []
+    at = (
+        first
+        if first.context == mml and first.batch == 1
+        else pl.plan(
+            spec, inputs.hardware, mml, 1, inputs.kv_dtype, inputs.weight_dtype, inputs.layout, par, inputs.allocator
+        )
+    )
+    return [
+        f"GPU KV cache size: {at.kv_cache_tokens:,} tokens",
+        f"Maximum concurrency for {mml:,} tokens per request: {at.max_concurrency / par.dp:.2f}x",
+    ]
+
+
+def llamacpp_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
+    """The `plan` key for llama.cpp: the caches and recurrent state it allocates, and the lines it logs."""
+    if a.ctx_size is None:
+        raise ValueError(
+            "a llama.cpp plan needs --ctx-size N (llama.cpp's 0 means the GGUF's context_length: give that number)."
+        )
+    flags = llamacpp.LlamaCppFlags(
+        n_ctx=a.ctx_size,
+        n_seq=a.parallel if a.parallel is not None else 1,
+        n_ubatch=a.ubatch_size if a.ubatch_size is not None else 512,
+        n_batch=a.batch_size if a.batch_size is not None else 2048,
+        kv_unified=a.kv_unified,
+        cache_type_k=a.cache_type_k or "f16",
+        cache_type_v=a.cache_type_v or "f16",
+        swa_full=a.swa_full,
+        flash_attn=a.flash_attn != "off",
+    )
+    m = llamacpp.llamacpp_memory(spec, flags)
+
+    def cache(c: llamacpp.KVCache | None) -> dict[str, Any] | None:
+        if c is None:
+            return None
+        return {"cells": c.cells, "layers": c.n_layers, "streams": c.n_stream, "k_bytes": c.k_bytes,
+                "v_bytes": c.v_bytes, "type_k": c.type_k, "type_v": c.type_v}  # fmt: skip
+
+    r = m.recurrent
+    return {
+        "engine": "llama.cpp",
+        "engine_version": LLAMACPP_VERSION,
+        "n_ctx": m.n_ctx,
+        "n_ctx_seq": m.n_ctx_seq,
+        "n_seq": flags.n_seq,
+        "n_ubatch": m.n_ubatch,
+        "kv_unified": flags.kv_unified,
+        "swa_full": flags.swa_full,
+        "flash_attn": flags.flash_attn,
+        "cache_type_k": flags.cache_type_k,
+        "cache_type_v": flags.cache_type_v,
+        "kv_cache": cache(m.full),
+        "swa_kv_cache": cache(m.swa),
+        "recurrent_state": None if r is None else {"cells": r.cells, "r_bytes": r.r_bytes, "s_bytes": r.s_bytes},
+        "total_bytes": m.total,
+        "log_lines": list(m.log_lines()),
+    }
+
+
 def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
-    """The `plan` key: vLLM's pool per GPU and what it holds, under the requested parallelism."""
+    """The `plan` key: the engine's memory for the model (vLLM's pool per GPU under the requested
+    parallelism; llama.cpp's caches), with the lines the engine logs about it."""
+    if a.engine == "sglang":
+        raise ValueError("SGLang is not planned yet: --engine vllm or llama.cpp.")
+    if a.engine == "llama.cpp":
+        return llamacpp_report(spec, a)
+    given = [f"--{f.replace('_', '-')}" for f in LLAMACPP_FLAGS if getattr(a, f) not in (None, False)]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: llama.cpp's flag{'s' if len(given) > 1 else ''}; add --engine llama.cpp."
+        )
     if a.gpu is None and a.gpu_memory_gib is None and a.kv_budget_gib is None:
         raise ValueError("a plan needs --gpu NAME, --gpu-memory-gib X or --kv-budget-gib X.")
     inputs = plan_inputs(plan_settings(a))
@@ -131,6 +213,9 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
     p = inputs.plan(spec, par)
     single = p if inputs.batch == 1 else inputs.plan(spec, par, batch=1)
     return {
+        "engine": "vllm",
+        "engine_version": VLLM_VERSION,
+        "log_lines": vllm_log_lines(spec, inputs, par, single),
         "gpu": hw.name,
         "gpu_memory_bytes": inputs.gpu_memory_bytes,
         "gpus": hw.n_gpus,
@@ -217,6 +302,14 @@ def _text(r: dict[str, Any]) -> str:
 
 
 def _plan_text(p: dict[str, Any], context: int) -> list[str]:
+    engine = f"    engine          {p['engine']} ({p['engine_version']}); it logs:"
+    logged = [engine, *(f"      {line}" for line in p["log_lines"])] if p["log_lines"] else []
+    if p["engine"] == "llama.cpp":
+        return [
+            f"  plan              llama.cpp: {p['n_seq']} sequence(s) of {p['n_ctx_seq']:,} cells, cache "
+            f"K {p['cache_type_k']} / V {p['cache_type_v']}, {fmt_bytes(p['total_bytes'])} in all",
+            *logged,
+        ]
     blocks = (
         f"{p['num_blocks']:,} blocks of {p['block_size']} per GPU = {p['kv_cache_tokens']:,} tokens"
         if p["exact"]
@@ -242,7 +335,7 @@ def _plan_text(p: dict[str, Any], context: int) -> list[str]:
         f"{_len(p['derived_max_model_len'])}); {p['max_running_requests']:,} request(s) of {context:,} tokens run at "
         f"once (max_num_seqs {_len(p['max_num_seqs'])} per engine)",
     ]
-    return lines + [f"    note: {n}" for n in p["notes"]]
+    return lines + logged + [f"    note: {n}" for n in p["notes"]]
 
 
 def _len(v: int | None) -> str:
@@ -299,13 +392,25 @@ def parser() -> argparse.ArgumentParser:
         help="as VLLM_ALLOW_LONG_MAX_MODEL_LEN=1: past the derived length",
     )
     g.add_argument("--sync-scheduling", action="store_true", help="one batch in flight per stage (vLLM's async off)")
+    g.add_argument("--engine", choices=ENGINES, help="the serving engine planned (default vllm)")
+    ll = p.add_argument_group("llama.cpp (with --engine llama.cpp; llama.cpp's own flag names)")
+    ll.add_argument("--ctx-size", type=int, help="-c: context cells (required; its 0 means the GGUF's length)")
+    ll.add_argument("--parallel", type=int, help="-np: sequences (default 1)")
+    ll.add_argument("--ubatch-size", type=int, help="-ub: physical batch (default 512)")
+    ll.add_argument("--batch-size", type=int, help="-b: logical batch (default 2048)")
+    ll.add_argument("--kv-unified", action="store_true", help="one KV buffer shared by every sequence")
+    ll.add_argument("--cache-type-k", choices=list(llamacpp.CACHE_TYPES), help="-ctk (default f16)")
+    ll.add_argument("--cache-type-v", choices=list(llamacpp.CACHE_TYPES), help="-ctv (default f16)")
+    ll.add_argument("--swa-full", action="store_true", help="a full-size cache for sliding-window layers")
+    ll.add_argument("--flash-attn", choices=["on", "off", "auto"], help="-fa (default auto, taken as on)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
-    wants_plan = any(getattr(a, f) not in (None, False) for f in PLAN_FLAGS)
+    wants_plan = any(getattr(a, f) not in (None, False) for f in (*PLAN_FLAGS, "engine", *LLAMACPP_FLAGS))
+    a.engine = a.engine or "vllm"
     if a.list:
         print("\n".join(preset_names()))
         return 0

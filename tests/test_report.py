@@ -330,3 +330,91 @@ def test_a_plan_flag_at_its_default_still_asks_for_a_plan_and_unknown_memory_is_
     assert p["gpu_memory_bytes"] is None and p["num_blocks"] == 1952
     r = cli("llama-3.1-8b", "--weights", "native")
     assert r.returncode == 2 and "a plan needs" in r.stderr
+
+
+# ----------------------------------------------------------------------------- engines: the lines each one logs
+
+
+def plan_json(capsys, *args: str) -> dict:
+    assert main([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)["plan"]
+
+
+def test_vllm_plans_name_their_engine_and_print_its_log_lines(capsys):
+    """vLLM PR 20665 (DeepSeek-V2-Lite, 4 GPUs as TP2 x PP2, 12.1334 GiB of KV memory per GPU, 1,024-token
+    requests) logged 'GPU KV cache size: 807,792 tokens' and 'Maximum concurrency for 1,024 tokens per request:
+    788.86x': plan.log_lines are those lines, with the engine and the release the planner follows."""
+    p = plan_json(
+        capsys, "deepseek-v2-lite", "--gpus", "4", "--tp", "2", "--pp", "2", "--kv-budget-gib", "12.1334",
+        "--context", "1024", "--max-model-len", "1024",
+    )  # fmt: skip
+    assert (p["engine"], p["engine_version"]) == ("vllm", "0.33")
+    assert p["log_lines"] == [
+        "GPU KV cache size: 807,792 tokens",
+        "Maximum concurrency for 1,024 tokens per request: 788.86x",
+    ]
+    assert p["num_blocks"] == 50_487  # the existing keys stay
+
+
+def test_vllm_log_lines_are_for_max_model_len_requests(capsys):
+    """vLLM logs the concurrency of requests of max_model_len tokens, whatever --context asks."""
+    p = plan_json(capsys, "llama-3.1-8b", "--gpu", "H100 SXM", "--context", "4096")
+    assert p["log_lines"][1].startswith(f"Maximum concurrency for {p['max_model_len']:,} tokens per request: ")
+    assert p["max_model_len"] == 131_072 and p["max_concurrency"] > float(p["log_lines"][1].split()[-1][:-1])
+
+
+def test_llama_cpp_plans_print_the_lines_llama_cpp_logs(capsys):
+    """llama-server -c 8192 -np 1 on a Llama-3-8B GGUF (32 layers, 8 kv heads of 128, the shape of the
+    Llama-3.1-8B preset) logs 'llama_kv_cache: size = 1024.00 MiB (  8192 cells,  32 layers,  1/1 seqs), K (f16):
+    512.00 MiB, V (f16):  512.00 MiB' (tests/test_llamacpp.py); the CLI prints it under plan.log_lines."""
+    p = plan_json(capsys, "llama-3.1-8b", "--engine", "llama.cpp", "--ctx-size", "8192", "--parallel", "1")
+    assert p["engine"] == "llama.cpp" and p["total_bytes"] == 1024 * 2**20
+    assert p["log_lines"] == [
+        "llama_kv_cache: size = 1024.00 MiB (  8192 cells,  32 layers,  1/1 seqs), K (f16):  512.00 MiB, "
+        "V (f16):  512.00 MiB"
+    ]
+
+
+def test_llama_cpp_sliding_window_cache_adds_the_micro_batch_and_pads(capsys):
+    """gpt-oss-120b at 131,072 cells with -ub 2048: the sliding layers keep pad256(128 + 2048) = 2,304 cells."""
+    p = plan_json(
+        capsys, "gpt-oss-120b", "--engine", "llama.cpp", "--ctx-size", "131072", "--ubatch-size", "2048",
+        "--parallel", "1",
+    )  # fmt: skip
+    assert p["swa_kv_cache"]["cells"] == 2304 and p["kv_cache"]["cells"] == 131_072
+    assert "llama_kv_cache_iswa: creating     SWA KV cache, size = 2304 cells" in p["log_lines"]
+    q = plan_json(
+        capsys, "gpt-oss-120b", "--engine", "llama.cpp", "--ctx-size", "131072", "--cache-type-k", "q8_0",
+        "--cache-type-v", "q8_0",
+    )  # fmt: skip
+    assert q["kv_cache"]["k_bytes"] * 32 == p["kv_cache"]["k_bytes"] * 17  # 34 bytes per 32 values, not 64
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["llama-3.1-8b", "--engine", "sglang"], "SGLang is not planned yet"),
+        (["llama-3.1-8b", "--ctx-size", "8192", "--gpu", "H200"], "--ctx-size: llama.cpp's flag; add --engine"),
+        (["llama-3.1-8b", "--engine", "llama.cpp"], "needs --ctx-size"),
+        (["deepseek-v3", "--engine", "llama.cpp", "--ctx-size", "4096"], "MLA layers are not covered"),
+        (["llama-3.1-8b", "--engine", "llama.cpp", "--ctx-size", "0"], "n_ctx must be a whole number"),
+        (
+            [
+                "llama-3.1-8b",
+                "--engine",
+                "llama.cpp",
+                "--ctx-size",
+                "64",
+                "--cache-type-v",
+                "q4_0",
+                "--flash-attn",
+                "off",
+            ],
+            "needs flash attention",
+        ),  # fmt: skip
+    ],
+)
+def test_engine_refusals_are_one_line(capsys, args, said):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1 and "Traceback" not in err
