@@ -110,6 +110,7 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState, why_pool: list
         st.markdown(line)
     if p.replication > 1.01:
         st.markdown(
+            f"**Cache copies per request: {p.replication:.3g}.** "
             f"Pooled memory would suggest {p.pooled_concurrency:,.2f} requests, not {p.max_concurrency:,.2f}: "
             f"{pl.copies_reason(spec, par.tp)}, so TP{par.tp} keeps {p.replication:.3g} copies of each request's "
             f"cache and holds {p.replication:.3g}x less cache than {par.tp} pooled GPUs."

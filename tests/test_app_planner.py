@@ -24,6 +24,7 @@ What it proves:
 
 import base64
 import json
+import re
 import zlib
 from dataclasses import fields
 from pathlib import Path
@@ -38,6 +39,7 @@ from core.model.gpus import GPUS
 from core.model.presets import preset_names
 from core.view.urlcodec import encode_config, parse_state
 from core.view.urlstate import PlannerState
+from core.workshop.path import paths
 
 CONFIGS = Path(__file__).resolve().parent.parent / "assets" / "configs"
 P = "planner."
@@ -757,3 +759,21 @@ def test_headline_metrics_lead_with_each_plans_numbers():
         table_row = list(t.loc[m, ["concurrency", "max context", "decode step ≥"]])
         assert [value for _, value in shown[3 * i : 3 * i + 3]] == table_row
     assert any("scroll the table sideways" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [s for p in paths().values() for s in p.steps if s.page == "planner" and "'" in s.look],
+    ids=lambda s: s.title,
+)
+def test_every_quoted_line_a_workshop_step_points_at_is_on_the_page(step):
+    """A guided step's 'look' names what to find in quotes ('Cache copies per request', 'pooled would say'):
+    at the step's view each quoted name is a line of the page's text or a column of its table. DeepSeek-V3 on
+    8 x H200 as TP8 keeps 8 copies of each request's latent."""
+    at = run(step.view)
+    ok(at)
+    shown = markdown(at) + "\n" + "\n".join(table(at).columns)
+    for name in re.findall(r"'([^']+)'", step.look):
+        assert name in shown, name
+    if step.view.get("tp") == "8":
+        assert "Cache copies per request: 8." in markdown(at)
