@@ -5,15 +5,17 @@ import json
 
 import streamlit as st
 
+from app_pages.layout import table
 from app_pages.resources import preset
+from core.accounting.planner import auto_kv_dtype
 from core.accounting.totals import LAYOUTS
-from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES, weights_label
+from core.model.dtypes import CACHE_DTYPES, LEGEND_WIDTH, WEIGHT_DTYPES, weights_label
 from core.model.gpus import GPUS
 from core.model.hf_config import from_hf_config, load_config_text
 from core.model.presets import preset_names
 from core.model.specs import ModelSpec
 from core.view import glossary
-from core.view.frames import CONTEXTS
+from core.view.frames import CONTEXTS, dtype_legend
 from core.view.text import plain, truncate
 from core.view.theme import token_label
 from core.view.urlcodec import MAX_LINK_CONFIG_CHARS, decode_config, encode_config
@@ -58,6 +60,21 @@ LAYOUT_HELP = (
     "latent: DeepSeek's absorbed cache (c_KV + rope key); materialised: per-head K and V, as HF's code "
     "caches them; fp8_ds_mla: vLLM's fp8 layout, 656 B per token per layer for V3 shapes"
 )
+
+
+LEGEND_HELP = ". Every cache dtype side by side, with its bits, block and scales: 'Cache dtypes compared', below."
+
+
+def dtype_legend_expander(auto: dict[str, str]) -> None:
+    """Every option of the cache dtype box in one table, priced by the accounting's own bytes per vector."""
+    with st.expander("Cache dtypes compared"):
+        table(dtype_legend(auto))
+        st.caption(
+            f"Bytes and bits of one stored vector of {LEGEND_WIDTH} values (one key head of most models here), "
+            "from the same table the cache's bytes are computed with: a format with a scale per block adds its "
+            "scale bytes once per block, TurboQuant's norm once per vector, so a wider vector (an MLA latent) "
+            "spreads the norm thinner."
+        )
 
 
 def custom_config(link_token: str) -> tuple[ModelSpec | None, str]:
@@ -136,7 +153,7 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
         "Cache dtype",
         ["auto", *CACHE_DTYPES],
         key=P + "kv_dtype",
-        help=AUTO_HELP if kv == "auto" else CACHE_DTYPES[kv].description,
+        help=(AUTO_HELP if kv == "auto" else CACHE_DTYPES[kv].description) + LEGEND_HELP,
     )
     released = {
         label(m): weights_label("native", (custom if m == CUSTOM else preset(m)).native_weights)
@@ -187,6 +204,7 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
         "KV memory per GPU (GiB, 0: from the memory)", 0.0, 100_000.0, step=1.0, key=P + "kv_budget_gib",
         help="vLLM logs it as 'Available KV cache memory'; set it to reproduce a log",
     )  # fmt: skip
+    dtype_legend_expander({label(m): auto_kv_dtype(custom if m == CUSTOM else preset(m)) for m in ss[P + "models"]})
     w1, w2, w3 = st.columns(3)
     w1.number_input("max_model_len (0: the config's)", 0, 1 << 30, key=P + "max_model_len", help=MML_HELP)
     w2.number_input("max_num_seqs (0: vLLM's default)", 0, 1 << 20, key=P + "max_num_seqs", help=MNS_HELP)

@@ -573,3 +573,23 @@ def test_bytes_by_layer_is_the_direct_sum_over_layers(name):
 def test_bytes_by_layer_checks_the_dtype():
     with pytest.raises(ValueError, match="unknown cache dtype"):
         acc.bytes_by_layer(load_preset("gpt2").attention, 1, "fp7")
+
+
+def test_the_cache_dtype_legend_prices_every_dtype_with_the_accountings_bytes_and_names_its_scales():
+    """cache_dtype_legend has one row per CACHE_DTYPES entry whose bytes are that format's vector_bytes (what the
+    cache's rows are multiplied by); every stored scale's words add up to its bytes (fp16 = 2, fp32 = 4): q8_0
+    34 B per 32 values = 8.5 bits, q4_1 an fp16 scale + fp16 minimum = 4 B, tq3.5 58 B per 128 values."""
+    from core.model.dtypes import cache_dtype_legend
+
+    rows = {r.dtype: r for r in cache_dtype_legend(128)}
+    assert list(rows) == list(CACHE_DTYPES)
+    for name, f in CACHE_DTYPES.items():
+        assert rows[name].vector_bytes == f.vector_bytes(128)
+        assert rows[name].bits_per_value == 8 * f.vector_bytes(128) / 128
+        stored = f.scale_bytes or f.vector_extra_bytes
+        if stored:
+            assert 2 * f.scales.count("fp16") + 4 * f.scales.count("fp32") == stored, name
+    assert (rows["q8_0"].bits_per_value, rows["q8_0"].block) == (8.5, "32 values")
+    assert rows["q4_1"].scale_format == "fp16 scale + fp16 minimum (4 B)"
+    assert (rows["tq3.5"].vector_bytes, rows["tq3.5"].bits_per_value) == (58, 3.625)
+    assert rows["bf16"].scale_format == "none" and rows["fp8"].block == "none"

@@ -34,8 +34,10 @@ import pytest
 from apptest import assert_clean, assert_no_exception, open_page, unescaped
 from streamlit.testing.v1 import AppTest
 
+from core.accounting.totals import kv_bytes_per_token
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
+from core.model.presets import load_preset as preset
 from core.model.presets import preset_names
 from core.view.urlcodec import encode_config, parse_state
 from core.view.urlstate import PlannerState
@@ -104,8 +106,15 @@ def memory_rows(at: AppTest) -> list[str]:
 
 
 def table(at: AppTest):
-    assert len(at.dataframe) == 1
-    return at.dataframe[0].value.set_index("model")
+    """The results table (the cache dtype legend is the page's other table)."""
+    results = [d for d in at.dataframe if "model" in d.value.columns]
+    assert len(results) == 1
+    return results[0].value.set_index("model")
+
+
+def legend(at: AppTest):
+    (found,) = [d.value for d in at.dataframe if "cache dtype" in d.value.columns]
+    return found.set_index("cache dtype")
 
 
 def charts(at: AppTest) -> int:
@@ -777,3 +786,26 @@ def test_every_quoted_line_a_workshop_step_points_at_is_on_the_page(step):
         assert name in shown, name
     if step.view.get("tp") == "8":
         assert "Cache copies per request: 8." in markdown(at)
+
+
+def test_every_cache_dtype_offered_is_in_the_legend_with_the_accountings_bits():
+    """'Cache dtypes compared' lists every option of the cache dtype box, auto first; its bytes per 128 values
+    are the accounting's: Llama-3.1-8B (32 layers x 8 kv heads of 128, K and V) caches 32 x 2 x 8 x that many
+    bytes per token in each dtype. q8_0 is 8.5 bits (34 B per 32 values), int8 8.25, tq3.5 3.625 (its 2-byte
+    norm per vector), bf16 16; the box's help points to the legend whatever is selected."""
+    at = run({"models": "llama-3.1-8b"})
+    ok(at)
+    shown = legend(at)
+    box = at.selectbox(key=P + "kv_dtype")
+    assert list(shown.index) == list(box.options) == ["auto", *CACHE_DTYPES]
+    spec = preset("llama-3.1-8b")
+    for d in CACHE_DTYPES:
+        assert kv_bytes_per_token(spec, d) == 32 * 2 * 8 * shown.loc[d, "bytes per 128 values"], d
+        assert shown.loc[d, "bits per value, scales included"] == 8 * shown.loc[d, "bytes per 128 values"] / 128
+    bits = shown["bits per value, scales included"]
+    assert (bits["q8_0"], bits["int8"], bits["tq3.5"], bits["bf16"], bits["auto"]) == (8.5, 8.25, 3.625, 16, 16)
+    assert shown.loc["q8_0", "one scale serves"] == "32 values" and shown.loc["int8", "one scale serves"] == "64 values"
+    assert "bf16 for llama-3.1-8b" in shown.loc["auto", "what it is"]
+    for kv in ("auto", "q8_0"):
+        box.set_value(kv).run()
+        assert "'Cache dtypes compared', below" in at.selectbox(key=P + "kv_dtype").help

@@ -21,6 +21,7 @@ class StorageFormat:
     description: str = ""
     vector_extra_bytes: int = 0  # bytes stored once per vector (TurboQuant: the vector's fp16 norm)
     whole_blocks: bool = False  # llama.cpp block formats: a row must be a whole number of blocks
+    scales: str = ""  # what each group's (or vector's) stored bytes are, e.g. "fp16 scale + fp16 zero point"
 
     def vector_bytes(self, width: int) -> int:
         """Bytes of one stored vector of `width` elements:
@@ -56,7 +57,8 @@ _GGML_BLOCKS = (
 
 
 def _ggml(name: str, bits: int, scale_bytes: int, what: str) -> StorageFormat:
-    return StorageFormat(name, bits, 32, scale_bytes, f"llama.cpp {name}: {what}", whole_blocks=True)
+    scales = "fp16 scale" if scale_bytes == 2 else "fp16 scale + fp16 minimum"
+    return StorageFormat(name, bits, 32, scale_bytes, f"llama.cpp {name}: {what}", whole_blocks=True, scales=scales)
 
 
 CACHE_DTYPES: dict[str, StorageFormat] = {
@@ -69,8 +71,11 @@ CACHE_DTYPES: dict[str, StorageFormat] = {
             "fp8",
             8,
             description="float8 e4m3 with one scale per tensor (a constant, not stored per token)",
+            scales="one scale per tensor, not stored per token",
         ),
-        StorageFormat("int8", 8, 64, 2, "int8, symmetric, one fp16 scale per group of 64 values (+0.25 bit)"),
+        StorageFormat(
+            "int8", 8, 64, 2, "int8, symmetric, one fp16 scale per group of 64 values (+0.25 bit)", scales="fp16 scale"
+        ),
         StorageFormat(
             "int4",
             4,
@@ -78,6 +83,7 @@ CACHE_DTYPES: dict[str, StorageFormat] = {
             4,
             "int4 packed two per byte, asymmetric, an fp16 scale and an fp16 zero point per "
             "group of 64 values (+0.5 bit), as in KIVI (arXiv 2402.02750)",
+            scales="fp16 scale + fp16 zero point",
         ),
         StorageFormat(
             "tq3.5",
@@ -86,6 +92,7 @@ CACHE_DTYPES: dict[str, StorageFormat] = {
             "codebooks, 3.5 bits per channel on average (outlier channels get one bit more), an fp16 norm "
             "per vector; the paper reports quality neutrality at 3.5 bits",
             vector_extra_bytes=2,
+            scales="fp16 norm",
         ),
         StorageFormat(
             "tq2.5",
@@ -93,10 +100,46 @@ CACHE_DTYPES: dict[str, StorageFormat] = {
             description="TurboQuant-style at 2.5 bits per channel on average plus an fp16 norm per vector; "
             "the paper reports marginal quality loss at 2.5 bits",
             vector_extra_bytes=2,
+            scales="fp16 norm",
         ),
         *(_ggml(*t) for t in _GGML_BLOCKS),
     )
 }
+
+LEGEND_WIDTH = 128  # values in the vector the legend prices: one key head of most presets
+
+
+@dataclass(frozen=True)
+class DtypeRow:
+    """One cache dtype side by side with the others, priced on a vector of `width` values by `vector_bytes`."""
+
+    dtype: str
+    code_bits: float  # bits of each stored value before scales
+    bits_per_value: float  # 8 x vector_bytes(width) / width: scales, zero points and norms included
+    vector_bytes: int  # bytes of one stored vector of `width` values
+    block: str  # the values one stored scale serves
+    scale_format: str  # what is stored per block (or per vector)
+    description: str
+
+
+def cache_dtype_legend(width: int = LEGEND_WIDTH) -> tuple[DtypeRow, ...]:
+    """Every cache dtype of CACHE_DTYPES priced on one vector of `width` values, from the same `vector_bytes`
+    the accounting multiplies by rows: q8_0 34 B per 32 values (8.5 bits), int8 8.25 bits (a 2-byte scale per
+    64), tq3.5 3.625 bits at width 128 (its 2-byte norm spread over the vector)."""
+    rows = []
+    for f in CACHE_DTYPES.values():
+        if f.group_size:
+            block = f"{f.group_size} values"
+        elif f.vector_extra_bytes:
+            block = "one vector"
+        else:
+            block = "none"
+        per_block = f.scale_bytes or f.vector_extra_bytes
+        stored = f"{f.scales} ({per_block} B)" if per_block else f.scales or "none"
+        n = f.vector_bytes(width)
+        rows.append(DtypeRow(f.name, f.bits, 8 * n / width, n, block, stored, f.description))
+    return tuple(rows)
+
 
 # Weight formats: the bytes a parameter takes in memory.
 WEIGHT_DTYPES: dict[str, StorageFormat] = {

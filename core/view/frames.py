@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from core.accounting import totals as acc
+from core.model.dtypes import LEGEND_WIDTH, cache_dtype_legend
 from core.model.specs import ModelSpec
 
 GIB = 2**30
@@ -45,6 +46,30 @@ def cache_vs_context(
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def dtype_legend(auto: dict[str, str], width: int = LEGEND_WIDTH) -> pd.DataFrame:
+    """Every cache dtype the planner offers, one row each, "auto" first: bits per stored value, bits with
+    scales included and bytes of one vector of `width` values (core.model.dtypes.cache_dtype_legend, the
+    numbers the accounting multiplies by rows), the block one scale serves and what it stores. `auto` maps
+    each planned model to the dtype "auto" means for it (core.accounting.planner.auto_kv_dtype)."""
+    rows = {r.dtype: r for r in cache_dtype_legend(width)}
+    picked = {d: [m for m, a in auto.items() if a == d] for d in dict.fromkeys(auto.values())}
+    meant = "; ".join(f"{d} for {', '.join(ms)}" for d, ms in picked.items()) or "no model picked"
+    out = []
+    for name, r in [("auto", rows[next(iter(picked), "bf16")]), *rows.items()]:
+        out.append(
+            {
+                "cache dtype": name,
+                "bits per stored value": r.code_bits,
+                "bits per value, scales included": r.bits_per_value,
+                f"bytes per {width} values": r.vector_bytes,
+                "one scale serves": r.block,
+                "scale format": r.scale_format,
+                "what it is": f"the model's own dtype, as vLLM's auto: {meant}" if name == "auto" else r.description,
+            }
+        )
+    return pd.DataFrame(out)
 
 
 def memory_parts(plans: dict) -> pd.DataFrame:
