@@ -11,6 +11,7 @@ from app_pages.layout import takeaways
 from app_pages.links import link_state
 from app_pages.resources import preset, require_minilm
 from core.accounting import totals as acc
+from core.accounting import whatif
 from core.accounting.describe import describe
 from core.accounting.formulas import bytes_per_token_latex
 from core.lab.hybrid import SmallHybrid, run, shipped_runs
@@ -117,6 +118,47 @@ def run_section() -> None:
     )
 
 
+def what_if(m, context: int, kv: int) -> None:
+    """What the model's design saves, priced by the same accounting: the cache with every windowed or chunked
+    layer made global, and one recurrent layer's state against what an attention layer caches per token."""
+    wide, layers = whatif.all_global(m), whatif.state_per_layer(m)
+    if not (wide or layers):
+        return
+    u, v, _ = st.columns(3)
+    if wide:
+        kv_wide = acc.kv_cache_bytes(wide, context)
+        terms = " + ".join(
+            f"{t.n_layers} x {t.rows:,} x {t.bytes_per_row:,} B" for t in acc.kv_cache(wide, context).terms
+        )
+        u.metric(
+            "Cache with every layer global",
+            fmt_bytes(kv_wide),
+            f"{kv_wide / kv:.2f}x the real cache",
+            delta_color="off",
+            delta_arrow="off",
+            help=glossary.tip("full attention"),
+        )
+        st.markdown(
+            f"**What if every layer were global:** each sliding-window or chunked layer, with its own heads, would "
+            f"cache all {context:,} tokens: {terms} (layers x rows x bytes per row) = {fmt_bytes(kv_wide)}, "
+            f"{kv_wide / kv:.2f}x the {fmt_bytes(kv)} the windows and chunks keep; they save {fmt_bytes(kv_wide - kv)}."
+        )
+    for one in layers:
+        parts = " + ".join(f"{name} {rows:,} x {per_row:,} B" for name, rows, per_row in one.tensors)
+        v.metric(f"Fixed state of one {one.kind} layer", fmt_bytes(one.bytes), help=glossary.tip("fixed state"))
+        per_token = whatif.attention_bytes_per_token_per_layer(m)
+        same = (
+            f": what one attention layer of this model caches for {one.bytes / per_token:,.0f} tokens "
+            f"({per_token:,} B per token)"
+            if per_token
+            else ""
+        )
+        st.markdown(
+            f"**One {one.kind} layer's state** is {parts} = {one.bytes:,} B ({fmt_bytes(one.bytes)}) per sequence "
+            f"at any context, in each of {one.n_layers} layers{same}."
+        )
+
+
 @st.fragment
 def models_section() -> None:
     """The model and the context rerun this section only."""
@@ -138,6 +180,7 @@ def models_section() -> None:
     x.metric(f"KV cache at {token_label(context)} (bf16)", fmt_bytes(kv), help=glossary.tip("KV cache"))
     y.metric("Fixed state per sequence", fmt_bytes(state) if state else "none", help=glossary.tip("fixed state"))
     z.metric("State share of the request", f"{state / (kv + state):.1%}" if kv + state else "-")
+    what_if(m, context, kv)
     bd = breakdown_table({model: m}, context, 1, "bf16", "latent")
     bc = figure(breakdown_chart, bd, f"{model} at {context:,} tokens: what each layer type keeps")
     show(bc, width="stretch", key=P + "breakdown")

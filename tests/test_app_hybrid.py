@@ -2,13 +2,16 @@
 
 What it proves:
 - at the defaults the page renders its three charts (bytes held, step FLOPs, the model's breakdown), the
-  metrics "KV cache at 128K (bf16)" = 3 GiB and "Fixed state per sequence" = 37.7 MiB for qwen3-next-80b-a3b,
+  metrics "KV cache at 128K (bf16)" = 3 GiB, "Fixed state per sequence" = 37.7 MiB and "Fixed state of one GDN
+  layer" for qwen3-next-80b-a3b,
   every small layer's measured nbytes equals the accounting ("equal" all "yes"), with no warning and a bare link;
 - the tokens slider at its minimum (16) and maximum (2048) and the real-text input render cleanly, with the
   table at the last checkpoint and the choice written into the link;
 - every model on the page at the smallest and the largest context renders cleanly, the KV metric names the
   context, and a model without recurrent state (llama-4-scout, ...) shows "none";
 - the model's layer table shows its counts with thousands separators (1,048,576 rows, not 1048576);
+- what the design saves: Llama-4-Scout's cache at 1M tokens with every layer global (192 GiB, 3.91x) and one
+  recurrent layer's state (Qwen3-Next's GDN layer: 1,097,728 B, as much as 536 tokens of one attention layer);
 - a link with every field set restores every widget and the query params written back reproduce it;
 - hostile links (unknown keys, markdown as a key, out-of-range values) give "Link: ..." warnings naming each
   problem, shown as text (escaped, so markdown in a key draws no image), never an exception, and fall back
@@ -69,7 +72,12 @@ def test_defaults_render_three_charts_the_metrics_and_equal_bytes():
     m = metrics(at)
     assert m["KV cache at 128K (bf16)"] == "3 GiB"
     assert m["Fixed state per sequence"] == "37.7 MiB"
-    assert list(m) == ["KV cache at 128K (bf16)", "Fixed state per sequence", "State share of the request"]
+    assert list(m) == [
+        "KV cache at 128K (bf16)",
+        "Fixed state per sequence",
+        "State share of the request",
+        "Fixed state of one GDN layer",
+    ]
     table = layers_table(at)
     assert list(table.layer) == ["attention (GQA)", "Gated DeltaNet", "Mamba-2"]
     assert list(table["equal"]) == ["yes"] * 3
@@ -187,3 +195,26 @@ def test_a_link_between_slider_options_snaps_to_the_nearest_and_says_so(raw, nea
     assert at.select_slider(key=P + "context").value == nearest
     (warning,) = [unescaped(w.value) for w in at.warning]
     assert f"context {int(raw):,} is not offered here; showing the nearest, {nearest:,}" in warning
+
+
+def test_what_if_every_layer_were_global_and_one_recurrent_layers_state():
+    """Llama-4-Scout at 1,048,576 tokens: with every layer global the cache would be 192 GiB, 3.91x the
+    49.1 GiB its chunked layers keep (the accounting's numbers, core.accounting.whatif); Qwen3-Next's one
+    Gated DeltaNet layer keeps 1,097,728 B of state, what one of its attention layers caches for 536 tokens
+    (2 x 2 kv heads x 256 x 2 B = 2,048 B per token). Models without windows or state show neither."""
+    at = run({"T": "16", "model": "llama-4-scout", "context": "1048576"})
+    ok(at)
+    m = metrics(at)
+    assert m["Cache with every layer global"] == "192 GiB"
+    text = " ".join(unescaped(x.value) for x in at.markdown)
+    assert "3.91x the 49.1 GiB the windows and chunks keep" in text
+    assert "48 x 8,388,608 x 256 B + 48 x 8,388,608 x 256 B" in text
+    at = run({"T": "16", "model": "qwen3-next-80b-a3b"})
+    ok(at)
+    assert metrics(at)["Fixed state of one GDN layer"] == "1.05 MiB"
+    text = " ".join(unescaped(x.value) for x in at.markdown)
+    assert "= 1,097,728 B (1.05 MiB) per sequence at any context, in each of 36 layers" in text
+    assert "caches for 536 tokens (2,048 B per token)" in text
+    at = run({"T": "16", "model": "glm-5.2"})
+    ok(at)
+    assert not any(k.startswith(("Cache with every", "Fixed state of one")) for k in metrics(at))

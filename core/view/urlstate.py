@@ -237,6 +237,8 @@ HYBRID_MODELS = (
     "exaone-4.0-32b",
     "glm-5.2",
     "minimax-m3",
+    "gemma-3-27b",
+    "gpt-oss-120b",
 )
 
 
