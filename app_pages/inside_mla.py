@@ -9,6 +9,7 @@ from app_pages import workshop_ui as ws
 from app_pages.figures import downloads, figure, show
 from app_pages.layout import table, takeaways
 from app_pages.links import link_state
+from app_pages.resources import preset
 from core.accounting import totals as acc
 from core.lab import inside
 from core.lab.inside import (
@@ -25,7 +26,7 @@ from core.view import glossary
 from core.view import takeaways as tk
 from core.view.attention_charts import attention_heatmap
 from core.view.compute_charts import flops_chart
-from core.view.frames import heatmap_frame
+from core.view.frames import heatmap_frame, mla_layout_table
 from core.view.text import plain
 from core.view.urlcodec import dump_state
 from core.view.urlstate import WIDTHS, InsideState
@@ -250,6 +251,19 @@ st.caption(
     f"Measured: the `nbytes` of the cache tensors after a prefill of {s.seq_len} tokens in {s.precision}. "
     "MLA materialised caches per-head K and V expanded from the latent (as Hugging Face's code does); absorbed "
     "caches the latent."
+)
+
+st.subheader("DeepSeek-V3's cache per token and layer: MLA vs MHA of equal heads")
+v3 = preset("deepseek-v3")
+layouts = mla_layout_table(v3)
+table(layouts.style.format("{:,}", subset=list(layouts.columns[3:5])).format("{:.1f}x", subset=[layouts.columns[5]]))
+m3 = v3.attention[0]
+st.caption(
+    f"The same numbers at DeepSeek-V3's real shapes, from the accounting the layers above are checked against. An "
+    f"MHA layer of equal heads caches {m3.n_heads} keys of {m3.qk_nope_head_dim} + {m3.qk_rope_head_dim} = "
+    f"{m3.qk_head_dim} and {m3.n_heads} values of {m3.v_head_dim} per token, what the materialised layout stores; "
+    f"the latent is {m3.kv_lora_rank} + {m3.qk_rope_head_dim} numbers. vLLM's fp8_ds_mla layout stores the latent "
+    "in fp8 with one fp32 scale per 128 values beside a bf16 rope key."
 )
 
 st.subheader("Data flow, with the live shapes")

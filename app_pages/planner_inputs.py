@@ -9,11 +9,12 @@ from app_pages.layout import table
 from app_pages.resources import preset
 from core.accounting.planner import auto_kv_dtype
 from core.accounting.totals import LAYOUTS
+from core.accounting.whatif import mla_layouts
 from core.model.dtypes import CACHE_DTYPES, LEGEND_WIDTH, WEIGHT_DTYPES, weights_label
 from core.model.gpus import GPUS
 from core.model.hf_config import from_hf_config, load_config_text
 from core.model.presets import preset_names
-from core.model.specs import ModelSpec
+from core.model.specs import MLASpec, ModelSpec
 from core.view import glossary
 from core.view.frames import CONTEXTS, dtype_legend
 from core.view.text import plain, truncate
@@ -58,8 +59,23 @@ LONG_HELP = (
 )
 LAYOUT_HELP = (
     "latent: DeepSeek's absorbed cache (c_KV + rope key); materialised: per-head K and V, as HF's code "
-    "caches them; fp8_ds_mla: vLLM's fp8 layout, 656 B per token per layer for V3 shapes"
+    "caches them (the MHA of equal heads); fp8_ds_mla: vLLM's fp8 layout (an fp8 latent with an fp32 scale per "
+    "128 values, a bf16 rope key)"
 )
+
+
+def layout_help(specs: dict[str, ModelSpec]) -> str:
+    """The layout box's help with each layout's bytes per token per layer for every picked model with MLA."""
+    lines = []
+    for m, spec in specs.items():
+        mla = [a for a in spec.attention if isinstance(a, MLASpec)]
+        if mla:
+            costs = ", ".join(
+                f"{c.layout if c.layout == 'fp8_ds_mla' else f'{c.layout} ({c.kv_dtype})'} {c.bytes:,} B"
+                for c in mla_layouts(mla[0])
+            )
+            lines.append(f"{plain(m)}, per token per layer: {costs}")
+    return LAYOUT_HELP + (". " + "; ".join(lines) if lines else "")
 
 
 LEGEND_HELP = ". Every cache dtype side by side, with its bits, block and scales: 'Cache dtypes compared', below."
@@ -172,7 +188,8 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
         format_func=weights,
         help="native: as released, from each config: " + "; ".join(f"{plain(m)}: {w}" for m, w in released.items()),
     )
-    c3.selectbox("MLA cache layout", list(LAYOUTS), key=P + "layout", help=LAYOUT_HELP)
+    picked = {label(m): custom if m == CUSTOM else preset(m) for m in ss[P + "models"]}
+    c3.selectbox("MLA cache layout", list(LAYOUTS), key=P + "layout", help=layout_help(picked))
     g1, g2, g3, g4 = st.columns(4)
     gpu = g1.selectbox("GPU", [*GPUS, "custom"], key=P + "gpu", help=glossary.tip("GPU"))
     g2.number_input("GPUs", 1, 1024, key=P + "n_gpus")
@@ -204,7 +221,7 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
         "KV memory per GPU (GiB, 0: from the memory)", 0.0, 100_000.0, step=1.0, key=P + "kv_budget_gib",
         help="vLLM logs it as 'Available KV cache memory'; set it to reproduce a log",
     )  # fmt: skip
-    dtype_legend_expander({label(m): auto_kv_dtype(custom if m == CUSTOM else preset(m)) for m in ss[P + "models"]})
+    dtype_legend_expander({m: auto_kv_dtype(spec) for m, spec in picked.items()})
     w1, w2, w3 = st.columns(3)
     w1.number_input("max_model_len (0: the config's)", 0, 1 << 30, key=P + "max_model_len", help=MML_HELP)
     w2.number_input("max_num_seqs (0: vLLM's default)", 0, 1 << 20, key=P + "max_num_seqs", help=MNS_HELP)

@@ -8,6 +8,9 @@ What it proves:
   written back parses to the slider's value; the only refusal allowed is an st.error sentence naming the
   size limit (none occurs: 64 heads x 1024 x 1024 is exactly InsideConfig's limit); past 128 tokens the
   heatmap is block-averaged to at most 128 x 128 cells;
+- DeepSeek-V3's cache per token per layer in each layout, against the MHA of equal heads: materialised
+  128 x (192 + 128) x 2 B = 81,920 B, latent bf16 (512 + 64) x 2 = 1,152 B (71.1x smaller), latent fp8 576 B,
+  fp8_ds_mla 656 B, and x 61 layers 70,272 B for the bf16 latent;
 - the KV-heads slider only offers divisors of the query heads and follows a change of the head count;
 - real-text input and fp32 work; the RoPE toggle shows the error with a percentage, and back;
 - the heatmap's design selector and head slider at their extremes pick the chart shown;
@@ -58,9 +61,15 @@ def ok(at: AppTest) -> None:
     tables_match(at)
 
 
+def design_tables(at: AppTest) -> tuple:
+    """The cache and FLOPs tables of the running layers (the DeepSeek-V3 layouts table sits between them)."""
+    assert len(at.dataframe) == 3
+    cache, _, flops = (d.value for d in at.dataframe)
+    return cache, flops
+
+
 def tables_match(at: AppTest) -> None:
-    assert len(at.dataframe) == 2
-    cache, flops = (d.value for d in at.dataframe)
+    cache, flops = design_tables(at)
     assert list(cache["design"]) == DESIGNS and list(flops["design"]) == DESIGNS
     assert (cache["match"] == "yes").all(), cache.to_dict("records")
     assert (flops["match"] == "yes").all(), flops.to_dict("records")
@@ -106,7 +115,7 @@ def test_defaults_render_tables_diagrams_charts_and_metrics():
     ok(at)
     assert at.title[0].value == "Inside MLA"
     assert dict(at.query_params) == {}  # the defaults make a bare link
-    cache, flops = (d.value for d in at.dataframe)
+    cache, flops = design_tables(at)
     assert cache.set_index("design").loc["GQA", "cached tensors (shape)"] == "K (1, 2, 64, 32), V (1, 2, 64, 32)"
     assert cache.set_index("design").loc["MLA absorbed", "measured nbytes"] == f"{64 * (64 + 16) * 8:,}"
     assert "prefill 64 tokens (measured)" in flops.columns
@@ -436,3 +445,17 @@ def test_a_width_that_is_not_an_option_gives_a_notice():
     at = run({"width": "100"})
     no_exception(at)
     assert at.warning, "no notice for width=100"
+
+
+def test_deepseek_v3_layouts_against_mha_of_equal_heads():
+    at = run()
+    assert_clean(at)
+    layouts = at.dataframe[1].value.set_index("layout")
+    assert list(layouts["bytes per token per layer"]) == [128 * (192 + 128) * 2, (512 + 64) * 2, 512 + 64, 656]
+    assert list(layouts["bytes per token, 61 layers"]) == [61 * 81_920, 70_272, 61 * 576, 40_016]
+    assert round(layouts.loc["latent", "times smaller than MHA"].iloc[0], 1) == 71.1
+    assert layouts.loc["materialised (MHA of equal heads)", "stored per token per layer"] == (
+        "keys 128 x 384 B + values 128 x 256 B"
+    )
+    shown = " ".join(c.value for c in at.caption)
+    assert "128 keys of 128 + 64 = 192 and 128 values of 128 per token" in shown

@@ -809,3 +809,16 @@ def test_every_cache_dtype_offered_is_in_the_legend_with_the_accountings_bits():
     for kv in ("auto", "q8_0"):
         box.set_value(kv).run()
         assert "'Cache dtypes compared', below" in at.selectbox(key=P + "kv_dtype").help
+
+
+def test_the_layout_box_gives_each_layouts_bytes_per_token_per_layer():
+    """DeepSeek-V3's MLA layer: materialised (the MHA of equal heads) 81,920 B, the bf16 latent 1,152 B, the fp8
+    latent 576 B, fp8_ds_mla 656 B per token per layer, from the accounting; a model without MLA adds nothing."""
+    at = run({"models": "deepseek-v3,llama-3.1-8b"})
+    ok(at)
+    shown = at.selectbox(key=P + "layout").help
+    assert (
+        "deepseek-v3, per token per layer: materialised (bf16) 81,920 B, latent (bf16) 1,152 B, latent (fp8) 576 B, "
+        "fp8_ds_mla 656 B"
+    ) in unescaped(shown)
+    assert "llama-3.1-8b" not in shown

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 
 from core.accounting import totals as acc
+from core.accounting.whatif import mla_layouts
 from core.model.dtypes import LEGEND_WIDTH, cache_dtype_legend
-from core.model.specs import ModelSpec
+from core.model.specs import MLASpec, ModelSpec
 
 GIB = 2**30
 CONTEXTS = [2**k for k in range(21)]  # the context grid of every page: 1, 2, 4, ..., 1M tokens
@@ -70,6 +71,33 @@ def dtype_legend(auto: dict[str, str], width: int = LEGEND_WIDTH) -> pd.DataFram
             }
         )
     return pd.DataFrame(out)
+
+
+LAYOUT_NAMES = {"materialised": "materialised (MHA of equal heads)", "latent": "latent", "fp8_ds_mla": "fp8_ds_mla"}
+
+
+def mla_layout_table(spec: ModelSpec) -> pd.DataFrame:
+    """One row per MLA cache layout of `spec`'s first MLA layer (core.accounting.whatif.mla_layouts): what one
+    token stores in one layer, its bytes, the bytes over every MLA layer, and how many times smaller than the
+    materialised layout (the MHA of equal heads) it is."""
+    layers = [a for a in spec.attention if isinstance(a, MLASpec)]
+    if not layers:
+        raise ValueError(f"{spec.name} has no MLA layer.")
+    costs = mla_layouts(layers[0])
+    mha = next(c.bytes for c in costs if c.layout == "materialised")
+    return pd.DataFrame(
+        [
+            {
+                "layout": LAYOUT_NAMES[c.layout],
+                "cache dtype": "fp8 latent, bf16 rope key" if c.layout == "fp8_ds_mla" else c.kv_dtype,
+                "stored per token per layer": " + ".join(f"{t} {r:,} x {b:,} B" for t, r, b in c.tensors),
+                "bytes per token per layer": c.bytes,
+                f"bytes per token, {len(layers)} layers": len(layers) * c.bytes,
+                "times smaller than MHA": mha / c.bytes,
+            }
+            for c in costs
+        ]
+    )
 
 
 def memory_parts(plans: dict) -> pd.DataFrame:
