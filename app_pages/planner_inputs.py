@@ -10,6 +10,7 @@ from app_pages.resources import preset
 from core.accounting.planner import auto_kv_dtype
 from core.accounting.totals import LAYOUTS
 from core.accounting.whatif import mla_layouts
+from core.lab import quantlab
 from core.model.dtypes import CACHE_DTYPES, LEGEND_WIDTH, WEIGHT_DTYPES, weights_label
 from core.model.gpus import GPUS
 from core.model.hf_config import from_hf_config, load_config_text
@@ -89,7 +90,8 @@ def dtype_legend_expander(auto: dict[str, str]) -> None:
             f"Bytes and bits of one stored vector of {LEGEND_WIDTH} values (one key head of most models here), "
             "from the same table the cache's bytes are computed with: a format with a scale per block adds its "
             "scale bytes once per block, TurboQuant's norm once per vector, so a wider vector (an MLA latent) "
-            "spreads the norm thinner."
+            "spreads the norm thinner. The Quantized caches page measures "
+            f"{', '.join(quantlab.shared_with_planner().values())} on real keys and values under the same names."
         )
 
 

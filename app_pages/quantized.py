@@ -12,6 +12,7 @@ from app_pages.real_panel import lead
 from app_pages.resources import minilm_model, passage_ids, require_minilm
 from core.lab import quantlab
 from core.lab.passages import load_passages
+from core.model.dtypes import cache_dtype
 from core.view import glossary
 from core.view import takeaways as tk
 from core.view.quality_charts import bias_chart, pareto_chart, rotation_chart
@@ -78,7 +79,7 @@ def schemes(layer: int, passage: int) -> None:
     st.columns([1, 2])[0].selectbox("Error shown", METRICS, key=P + "metric")
     s = state()
     ws.publish(dump_state(s))
-    df = errors(layer, passage)
+    df = quantlab.labelled(errors(layer, passage))
     pc = figure(pareto_chart, df, "bytes per token", s.metric, f"Layer {layer}: {s.metric} vs cache bytes per token")
     show(pc, width="stretch", key=P + "pareto")
     downloads(pc, df, "quantization-pareto", P + "dl_pareto")
@@ -97,6 +98,16 @@ def schemes(layer: int, passage: int) -> None:
     )
     with st.expander("What each scheme stores"):
         table(df[["scheme", "description"]])
+    same = quantlab.shared_with_planner()
+    tq = cache_dtype("tq3.5")
+    st.caption(
+        f"Names follow the Memory planner's cache dtypes: {', '.join(same)} here store the same bytes per vector as "
+        f"the planner's {', '.join(same.values())}. The planner's tq3.5 counts its norm too: {tq.vector_bytes(128)} B "
+        f"for a 128-value head, {8 * tq.vector_bytes(128) / 128:g} bits per value, and on this page's 32-value heads "
+        f"{8 * tq.vector_bytes(32) / 32:g}; tq3 (3 bits of code) has no planner twin. The planner's int8 and int4 keep "
+        f"a scale per {cache_dtype('int8').group_size} values; int8 per token and int4 per token here keep one "
+        "per head vector."
+    )
 
 
 @st.fragment
@@ -106,6 +117,8 @@ def latent_section(layer: int, passage: int) -> None:
     s = state()
     ws.publish(dump_state(s))
     lat = latents(layer, passage, s.rank)
+    best = lat.set_index("scheme")
+    lat = quantlab.labelled(lat)
     lc = figure(
         pareto_chart,
         lat,
@@ -115,11 +128,10 @@ def latent_section(layer: int, passage: int) -> None:
     )
     show(lc, width="stretch", key=P + "latent")
     downloads(lc, lat, "latent-quantization", P + "dl_latent")
-    best = lat.set_index("scheme")
     st.markdown(
         f"At rank {s.rank} the unquantized MLA layer already differs from the original by "
         f"**{best.loc['fp16', 'error vs original layer']:.1%}** (the latent-rank lesson); quantizing the latent to 8 "
-        f"bits adds {best.loc['int8-token', 'error vs MLA layer']:.1%} on top, to 4 bits per token "
+        f"bits per token adds {best.loc['int8-token', 'error vs MLA layer']:.1%} on top, to 4 bits per token "
         f"{best.loc['int4-token', 'error vs MLA layer']:.1%}. The two compressions multiply: "
         f"{s.rank} numbers x bits instead of 768 x 16 bits per token."
     )
@@ -164,4 +176,4 @@ st.markdown(
     f"a random orthogonal rotation **{ratios['after rotation']:.1f}x**. With the energy spread evenly, one scale (a "
     "norm) per vector and one codebook per coordinate fit every coordinate: that is why TurboQuant rotates first."
 )
-takeaways(tk.quantized(s.layer, errors(s.layer, s.passage)))
+takeaways(tk.quantized(s.layer, quantlab.labelled(errors(s.layer, s.passage))))

@@ -1,5 +1,7 @@
 """AppTest for the Quantized caches page: renders at defaults (four charts), every layer, the latent
-rank at its extremes and every error metric without an exception; links round-trip, hostile links warn."""
+rank at its extremes and every error metric without an exception; links round-trip, hostile links warn; the
+schemes carry the planner's cache dtype names where they store the same bytes (tq3.5, fp8), and the page says
+how its methods relate to the planner's."""
 
 import pytest
 from apptest import assert_clean, open_page
@@ -21,6 +23,12 @@ def test_defaults():
     assert len(at.get("vega_lite_chart")) == 5  # the real model first
     table = at.dataframe[0].value
     assert "fp16" in set(table["scheme"]) and (table["output error"] >= 0).all()
+    # the planner's names: tq3.5 and fp8 are the planner's cache dtypes of the same bytes per vector
+    assert {"tq3.5", "tq3", "fp8", "int8 per token", "KIVI 2-bit"} <= set(table["scheme"])
+    assert not {"tq-3.5bit", "int8-token", "kivi-2bit"} & set(table["scheme"])
+    shown = " ".join(c.value for c in at.caption)
+    assert "fp16, fp8, tq3.5, tq2.5 here store the same bytes per vector as the planner's" in shown
+    assert "58 B for a 128-value head, 3.625 bits per value" in shown
 
 
 @pytest.mark.parametrize("layer", [0, 5])

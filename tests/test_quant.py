@@ -13,9 +13,11 @@ standard errors) while the MSE-only estimate is shrunk; (6) the rotation is orth
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 
+from core.layers import quant as qz
 from core.layers.quant import (
     DTYPE_SCHEMES,
     SCHEMES,
@@ -33,7 +35,7 @@ from core.layers.quant import (
     relative_mse,
     unpack_bits,
 )
-from core.model.dtypes import cache_dtype
+from core.model.dtypes import CACHE_DTYPES, cache_dtype
 
 
 def gaussian(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -376,3 +378,24 @@ def test_llama_cpp_blocks_are_ggml_reference(name):
         # one step where a value of the other sign near -amax is clipped to 7/8 of it
         assert bool((err <= amax / 8 * 1.01).all())
         assert float((err <= amax / 16 * 1.01).float().mean()) > 0.99
+
+
+def test_every_preset_has_one_label_and_the_planners_dtypes_keep_their_names():
+    """One name per method across pages: every preset has a distinct label; a preset that stores what one of the
+    planner's cache dtypes counts is labelled with that dtype's name (tq-3.5bit is 'tq3.5', fp8-e4m3 'fp8',
+    int8-group64 'int8'), and the two count the same bytes per vector; the others follow the same style ('tq3',
+    'int8 per token', 'KIVI 2-bit'). quantlab.labelled renames a table's schemes and shared_with_planner names
+    the page's schemes that are planner dtypes (fp16, fp8, tq3.5, tq2.5)."""
+    from core.lab import quantlab
+
+    assert set(qz.LABELS) == set(qz.SCHEMES) and len(set(qz.LABELS.values())) == len(qz.LABELS)
+    for dtype, name in qz.DTYPE_SCHEMES.items():
+        assert qz.label(name) == dtype
+        assert qz.preset(name).key.vector_bytes(128) == cache_dtype(dtype).vector_bytes(128)
+    for name in ("q8_0", "q4_0"):
+        assert qz.label(name) == name and name in CACHE_DTYPES
+    others = [qz.label(n) for n in ("tq-3bit", "int8-token", "kivi-2bit")]
+    assert others == ["tq3", "int8 per token", "KIVI 2-bit"]
+    assert quantlab.shared_with_planner() == {"fp16": "fp16", "fp8": "fp8", "tq3.5": "tq3.5", "tq2.5": "tq2.5"}
+    df = pd.DataFrame({"scheme": ["tq-3.5bit", "fp16"]})
+    assert list(quantlab.labelled(df)["scheme"]) == ["tq3.5", "fp16"]

@@ -161,3 +161,15 @@ def outlier_ratio(df: pd.DataFrame) -> dict[str, float]:
 
 def kv_bytes_per_token_fp16(mini: minilm.MiniLM) -> int:
     return 2 * mini.hidden_size * 2
+
+
+def labelled(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with its "scheme" column in the names a visitor reads (core.layers.quant.LABELS): the planner's cache
+    dtype names where the preset stores what that dtype counts ("tq3.5", "fp8"), the same style elsewhere."""
+    return df.assign(scheme=df["scheme"].map(qz.label))
+
+
+def shared_with_planner(schemes=DEFAULT_SCHEMES) -> dict[str, str]:
+    """The schemes shown here that are one of the planner's cache dtypes, label -> the dtype's name: the
+    same bytes per stored vector (tests/test_quant.py checks each against core.model.dtypes)."""
+    return {qz.label(s): d for d, s in qz.DTYPE_SCHEMES.items() if s in schemes}

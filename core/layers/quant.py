@@ -674,6 +674,37 @@ DTYPE_SCHEMES: dict[str, str] = {
 }
 
 
+# The name a visitor reads for each preset. A preset that stores what one of the planner's cache dtypes counts
+# (DTYPE_SCHEMES) carries that dtype's name, and the others are named in the same style, so one method has one
+# name on every page: the Quantized page's "tq3.5" is the planner's tq3.5. The preset names stay the keys.
+LABELS: dict[str, str] = {
+    "fp16": "fp16",
+    "fp8-e4m3": "fp8",
+    "fp8-e5m2": "fp8 e5m2",
+    "fp8-e4m3-token": "fp8 per token",
+    "int8-token": "int8 per token",
+    "int8-group64": "int8",
+    "int8-channel": "int8 per channel",
+    "int4-token": "int4 per token",
+    "int4-channel": "int4 per channel",
+    "int4-group64": "int4",
+    "int2-group32": "int2 per 32",
+    "int2-token": "int2 per token",
+    "int2-channel": "int2 per channel",
+    "q8_0": "q8_0",
+    "q4_0": "q4_0",
+    "kivi-2bit": "KIVI 2-bit",
+    "kivi-4bit": "KIVI 4-bit",
+    **{f"tq-{b:g}bit": f"tq{b:g}" for b in (4, 3.5, 3, 2.5, 2, 1)},
+    **{f"tq-{b}bit+qjl": f"tq{b}+qjl" for b in (1, 2, 3)},
+}
+
+
+def label(name: str) -> str:
+    """The name a page shows for preset `name` (LABELS); a name that is no preset is returned unchanged."""
+    return LABELS.get(name, name)
+
+
 def preset(name: str) -> Preset:
     try:
         return SCHEMES[name]
