@@ -253,7 +253,7 @@ st.caption(
     "caches the latent."
 )
 
-st.subheader("DeepSeek-V3's cache per token and layer: MLA vs MHA of equal heads")
+st.subheader("DeepSeek-V3's cache per token and layer: MLA vs MHA with the same heads")
 v3 = preset("deepseek-v3")
 layouts = mla_layout_table(v3)
 table(layouts.style.format("{:,}", subset=list(layouts.columns[3:5])).format("{:.1f}x", subset=[layouts.columns[5]]))

@@ -79,7 +79,9 @@ def layout_help(specs: dict[str, ModelSpec]) -> str:
     return LAYOUT_HELP + (". " + "; ".join(lines) if lines else "")
 
 
-LEGEND_HELP = ". Every cache dtype side by side, with its bits, block and scales: 'Cache dtypes compared', below."
+LEGEND_HELP = (
+    ". Every cache dtype side by side, with its bits, block and scales: 'Cache dtypes compared', below the controls."
+)
 
 
 def dtype_legend_expander(auto: dict[str, str]) -> None:
@@ -223,11 +225,11 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
         "KV memory per GPU (GiB, 0: from the memory)", 0.0, 100_000.0, step=1.0, key=P + "kv_budget_gib",
         help="vLLM logs it as 'Available KV cache memory'; set it to reproduce a log",
     )  # fmt: skip
-    dtype_legend_expander({m: auto_kv_dtype(spec) for m, spec in picked.items()})
     w1, w2, w3 = st.columns(3)
     w1.number_input("max_model_len (0: the config's)", 0, 1 << 30, key=P + "max_model_len", help=MML_HELP)
     w2.number_input("max_num_seqs (0: vLLM's default)", 0, 1 << 20, key=P + "max_num_seqs", help=MNS_HELP)
     w3.toggle("VLLM_ALLOW_LONG_MAX_MODEL_LEN", key=P + "allow_long", help=LONG_HELP)
+    dtype_legend_expander({m: auto_kv_dtype(spec) for m, spec in picked.items()})
     values = {f: ss[P + f] for f in PlannerState.__dataclass_fields__ if f not in ("notices", "config")}
     values["models"] = tuple(values["models"])
     return PlannerState(**values, config=token if CUSTOM in values["models"] else "")

@@ -808,7 +808,7 @@ def test_every_cache_dtype_offered_is_in_the_legend_with_the_accountings_bits():
     assert "bf16 for llama-3.1-8b" in shown.loc["auto", "what it is"]
     for kv in ("auto", "q8_0"):
         box.set_value(kv).run()
-        assert "'Cache dtypes compared', below" in at.selectbox(key=P + "kv_dtype").help
+        assert "'Cache dtypes compared', below the controls" in at.selectbox(key=P + "kv_dtype").help
 
 
 def test_the_layout_box_gives_each_layouts_bytes_per_token_per_layer():
