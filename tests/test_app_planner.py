@@ -84,12 +84,12 @@ def rendered(at: AppTest, models: list[str]) -> list[str]:
     errs = errors(at)
     if any(e.startswith(("TP x PP =", "PP ")) for e in errs):
         assert len(errs) == 1 and LAYOUT_ERROR in errs[0], errs
-        assert charts(at) == 0 and not at.dataframe
+        assert charts(at) == 0 and not results(at)
         return []
     unplanned = [m for m in models if any(e.startswith(f"{m} cannot be planned") for e in errs)]
     planned = [m for m in models if m not in unplanned]
     if not planned:
-        assert charts(at) == 0 and not at.dataframe
+        assert charts(at) == 0 and not results(at)
         return []
     assert charts(at) == 3 and list(table(at).index) == planned
     return planned
@@ -105,11 +105,14 @@ def memory_rows(at: AppTest) -> list[str]:
     return list(dict.fromkeys(pa.ipc.open_stream(data).read_pandas()["model"]))
 
 
+def results(at: AppTest) -> list:
+    """The results tables shown (the cache dtype legend, always there, is the page's other table)."""
+    return [d for d in at.dataframe if "model" in d.value.columns]
+
+
 def table(at: AppTest):
-    """The results table (the cache dtype legend is the page's other table)."""
-    results = [d for d in at.dataframe if "model" in d.value.columns]
-    assert len(results) == 1
-    return results[0].value.set_index("model")
+    (found,) = results(at)
+    return found.value.set_index("model")
 
 
 def legend(at: AppTest):
@@ -610,7 +613,7 @@ def test_layout_that_does_not_divide_the_gpus_is_one_error_and_stops():
     assert errors(at) == [
         "TP x PP = 3 x 1 = 3 does not divide 8 GPU(s): TP x PP x DP must equal the GPUs. Change the GPUs, TP or PP."
     ]
-    assert charts(at) == 0 and not at.dataframe
+    assert charts(at) == 0 and not results(at)
     assert at.number_input(key=P + "tp").value == 3 and at.query_params["tp"] == "3"  # the link keeps it
 
 
