@@ -65,7 +65,7 @@ def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState, why_pool: list[str]) -> None:
+def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState, why_pool: list[str], log: list[str]) -> None:
     par, weights = p.parallel, weights_label(s.weight_dtype, spec.native_weights)
     if p.kv_budget_bytes_per_gpu < 0:
         st.error(
@@ -108,6 +108,9 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState, why_pool: list
         )
     for line in why_pool:  # why the tokens are not blocks x block size, and how a request can be longer
         st.markdown(line)
+    if log:  # the engine's own view: what it prints about this pool at start-up
+        st.caption(f"vLLM {pl.VLLM_VERSION} would log, for requests of max_model_len tokens:")
+        st.code("\n".join(log), language=None)
     if p.replication > 1.01:
         st.markdown(
             f"**Cache copies per request: {p.replication:.3g}.** "
@@ -191,6 +194,7 @@ def planned(
         formulas=formulas,
         legends=legends,
         pools={m: pool_arithmetic(p) for m, p in plans.items()},
+        logs={m: inputs.log_lines(specs[m], p.parallel, p) for m, p in plans.items()},
         headlines={m: headlines(p) for m, p in plans.items()},
         takeaways=tk.planner(s, plans, specs),
     )
@@ -256,7 +260,7 @@ def view(custom: ModelSpec | None, token: str) -> None:
     show(mem_chart, width="stretch", key=P + "mem_chart")
     downloads(mem_chart, mem_df, "memory", P + "dl_mem")
     for m, p in plans.items():
-        verdict(m, specs[m], p, s, v.pools[m])
+        verdict(m, specs[m], p, s, v.pools[m], v.logs[m])
     table = v.table
     st.caption(f"{len(table.columns)} columns: scroll the table sideways to see them all.")
     common_table(table)

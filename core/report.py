@@ -84,7 +84,6 @@ def report(
 
 
 ENGINES = ("vllm", "sglang", "llama.cpp")
-VLLM_VERSION = "0.33"  # the release whose pool core/accounting/planner.py follows (its log format from 0.20.1 on)
 LLAMACPP_VERSION = "llama_kv_cache era, before PR #21277 (2026-04)"  # core/accounting/llamacpp.py
 LLAMACPP_FLAGS = ("ctx_size", "parallel", "ubatch_size", "batch_size", "kv_unified", "cache_type_k", "cache_type_v",
                   "swa_full", "flash_attn")  # fmt: skip
@@ -126,26 +125,6 @@ def plan_settings(a: argparse.Namespace) -> PlanSettings:
         allow_long_max_model_len=a.allow_long_max_model_len,
         **{k: v for k, v in given.items() if v is not None},
     )
-
-
-def vllm_log_lines(spec: ModelSpec, inputs, par: pl.Parallelism, first: pl.Plan) -> list[str]:
-    """The lines vLLM (VLLM_VERSION) logs about its pool, as it formats them: the pool's tokens and the
-    concurrency of requests of max_model_len tokens (one engine, one DP group). None without an exact pool, or
-    when vLLM would not start (the plan's startup_error says why)."""
-    mml = first.max_model_len
-    if not first.exact or first.startup_error or mml is None:
-        return []
-    at = (
-        first
-        if first.context == mml and first.batch == 1
-        else pl.plan(
-            spec, inputs.hardware, mml, 1, inputs.kv_dtype, inputs.weight_dtype, inputs.layout, par, inputs.allocator
-        )
-    )
-    return [
-        f"GPU KV cache size: {at.kv_cache_tokens:,} tokens",
-        f"Maximum concurrency for {mml:,} tokens per request: {at.max_concurrency / par.dp:.2f}x",
-    ]
 
 
 def llamacpp_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
@@ -214,8 +193,8 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
     single = p if inputs.batch == 1 else inputs.plan(spec, par, batch=1)
     return {
         "engine": "vllm",
-        "engine_version": VLLM_VERSION,
-        "log_lines": vllm_log_lines(spec, inputs, par, single),
+        "engine_version": pl.VLLM_VERSION,
+        "log_lines": inputs.log_lines(spec, par, single),
         "gpu": hw.name,
         "gpu_memory_bytes": inputs.gpu_memory_bytes,
         "gpus": hw.n_gpus,

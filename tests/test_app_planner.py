@@ -825,3 +825,14 @@ def test_the_layout_box_gives_each_layouts_bytes_per_token_per_layer():
         "fp8_ds_mla 656 B"
     ) in unescaped(shown)
     assert "llama-3.1-8b" not in shown
+
+
+def test_each_plan_shows_the_lines_vllm_logs():
+    """The engine's own view: beside each plan, the lines vLLM prints about its pool (DeepSeek-V2-Lite on 4
+    GPUs, TP2 x PP2, 12.1334 GiB of KV memory, max_model_len 1,024: PR 20665's log)."""
+    at = run({"models": "deepseek-v2-lite", "gpus": "4", "tp": "2", "pp": "2", "kvb": "12.1334", "context": "1024",
+              "mml": "1024"})  # fmt: skip
+    ok(at)
+    assert [c.value for c in at.code if "GPU KV cache size" in c.value] == [
+        "GPU KV cache size: 807,792 tokens\nMaximum concurrency for 1,024 tokens per request: 788.86x"
+    ]

@@ -92,6 +92,25 @@ class PlanInputs:
             self.allocator,
         )
 
+    def log_lines(self, spec: ModelSpec, parallel: Parallelism, first: Plan) -> list[str]:
+        """The lines vLLM (VLLM_VERSION) logs about its pool for `spec`, as it formats them: the pool's tokens
+        and the concurrency of requests of max_model_len tokens (one engine, one DP group); `first` is a plan
+        under `parallel`. Empty without an exact pool, or when vLLM would not start (its startup_error says)."""
+        mml = first.max_model_len
+        if not first.exact or first.startup_error or mml is None:
+            return []
+        at = first if first.context == mml and first.batch == 1 else self.plan_at(spec, parallel, mml)
+        return [
+            f"GPU KV cache size: {at.kv_cache_tokens:,} tokens",
+            f"Maximum concurrency for {mml:,} tokens per request: {at.max_concurrency / parallel.dp:.2f}x",
+        ]
+
+    def plan_at(self, spec: ModelSpec, parallel: Parallelism, context: int) -> Plan:
+        """One request of `context` tokens, with these inputs otherwise."""
+        return plan(
+            spec, self.hardware, context, 1, self.kv_dtype, self.weight_dtype, self.layout, parallel, self.allocator
+        )
+
 
 def plan_inputs(s: PlanSettings) -> PlanInputs:
     """The planner's inputs for `s`. ValueError, one sentence, for an unknown GPU, no way to size the pool,

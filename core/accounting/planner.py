@@ -45,6 +45,7 @@ BLOCK_TOKENS = 16
 MAX_TOKENS = 1 << 40  # the largest context the planner searches
 GIB = 1 << 30
 DEFAULT_BATCHED_TOKENS = 8192  # vLLM's max_num_batched_tokens for its API server on large GPUs
+VLLM_VERSION = "0.33"  # the release whose pool this module follows (its log lines as printed from 0.20.1 on)
 
 
 @dataclass(frozen=True)
