@@ -159,3 +159,54 @@ def test_replaced_link_values_are_kept_nearest_and_announced():
     assert nearest(4096, [4096], "context") == 4096
     bad = parse_state(OverviewState, {"context": "²³"})
     assert bad.context == OverviewState().context and "whole number" in bad.notices[0]
+
+
+# ----------------------------------------------------------------------------- the review sheet
+
+
+def test_review_candidates_round_trip_and_bad_ones_are_dropped_with_a_notice():
+    from core.view.review import DEFAULT_CANDIDATES, Candidate
+    from core.view.urlstate import ReviewState
+
+    assert dump_state(ReviewState()) == {}
+    four = ReviewState(
+        (
+            *DEFAULT_CANDIDATES,
+            Candidate("llama-3.1-70b", "H100 SXM", 4, 0, "materialised", "fp8", "int4", "Plan B (int4) #2"),
+            Candidate("qwen3-next-80b-a3b", "MI300X", 1024, 1024),
+        ),
+        context=1,
+        utilization=5,
+        theme="dark",
+        formulas=False,
+    )
+    assert parse_state(ReviewState, dump_state(four)) == four
+    bad = {
+        "c": "deepseek-v3~H200~8~8~latent~auto~native,nope~H200~8~8~latent~auto~native,"
+        "deepseek-v3~H200~8~8~latent~auto~native~<script>,deepseek-v3~H200~0~8~latent~auto~native,,~~~",
+        "util": "101",
+        "theme": "neon",
+    }
+    s = parse_state(ReviewState, bad)
+    assert s.candidates == DEFAULT_CANDIDATES[:1] and (s.utilization, s.theme) == (90, "light")
+    said = " ".join(s.notices)
+    for n in (2, 3, 4, 5):
+        assert f"candidate {n} left out" in said
+    assert "unknown model" in said and "number of GPUs" in said and "a name may hold" in said
+    assert parse_state(ReviewState, {"c": "x" * 5000}).candidates == DEFAULT_CANDIDATES
+    many = parse_state(ReviewState, {"c": ",".join(["deepseek-v3~H200~8~8~latent~auto~native"] * 6)})
+    assert len(many.candidates) == 4 and "showing the first 4" in many.notices[0]
+
+
+def test_the_planner_links_its_models_to_the_review_sheet():
+    from core.view.urlstate import PlannerState, ReviewState, review_link
+
+    params, said = review_link(PlannerState(gpu="B200", n_gpus=4, tp=2, context=8192, kv_dtype="fp8"))
+    s = parse_state(ReviewState, params)
+    assert not said and not s.notices and s.context == 8192
+    assert [(c.model, c.gpu, c.n_gpus, c.tp, c.kv_dtype) for c in s.candidates] == [
+        ("llama-3.1-70b", "B200", 4, 2, "fp8"),
+        ("deepseek-v3", "B200", 4, 2, "fp8"),
+    ]
+    _, said = review_link(PlannerState(models=("deepseek-v3", "@config"), gpu="custom", pp=2))
+    assert len(said) == 3

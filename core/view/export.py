@@ -1,4 +1,4 @@
-"""A chart (or its Vega-Lite JSON) as a PNG or SVG file's content, rendered offline by vl-convert."""
+"""A chart (or its Vega-Lite JSON) as a PNG, SVG or PDF file's content, rendered offline by vl-convert."""
 
 from __future__ import annotations
 
@@ -17,3 +17,10 @@ def to_svg(chart: alt.TopLevelMixin | str) -> str:
     import vl_convert as vlc
 
     return vlc.vegalite_to_svg(chart if isinstance(chart, str) else chart.to_json())
+
+
+def to_pdf(chart: alt.TopLevelMixin | str) -> bytes:
+    """PDF of a chart (or of its Vega-Lite JSON), rendered offline by vl-convert."""
+    import vl_convert as vlc
+
+    return vlc.vegalite_to_pdf(chart if isinstance(chart, str) else chart.to_json())

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.accounting.base import LAYOUTS
 from core.accounting.plan_inputs import PlanSettings
 from core.lab.needle_methods import METHODS
 from core.lab.passages import load_passages
@@ -15,6 +16,7 @@ from core.lab.real_methods import methods as real_methods
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
 from core.model.presets import preset_names
+from core.view.review import DEFAULT_CANDIDATES, MAX_CANDIDATES, MAX_LABEL, Candidate, clean_label
 from core.view.urlcodec import (
     Replaced,
     choice,
@@ -140,6 +142,104 @@ class PlannerState:
             max_num_seqs=self.max_num_seqs or None,
             allow_long_max_model_len=self.allow_long,
         )
+
+
+# ----------------------------------------------------------------------------- the review sheet's candidates
+# A candidate travels as model~gpu~gpus~tp~layout~kv~weights[~name], candidates separated by commas:
+# ?c=deepseek-v3~H200~8~8~latent~auto~native,deepseek-v3~H200~8~8~fp8_ds_mla~auto~native
+
+_CANDIDATE_FIELDS = (
+    ("model", choice(preset_names, "model")),
+    ("gpu", choice(lambda: GPUS, "GPU")),
+    ("n_gpus", int_in(1, 1024, "number of GPUs")),
+    ("tp", int_in(0, 1024, "tensor parallel size (0: chosen per model)")),
+    ("layout", choice(lambda: LAYOUTS, "cache layout")),
+    ("kv_dtype", choice(lambda: ["auto", *CACHE_DTYPES], "cache dtype")),
+    ("weight_dtype", choice(lambda: ["native", *WEIGHT_DTYPES], "weight dtype")),
+)
+
+
+def _label(raw: str) -> str:
+    if clean_label(raw) != raw:
+        raise ValueError(
+            f"a name may hold letters, digits, spaces and . _ ( ) + / # & ' - only, at most {MAX_LABEL} of them"
+        )
+    return raw
+
+
+def parse_candidate(raw: str) -> Candidate:
+    """One candidate from its link form; ValueError naming the first value that is wrong."""
+    values = raw.split("~")
+    if not len(_CANDIDATE_FIELDS) <= len(values) <= len(_CANDIDATE_FIELDS) + 1:
+        raise ValueError(f"a candidate needs {len(_CANDIDATE_FIELDS)} values and an optional name, joined by ~")
+    parsed = {name: parse(v) for (name, parse), v in zip(_CANDIDATE_FIELDS, values, strict=False)}
+    return Candidate(**parsed, label=_label(values[-1]) if len(values) > len(_CANDIDATE_FIELDS) else "")
+
+
+def parse_candidates(raw: str) -> tuple[Candidate, ...]:
+    """The candidates of a link: a bad one is left out and said (Replaced); none readable is a ValueError."""
+    items = [x for x in raw.split(",") if x][:20]
+    good, said = [], []
+    for i, item in enumerate(items, 1):
+        try:
+            good.append(parse_candidate(item))
+        except ValueError as e:
+            said.append(f"candidate {i} left out ({e})")
+    if len(good) > MAX_CANDIDATES:
+        said.append(f"{len(good)} candidates asked for; showing the first {MAX_CANDIDATES}, the most a sheet compares")
+        good = good[:MAX_CANDIDATES]
+    if not good:
+        raise ValueError("no candidate in the link could be read" + (f": {'; '.join(said)}" if said else ""))
+    if said:
+        raise Replaced(tuple(good), "; ".join(said))
+    return tuple(good)
+
+
+def dump_candidates(candidates: tuple[Candidate, ...]) -> str:
+    def one(c: Candidate) -> str:
+        values = [c.model, c.gpu, c.n_gpus, c.tp, c.layout, c.kv_dtype, c.weight_dtype] + ([c.label] if c.label else [])
+        return "~".join(map(str, values))
+
+    return ",".join(one(c) for c in candidates)
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    candidates: tuple[Candidate, ...] = field(
+        default=DEFAULT_CANDIDATES, metadata=meta("c", parse_candidates, dump_candidates)
+    )
+    context: int = field(default=131_072, metadata=meta("context", int_in(1, MAX_TYPED_CONTEXT, "context")))
+    utilization: int = field(default=90, metadata=meta("util", int_in(5, 100, "memory utilization (%)")))
+    theme: str = field(default="light", metadata=meta("theme", choice(lambda: THEMES, "theme of the sheet")))
+    formulas: bool = field(
+        default=True, metadata=meta("formulas", flag("formulas on the sheet"), lambda b: "1" if b else "0")
+    )
+    notices: tuple[str, ...] = field(default=(), compare=False)
+
+
+THEMES = ("light", "dark")
+
+
+def review_link(s: PlannerState) -> tuple[dict[str, str], list[str]]:
+    """The Review sheet's link for the planner's view: its preset models on its GPUs with its TP, layout and
+    dtypes, context and utilization; and what could not be carried, in sentences (a custom GPU or config)."""
+    said = []
+    models = [m for m in s.models if m != CUSTOM]
+    if len(models) < len(s.models):
+        said.append("the review sheet compares presets only: your own config.json stays here")
+    if s.gpu == "custom":
+        said.append("the review sheet plans GPU presets only: pick one to carry the plan over")
+        models = []
+    if s.pp > 1 or s.dp_attention or s.reserved_gib or s.kv_budget_gib or s.block_size != 16 or s.batched_tokens:
+        said.append(
+            "the review sheet plans with vLLM's defaults: PP, data-parallel attention, reserved memory, "
+            "a given KV memory and block or batch sizes stay here"
+        )
+    candidates = tuple(
+        Candidate(m, s.gpu, s.n_gpus, s.tp, s.layout, s.kv_dtype, s.weight_dtype) for m in models[:MAX_CANDIDATES]
+    )
+    state = ReviewState(candidates or DEFAULT_CANDIDATES, s.context, s.utilization)
+    return dump_state(state), said
 
 
 WIDTHS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)  # the Inside MLA page's model widths
