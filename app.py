@@ -33,6 +33,7 @@ def _old_overview_url() -> None:
 pages = [
     overview,
     st.Page("app_pages/planner.py", title="Memory planner", icon=":material/memory:", url_path="planner"),
+    st.Page("app_pages/review.py", title="Review sheet", icon=":material/slideshow:", url_path="review"),
     st.Page("app_pages/inside_mla.py", title="Inside MLA", icon=":material/account_tree:", url_path="inside_mla"),
     st.Page("app_pages/latent_rank.py", title="Latent rank", icon=":material/compress:", url_path="latent_rank"),
     st.Page("app_pages/compute.py", title="Compute & roofline", icon=":material/speed:", url_path="compute"),

@@ -20,7 +20,7 @@ from altair.utils import schemapi
 from altair.vegalite.data import default_data_transformer
 
 from app_pages import workshop_ui
-from core.view.export import to_png, to_svg
+from core.view.export import to_pdf, to_png, to_svg
 from core.view.theme import style
 
 # Tests set this, so every chart a page draws is checked against Vega-Lite's JSON schema there.
@@ -183,3 +183,33 @@ def _png(spec_json: str) -> bytes:
 @st.cache_data(max_entries=64, show_spinner=False)
 def _svg(spec_json: str) -> str:
     return to_svg(spec_json)
+
+
+def picture(chart: dict) -> None:
+    """A chart shown as the PNG its download gives (scaled to the page's width): for an image wider than the
+    page, such as the review sheet, which st.vega_lite_chart would cut off."""
+    st.image(_png(_json(chart)), width="stretch")
+
+
+def image_downloads(chart: dict, name: str, key: str) -> None:
+    """PNG (at 2x), SVG and PDF of one image made of text and charts (the review sheet), rendered on click."""
+    a = b = c = st.container(horizontal=True, gap="small")
+    for box, kind, make, mime, icon in (
+        (a, "PNG", _png, "image/png", ":material/image:"),
+        (b, "SVG", _svg, "image/svg+xml", ":material/draw:"),
+        (c, "PDF", _pdf, "application/pdf", ":material/picture_as_pdf:"),
+    ):
+        box.download_button(
+            kind,
+            lambda make=make: make(_json(chart)),
+            f"{name}.{kind.lower()}",
+            mime,
+            key=f"{key}.{kind.lower()}",
+            on_click="ignore",
+            icon=icon,
+        )
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _pdf(spec_json: str) -> bytes:
+    return to_pdf(spec_json)

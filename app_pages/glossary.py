@@ -11,6 +11,7 @@ MAX_QUERY = 60  # characters of the filter a search may use
 TITLES = {
     "overview": "Overview",
     "planner": "Memory planner",
+    "review": "Review sheet",
     "inside_mla": "Inside MLA",
     "latent_rank": "Latent rank",
     "compute": "Compute & roofline",

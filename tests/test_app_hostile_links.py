@@ -15,6 +15,7 @@ from apptest import assert_clean, open_page, unescaped
 PAGES = [
     "app_pages/overview.py",
     "app_pages/planner.py",
+    "app_pages/review.py",
     "app_pages/inside_mla.py",
     "app_pages/latent_rank.py",
     "app_pages/compute.py",

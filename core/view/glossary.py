@@ -19,6 +19,7 @@ PATH = Path(__file__).resolve().parent.parent.parent / "assets" / "glossary.json
 PAGES = (
     "overview",
     "planner",
+    "review",
     "inside_mla",
     "latent_rank",
     "compute",

@@ -21,7 +21,7 @@ from core.model.units import fmt_bytes
 
 MAX_CANDIDATES = 4
 MAX_LABEL = 60  # characters of a candidate's own name
-LABEL_CHARS = re.compile(r"[^A-Za-z0-9 ._()+/#&'-]")  # what a name may hold: it travels in the link
+LABEL_CHARS = re.compile(r"[^A-Za-z0-9 ._()+/#&':-]")  # what a name may hold: it travels in the link
 GIB = 2**30
 PARTS = ("weights", "KV cache pool", "reserved", "free", "over capacity")  # one GPU's memory, in this order
 
@@ -61,6 +61,13 @@ class Candidate:
 DEFAULT_CANDIDATES = (  # the point: vLLM's fp8_ds_mla layout stores DeepSeek-V3's latent in 656 B, not 1,152 B
     Candidate("deepseek-v3", "H200", 8, 8, "latent"),
     Candidate("deepseek-v3", "H200", 8, 8, "fp8_ds_mla"),
+)
+
+
+SLOT_DEFAULTS = (  # where a new candidate's controls start, by its place
+    *DEFAULT_CANDIDATES,
+    Candidate("llama-3.1-70b", "H200", 8, 0),
+    Candidate("deepseek-v4-pro", "H200", 8, 0),
 )
 
 

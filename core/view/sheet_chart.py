@@ -23,6 +23,7 @@ TITLE, NAME, BODY, SMALL = 22, 17, 13, 12  # font sizes (px at scale 1): readabl
 LINE = 1.35  # line height, in font sizes
 GAP = 40  # between candidate blocks (px)
 TARGET = {1: 640, 2: 520, 3: 400, 4: 320}  # a block's widest line (px), by the number of candidates
+PADDING = {side: 28 for side in ("left", "top", "right", "bottom")}  # an object: Streamlit cannot extend a number
 SWATCH = 18  # from a colour key's square to its text (px)
 KEY_GAP = 16  # between one colour key's text and the next key (px)
 BAR_COLORS = {part: PART_COLORS["KV cache" if part == "KV cache pool" else part] for part in PARTS}
@@ -247,5 +248,5 @@ def sheet_chart(sheet: Sheet, theme: str = "light", formulas: bool = True) -> al
         alt.vconcat(*parts, spacing=18)
         .configure_view(stroke=None)
         .configure_concat(spacing=GAP)
-        .properties(background=t.background, padding=28, autosize=alt.AutoSizeParams(type="pad"))
+        .properties(background=t.background, padding=PADDING, autosize=alt.AutoSizeParams(type="pad"))
     )

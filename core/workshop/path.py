@@ -18,7 +18,7 @@ from core.view.glossary import PAGES as ALL_PAGES
 from core.workshop.answers import ANSWERS, Answer
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "workshop"
-PAGES = tuple(p for p in ALL_PAGES if p not in ("workshop", "glossary"))  # the lessons a question can be on
+PAGES = tuple(p for p in ALL_PAGES if p not in ("workshop", "glossary", "review"))  # the lessons a question can be on
 KINDS = ("number", "choice")
 ID = re.compile(r"^[a-z0-9_.-]{1,64}$")
 
