@@ -1,12 +1,10 @@
-"""Memory planner: weights + KV cache + headroom on GPUs, what fits, and a card for architecture reviews."""
+"""Memory planner: weights + KV cache + headroom on GPUs, what fits, and a link to the Review sheet."""
 
-import datetime
 from types import SimpleNamespace
 
 import pandas as pd
 import streamlit as st
 
-import core
 from app_pages import workshop_ui as ws
 from app_pages.figures import chart_spec, downloads, show
 from app_pages.layout import table as common_table
@@ -23,14 +21,13 @@ from core.model.dtypes import weights_label
 from core.model.specs import ModelSpec, MoEMLP
 from core.model.units import fmt_bytes, fmt_params
 from core.view import takeaways as tk
-from core.view.export import to_png
 from core.view.frames import CONTEXTS, GIB, breakdown_table, cache_vs_context, memory_parts
-from core.view.memory_charts import breakdown_chart, cache_chart, memory_chart, review_card
+from core.view.memory_charts import breakdown_chart, cache_chart, memory_chart
 from core.view.plan_text import headlines, pool_arithmetic
 from core.view.text import plain
 from core.view.theme import token_label
 from core.view.urlcodec import dump_state
-from core.view.urlstate import CUSTOM, MAX_CONTEXT, PlannerState
+from core.view.urlstate import CUSTOM, MAX_CONTEXT, PlannerState, review_link
 
 
 def results_table(plans: dict, specs: dict, s: PlannerState) -> pd.DataFrame:
@@ -239,7 +236,7 @@ def view(custom: ModelSpec | None, token: str) -> None:
         st.error(error)
     if not v.plans:
         return
-    plans, specs, kv_dtype, layouts = v.plans, {m: specs[m] for m in v.plans}, v.kv_dtype, v.layouts
+    plans, specs, layouts = v.plans, {m: specs[m] for m in v.plans}, v.layouts
 
     for m, p in plans.items():  # the headline numbers first, from the plans already made
         name, *cols = st.columns([0.8, 1.1, 1.3, 0.9])
@@ -256,7 +253,7 @@ def view(custom: ModelSpec | None, token: str) -> None:
         f"{s.n_gpus} GPUs as {layouts}: {TP_HELP if any(p.parallel.tp > 1 for p in plans.values()) else ''} "
         f"{PP_HELP if s.pp > 1 else ''} {DPA_HELP if s.dp_attention else ''}".strip()
     )
-    mem_df, mem_args, mem_chart = v.memory, v.mem_args, v.mem_chart
+    mem_df, mem_chart = v.memory, v.mem_chart
     show(mem_chart, width="stretch", key=P + "mem_chart")
     downloads(mem_chart, mem_df, "memory", P + "dl_mem")
     for m, p in plans.items():
@@ -298,28 +295,16 @@ def view(custom: ModelSpec | None, token: str) -> None:
                 st.latex(formula)
             st.caption(v.legends[m])
 
-    st.subheader("Review card")
-    inputs = [
-        f"{hw.n_gpus} x {hw.name} as {layouts}, {s.utilization}% usable, {s.reserved_gib:g} GiB reserved per GPU"
-        + (f", KV memory given as {s.kv_budget_gib:g} GiB per GPU" if s.kv_budget_gib else ""),
-        f"{s.batch} request(s) of {s.context:,} tokens; cache {s.kv_dtype}"
-        + (f" = {kv_dtype}" if s.kv_dtype == "auto" else "")
-        + f" ({s.layout} layout); weights "
-        + ", ".join(dict.fromkeys(weights_label(s.weight_dtype, sp.native_weights) for sp in specs.values()))
-        + f"; vLLM blocks of {s.block_size}, "
-        f"max_num_batched_tokens {alloc.max_num_batched_tokens:,}",
-    ]
-    footer = (
-        f"KV Cache Lab {core.__version__}, {datetime.date.today():%Y-%m-%d}. Bytes in binary units (GiB); "
-        "GPU memory from vendor datasheets (GB)."
+    st.subheader("Review sheet")
+    params, kept_here = review_link(s)
+    st.page_link(
+        "app_pages/review.py",
+        label="Compare these models side by side on the Review sheet (PNG, SVG and PDF for a slide)",
+        icon=":material/slideshow:",
+        query_params=params,
     )
-    card_title = f"KV cache plan: {', '.join(specs)}"
-    st.download_button(  # the card is built on click only: a rerun does not pay for it
-        "Download the review card (PNG)",
-        lambda: to_png(review_card(card_title, inputs, table, memory_chart(*mem_args), footer)),
-        "kv-cache-review-card.png", "image/png",
-        key=P + "card", on_click="ignore", icon=":material/slideshow:",
-    )  # fmt: skip
+    for line in kept_here:
+        st.caption(plain(line[0].upper() + line[1:] + ".", 300))
     st.caption("The address bar holds this whole view: copy it to share exactly what you see.")
     takeaways(v.takeaways)
 

@@ -22,8 +22,10 @@ from core.view import altair_speedups
 from core.view.attention_charts import attention_heatmap, errors_chart
 from core.view.compute_charts import flops_chart, roofline_chart
 from core.view.frames import CONTEXTS, breakdown_table, cache_vs_context, heatmap_frame, memory_parts
-from core.view.memory_charts import breakdown_chart, cache_chart, memory_chart, review_card
+from core.view.memory_charts import breakdown_chart, cache_chart, memory_chart
 from core.view.quality_charts import needle_heatmap, pareto_chart
+from core.view.review import DEFAULT_CANDIDATES, review
+from core.view.sheet_chart import sheet_chart
 from core.view.theme import style
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,14 +158,16 @@ def real_charts() -> dict[str, alt.TopLevelMixin]:
         "errors": errors_chart(sweep, 16, "errors"),
         "needle": needle_heatmap(needle, "needle"),
         "heatmap": attention_heatmap(heatmap_frame(probs, 0), "head 0"),
-        "card": review_card("card", ["a", "b"], pd.DataFrame({"x": [1, 2]}), kv, "footer"),
+        "sheet": sheet_chart(
+            review(DEFAULT_CANDIDATES, {"deepseek-v3": load_preset("deepseek-v3")}, 4096, 90, "d", "v")
+        ),
     }
 
 
 def specs() -> str:
     out = {}
     for name, chart in real_charts().items():
-        chart = chart if name == "card" else style(chart)  # the card carries its own configuration
+        chart = chart if name == "sheet" else style(chart)  # the sheet carries its own configuration
         out[name] = chart.to_dict()
     return json.dumps(out, sort_keys=True)
 

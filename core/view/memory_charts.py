@@ -1,5 +1,5 @@
 """Charts of what a cache and a GPU hold (Overview, Memory planner, Hybrid models): the cache vs context, memory
-per GPU, the cache's breakdown by layer type, what each hybrid layer holds, and the planner's review card."""
+per GPU, the cache's breakdown by layer type and what each hybrid layer holds."""
 
 from __future__ import annotations
 
@@ -130,47 +130,3 @@ def held_chart(
         .encode(x=x, y=alt.Y(f"{measured}:Q"), color=color, tooltip=tip)
     )
     return alt.layer(line, points).properties(width=720, height=340, title=title)
-
-
-def review_card(
-    title: str, inputs: list[str], table: pd.DataFrame, chart: alt.TopLevelMixin, footer: str
-) -> alt.TopLevelMixin:
-    """One image for a slide: title, the inputs, the comparison table (as text), the main chart, and a
-    footer with the app version and date. Render with to_png."""
-
-    def text_block(lines: list[str], size: int, weight: str = "normal", color: str = "#111827") -> alt.Chart:
-        df = pd.DataFrame({"line": lines, "i": range(len(lines))})
-        return (
-            alt.Chart(df)
-            .mark_text(align="left", baseline="top", fontSize=size, fontWeight=weight, color=color)
-            .encode(x=alt.value(0), y=alt.Y("i:O", axis=None), text="line:N")
-            .properties(width=900, height=(size + 8) * len(lines))
-        )
-
-    cols = list(table.columns)
-    cells = []
-    for r, row in enumerate([dict(zip(cols, cols, strict=True)), *table.astype(str).to_dict("records")]):
-        for c, col in enumerate(cols):
-            cells.append({"r": r, "c": c, "text": str(row[col]), "head": r == 0})
-    base = alt.Chart(pd.DataFrame(cells)).encode(
-        x=alt.X("c:O", axis=None, scale=alt.Scale(align=0)), y=alt.Y("r:O", axis=None), text="text:N"
-    )
-    grid = alt.layer(
-        base.transform_filter("datum.head").mark_text(align="left", baseline="middle", fontSize=13, fontWeight="bold"),
-        base.transform_filter("!datum.head").mark_text(align="left", baseline="middle", fontSize=13),
-    ).properties(width=min(1100, 150 * len(cols)), height=24 * (len(table) + 1))
-    return (
-        alt.vconcat(
-            text_block([title], 22, "bold"),
-            text_block(inputs, 13, color="#374151"),
-            grid,
-            chart,
-            text_block([footer], 11, color="#6b7280"),
-            spacing=14,
-        )
-        .configure_view(stroke=None)
-        .configure_axis(labelFontSize=FONT, titleFontSize=FONT)
-        .configure_legend(labelFontSize=FONT, labelLimit=400, orient="bottom", columns=3)
-        .configure_title(fontSize=FONT + 2)
-        .properties(background="white", padding=24)
-    )

@@ -1,9 +1,9 @@
 """In real Chromium: a shared link opens the Memory planner with planner v2's numbers (8 x H200 as TP8:
 llama-3.1-70b 20.35x, deepseek-v3 4.55x, while pooled memory would say 37.15x); turning on data-parallel
 attention gives deepseek-v3 22.73x and writes dpa=1 into the URL; the sidebar lists the pages app.py
-registers, not the files in app_pages/; typing a batch updates the URL and the table; the review card and a
-chart download as real PNGs; and a fresh server whose very first request is /planner runs the page
-through app.py's router (st.navigation, the only router: the page folder is not named pages/)."""
+registers, not the files in app_pages/; typing a batch updates the URL and the table; the link to the Review
+sheet carries the view, and a chart downloads as a real PNG; and a fresh server whose very first request is
+/planner runs the page through app.py's router (st.navigation, the only router: the page folder is not named pages/)."""
 
 import contextlib
 import re
@@ -113,11 +113,11 @@ def download(page, button) -> bytes:
     return Path(d.value.path()).read_bytes()
 
 
-def test_review_card_and_chart_png_downloads(page, app_url):
+def test_review_sheet_link_and_chart_png_downloads(page, app_url):
     page.goto(app_url + SHARED)
     wait_ready(page)
-    card = download(page, page.get_by_role("button", name="Download the review card (PNG)"))
-    assert card[:8] == PNG_MAGIC and len(card) > 30_000
+    link = page.get_by_role("link", name="Compare these models side by side on the Review sheet")
+    assert "/review?c=" in link.get_attribute("href")
     chart = download(page, page.get_by_role("button", name="PNG", exact=True).first)
     assert chart[:8] == PNG_MAGIC and len(chart) > 20_000
     no_exception(page)
