@@ -23,7 +23,7 @@ from core.view.export import to_pdf, to_png, to_svg
 from core.view.review import DEFAULT_CANDIDATES, Candidate, review
 
 LONG_NAME = max(preset_names(), key=len)
-LABEL_60 = "Candidate W: DeepSeek-V3 MLA on eight H200 with FP8 and TP8 x"[:60]
+LABEL_60 = "Option W: DeepSeek-V3 MLA on eight H200 with fp8 cache & TP8"  # 60 characters
 FOUR = (
     *DEFAULT_CANDIDATES,
     Candidate("llama-3.1-70b", "H100 SXM", 8, 0, kv_dtype="fp8", label=LABEL_60),
@@ -129,3 +129,7 @@ def test_no_candidate_still_draws_a_sheet():
     chart = sc.sheet_chart(sheet([Candidate("llama-3.1-70b", "H200", 8, 3)]))
     assert isinstance(chart, alt.VConcatChart)
     chart.to_dict(validate=True)
+
+
+def test_the_long_names_are_long():
+    assert len(LABEL_60) == 60 and len(LONG_NAME) >= 28

@@ -162,7 +162,7 @@ _CANDIDATE_FIELDS = (
 def _label(raw: str) -> str:
     if clean_label(raw) != raw:
         raise ValueError(
-            f"a name may hold letters, digits, spaces and . _ ( ) + / # & ' - only, at most {MAX_LABEL} of them"
+            f"a name may hold letters, digits, spaces and . _ ( ) + / # & ' : - only, at most {MAX_LABEL} of them"
         )
     return raw
 
