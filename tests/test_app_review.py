@@ -36,7 +36,7 @@ def test_defaults_render_two_candidates_and_the_downloads():
     assert at.selectbox(key=P + "1.layout").value == "fp8_ds_mla"
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["PNG", "SVG", "PDF"], labels
-    assert len(at.get("vega_lite_chart")) == 1
+    assert len(at.get("image")) == 1
     assert state(at) == ReviewState()
 
 
@@ -127,4 +127,4 @@ def test_the_link_round_trips_and_restores_every_widget():
 def test_a_candidate_that_cannot_be_planned_is_an_error_and_the_others_render():
     at = run({"c": "llama-3.1-70b~H200~8~3~latent~auto~native,deepseek-v3~H200~8~8~latent~auto~native"})
     errors_explained(at)
-    assert len(at.error) == 1 and len(at.get("vega_lite_chart")) == 1
+    assert len(at.error) == 1 and len(at.get("image")) == 1
