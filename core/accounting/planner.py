@@ -41,7 +41,6 @@ from core.accounting.base import design_of
 from core.model.dtypes import weight_dtype as weight_format
 from core.model.specs import CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec, MoEMLP, NoMixer
 
-VLLM_VERSION = "0.33"  # the vLLM release whose allocator this module follows
 BLOCK_TOKENS = 16
 MAX_TOKENS = 1 << 40  # the largest context the planner searches
 GIB = 1 << 30
