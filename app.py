@@ -48,7 +48,9 @@ pages = [
 # Hidden: reachable by URL only. The default page is served at "/", so its own url_path would otherwise
 # open Streamlit's "Page not found" dialog.
 pages.append(st.Page(_old_overview_url, title="Overview", url_path="overview", visibility="hidden"))
-nav = st.navigation(pages)
+# Every page listed: with 13, Streamlit's default folds the last three (Real model, Workshop, Glossary) behind
+# "View 3 more", and a workshop's participants must find the Workshop page.
+nav = st.navigation(pages, expanded=True)
 with st.sidebar:
     st.caption(
         "KV Cache Lab runs small real attention layers and exact accounting from real config.json files. "

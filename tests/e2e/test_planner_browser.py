@@ -48,6 +48,8 @@ def nav_is_app_pys(page):
     nav.wait_for(timeout=60_000)
     links = [a.split("\n")[-1].strip() for a in page.locator(f"{NAV} a").all_inner_texts()]  # after the icon
     assert "Overview" in links and "Memory planner" in links, links
+    assert {"Review sheet", "Workshop", "Glossary"} <= set(links), links  # every page listed, none folded away
+    assert not page.locator(NAV).get_by_text(re.compile(r"View \d+ more")).count()
     # legacy mode lists every file as a page, named by its stem: app, common, overview, planner, ...
     assert not any("common" in a.lower() for a in links), links
     assert not {"app", "overview", "planner"} & set(links), links
