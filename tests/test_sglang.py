@@ -37,7 +37,7 @@ def test_qwen3_235b_fp8_tp4():
     (367404 + 1) x 128 x 94 x 2 B = 8.234 GiB per buffer. The issue prints no avail-mem line: #tokens
     follows from any rest memory in [367404, 367405) x 48128 B."""
     spec = resolve(CORPUS + "qwen--qwen3-235b-a22b.json")
-    flags = SGLangFlags(mem_fraction_static=0.93, tp=4)
+    flags = SGLangFlags(dtype="bfloat16", mem_fraction_static=0.93, tp=4)
     assert cell_size(spec, flags) == 2 * 1 * 128 * 94 * 2 == 48128
     assert kv_pool(spec, flags, 367404).log_line() == (
         "KV Cache is allocated. #tokens: 367404, K size: 8.23 GB, V size: 8.23 GB"
@@ -54,7 +54,7 @@ def test_llama_70b_geometry_tp8_h200():
     8-kv-head model at tp 8 (Llama-3.1-70B, whose checkpoint has 30 shards; Qwen2.5-72B's geometry is the
     same). The mem fraction and the load-end line are not in the excerpt, so #tokens is checked against
     its interval of rest memory."""
-    flags = SGLangFlags(mem_fraction_static=0.9, tp=8)
+    flags = SGLangFlags(dtype="bfloat16", mem_fraction_static=0.9, tp=8)
     for config in ("meta-llama--meta-llama-3.1-70b.json", "qwen--qwen2.5-72b.json"):
         spec = resolve(CORPUS + config)
         assert kv_pool(spec, flags, 2795207).log_line() == (
@@ -70,7 +70,7 @@ def test_qwen3_30b_a3b_dtype_variant():
     candidate_kv_budget 164149629787"): 164149629787 // 98304 = 1669816; the K/V sizes are the pool's,
     (1669816 + 1) x 4 x 128 x 48 x 2 B."""
     spec = resolve(CORPUS + "qwen--qwen3-30b-a3b.json")
-    flags = SGLangFlags(mem_fraction_static=0.911)
+    flags = SGLangFlags(dtype="bfloat16", mem_fraction_static=0.911)
     assert cell_size(spec, flags) == 98304
     assert 164149629787 // cell_size(spec, flags) == 1669816
     assert kv_pool(spec, flags, 1669816).log_line(with_dtype=True) == (
@@ -89,7 +89,7 @@ def test_mla_two_layers_profiled_and_capped():
     35.88959 GiB inside the interval [16725761, 16725762) x 2304 B, and the profiled count."""
     deepseek = load_preset("deepseek-v3")
     spec = dataclasses.replace(deepseek, attention=deepseek.attention[:2], mlp=deepseek.mlp[:2])
-    flags = SGLangFlags(mem_fraction_static=0.85, tp=4)
+    flags = SGLangFlags(dtype="bfloat16", mem_fraction_static=0.85, tp=4)
     assert cell_size(spec, flags) == 2304
     assert f"{43.8:.1f}/{42.45959:.1f} rest={rest_memory_gib(flags, 43.8, 42.45959):.1f}" == "43.8/42.5 rest=35.9"
     assert max_total_num_tokens(spec, flags, 43.8, 42.45959) == 16725761
@@ -100,7 +100,7 @@ def test_mla_two_layers_profiled_and_capped():
 
 def test_page_size_dp_attention_and_fp8():
     spec = load_preset("llama-3.1-8b")  # 32 layers, 8 kv heads of 128
-    flags = SGLangFlags(mem_fraction_static=0.9, page_size=64)
+    flags = SGLangFlags(dtype="bfloat16", mem_fraction_static=0.9, page_size=64)
     # rest = 30 - 40 x 0.1 = 26 GiB; cell = 8 x 256 x 32 x 2 = 131072 B -> 212992 tokens, a multiple of 64
     pool = sglang_pool(spec, flags, 40.0, 30.0)
     assert pool.max_total_num_tokens == 26 * 2**30 // 131072 // 64 * 64
@@ -110,27 +110,27 @@ def test_page_size_dp_attention_and_fp8():
     assert cell_size(spec, dp) == 4 * 256 * 32 * 1
     assert kv_pool(spec, dp, 1000).torch_dtype == "torch.float8_e4m3fn"
     # more ranks than kv heads: one head per rank (get_num_kv_heads)
-    assert cell_size(spec, SGLangFlags(mem_fraction_static=0.9, tp=16)) == 1 * 256 * 32 * 2
+    assert cell_size(spec, SGLangFlags(dtype="bfloat16", mem_fraction_static=0.9, tp=16)) == 1 * 256 * 32 * 2
 
 
 def test_refusals():
     spec = load_preset("llama-3.1-8b")
     with pytest.raises(ValueError, match="unknown SGLang kv cache dtype 'int8'"):
-        SGLangFlags(mem_fraction_static=0.9, kv_cache_dtype="int8")
+        SGLangFlags(dtype="bfloat16", mem_fraction_static=0.9, kv_cache_dtype="int8")
     with pytest.raises(ValueError, match="fp4_e2m1"):
-        SGLangFlags(mem_fraction_static=0.9, kv_cache_dtype="fp4_e2m1")
+        SGLangFlags(dtype="bfloat16", mem_fraction_static=0.9, kv_cache_dtype="fp4_e2m1")
     for fraction in (0, 1.2, -0.1, True):
         with pytest.raises(ValueError, match=r"mem_fraction_static must be in \(0, 1\]"):
-            SGLangFlags(mem_fraction_static=fraction)
+            SGLangFlags(dtype="bfloat16", mem_fraction_static=fraction)
     with pytest.raises(ValueError, match="must be a multiple of dp"):
-        SGLangFlags(mem_fraction_static=0.9, tp=6, dp=4, enable_dp_attention=True)
+        SGLangFlags(dtype="bfloat16", mem_fraction_static=0.9, tp=6, dp=4, enable_dp_attention=True)
     with pytest.raises(ValueError, match="unknown model dtype"):
         SGLangFlags(mem_fraction_static=0.9, dtype="int4")
     with pytest.raises(ValueError, match="Not enough memory"):
-        max_total_num_tokens(spec, SGLangFlags(mem_fraction_static=0.5), 80.0, 30.0)
+        max_total_num_tokens(spec, SGLangFlags(dtype="bfloat16", mem_fraction_static=0.5), 80.0, 30.0)
     with pytest.raises(ValueError, match="total_gpu_memory must be a positive number"):
-        max_total_num_tokens(spec, SGLangFlags(mem_fraction_static=0.9), 0, 30.0)
-    flags = SGLangFlags(mem_fraction_static=0.9)
+        max_total_num_tokens(spec, SGLangFlags(dtype="bfloat16", mem_fraction_static=0.9), 0, 30.0)
+    flags = SGLangFlags(dtype="bfloat16", mem_fraction_static=0.9)
     for preset, reason in (
         ("deepseek-v3.2", "DSA"),
         ("deepseek-v4-flash", "not covered"),
@@ -142,3 +142,10 @@ def test_refusals():
     ):
         with pytest.raises(ValueError, match=reason):
             cell_size(load_preset(preset), flags)
+
+
+def test_an_auto_cache_needs_the_model_dtype():
+    """--kv-cache-dtype auto stores the model's dtype: without it the pool is not sized (no bfloat16 guess)."""
+    with pytest.raises(ValueError, match="give dtype"):
+        SGLangFlags(mem_fraction_static=0.9)
+    assert SGLangFlags(mem_fraction_static=0.9, kv_cache_dtype="fp8_e4m3").element_size == 1

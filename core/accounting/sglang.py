@@ -60,7 +60,8 @@ class SGLangFlags:
     enable_dp_attention: bool = False  # --enable-dp-attention
     page_size: int = 1  # --page-size
     kv_cache_dtype: str = "auto"  # --kv-cache-dtype
-    dtype: str = "bfloat16"  # --dtype, as resolved from the config's torch_dtype (what auto caches follow)
+    dtype: str | None = None  # --dtype as resolved from the config's torch_dtype (what auto caches follow); no
+    # default: a guess would size the pool of a float16 or float32 model wrongly with an auto cache
     max_total_tokens: int | None = None  # --max-total-tokens
 
     def __post_init__(self) -> None:
@@ -77,7 +78,9 @@ class SGLangFlags:
             raise ValueError(f"max_total_tokens must be a whole number, not {self.max_total_tokens!r}.")
         if self.enable_dp_attention and self.tp % self.dp:
             raise ValueError(f"with --enable-dp-attention, tp ({self.tp}) must be a multiple of dp ({self.dp}).")
-        if self.dtype not in MODEL_DTYPES:
+        if self.dtype is None and self.kv_cache_dtype == "auto":
+            raise ValueError("--kv-cache-dtype auto stores the model's dtype: give dtype (the config's torch_dtype).")
+        if self.dtype is not None and self.dtype not in MODEL_DTYPES:
             raise ValueError(f"unknown model dtype {self.dtype!r}; choose one of {', '.join(MODEL_DTYPES)}.")
         if self.kv_cache_dtype == "fp4_e2m1":
             raise ValueError("the fp4_e2m1 KV cache (with its scale buffers) is not covered by these rules.")
