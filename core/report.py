@@ -358,7 +358,7 @@ def parser() -> argparse.ArgumentParser:
         "--max-num-batched-tokens",
         type=int,
         help="vLLM's max_num_batched_tokens (default: vllm serve's for the GPU, 8192 on GPUs of 70 GiB or more but "
-        "the A100, else 2048)",
+        "the A100, else 2048; 8192 when only --kv-budget-gib says what the GPU holds)",
     )
     g.add_argument("--block-size", type=int, help="tokens per block (default 16; FlashMLA 64)")
     g.add_argument("--max-model-len", type=int, help="vLLM's max_model_len (default: derived from the config)")
