@@ -87,7 +87,7 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState, why_pool: list
         else ""
     )
     pool = (
-        f"{p.num_blocks:,} blocks of {p.allocator.block_size} tokens per GPU ({p.kv_cache_tokens:,} tokens)"
+        f"{p.num_blocks:,} blocks of {p.block_size} tokens per GPU ({p.kv_cache_tokens:,} tokens)"
         if p.exact
         else f"{fmt_bytes(p.kv_budget_bytes_per_gpu)} per GPU"
     )

@@ -21,6 +21,7 @@ from typing import Any
 from core.accounting import llamacpp
 from core.accounting import planner as pl
 from core.accounting import totals as acc
+from core.accounting import vllm_hybrid as vh
 from core.accounting.plan_inputs import PlanSettings, plan_inputs
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
@@ -90,8 +91,10 @@ LLAMACPP_FLAGS = ("ctx_size", "parallel", "ubatch_size", "batch_size", "kv_unifi
 PLAN_FLAGS = (
     "gpu", "gpu_memory_gib", "gpus", "tp", "pp", "dp_attention", "utilization", "reserved_gib", "weights",
     "kv_budget_gib", "max_num_batched_tokens", "block_size", "sync_scheduling", "max_model_len", "max_num_seqs",
-    "allow_long_max_model_len",
+    "allow_long_max_model_len", "vllm_version", "enable_prefix_caching", "mamba_cache_mode", "mamba_block_size",
+    "mamba_ssm_cache_dtype", "num_speculative_tokens",
 )  # fmt: skip
+KV_DTYPE_ALIASES = {"fp8_e4m3": "fp8", "fp8_e5m2": "fp8"}  # vLLM's names for its one-byte caches
 
 
 def gpu_named(name: str):
@@ -110,7 +113,10 @@ def plan_settings(a: argparse.Namespace) -> PlanSettings:
     given = {
         "n_gpus": a.gpus, "tp": a.tp, "pp": a.pp, "utilization": a.utilization, "reserved_gib": a.reserved_gib,
         "weight_dtype": a.weights, "block_size": a.block_size, "max_num_batched_tokens": a.max_num_batched_tokens,
-        "max_model_len": a.max_model_len, "max_num_seqs": a.max_num_seqs,
+        "max_model_len": a.max_model_len, "max_num_seqs": a.max_num_seqs, "vllm_version": a.vllm_version,
+        "enable_prefix_caching": a.enable_prefix_caching, "mamba_cache_mode": a.mamba_cache_mode,
+        "mamba_block_size": a.mamba_block_size, "mamba_ssm_cache_dtype": a.mamba_ssm_cache_dtype,
+        "num_speculative_tokens": a.num_speculative_tokens,
     }  # fmt: skip
     return PlanSettings(
         a.context,
@@ -193,7 +199,7 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
     single = p if inputs.batch == 1 else inputs.plan(spec, par, batch=1)
     return {
         "engine": "vllm",
-        "engine_version": pl.VLLM_VERSION,
+        "engine_version": alloc.hybrid.version,
         "log_lines": inputs.log_lines(spec, par, single),
         "gpu": hw.name,
         "gpu_memory_bytes": inputs.gpu_memory_bytes,
@@ -208,7 +214,7 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
         "reserved_bytes_per_gpu": hw.reserved_bytes,
         "weights": inputs.weight_dtype,
         "kv_dtype": p.kv_dtype,
-        "block_size": alloc.block_size,
+        "block_size": p.block_size,
         "max_num_batched_tokens": alloc.max_num_batched_tokens,
         "kv_budget_bytes_per_gpu": p.kv_budget_bytes_per_gpu,
         "weights_bytes_per_gpu": p.weights_bytes_per_gpu,
@@ -238,6 +244,20 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
             }
             for s in p.stages
         ],
+        "hybrid": None
+        if p.hybrid is None
+        else {
+            "prefix_caching": p.hybrid.prefix_caching,
+            "mamba_cache_mode": p.hybrid.mode,
+            "requested_block_size": alloc.block_size,
+            "state_page_bytes": p.hybrid.state_bytes,
+            "page_bytes": p.hybrid.page_bytes,
+            "padding_percent": round(p.hybrid.padding_percent, 4),
+            "ssm_dtype": p.hybrid.ssm_dtype,
+            "groups": p.groups.n_groups,
+            "group_size": p.groups.group_size,
+            "state_blocks_per_request": p.hybrid.state_blocks(p.max_model_len or p.context),
+        },
         "notes": list(p.notes),
     }
 
@@ -290,7 +310,9 @@ def _plan_text(p: dict[str, Any], context: int) -> list[str]:
             *logged,
         ]
     blocks = (
-        f"{p['num_blocks']:,} blocks of {p['block_size']} per GPU = {p['kv_cache_tokens']:,} tokens"
+        f"{p['num_blocks']:,} blocks of {p['block_size']} tokens per GPU"
+        + (f", shared by {p['hybrid']['groups']} KV-cache groups" if p["hybrid"] else "")
+        + f"; vLLM logs {p['kv_cache_tokens']:,} tokens"
         if p["exact"]
         else "estimated in bytes (see the note)"
     )
@@ -334,7 +356,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--context", type=int, default=4096, help="tokens in context (default 4096)")
     p.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
     p.add_argument(
-        "--kv-dtype", default="auto", choices=["auto", *CACHE_DTYPES], help="cache dtype (auto: the model's, as vLLM)"
+        "--kv-dtype",
+        default="auto",
+        choices=["auto", *CACHE_DTYPES, *KV_DTYPE_ALIASES],
+        help="cache dtype (auto: the model's, as vLLM; fp8_e4m3 and fp8_e5m2 are fp8)",
     )
     p.add_argument(
         "--layout", default="latent", choices=list(acc.LAYOUTS), help="MLA / DSA / V4 cache layout (not for GQA)"
@@ -371,6 +396,22 @@ def parser() -> argparse.ArgumentParser:
         help="as VLLM_ALLOW_LONG_MAX_MODEL_LEN=1: past the derived length",
     )
     g.add_argument("--sync-scheduling", action="store_true", help="one batch in flight per stage (vLLM's async off)")
+    g.add_argument(
+        "--vllm-version",
+        help=f"the vLLM release whose rules and log format to follow (default {pl.VLLM_RELEASE}; one of "
+        f"{', '.join(vh.VERSIONS)}, or X.Y where its patches agree)",
+    )
+    g.add_argument(
+        "--enable-prefix-caching",
+        action=argparse.BooleanOptionalAction,
+        help="prefix caching (default: the release's; for hybrid models off before 0.26, on from 0.26)",
+    )
+    g.add_argument("--mamba-cache-mode", choices=list(vh.MODES), help="hybrids with prefix caching (default: vLLM's)")
+    g.add_argument("--mamba-block-size", type=int, help="tokens per state checkpoint in all mode (default: vLLM's)")
+    g.add_argument(
+        "--mamba-ssm-cache-dtype", choices=list(vh.SSM_DTYPES), help="SSM state dtype (auto: the config's or model's)"
+    )
+    g.add_argument("--num-speculative-tokens", type=int, help="MTP draft tokens (default 0: no speculative decoding)")
     g.add_argument("--engine", choices=ENGINES, help="the serving engine planned (default vllm)")
     ll = p.add_argument_group("llama.cpp (with --engine llama.cpp; llama.cpp's own flag names)")
     ll.add_argument("--ctx-size", type=int, help="-c: context cells (required; its 0 means the GGUF's length)")
@@ -388,6 +429,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
+    a.kv_dtype = KV_DTYPE_ALIASES.get(a.kv_dtype, a.kv_dtype)
     wants_plan = any(getattr(a, f) not in (None, False) for f in (*PLAN_FLAGS, "engine", *LLAMACPP_FLAGS))
     a.engine = a.engine or "vllm"
     if a.list:

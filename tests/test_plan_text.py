@@ -41,7 +41,7 @@ def test_full_attention_on_the_block_grid_needs_no_sentence_and_off_it_gets_the_
     off = pl.plan(v3, H200X8, 1000, weight_dtype="native")
     (why,) = pool_arithmetic(off)
     assert f"Why {off.kv_cache_tokens:,} tokens" in why and "ceil(1,000 / 16) = 63 blocks (1,008 positions)" in why
-    assert pool_arithmetic(pl.plan(load_preset("qwen3-next-80b-a3b"), H200X8, 131_072)) == []  # an estimate
+    assert pool_arithmetic(pl.plan(load_preset("kimi-linear-48b-a3b"), H200X8, 131_072)) == []  # an estimate
 
 
 def test_every_exact_preset_plan_is_explained_with_its_own_numbers():
@@ -76,5 +76,5 @@ def test_headlines_are_the_plans_numbers():
     assert f"the cache alone could hold {p.pool_max_context:,} tokens" in longest.help
     assert (step.label, step.value) == ("Decode step ≥", f"{p.step_seconds * 1e3:,.2f} ms")
     assert f"{p.tokens_per_second:,.0f} tokens/s" in step.help
-    est = headlines(pl.plan(load_preset("qwen3-next-80b-a3b"), H200X8, 131_072))
+    est = headlines(pl.plan(load_preset("kimi-linear-48b-a3b"), H200X8, 131_072))
     assert est[0].help.startswith("An estimate in bytes")

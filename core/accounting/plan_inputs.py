@@ -16,12 +16,14 @@ from core.accounting import limits
 from core.accounting.planner import (
     BLOCK_TOKENS,
     DEFAULT_BATCHED_TOKENS,
+    VLLM_RELEASE,
     Allocator,
     Hardware,
     Parallelism,
     Plan,
     plan,
 )
+from core.accounting.vllm_hybrid import HybridSettings, padding_lines
 from core.model.gpus import GPUS
 from core.model.specs import ModelSpec
 
@@ -56,6 +58,13 @@ class PlanSettings:
     max_model_len: int | None = None  # vLLM's --max-model-len; None: derived from the config
     max_num_seqs: int | None = None  # vLLM's --max-num-seqs; None: its default for the GPU
     allow_long_max_model_len: bool = False  # VLLM_ALLOW_LONG_MAX_MODEL_LEN=1
+    # vLLM's release and its flags for hybrid models' state (core.accounting.vllm_hybrid)
+    vllm_version: str = VLLM_RELEASE
+    enable_prefix_caching: bool | None = None  # None: the release's default
+    mamba_cache_mode: str | None = None
+    mamba_block_size: int | None = None
+    mamba_ssm_cache_dtype: str = "auto"
+    num_speculative_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,14 +102,22 @@ class PlanInputs:
         )
 
     def log_lines(self, spec: ModelSpec, parallel: Parallelism, first: Plan) -> list[str]:
-        """The lines vLLM (VLLM_VERSION) logs about its pool for `spec`, as it formats them: the pool's tokens
-        and the concurrency of requests of max_model_len tokens (one engine, one DP group); `first` is a plan
+        """The lines vLLM (the release asked for) logs about its pool for `spec`, as it formats them: for a hybrid
+        model the block size and padding, then the available memory, the pool's tokens and the concurrency of
+        requests of max_model_len tokens (one engine, one DP group); `first` is a plan
         under `parallel`. Empty without an exact pool, or when vLLM would not start (its startup_error says)."""
         mml = first.max_model_len
         if not first.exact or first.startup_error or mml is None:
             return []
         at = first if first.context == mml and first.batch == 1 else self.plan_at(spec, parallel, mml)
+        hybrid = []
+        if at.hybrid:
+            counts = [at.hybrid.n_attention, at.hybrid.n_state]
+            hybrid = at.hybrid.lines() + padding_lines(counts, at.groups.group_size)
+        release = self.allocator.release
         return [
+            *hybrid,
+            f"Available KV cache memory: {release.gib(at.kv_budget_bytes_per_gpu)} GiB",
             f"GPU KV cache size: {at.kv_cache_tokens:,} tokens",
             f"Maximum concurrency for {mml:,} tokens per request: {at.max_concurrency / parallel.dp:.2f}x",
         ]
@@ -163,6 +180,14 @@ def plan_inputs(s: PlanSettings) -> PlanInputs:
         max_model_len=s.max_model_len,
         max_num_seqs=s.max_num_seqs,
         allow_long_max_model_len=s.allow_long_max_model_len,
+        hybrid=HybridSettings(
+            s.vllm_version,
+            s.enable_prefix_caching,
+            s.mamba_cache_mode,
+            s.mamba_block_size,
+            s.mamba_ssm_cache_dtype,
+            s.num_speculative_tokens,
+        ),
     )
     return PlanInputs(
         hw, par, alloc, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout, s.pp, s.dp_attention, memory

@@ -26,8 +26,11 @@ Allocator (vLLM 0.33, `vllm/v1/core/kv_cache_utils.py`, `kv_cache_planning.py`):
   tokens. Block 0 is the null block: admission and the longest request count num_blocks - 1.
 - One kind of layer (every layer full attention, whatever its page: DSA's indexer key, DeciLM's kv heads)
   is one group whose block holds a page of every layer (vLLM's UniformTypeKVCacheSpecs).
-Models vLLM allocates otherwise (recurrent-state pages, V4's compressed layers, layer kinds of different
-page sizes) are planned in bytes per GPU instead, and the plan says it is an estimate.
+- Hybrids (full attention beside Gated DeltaNet or Mamba-2): vLLM's block size, state-page padding, groups
+  and blocks per request release by release (core.accounting.vllm_hybrid, `Allocator.hybrid`).
+Models vLLM allocates otherwise (V4's compressed layers, layer kinds of different page sizes, MLA or
+sliding windows beside recurrent state) are planned in bytes per GPU instead, and the plan says it is an
+estimate.
 """
 
 from __future__ import annotations
@@ -37,15 +40,27 @@ from math import ceil
 
 from core.accounting import limits
 from core.accounting import totals as acc
+from core.accounting import vllm_hybrid as vh
 from core.accounting.base import design_of
 from core.model.dtypes import weight_dtype as weight_format
-from core.model.specs import CompressedSpec, DenseMLP, DSASpec, GQASpec, MLASpec, ModelSpec, MoEMLP, NoMixer
+from core.model.specs import (
+    CompressedSpec,
+    DenseMLP,
+    DSASpec,
+    GQASpec,
+    Mamba2Spec,
+    MLASpec,
+    ModelSpec,
+    MoEMLP,
+    NoMixer,
+)
 
 BLOCK_TOKENS = 16
 MAX_TOKENS = 1 << 40  # the largest context the planner searches
 GIB = 1 << 30
 DEFAULT_BATCHED_TOKENS = 8192  # vLLM's max_num_batched_tokens for its API server on large GPUs
-VLLM_VERSION = "0.33"  # the release whose pool this module follows (its log lines as printed from 0.20.1 on)
+VLLM_VERSION = "0.33"  # the release whose pool this module follows by default (--vllm-version picks another)
+VLLM_RELEASE = "0.33.0"
 
 
 @dataclass(frozen=True)
@@ -140,6 +155,12 @@ class Allocator:
     max_model_len: int | None = None  # --max-model-len; None: the config's derived length (core.accounting.limits)
     max_num_seqs: int | None = None  # --max-num-seqs; None: vLLM's default for the GPU
     allow_long_max_model_len: bool = False  # VLLM_ALLOW_LONG_MAX_MODEL_LEN=1
+    # hybrid models (core.accounting.vllm_hybrid): vLLM's release and its flags for recurrent state
+    hybrid: vh.HybridSettings = field(default_factory=lambda: vh.HybridSettings(VLLM_RELEASE))
+
+    @property
+    def release(self) -> vh.Release:
+        return vh.release(self.hybrid.version)
 
     def __post_init__(self) -> None:
         for name in ("max_model_len", "max_num_seqs"):
@@ -259,7 +280,8 @@ def stage_weights(spec: ModelSpec, start: int, end: int, par: Parallelism, weigh
 def why_estimate(spec: ModelSpec, kv_dtype: str, layout: str) -> str | None:
     """None when vLLM's paged allocator is reproduced exactly for this model; else why it is not."""
     if acc.state_bytes(spec):
-        return "vLLM pads each recurrent-state page to the attention page and changes the block size to match"
+        why = vh.unsupported(spec)
+        return f"{why}; vLLM pads each recurrent-state page to the attention page" if why else None
     layers = [a for a in spec.attention if not isinstance(a, NoMixer)]
     if not layers:
         return "no layer keeps a KV cache"
@@ -284,6 +306,7 @@ class Groups:
     members: tuple[tuple[tuple, tuple[int, ...]], ...]  # (kind, layer indices) per group
     group_size: int
     token_bytes: dict
+    page_token_bytes: int = 0  # hybrids: every page is the attention page; a block is group_size of them
 
     @property
     def n_groups(self) -> int:
@@ -292,6 +315,8 @@ class Groups:
     def block_bytes(self, block: int, start: int, end: int) -> int:
         """One block on a GPU of the stage holding layers [start, end): a page for every layer of the
         stage's largest slice of a group."""
+        if self.page_token_bytes:
+            return block * self.page_token_bytes * self.group_size
         return block * max(sum(self.token_bytes[i] for i in layers if start <= i < end) for _, layers in self.members)
 
 
@@ -317,9 +342,31 @@ def kv_groups(rank_spec: ModelSpec, kv_dtype: str, layout: str) -> Groups:
     return Groups(tuple(members), size, token)
 
 
+def hybrid_groups(spec: ModelSpec, pool: vh.HybridPool) -> Groups:
+    """vLLM's KV-cache groups of a hybrid model on one rank: its attention layers (and the MTP drafts')
+    and its state layers, dealt into groups of `group_size` (vllm_hybrid.group_size); every page is the
+    attention page. State groups are of kind ("mamba", fixed blocks, tokens per further block or 0)."""
+    attn = [i for i, a in enumerate(spec.attention) if isinstance(a, GQASpec)]
+    attn += [spec.n_layers + j for j in range(pool.n_attention - len(attn))]  # MTP draft layers
+    state = [i for i, a in enumerate(spec.attention) if vh.is_state_layer(a)]
+    size = vh.group_size(pool.release, [len(attn), len(state)])
+    if pool.mode == "all":
+        kind = ("mamba", pool.spec_tokens if pool.release.all_counts_spec else 0, pool.mamba_block_size)
+    else:
+        kind = ("mamba", pool.state_blocks(1), 0)
+    members = []
+    for k, layers in ((("full",), attn), (kind, state)):
+        n = ceil(len(layers) / size)
+        members += [(k, tuple(layers[j::n])) for j in range(n)]
+    return Groups(tuple(members), size, {}, pool.attention_token_bytes)
+
+
 def group_blocks(kind: tuple, tokens: int, block: int, in_flight: int) -> int:
     """Blocks one request of `tokens` may hold at its peak in one group of `kind`: ceil(N / b) (full),
-    ceil(min(w - 1 + T, N) / b) + 1 (sliding window w), ceil(min(c + T, N) / b) (chunked c), T in flight."""
+    ceil(min(w - 1 + T, N) / b) + 1 (sliding window w), ceil(min(c + T, N) / b) (chunked c), T in flight;
+    a recurrent-state group its fixed blocks, plus ceil(N / m) in vLLM's "all" mode (a state every m)."""
+    if kind[0] == "mamba":
+        return kind[1] + (ceil(tokens / kind[2]) if kind[2] else 0)
     if kind[0] == "full":
         return ceil(tokens / block)
     if kind[0] == "sliding":
@@ -381,6 +428,8 @@ class Plan:
     estimated_max_model_len: int | None = None  # vLLM's estimate when the pool cannot hold max_model_len
     pool_max_context: int | None = None  # the longest request the pool alone could hold (None: unbounded)
     groups: Groups | None = None  # vLLM's KV-cache groups (exact plans), whose blocks the pool hands out
+    hybrid: vh.HybridPool | None = None  # how vLLM pages a hybrid model's state (exact hybrid plans)
+    block_size: int = BLOCK_TOKENS  # tokens per attention block, as vLLM sets it
 
     @property
     def requests_per_group(self) -> int:
@@ -432,7 +481,24 @@ def plan(
     kv = auto_kv_dtype(spec) if kv_dtype == "auto" else kv_dtype
     block, in_flight = alloc.block_size, alloc.in_flight_tokens(par.pp)
     reason = why_estimate(spec, kv, layout)
-    groups = None if reason else kv_groups(shard(spec, 0, spec.n_layers, par.tp), kv, layout)
+    pool = None
+    if reason is None and acc.state_bytes(spec):
+        if par.pp > 1 or par.dp_attention:
+            reason = "vLLM's hybrid pools under pipeline parallelism or DP attention are not modelled"
+        else:
+            settings = alloc.hybrid
+            if settings.gdn_prefill is None:
+                settings = replace(settings, gdn_prefill=vh.gdn_prefill_for(hw.name))
+            chunk = next((a.chunk_size for a in spec.attention if isinstance(a, Mamba2Spec)), None)
+            try:
+                pool = vh.hybrid_pool(spec, par.tp, kv, auto_kv_dtype(spec), block, settings, chunk)
+            except vh.Unmodelled as e:
+                reason = str(e)
+    if pool is not None:
+        block = pool.block_size
+        groups = hybrid_groups(spec, pool)
+    else:
+        groups = None if reason else kv_groups(shard(spec, 0, spec.n_layers, par.tp), kv, layout)
     per_group = ceil(batch / par.dp)
     stages, ranks = [], []
     for start, end in pp_split(spec.n_layers, par.pp):
@@ -469,7 +535,10 @@ def plan(
         num_blocks = min(s.num_blocks for s in stages)
         need = blocks_per_request(groups, context, block, in_flight)
         per_rank = num_blocks / need
-        tokens = int(per_rank * context)
+        if alloc.release.tokens_from_concurrency:
+            tokens = int(per_rank * context)
+        else:  # up to vLLM 0.20.0: whole blocks per group
+            tokens = num_blocks // groups.n_groups * block
         max_ctx = _search(lambda n: per_group * blocks_per_request(groups, n, block, in_flight) <= num_blocks - 1)
         fits = per_group * need <= num_blocks - 1
         if block < 64 and any(type(a) in (MLASpec, DSASpec) for a in spec.attention):
@@ -602,6 +671,8 @@ def plan(
         estimated_max_model_len=estimated,
         pool_max_context=pool_max_ctx,
         groups=groups if exact else None,
+        hybrid=pool if exact else None,
+        block_size=block,
     )
 
 

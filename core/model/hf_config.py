@@ -363,6 +363,15 @@ def _state_dtype(r: _Reader, key: str, default: str) -> str:
     return name
 
 
+def _chunk_size(r: _Reader) -> int | None:
+    """The Mamba-2 prefill scan's chunk (mamba_chunk_size, else chunk_size; vLLM's get_mamba_chunk_size):
+    it sets no state, but vLLM aligns its prefix-caching blocks to it."""
+    key = "mamba_chunk_size" if r.get("mamba_chunk_size") is not None else "chunk_size"
+    other = "chunk_size" if key == "mamba_chunk_size" else "mamba_chunk_size"
+    r.ignore(other)
+    return r.int(key, hi=1 << 20) if r.get(key) is not None else None
+
+
 def _layer_types(r: _Reader, n_layers: int, known: set[str]) -> list[str] | None:
     types = r.get("layer_types")
     if types is None:
@@ -684,10 +693,11 @@ def _nemotron_h(r: _Reader, hidden: int, n_layers: int, notes: list[str], unknow
             conv_dtype=model,
             conv_bias=r.bool("use_conv_bias", True),
             proj_bias=r.bool("use_bias", False),
+            ssm_dtype_stated=r.get("mamba_ssm_cache_dtype") is not None,
+            chunk_size=_chunk_size(r),
         )
-        # the mixer's width is mamba_num_heads x mamba_head_dim (HF NemotronHMamba2Mixer), not expand x hidden;
-        # chunk sizes set the prefill scan's blocking, not the state
-        r.ignore("mamba_hidden_act", "mamba_proj_bias", "mamba_chunk_size", "chunk_size", "expand")
+        # the mixer's width is mamba_num_heads x mamba_head_dim (HF NemotronHMamba2Mixer), not expand x hidden
+        r.ignore("mamba_hidden_act", "mamba_proj_bias", "expand")
     mlp: MLPSpec | None = None
     moe: MLPSpec | None = None
     try:
@@ -1204,6 +1214,7 @@ def _mamba2(r: _Reader, d_inner: int, heads: str, head_dim: str, **keys: str) ->
         conv_bias=r.bool(keys["conv_bias"], True),
         proj_bias=r.bool(keys["proj_bias"], False),
         gated_norm=r.bool(keys["norm"], True) if "norm" in keys else True,
+        chunk_size=_chunk_size(r),
     )
 
 

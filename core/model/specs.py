@@ -276,6 +276,8 @@ class Mamba2Spec:
     conv_bias: bool = True
     proj_bias: bool = False
     gated_norm: bool = True  # a gated RMS norm of H P before out_proj (Falcon-H1: only with mamba_rms_norm)
+    ssm_dtype_stated: bool = True  # False: the config names no SSM state dtype (engines then pick their own)
+    chunk_size: int | None = None  # the prefill scan's chunk (chunk_size / mamba_chunk_size); None: not given
 
     def __post_init__(self) -> None:
         check_int("mamba_num_heads", self.n_heads, 1, MAX_HEADS)

@@ -64,11 +64,18 @@ def headlines(p: pl.Plan) -> list[Headline]:
 
 
 def _kind(kind: tuple) -> str:
-    return {"full": "full-attention", "sliding": "sliding-window", "chunked": "chunked-attention"}[kind[0]]
+    return {
+        "full": "full-attention",
+        "sliding": "sliding-window",
+        "chunked": "chunked-attention",
+        "mamba": "recurrent-state",
+    }[kind[0]]
 
 
 def _bound(kind: tuple, in_flight: int) -> str:
     """What caps a windowed group's blocks, in words."""
+    if kind[0] == "mamba":
+        return f"a request's state takes {kind[1]} page{'s' if kind[1] > 1 else ''} whatever its length"
     if kind[0] == "sliding":
         return f"its {kind[1]:,}-token window plus {in_flight:,} tokens in flight, at most, and one block more"
     return f"its {kind[1]:,}-token chunk plus {in_flight:,} tokens in flight, at most"
@@ -80,13 +87,19 @@ def pool_arithmetic(p: pl.Plan) -> list[str]:
     g = p.groups
     if not p.exact or g is None or p.num_blocks is None or not p.blocks_per_request:
         return []
-    block, nb, n, need = p.allocator.block_size, p.num_blocks, p.context, p.blocks_per_request
+    block, nb, n, need = p.block_size, p.num_blocks, p.context, p.blocks_per_request
     in_flight = p.allocator.in_flight_tokens(p.parallel.pp)
     kinds: dict[tuple, int] = {}  # kind -> groups of it, full attention first
     for kind, _ in sorted(g.members, key=lambda m: m[0][0] != "full"):
         kinds[kind] = kinds.get(kind, 0) + 1
     out = []
-    if p.kv_cache_tokens != nb * block:
+    if p.kv_cache_tokens != nb * block and not p.allocator.release.tokens_from_concurrency:
+        out.append(
+            f"Why {p.kv_cache_tokens:,} tokens and not {nb:,} blocks x {block} = {nb * block:,}: vLLM "
+            f"{p.allocator.hybrid.version}'s 'GPU KV cache size' counts whole blocks per KV-cache group, "
+            f"{nb:,} // {g.n_groups} groups x {block} (from 0.20.1 it is concurrency x max_model_len)."
+        )
+    elif p.kv_cache_tokens != nb * block:
         s = (
             f"Why {p.kv_cache_tokens:,} tokens and not {nb:,} blocks x {block} = {nb * block:,}: vLLM's 'GPU KV cache "
             f"size' is concurrency x context, {nb:,} / {need:,} blocks per request x {n:,}"

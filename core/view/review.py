@@ -261,9 +261,7 @@ def column(c: Candidate, spec: ModelSpec, context: int, utilization_pct: int, na
         f"One request of {context:,} tokens: {fmt_bytes(stage.request_bytes)} per GPU",
     ]
     if p.exact:
-        numbers.append(
-            f"Pool: {p.num_blocks:,} blocks of {alloc.block_size} tokens per GPU ({p.kv_cache_tokens:,} tokens)"
-        )
+        numbers.append(f"Pool: {p.num_blocks:,} blocks of {p.block_size} tokens per GPU ({p.kv_cache_tokens:,} tokens)")
     mml = "unknown" if p.max_model_len is None else f"{p.max_model_len:,}"
     seqs = "unknown" if p.max_num_seqs is None else f"{p.max_num_seqs:,}"
     assumptions = [  # what the candidates share is said once, in the sheet's header

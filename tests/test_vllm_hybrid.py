@@ -1,0 +1,290 @@
+"""vLLM's hybrid pools (core/accounting/vllm_hybrid.py), against public startup logs and against vLLM's
+code path worked by hand.
+
+Logs (tests/data/vllm_hybrid_logs.json, each with its URL, flags and lines): vLLM prints the available
+KV memory rounded to 0.01 GiB, so each test feeds a budget inside the interval that every logged integer
+allows, and checks the tokens and the concurrency exactly as printed.
+"""
+
+from __future__ import annotations
+
+import json
+from math import ceil
+from pathlib import Path
+
+import pytest
+
+from core.accounting import planner as pl
+from core.accounting import vllm_hybrid as vh
+from core.model.hf_config import from_hf_config, load_config_file
+from core.model.presets import load_preset
+
+DATA = Path(__file__).parent / "data"
+GIB = 2**30
+LOGS_ALL = json.loads((DATA / "vllm_hybrid_logs.json").read_text())
+LOGS = {e["url"].rsplit("/", 1)[-1]: e for e in LOGS_ALL if e["url"]}  # by issue number
+
+
+def config(name: str):
+    return from_hf_config(load_config_file(DATA / "configs" / f"{name}.json"))
+
+
+def hybrid_plan(spec, tp, kv, budget, mml, settings, gpu="RTX 5090", block=16):
+    alloc = pl.Allocator(block, kv_budget_bytes=budget, max_model_len=mml, max_num_seqs=1, hybrid=settings)
+    return pl.plan(spec, pl.Hardware(gpu, 1, 0.0, tp), mml, 1, kv, parallel=pl.Parallelism(tp), allocator=alloc)
+
+
+def logged(e: dict) -> tuple[str, str]:
+    """The "GPU KV cache size" and "Maximum concurrency" values as printed."""
+    size = next(x for x in e["lines"] if "GPU KV cache size" in x).split("size: ")[1]
+    conc = next(x for x in e["lines"] if "Maximum concurrency" in x).rsplit(": ", 1)[1]
+    return size, conc
+
+
+@pytest.mark.parametrize(
+    "issue,budget_gib",
+    [
+        ("612", 5.98),  # "Available KV cache memory: 5.98 GiB"
+        ("652", 6.01),
+    ],
+)
+def test_qwen36_35b_a3b_fp8_cache_prefix_caching_vllm_0_24(issue, budget_gib):
+    """club-3090 #612 and #652 (one RTX 5090, vLLM 0.24.0): `--kv-cache-dtype fp8 --enable-prefix-caching
+    --max-model-len 131072 --max-num-seqs 1`. Qwen3.6-35B-A3B: 10 attention layers (2 kv heads of 256,
+    fp8: 1,024 B a token) and 30 Gated DeltaNet layers, whose state is a 3 x 8,192 bf16 convolution and a
+    32 x 128 x 128 fp32 recurrence (the config's mamba_ssm_dtype): 2,146,304 B, exactly 131 x 16 tokens of
+    attention, so the block is 2,096 tokens with no padding. Align mode (prefix caching on): 2 state
+    blocks per request in each of 3 state groups, cdiv(131,072, 2,096) = 63 in the attention group."""
+    e = LOGS[issue]
+    assert e["vllm_version"] == "0.24.0" and e["kv_cache_dtype"] == "fp8" and e["enable_prefix_caching"]
+    spec = config("qwen--qwen3.6-35b-a3b")
+    p = hybrid_plan(spec, 1, "fp8", int(budget_gib * GIB), 131_072, vh.HybridSettings("0.24.0", True))
+    assert p.exact and p.hybrid.mode == "align" and p.block_size == 2096 and p.hybrid.padding_percent == 0
+    assert p.hybrid.lines() == [
+        "Setting attention block size to 2096 tokens to ensure that attention page size is >= mamba page size."
+    ]
+    assert p.groups.n_groups == 4 and p.groups.group_size == 10 and p.blocks_per_request == 63 + 3 * 2
+    assert p.num_blocks == int(budget_gib * GIB) // (10 * 2096 * 1024)
+    size, conc = logged(e)
+    assert f"{p.kv_cache_tokens:,} tokens" == size
+    assert f"{p.max_concurrency:.2f}x" == conc
+
+
+def test_qwen3_27b_mtp_fp8_e5m2_vllm_0_24_pads_the_state_groups():
+    """club-3090 #642 (2 x RTX 3090, TP2, --max-model-len 262144, --dtype float16; the same rig's dual int4
+    profile in #91, #294 and #295 adds --kv-cache-dtype fp8_e5m2, --enable-prefix-caching and MTP with 3
+    speculative tokens, which the excerpt cuts off: the exact match below is what supports them). The
+    shapes are Qwen3.5-27B's (64 layers: 16 attention, 48 Gated DeltaNet; Qwen3.6-27B's config is not in
+    tests/data). MTP adds one attention layer (17) and 3 rows to the convolution state: 1,634,304 B, so the
+    block is 1,600 tokens and the state page is padded by 0.25%. Groups of 17: the 48 state layers fill 3
+    groups of 16 (dealt round-robin, one padding layer each), so the pool's block is 17 pages. A request of
+    262,144 tokens: 164 attention blocks and 2 + 3 per state group. A budget that prints 11.05 GiB gives
+    425 or 426 blocks; only 426 prints what was logged.
+    """
+    e = LOGS["642"]
+    spec = config("qwen--qwen3.5-27b")
+    assert spec.n_mtp_layers == 1
+    s = vh.HybridSettings("0.24.0", True, num_speculative_tokens=3)
+    page = 1600 * 1024
+    lo, hi = ceil(11.045 * GIB), int(11.055 * GIB)
+    assert (lo // (17 * page), (hi - 1) // (17 * page)) == (425, 426)  # what a budget that prints 11.05 gives
+    size, conc = logged(e)
+    q = hybrid_plan(spec, 2, "fp8", lo, 262_144, s)
+    assert q.num_blocks == 425 and f"{q.kv_cache_tokens:,} tokens" != size  # 622,408: not what was logged
+    p = hybrid_plan(spec, 2, "fp8", hi - 1, 262_144, s)  # fp8_e5m2: one byte a value, as fp8
+    assert p.block_size == 1600 and p.groups.group_size == 17 and p.groups.n_groups == 4
+    assert [len(m) for _, m in p.groups.members] == [17, 16, 16, 16]
+    assert p.hybrid.lines()[1] == (
+        "Padding mamba page size by 0.25% to ensure that mamba page size and attention page size are exactly equal."
+    )
+    assert p.num_blocks == 426 and p.blocks_per_request == 164 + 3 * 5
+    assert (f"{p.kv_cache_tokens:,} tokens", f"{p.max_concurrency:.2f}x") == (size, conc)
+
+
+# ----------------------------------------------------------------------------- vLLM's code, by hand
+
+
+def test_qwen3_next_tp4_vllm_0_11_block_and_padding():
+    """vLLM 0.11.0, HybridAttentionMambaModelConfig: attention 1 token = 2 x max(1, 2 // 4) x 256 x 2 B =
+    1,024 B; the GDN state on one of 4 ranks: (8,192 / 4) x 3 convolution + 8 x 128 x 128 recurrence, both
+    bf16 = 274,432 B; block = 16 x cdiv(274,432, 16 x 1,024) = 272; padding (278,528 - 274,432) / 274,432
+    = 1.49%. Prefix caching is forced off, 1 state block per group, and "GPU KV cache size" counts whole
+    blocks per group: num_blocks // 4 groups x 272."""
+    spec = load_preset("qwen3-next-80b-a3b")
+    budget = 20 * GIB
+    p = hybrid_plan(spec, 4, "bf16", budget, 262_144, vh.HybridSettings("0.11.0", enable_prefix_caching=True))
+    h = p.hybrid
+    assert (h.attention_token_bytes, h.state_bytes, h.block_size) == (1024, 274_432, 272)
+    assert f"{h.padding_percent:.2f}" == "1.49" and not h.prefix_caching and h.mode == "none"
+    assert p.groups.group_size == 12 and p.groups.n_groups == 4
+    assert p.num_blocks == budget // 272 // 1024 // 12
+    assert p.blocks_per_request == ceil(262_144 / 272) + 3
+    assert p.kv_cache_tokens == p.num_blocks // 4 * 272
+
+
+def test_tokens_line_changed_in_0_20_1():
+    """vLLM PR #40694: up to 0.20.0 num_blocks // groups x block size, from 0.20.1 int(concurrency x len)."""
+    spec = load_preset("qwen3-next-80b-a3b")
+    old = hybrid_plan(spec, 4, "bf16", 20 * GIB, 262_144, vh.HybridSettings("0.20.0"))
+    new = hybrid_plan(spec, 4, "bf16", 20 * GIB, 262_144, vh.HybridSettings("0.20.1"))
+    assert old.num_blocks == new.num_blocks and old.blocks_per_request == new.blocks_per_request
+    assert old.kv_cache_tokens == old.num_blocks // 4 * old.block_size
+    assert new.kv_cache_tokens == int(new.num_blocks / new.blocks_per_request * 262_144)
+
+
+def test_ssm_dtype_by_release_and_flag():
+    """Gated DeltaNet's recurrence follows the SSM dtype from 0.17 (Qwen3.5's config says float32); before,
+    both states are in the model's dtype. --mamba-ssm-cache-dtype overrides the config."""
+    spec = load_preset("qwen3.5-27b")
+
+    def state(version, flag="auto"):
+        s = vh.HybridSettings(version, mamba_ssm_cache_dtype=flag)
+        return vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, s, None)
+
+    conv, rec = 10_240 * 3, 48 * 128 * 128
+    assert state("0.16.0").state_bytes == (conv + rec) * 2
+    assert state("0.17.0").state_bytes == conv * 2 + rec * 4
+    assert state("0.24.0", "bfloat16").state_bytes == (conv + rec) * 2
+
+
+def test_nemotron_h_float16_ssm_and_all_mode_chunk_alignment():
+    """Nemotron-H (0.13 and later): the SSM state in the config's mamba_ssm_cache_dtype, else float16.
+    Prefix caching on: "all" mode (Nemotron-H supports it), the block a multiple of lcm(chunk 128, 16) and
+    one state block per attention block of the request."""
+    spec = load_preset("nemotron-h-56b")
+    m = next(a for a in spec.attention if vh.is_state_layer(a))
+    assert not m.ssm_dtype_stated and m.chunk_size == 128
+    pool = vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, vh.HybridSettings("0.19.1", True), m.chunk_size)
+    conv = (m.d_inner + 2 * m.n_groups * m.state_size) * (m.conv_kernel - 1)
+    assert pool.ssm_dtype == "fp16" and pool.state_bytes == conv * 2 + m.n_heads * m.head_dim * m.state_size * 2
+    token = 2 * 8 * 128 * 2
+    assert pool.mode == "all" and pool.block_size == 128 * ceil(ceil(pool.state_bytes / token) / 128)
+    assert pool.state_blocks(8192) == ceil(8192 / pool.mamba_block_size)
+    assert vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, vh.HybridSettings("0.11.0"), 128).ssm_dtype == "bf16"
+
+
+def test_modes_and_speculative_blocks():
+    spec = load_preset("qwen3.5-27b")
+
+    def blocks(version, **kw):
+        return vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, vh.HybridSettings(version, **kw), None).state_blocks(4096)
+
+    assert blocks("0.24.0") == 1  # prefix caching off by default for hybrids until 0.26
+    assert blocks("0.24.0", num_speculative_tokens=2) == 3
+    assert blocks("0.24.0", enable_prefix_caching=True, num_speculative_tokens=2) == 4  # align
+    assert blocks("0.28.0") == 2  # 0.26: prefix caching on by default, align for GDN
+    assert blocks("0.33.0", enable_prefix_caching=False) == 1
+    assert blocks("0.11.0", num_speculative_tokens=2) == 1  # 0.11: one page whatever the drafts
+
+
+def test_checkpoint_block_in_0_29_depends_on_the_gdn_prefill_backend():
+    spec = load_preset("qwen3.5-27b")
+    s = vh.HybridSettings("0.33.0", gdn_prefill="flashinfer")
+    fi = vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, s, None)
+    assert fi.checkpoint and fi.state_blocks(4096) == 3 and fi.block_size % 64 == 0
+    tr = vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, vh.HybridSettings("0.33.0", gdn_prefill="triton"), None)
+    assert not tr.checkpoint and tr.state_blocks(4096) == 2
+    with pytest.raises(vh.Unmodelled, match="FlashInfer"):
+        vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, vh.HybridSettings("0.33.0"), None)
+    assert vh.gdn_prefill_for("H100 SXM") == "flashinfer" and vh.gdn_prefill_for("B200") is None
+
+
+@pytest.mark.parametrize(
+    "version,error",
+    [
+        ("0.11", "patch"),  # 0.11.0 and 0.11.2 differ
+        ("0.11.1", "not a release"),
+        ("0.9.2", "not a release"),
+        ("latest", "must look like"),
+    ],
+)
+def test_versions_refused(version, error):
+    with pytest.raises(ValueError, match=error):
+        vh.release(version)
+
+
+def test_versions_accepted():
+    assert vh.release("0.24").versions[-1] == "0.24.0"
+    assert vh.release("v0.20.1").tokens_from_concurrency and not vh.release("0.20.0").tokens_from_concurrency
+    assert vh.release("0.13.0").gib(int(5.3 * GIB)) == "5.30" and vh.release("0.14").gib(int(5.3 * GIB)) == "5.3"
+
+
+def test_mtp_needs_mtp_layers_and_tp_must_divide_the_state():
+    with pytest.raises(ValueError, match="MTP"):
+        vh.hybrid_pool(
+            load_preset("nemotron-h-56b"), 1, "bf16", "bf16", 16, vh.HybridSettings(num_speculative_tokens=1), 128
+        )
+    with pytest.raises(ValueError, match="does not divide"):
+        vh.hybrid_pool(
+            load_preset("qwen3.5-27b"), 3, "bf16", "bf16", 16, vh.HybridSettings(enable_prefix_caching=False), None
+        )
+
+
+# ----------------------------------------------------------------------------- complete logs without a URL
+
+
+def complete_log(version: str) -> dict:
+    """A complete public boot log kept in tests/data (its source named there: a public repository's file that
+    the stored copy gives no addressable URL for, so it does not count among the logs with URLs)."""
+    return next(e for e in LOGS_ALL if e["url"] is None and e["vllm_version"] == version)
+
+
+
+def inputs_for(e: dict, name: str, **kw):
+    from core.accounting.plan_inputs import PlanSettings, plan_inputs
+
+    s = PlanSettings(
+        e["concurrency_tokens"],
+        kv_budget_gib=e["available_kv_gib"],
+        n_gpus=e["tp"],
+        tp=e["tp"],
+        max_model_len=e["max_model_len"],
+        max_num_seqs=e["max_num_seqs"],
+        max_num_batched_tokens=e["max_num_batched_tokens"],
+        vllm_version=e["vllm_version"],
+        enable_prefix_caching=e["enable_prefix_caching"],
+        num_speculative_tokens=e["num_speculative_tokens"],
+        **kw,
+    )
+    spec = config(name)
+    inputs = plan_inputs(s)
+    return spec, inputs
+
+
+def log_tail(e: dict) -> list[str]:
+    """The logged lines about the pool, without their prefixes."""
+    keys = ("Setting attention", "Padding mamba", "padding layers", "Available KV", "GPU KV cache size", "Maximum")
+    return [x.split("] ", 1)[1] for x in e["lines"] if any(k in x for k in keys)]
+
+
+def test_qwen36_mtp_two_drafts_vllm_0_20_0_complete_log():
+    """vLLM 0.20.0 on a GB10: Qwen3.6-35B-A3B with MTP (2 speculative tokens), --kv-cache-dtype fp8_e4m3,
+    --enable-prefix-caching (align mode). The drafter's attention layer makes 11, so the 30 GDN layers fill
+    3 groups of 11 with 3 padding layers; the state (3 + 2 convolution rows) is exactly 2,128 attention
+    tokens. 0.20.0 still logs whole blocks per group: 2,973 // 4 x 2,128 = 1,581,104 tokens."""
+    e = complete_log("0.20.0")
+    spec, inputs = inputs_for(e, "qwen--qwen3.6-35b-a3b", kv_dtype="fp8", gpu="RTX 5090")
+    lines = inputs.log_lines(spec, pl.Parallelism(1), inputs.plan(spec, pl.Parallelism(1)))
+    assert lines == log_tail(e)  # (vLLM prints the padding warning twice, before and after profiling)
+    p = inputs.plan(spec, pl.Parallelism(1))
+    assert p.num_blocks == 2973 and p.blocks_per_request == 124 + 3 * (2 + 2)
+
+
+def test_qwen3_next_tp2_vllm_0_13_complete_log():
+    """vLLM 0.13.0, 2 x L40S: Qwen3-Next at TP2 with --kv-cache-dtype fp8 and --enable-prefix-caching, which
+    0.13 turns off for Gated DeltaNet models. 512 B an attention token per rank; the state (bf16 both: 0.13
+    ignores the SSM dtype for GDN) is 4,096 x 3 + 16 x 128 x 128 elements = 548,864 B = 1,072 tokens. The log's
+    17.58 GiB is rounded: 2,866 blocks of 12 pages (17.5801 to 17.585 GiB) print what was logged, 17.58 GiB
+    exactly would give 2,865 blocks and 84.26x."""
+    e = complete_log("0.13.0")
+    spec = load_preset("qwen3-next-80b-a3b")
+    from core.accounting.plan_inputs import PlanSettings, plan_inputs
+
+    s = PlanSettings(
+        32_768, kv_dtype="fp8", kv_budget_gib=17.5802, n_gpus=2, tp=2, max_model_len=32_768, max_num_seqs=8,
+        max_num_batched_tokens=8192, vllm_version="0.13.0", enable_prefix_caching=True, gpu="L40S",
+    )  # fmt: skip
+    inputs = plan_inputs(s)
+    p = inputs.plan(spec, pl.Parallelism(2))
+    assert not p.hybrid.prefix_caching and p.block_size == 1072 and p.num_blocks == 2866
+    assert inputs.log_lines(spec, pl.Parallelism(2), p) == log_tail(e)
