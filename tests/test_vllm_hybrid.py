@@ -229,7 +229,6 @@ def complete_log(version: str) -> dict:
     return next(e for e in LOGS_ALL if e["url"] is None and e["vllm_version"] == version)
 
 
-
 def inputs_for(e: dict, name: str, **kw):
     from core.accounting.plan_inputs import PlanSettings, plan_inputs
 
