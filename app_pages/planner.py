@@ -106,7 +106,7 @@ def verdict(m: str, spec: ModelSpec, p: pl.Plan, s: PlannerState, why_pool: list
     for line in why_pool:  # why the tokens are not blocks x block size, and how a request can be longer
         st.markdown(line)
     if log:  # the engine's own view: what it prints about this pool at start-up
-        st.caption(f"vLLM {pl.VLLM_VERSION} would log, for requests of max_model_len tokens:")
+        st.caption(f"vLLM {s.vllm_version} would log, for requests of max_model_len tokens:")
         st.code("\n".join(log), language=None)
     if p.replication > 1.01:
         st.markdown(
@@ -263,7 +263,8 @@ def view(custom: ModelSpec | None, token: str) -> None:
     common_table(table)
     st.caption(
         f"{plain(hw.name)}: {hw.memory_bytes / 1e9:g} GB per GPU (vendor, decimal) = {hw.memory_bytes / GIB:,.1f} GiB. "
-        f"Blocks hold {s.block_size} tokens of every layer of one KV-cache group, as vLLM 0.33 allocates them; "
+        f"Blocks hold {s.block_size} tokens of every layer of one KV-cache group, as vLLM {s.vllm_version} allocates "
+        "them (hybrid models: the block grows until one attention page holds a state page); "
         "concurrency is vLLM's 'Maximum concurrency' (blocks per GPU / blocks per request, times the DP groups) "
         "and 'KV cache (tokens)' its 'GPU KV cache size'; max context is the longest request the cache holds "
         "(vLLM's null block kept out), never above max_model_len; 'running at once' is what the scheduler runs, "

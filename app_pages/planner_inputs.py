@@ -7,6 +7,7 @@ import streamlit as st
 
 from app_pages.layout import table
 from app_pages.resources import preset
+from core.accounting import vllm_hybrid
 from core.accounting.planner import auto_kv_dtype
 from core.accounting.totals import LAYOUTS
 from core.accounting.whatif import mla_layouts
@@ -21,7 +22,7 @@ from core.view.frames import CONTEXTS, dtype_legend
 from core.view.text import plain, truncate
 from core.view.theme import token_label
 from core.view.urlcodec import MAX_LINK_CONFIG_CHARS, decode_config, encode_config
-from core.view.urlstate import CUSTOM, MAX_TYPED_CONTEXT, PlannerState
+from core.view.urlstate import CUSTOM, MAX_TYPED_CONTEXT, PREFIX_CACHING, PlannerState
 
 P = "planner."
 AUTO_HELP = "auto: the model's dtype (float32 checkpoints downcast to bf16), as vLLM's kv_cache_dtype auto"
@@ -39,6 +40,22 @@ DPA_HELP = (
     "DeepSeek-style serving: the GPUs form DP groups that each serve their own requests with a whole "
     "copy of the attention and dense weights; routed experts are dealt out over all GPUs (expert "
     "parallelism). Without it, GPUs beyond TP x PP are whole replicas."
+)
+RELEASE_HELP = (
+    "The vLLM release whose rules the plan follows, each read from that release's code: how hybrid models' "
+    "state pages are aligned and counted, and how the log lines are printed ('GPU KV cache size' counts whole "
+    "blocks per group up to 0.20.0, concurrency x max_model_len from 0.20.1)."
+)
+PC_LABELS = {"default": "release default", "on": "on", "off": "off"}
+PC_HELP = (
+    "vLLM's --enable-prefix-caching. For hybrid models (Qwen3-Next, Qwen3.5, Nemotron-H) it changes the pool: "
+    "with it, state is checkpointed per block ('align' mode: 2 state blocks per request and group, 'all' mode: "
+    "one per block). Off by default for hybrids until 0.25, on from 0.26."
+)
+MTP_HELP = (
+    "Speculative tokens drafted by the model's own MTP layers (--speculative-config with method mtp): each adds "
+    "a row to the convolution state and a state block per request and group; the draft's attention layers join "
+    "the pool. Hybrid models with MTP layers only."
 )
 BLOCK_HELP = "Tokens per cache block: 16 is vLLM's default; FlashMLA needs 64, CUTLASS MLA 128."
 BATCHED_HELP = (
@@ -229,6 +246,12 @@ def controls(custom: ModelSpec | None, token: str) -> PlannerState:
     w1.number_input("max_model_len (0: the config's)", 0, 1 << 30, key=P + "max_model_len", help=MML_HELP)
     w2.number_input("max_num_seqs (0: vLLM's default)", 0, 1 << 20, key=P + "max_num_seqs", help=MNS_HELP)
     w3.toggle("VLLM_ALLOW_LONG_MAX_MODEL_LEN", key=P + "allow_long", help=LONG_HELP)
+    x1, x2, x3 = st.columns(3)
+    x1.selectbox("vLLM release", list(vllm_hybrid.VERSIONS), key=P + "vllm_version", help=RELEASE_HELP)
+    x2.selectbox(
+        "Prefix caching", list(PREFIX_CACHING), key=P + "prefix_caching", format_func=PC_LABELS.get, help=PC_HELP
+    )
+    x3.number_input("MTP draft tokens (hybrids)", 0, 16, key=P + "mtp_tokens", help=MTP_HELP)
     dtype_legend_expander({m: auto_kv_dtype(spec) for m, spec in picked.items()})
     values = {f: ss[P + f] for f in PlannerState.__dataclass_fields__ if f not in ("notices", "config")}
     values["models"] = tuple(values["models"])

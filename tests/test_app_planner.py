@@ -432,6 +432,9 @@ FULL_VIEW = dict(
     mml="4096",
     mns="32",
     long="1",
+    vllm="0.20.0",
+    pc="on",
+    mtp="2",
 )
 
 
@@ -462,6 +465,9 @@ def test_full_link_restores_every_widget_and_is_written_back_unchanged():
     assert at.number_input(key=P + "max_model_len").value == 4096
     assert at.number_input(key=P + "max_num_seqs").value == 32
     assert at.toggle(key=P + "allow_long").value is True
+    assert at.selectbox(key=P + "vllm_version").value == "0.20.0"
+    assert at.selectbox(key=P + "prefix_caching").value == "on"
+    assert at.number_input(key=P + "mtp_tokens").value == 2
     assert dict(at.query_params) == FULL_VIEW
     t = table(at)
     assert list(t.index) == ["gpt2", "deepseek-v4-flash"]
@@ -668,8 +674,8 @@ def test_pipeline_stages_each_get_a_bar():
     assert "under TP4 x PP2" in markdown(at)
 
 
-# recurrent-state pages and V4's compressed layers; DSA (deepseek-v3.2) is one group of one kind: exact
-ESTIMATED = ["qwen3-next-80b-a3b", "deepseek-v4-flash"]
+# MLA beside Kimi Delta Attention and V4's compressed layers; DSA (deepseek-v3.2) is one group of one kind: exact
+ESTIMATED = ["kimi-linear-48b-a3b", "deepseek-v4-flash"]
 
 
 def test_models_vllm_allocates_otherwise_say_estimate():
@@ -681,7 +687,7 @@ def test_models_vllm_allocates_otherwise_say_estimate():
     for m in ("deepseek-v3.2", "llama-3.1-70b"):  # planned block by block
         assert t.loc[m, "blocks / GPU"].replace(",", "").isdigit()
         assert t.loc[m, "KV cache (tokens)"].replace(",", "").isdigit()
-    assert "state / request" in t.columns  # qwen3-next keeps a recurrent state
+    assert "state / request" in t.columns  # kimi-linear keeps a recurrent state
     estimates = [unescaped(c.value) for c in at.caption if unescaped(c.value).startswith("Estimate:")]
     assert len(estimates) == len(ESTIMATED), estimates
 
@@ -834,5 +840,23 @@ def test_each_plan_shows_the_lines_vllm_logs():
               "mml": "1024"})  # fmt: skip
     ok(at)
     assert [c.value for c in at.code if "GPU KV cache size" in c.value] == [
-        "GPU KV cache size: 807,792 tokens\nMaximum concurrency for 1,024 tokens per request: 788.86x"
+        "Available KV cache memory: 12.13 GiB\nGPU KV cache size: 807,792 tokens\n"
+        "Maximum concurrency for 1,024 tokens per request: 788.86x"
     ]
+
+
+def test_hybrid_models_show_vllms_block_padding_and_pool_lines_per_release():
+    """Qwen3-Next on 4 x H100 at TP4: vLLM 0.11.0 raises the block to 272 tokens (bf16) and pads the state
+    page by 1.49%; the page prints those lines under the model's verdict, and 0.11.0's whole-block count."""
+    at = run(dict(models="qwen3-next-80b-a3b", gpu="H100 SXM", gpus="4", tp="4", vllm="0.11.0", context="32768"))
+    ok(at)
+    logged = "\n".join(c.value for c in at.code)
+    assert "Setting attention block size to 272 tokens" in logged
+    assert "Padding mamba page size by 1.49%" in logged and "Available KV cache memory: " in logged
+    assert "blocks of 272 tokens per GPU" in markdown(at)
+    assert any("vLLM 0.11.0 would log" in c.value for c in at.caption)
+    at = run(dict(models="qwen3.5-27b", gpu="H100 SXM", gpus="1", mtp="1", pc="off", mml="131072"))
+    ok(at)
+    assert "Setting attention block size" in "\n".join(c.value for c in at.code)
+    at = run(dict(models="nemotron-h-56b", gpu="H100 SXM", gpus="2", mtp="1"))
+    assert any("MTP draft tokens need the model's MTP layers" in e.value for e in at.error)

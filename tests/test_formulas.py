@@ -210,3 +210,17 @@ def test_the_base_design_makes_a_new_design_say():
     with pytest.raises(NotImplementedError):
         Design().vllm_kind(GQASpec(4, 4, 64))
     assert Design().latex_model((GQASpec(4, 4, 64),), cache_dtype("bf16"), "latent") is None
+
+
+def test_concurrency_formula_uses_the_hybrid_block_size():
+    """A hybrid's block is vLLM's raised one (Qwen3-Next at TP4 under 0.11.0: 272 tokens of 12 layers of
+    1,024 B), not the 16 asked for."""
+    from core.accounting import planner as pl
+    from core.accounting.formulas import concurrency_latex
+    from core.accounting.vllm_hybrid import HybridSettings
+    from core.model.presets import load_preset
+
+    alloc = pl.Allocator(kv_budget_bytes=20 * 2**30, hybrid=HybridSettings("0.11.0"))
+    p = pl.plan(load_preset("qwen3-next-80b-a3b"), pl.Hardware("H100 SXM", 1, 0.0, 4), 32_768, allocator=alloc)
+    shown = concurrency_latex(p)
+    assert r"272 \times 12{,}288 = 3{,}342{,}336" in shown and f"{p.max_concurrency:.2f}" in shown

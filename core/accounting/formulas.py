@@ -101,7 +101,7 @@ def concurrency_latex(plan) -> str:
     groups, with the numbers (exact plans only). A block holds `block_size` tokens of every layer of one
     KV-cache group (on the deciding stage's GPU), so its bytes are the block size times one token of them."""
     stage = plan.stages[plan.deciding_stage]
-    block = plan.allocator.block_size
+    block = plan.block_size  # a hybrid model's is raised until an attention page holds a state page
     dp = rf" \times {plan.parallel.dp}" if plan.parallel.dp > 1 else ""
     dp_symbol = r" \times \text{DP}" if dp else ""
     return (

@@ -275,7 +275,10 @@ def hybrid_pool(
     attn = [a for a in spec.attention if isinstance(a, GQASpec)]
     spec_tokens = s.num_speculative_tokens
     if spec_tokens and not spec.n_mtp_layers:
-        raise ValueError("--num-speculative-tokens here means MTP drafts, and this config has no MTP layers.")
+        raise ValueError(
+            "MTP draft tokens need the model's MTP layers (num_nextn_predict_layers or mtp_num_hidden_layers), "
+            "and this config has none."
+        )
     pc = s.enable_prefix_caching if s.enable_prefix_caching is not None else r.prefix_default
     all_ok = spec.model_type in ALL_MODE_MODELS
     mode = "none"

@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.accounting import vllm_hybrid
 from core.accounting.base import LAYOUTS
 from core.accounting.plan_inputs import PlanSettings
+from core.accounting.planner import VLLM_RELEASE
 from core.lab.needle_methods import METHODS
 from core.lab.passages import load_passages
 from core.lab.real_methods import methods as real_methods
@@ -66,6 +68,10 @@ def _planner_models() -> list[str]:
     return [*preset_names(), CUSTOM]
 
 
+# the page's prefix-caching choice: the release's default for hybrid models, or vLLM's flag either way
+PREFIX_CACHING = {"default": None, "on": True, "off": False}
+
+
 @dataclass(frozen=True)
 class PlannerState:
     models: tuple[str, ...] = field(
@@ -111,6 +117,13 @@ class PlannerState:
     allow_long: bool = field(
         default=False, metadata=meta("long", flag("VLLM_ALLOW_LONG_MAX_MODEL_LEN"), lambda b: "1" if b else "0")
     )
+    vllm_version: str = field(
+        default=VLLM_RELEASE, metadata=meta("vllm", choice(lambda: vllm_hybrid.VERSIONS, "vLLM release"))
+    )
+    prefix_caching: str = field(
+        default="default", metadata=meta("pc", choice(lambda: PREFIX_CACHING, "prefix caching"))
+    )
+    mtp_tokens: int = field(default=0, metadata=meta("mtp", int_in(0, 16, "MTP draft tokens")))
     config: str = field(default="", metadata=meta("cfg", lambda raw: decode_config(raw) and raw))
     notices: tuple[str, ...] = field(default=(), compare=False)
 
@@ -141,6 +154,9 @@ class PlannerState:
             max_model_len=self.max_model_len or None,
             max_num_seqs=self.max_num_seqs or None,
             allow_long_max_model_len=self.allow_long,
+            vllm_version=self.vllm_version,
+            enable_prefix_caching=PREFIX_CACHING[self.prefix_caching],
+            num_speculative_tokens=self.mtp_tokens,
         )
 
 
