@@ -287,3 +287,23 @@ def test_qwen3_next_tp2_vllm_0_13_complete_log():
     p = inputs.plan(spec, pl.Parallelism(2))
     assert not p.hybrid.prefix_caching and p.block_size == 1072 and p.num_blocks == 2866
     assert inputs.log_lines(spec, pl.Parallelism(2), p) == log_tail(e)
+
+
+def test_qwen35_27b_vllm_0_19_issue_40691_whole_blocks_per_group():
+    """vllm#40691 (vLLM 0.19.0, H20): `vllm serve Qwen3.5-27B --max-model-len 32768 --max-num-seqs 16
+    --max-num-batched-token 16384` logged 290,864 tokens and 33.04x, and asked why the tokens are not
+    concurrency x max_model_len. Prefix caching is off for hybrids in 0.19 (one state block per group); bf16
+    attention, 4 kv heads of 256: 4,096 B a token; the state 10,240 x 3 bf16 + 48 x 128 x 128 fp32 (the
+    config's mamba_ssm_dtype) = 3,207,168 B -> blocks of 784 tokens, 4 groups of 16 layers. The two logged
+    numbers allow one pool: 1,487 blocks (1,487 // 4 x 784 = 290,864; 1,487 / (42 + 3) = 33.04); the
+    thread gives no 'Available KV cache memory' line, so the budget is that pool's bytes."""
+    e = LOGS["40691"]
+    spec = config("qwen--qwen3.5-27b")
+    page = 784 * 4096
+    p = hybrid_plan(spec, 1, "bf16", 1487 * 16 * page, 32_768, vh.HybridSettings("0.19.0"), gpu="H20")
+    assert p.block_size == 784 and p.hybrid.mode == "none" and p.hybrid.state_bytes == 3_207_168
+    assert p.num_blocks == 1487 and p.blocks_per_request == 42 + 3
+    size, conc = logged(e)
+    assert (f"{p.kv_cache_tokens:,} tokens", f"{p.max_concurrency:.2f}x") == (size, conc)
+    near = {b for b in range(1480, 1495) if b // 4 * 784 == 290_864 and f"{b / 45:.2f}" == "33.04"}
+    assert near == {1487}
