@@ -203,6 +203,8 @@ def mamba_specs(draw) -> Mamba2Spec:
         conv_bias=draw(st.booleans()),
         proj_bias=draw(st.booleans()),
         gated_norm=draw(st.booleans()),
+        ssm_dtype_stated=draw(st.booleans()),
+        chunk_size=draw(st.one_of(st.none(), st.integers(1, 256))),
     )
 
 

@@ -63,6 +63,8 @@ class Mamba2(nn.Module):
 
     # spec fields this layer runs (build_layer refuses others). ssm_dtype and conv_dtype are a deployment's
     # storage formats, which the accounting prices; the layer holds its state in the dtype it is built with.
+    # ssm_dtype_stated and chunk_size only tell an engine's planner what the config said (the SSM dtype's
+    # source; the prefill scan's chunk, which changes no output).
     RUNS = frozenset(
         {
             "n_heads",
@@ -75,6 +77,8 @@ class Mamba2(nn.Module):
             "conv_bias",
             "proj_bias",
             "gated_norm",
+            "ssm_dtype_stated",
+            "chunk_size",
         }
     )
 
