@@ -92,7 +92,7 @@ PLAN_FLAGS = (
     "gpu", "gpu_memory_gib", "gpus", "tp", "pp", "dp_attention", "utilization", "reserved_gib", "weights",
     "kv_budget_gib", "max_num_batched_tokens", "block_size", "sync_scheduling", "max_model_len", "max_num_seqs",
     "allow_long_max_model_len", "vllm_version", "enable_prefix_caching", "mamba_cache_mode", "mamba_block_size",
-    "mamba_ssm_cache_dtype", "num_speculative_tokens",
+    "mamba_ssm_cache_dtype", "num_speculative_tokens", "enforce_eager",
 )  # fmt: skip
 KV_DTYPE_ALIASES = {"fp8_e4m3": "fp8", "fp8_e5m2": "fp8"}  # vLLM's names for its one-byte caches
 
@@ -116,7 +116,7 @@ def plan_settings(a: argparse.Namespace) -> PlanSettings:
         "max_model_len": a.max_model_len, "max_num_seqs": a.max_num_seqs, "vllm_version": a.vllm_version,
         "enable_prefix_caching": a.enable_prefix_caching, "mamba_cache_mode": a.mamba_cache_mode,
         "mamba_block_size": a.mamba_block_size, "mamba_ssm_cache_dtype": a.mamba_ssm_cache_dtype,
-        "num_speculative_tokens": a.num_speculative_tokens,
+        "num_speculative_tokens": a.num_speculative_tokens, "enforce_eager": a.enforce_eager or None,
     }  # fmt: skip
     return PlanSettings(
         a.context,
@@ -412,6 +412,7 @@ def parser() -> argparse.ArgumentParser:
         "--mamba-ssm-cache-dtype", choices=list(vh.SSM_DTYPES), help="SSM state dtype (auto: the config's or model's)"
     )
     g.add_argument("--num-speculative-tokens", type=int, help="MTP draft tokens (default 0: no speculative decoding)")
+    g.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (hybrids: no max_num_seqs check)")
     g.add_argument("--engine", choices=ENGINES, help="the serving engine planned (default vllm)")
     ll = p.add_argument_group("llama.cpp (with --engine llama.cpp; llama.cpp's own flag names)")
     ll.add_argument("--ctx-size", type=int, help="-c: context cells (required; its 0 means the GGUF's length)")

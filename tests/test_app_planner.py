@@ -855,7 +855,7 @@ def test_hybrid_models_show_vllms_block_padding_and_pool_lines_per_release():
     assert "Padding mamba page size by 1.49%" in logged and "Available KV cache memory: " in logged
     assert "blocks of 272 tokens per GPU" in markdown(at)
     assert any("vLLM 0.11.0 would log" in c.value for c in at.caption)
-    at = run(dict(models="qwen3.5-27b", gpu="H100 SXM", gpus="1", mtp="1", pc="off", mml="131072"))
+    at = run(dict(models="qwen3.5-27b", gpu="H100 SXM", gpus="1", mtp="1", pc="off", mml="131072", mns="64"))
     ok(at)
     assert "Setting attention block size" in "\n".join(c.value for c in at.code)
     at = run(dict(models="nemotron-h-56b", gpu="H100 SXM", gpus="2", mtp="1"))

@@ -289,12 +289,13 @@ def test_models_vllm_allocates_otherwise_are_labelled_estimates(name, gpu):
 @pytest.mark.parametrize("batch", [1, 7])
 def test_max_context_is_the_largest_that_fits(name, batch):
     spec = load_preset(name)
-    p = pl.plan(spec, h200s(1), 4096, batch, allocator=budget(40 * GIB))
+    alloc = budget(40 * GIB, max_num_seqs=16)  # a hybrid's pool holds fewer blocks than the default 1,024 seqs
+    p = pl.plan(spec, h200s(1), 4096, batch, allocator=alloc)
     n = p.max_context
     assert n is not None and n > 0
 
     def fits(tokens):
-        return pl.plan(spec, h200s(1), tokens, batch, allocator=budget(40 * GIB)).fits
+        return pl.plan(spec, h200s(1), tokens, batch, allocator=alloc).fits
 
     assert fits(n) and not fits(n + 1)
 

@@ -307,3 +307,29 @@ def test_qwen35_27b_vllm_0_19_issue_40691_whole_blocks_per_group():
     assert (f"{p.kv_cache_tokens:,} tokens", f"{p.max_concurrency:.2f}x") == (size, conc)
     near = {b for b in range(1480, 1495) if b // 4 * 784 == 290_864 and f"{b / 45:.2f}" == "33.04"}
     assert near == {1487}
+
+
+def test_max_num_seqs_above_the_pool_stops_vllm_0_24_with_cuda_graphs():
+    """vllm/config/compilation.py (0.24 and later): with full CUDA graphs every decoding sequence needs a
+    state block, so max_num_seqs above the pool's blocks (null block included) stops vLLM, as a public report
+    shows ("max_num_seqs (1024) exceeds available Mamba cache blocks (524)", NVIDIA-AI-Blueprints/
+    retail-shopping-assistant#95). 0.23 does not check; --enforce-eager skips it; with MTP drafts the graphs
+    depend on the attention backend, so the plan only warns."""
+    spec = load_preset("qwen3.5-27b")
+
+    def plan(version, eager=False, seqs=None, mtp=0):
+        s = vh.HybridSettings(version, enable_prefix_caching=False, enforce_eager=eager, num_speculative_tokens=mtp)
+        alloc = pl.Allocator(kv_budget_bytes=2 * GIB, max_model_len=8192, max_num_seqs=seqs, hybrid=s)
+        return pl.plan(spec, pl.Hardware("H100 SXM", 80 * 10**9, 3.35e12, 1), 8192, allocator=alloc)
+
+    p = plan("0.24.0")
+    assert p.max_num_seqs == 1024 and p.num_blocks < 1024
+    assert p.startup_error.startswith(
+        f"vLLM refuses to start: max_num_seqs (1,024) exceeds available Mamba cache blocks ({p.num_blocks:,})"
+    )
+    assert not p.fits and p.max_running_requests == 0
+    assert plan("0.23.0").startup_error is None
+    assert plan("0.24.0", eager=True).startup_error is None
+    assert plan("0.24.0", seqs=p.num_blocks).startup_error is None
+    drafts = plan("0.24.0", mtp=1)
+    assert drafts.startup_error is None and any("full CUDA graphs" in n for n in drafts.notes)

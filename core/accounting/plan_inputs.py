@@ -65,6 +65,7 @@ class PlanSettings:
     mamba_block_size: int | None = None
     mamba_ssm_cache_dtype: str = "auto"
     num_speculative_tokens: int = 0
+    enforce_eager: bool = False  # --enforce-eager: no CUDA graphs
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ def plan_inputs(s: PlanSettings) -> PlanInputs:
             s.mamba_block_size,
             s.mamba_ssm_cache_dtype,
             s.num_speculative_tokens,
+            enforce_eager=s.enforce_eager,
         ),
     )
     return PlanInputs(

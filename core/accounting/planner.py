@@ -609,6 +609,21 @@ def plan(
     if seqs is None and hw.memory_bytes > 1:  # 1: a plan sized by its KV budget alone, on a GPU not named
         seqs = limits.default_max_num_seqs(hw.memory_bytes, hw.name, alloc.max_num_batched_tokens)
     admit = max((num_blocks - 1) // need if exact else int(per_rank), 0)
+    checked = pool is not None and alloc.release.seqs_check and not alloc.hybrid.enforce_eager
+    if checked and error is None and seqs is not None and seqs > num_blocks and pool.spec_tokens:
+        notes.append(
+            f"max_num_seqs ({seqs:,}) is above the pool's {num_blocks:,} blocks: vLLM 0.24 and later stop at start-up "
+            "when decoding runs in full CUDA graphs, which with speculative decoding depends on the attention "
+            "backend (FlashInfer falls back to piecewise graphs); lower --max-num-seqs to be sure."
+        )
+    elif checked and error is None and seqs is not None and seqs > num_blocks:
+        # vllm/config/compilation.py, since 0.24: every decoding sequence needs a state block
+        error = (
+            f"vLLM refuses to start: max_num_seqs ({seqs:,}) exceeds available Mamba cache blocks ({num_blocks:,}). "
+            f"Each decode sequence requires one Mamba cache block, so CUDA graph capture cannot proceed (vLLM "
+            f"0.24 and later, unless --enforce-eager). Lower --max-num-seqs to at most {num_blocks:,} or give the "
+            "cache more memory."
+        )
     if error:
         notes.insert(0, error)
         running, max_ctx = 0, 0

@@ -62,6 +62,7 @@ class Release:
     prefix_default: bool = False  # >= 0.26: prefix caching on by default for hybrid models
     checkpoints: bool = False  # >= 0.29: "align" mode keeps one prefill checkpoint block more
     round_gib: bool = True  # >= 0.14: GiB printed as str(round(x, 2)) ("5.3"), before as %.2f ("5.30")
+    seqs_check: bool = False  # >= 0.24: with full CUDA graphs, max_num_seqs <= the pool's blocks or no start
 
     @property
     def version(self) -> str:
@@ -88,15 +89,24 @@ RELEASES: tuple[Release, ...] = (
     _r("0.18.0 0.18.1 0.19.0 0.19.1", modes=True, nemotron_fp16=True, gdn_ssm_dtype=True, group_15=True),
     _r("0.20.0", **_A, spec_align=True),
     _r("0.20.1 0.20.2 0.21.0", **_A, spec_align=True, tokens_from_concurrency=True),
-    _r("0.22.0 0.22.1 0.23.0 0.24.0", **_A, tokens_from_concurrency=True),
-    _r("0.25.0 0.25.1", **_A, tokens_from_concurrency=True, all_counts_spec=True),
-    _r("0.26.0 0.27.0 0.27.1 0.28.0", **_A, tokens_from_concurrency=True, all_counts_spec=True, prefix_default=True),
+    _r("0.22.0 0.22.1 0.23.0", **_A, tokens_from_concurrency=True),
+    _r("0.24.0", **_A, tokens_from_concurrency=True, seqs_check=True),
+    _r("0.25.0 0.25.1", **_A, tokens_from_concurrency=True, all_counts_spec=True, seqs_check=True),
+    _r(
+        "0.26.0 0.27.0 0.27.1 0.28.0",
+        **_A,
+        tokens_from_concurrency=True,
+        all_counts_spec=True,
+        prefix_default=True,
+        seqs_check=True,
+    ),
     _r(
         "0.29.0 0.30.0 0.31.0 0.32.0 0.33.0 0.34.0",
         **_A,
         tokens_from_concurrency=True,
         prefix_default=True,
         checkpoints=True,
+        seqs_check=True,
     ),
 )
 _BY_VERSION = {v: r for r in RELEASES for v in r.versions}
@@ -137,6 +147,7 @@ class HybridSettings:
     # where Gated DeltaNet's prefill runs (from 0.29 FlashInfer's exports align-mode checkpoints):
     # "flashinfer" (Hopper; Blackwell with CUDA 13), "triton" (other GPUs), None: unknown
     gdn_prefill: str | None = None
+    enforce_eager: bool = False  # --enforce-eager: no CUDA graphs (and no max_num_seqs check against the pool)
 
     def __post_init__(self) -> None:
         if self.mamba_cache_mode is not None and self.mamba_cache_mode not in MODES:
