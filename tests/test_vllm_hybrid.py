@@ -333,3 +333,14 @@ def test_max_num_seqs_above_the_pool_stops_vllm_0_24_with_cuda_graphs():
     assert plan("0.24.0", seqs=p.num_blocks).startup_error is None
     drafts = plan("0.24.0", mtp=1)
     assert drafts.startup_error is None and any("full CUDA graphs" in n for n in drafts.notes)
+
+
+def test_qwen35_9b_tp2_block_and_padding_lines_vllm_37467():
+    """vllm#37467 (a 0.19-era build: the lines come from models/config.py): 'Setting attention block size to
+    528 tokens' and 'Padding mamba page size by 0.76%'. Qwen3.5-9B at TP2: 2 kv heads of 256 in bf16 per rank,
+    2,048 B a token; the state 4,096 x 3 bf16 + 16 x 128 x 128 fp32 = 1,073,152 B; 16 x cdiv(1,073,152,
+    16 x 2,048) = 528 tokens, padded (1,081,344 - 1,073,152) / 1,073,152 = 0.76%."""
+    e = LOGS["37467"]
+    pool = vh.hybrid_pool(config("qwen--qwen3.5-9b"), 2, "bf16", "bf16", 16, vh.HybridSettings("0.19.0"), None)
+    assert pool.state_bytes == 1_073_152 and pool.attention_token_bytes == 2048
+    assert pool.lines() == log_tail(e)
