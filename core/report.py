@@ -18,7 +18,7 @@ import os
 import sys
 from typing import Any
 
-from core.accounting import llamacpp
+from core.accounting import llamacpp, sglang
 from core.accounting import planner as pl
 from core.accounting import totals as acc
 from core.accounting import vllm_hybrid as vh
@@ -179,11 +179,93 @@ def llamacpp_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+SGLANG_VERSION = "v0.5 main, early 2026 (model_runner_kv_cache_mixin.py @ 001ccef)"  # core/accounting/sglang.py
+SGLANG_FLAGS = ("mem_fraction_static", "page_size", "dp", "max_total_tokens")
+SGLANG_MODEL_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}  # the config's dtype, as SGLang's --dtype auto
+
+
+def sglang_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
+    """The `plan` key for SGLang: the token pool one rank allocates and the lines it logs. Exact from the memory
+    left for the pool (--kv-budget-gib); from a GPU name an estimate (SGLang measures free memory before and
+    after loading the weights; the CUDA context and communication buffers are not counted here)."""
+    if a.pp not in (None, 1):
+        raise ValueError("SGLang's pools under pipeline parallelism are not covered: leave --pp out.")
+    if a.mem_fraction_static is None:
+        raise ValueError(
+            "an SGLang plan needs --mem-fraction-static F: SGLang picks it from the GPU's memory and the "
+            "parallelism, so give the one your server logged (mem_fraction_static=...)."
+        )
+    native = spec.native_weights[0]
+    if a.kv_dtype == "auto" and native not in SGLANG_MODEL_DTYPES:
+        raise ValueError(
+            f"the config's dtype is {native}; SGLang's --dtype auto for it depends on the release: give --kv-dtype."
+        )
+    kv = {"auto": "auto", "bf16": "bf16", "fp8": "fp8_e4m3"}.get(a.kv_dtype)
+    if kv is None:
+        raise ValueError(f"SGLang's --kv-cache-dtype has no {a.kv_dtype}: use auto, bf16 or fp8 (fp8_e4m3 / e5m2).")
+    tp, dp = a.tp or 1, a.dp or 1
+    flags = sglang.SGLangFlags(
+        mem_fraction_static=a.mem_fraction_static,
+        tp=tp,
+        dp=dp,
+        enable_dp_attention=a.dp_attention,
+        page_size=a.page_size or 1,
+        kv_cache_dtype=kv,
+        dtype=SGLANG_MODEL_DTYPES.get(native),
+        max_total_tokens=a.max_total_tokens,
+    )
+    notes = []
+    if a.kv_budget_gib is not None:
+        rest, exact = a.kv_budget_gib, True
+    else:
+        if a.gpu is None:
+            raise ValueError("an SGLang plan needs --gpu NAME or --kv-budget-gib X (the memory its pool may take).")
+        g = gpu_named(a.gpu)
+        par = pl.Parallelism(tp // dp if a.dp_attention else tp, 1, dp if a.dp_attention else 1, a.dp_attention)
+        weights = pl.stage_weights(spec, 0, spec.n_layers, par, a.weights or "native").total
+        total = g.reported_bytes / sglang.GB
+        rest, exact = sglang.rest_memory_gib(flags, total, total - weights / sglang.GB), False
+        notes.append(
+            f"Estimate: SGLang measures the free memory before ({total:.2f} GiB, what the {g.name} reports) and "
+            f"after loading the weights ({weights / sglang.GB:.2f} GiB per GPU here); the CUDA context and "
+            "communication buffers take some of it too. Give --kv-budget-gib (rest memory = available - total "
+            "x (1 - mem_fraction_static), from its 'Load weight' lines) for the exact pool."
+        )
+    tokens = sglang.tokens_for_rest(spec, flags, rest)
+    pool = sglang.kv_pool(spec, flags, tokens)
+    page = flags.page_size
+    per_request = -(-a.context // page) * page
+    return {
+        "engine": "sglang",
+        "engine_version": SGLANG_VERSION,
+        "log_lines": [pool.log_line(), pool.server_log()],
+        "exact": exact,
+        "tp": tp,
+        "dp": dp,
+        "dp_attention": a.dp_attention,
+        "mem_fraction_static": flags.mem_fraction_static,
+        "page_size": page,
+        "kv_cache_dtype": kv,
+        "rest_memory_gib": round(rest, 6),
+        "cell_bytes": sglang.cell_size(spec, flags),
+        "max_total_num_tokens": tokens,
+        "k_bytes": pool.k_bytes,
+        "v_bytes": pool.v_bytes,
+        "kv_pool_bytes": pool.total,
+        "max_concurrency": round(tokens / per_request, 4),
+        "notes": notes,
+    }
+
+
 def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
     """The `plan` key: the engine's memory for the model (vLLM's pool per GPU under the requested
     parallelism; llama.cpp's caches), with the lines the engine logs about it."""
+    if a.engine != "sglang":
+        given = [f"--{f.replace('_', '-')}" for f in SGLANG_FLAGS if getattr(a, f) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: SGLang's flag{'s' if len(given) > 1 else ''}; add --engine sglang.")
     if a.engine == "sglang":
-        raise ValueError("SGLang is not planned yet: --engine vllm or llama.cpp.")
+        return sglang_report(spec, a)
     if a.engine == "llama.cpp":
         return llamacpp_report(spec, a)
     given = [f"--{f.replace('_', '-')}" for f in LLAMACPP_FLAGS if getattr(a, f) not in (None, False)]
@@ -309,6 +391,15 @@ def _plan_text(p: dict[str, Any], context: int) -> list[str]:
             f"K {p['cache_type_k']} / V {p['cache_type_v']}, {fmt_bytes(p['total_bytes'])} in all",
             *logged,
         ]
+    if p["engine"] == "sglang":
+        return [
+            f"  plan              SGLang: TP{p['tp']}"
+            + (f" x DP{p['dp']}" if p["dp"] > 1 else "")
+            + f", {p['max_total_num_tokens']:,} tokens in the pool per rank ({fmt_bytes(p['kv_pool_bytes'])}), "
+            f"{p['max_concurrency']:,.2f}x requests of {context:,} tokens" + ("" if p["exact"] else " (an estimate)"),
+            *logged,
+            *(f"  note: {n}" for n in p["notes"]),
+        ]
     blocks = (
         f"{p['num_blocks']:,} blocks of {p['block_size']} tokens per GPU"
         + (f", shared by {p['hybrid']['groups']} KV-cache groups" if p["hybrid"] else "")
@@ -414,6 +505,14 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--num-speculative-tokens", type=int, help="MTP draft tokens (default 0: no speculative decoding)")
     g.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs (hybrids: no max_num_seqs check)")
     g.add_argument("--engine", choices=ENGINES, help="the serving engine planned (default vllm)")
+    sg = p.add_argument_group("SGLang (with --engine sglang; SGLang's own flag names, and --tp, --dp-attention, "
+                              "--kv-dtype, --kv-budget-gib as the memory left for its pool)")  # fmt: skip
+    sg.add_argument("--mem-fraction-static", type=float, help="the fraction SGLang's server used (required)")
+    sg.add_argument("--page-size", type=int, help="tokens per page (default 1)")
+    sg.add_argument(
+        "--dp", type=int, help="data-parallel size (default 1; with --dp-attention, attention TP = tp / dp)"
+    )
+    sg.add_argument("--max-total-tokens", type=int, help="a cap on the token pool")
     ll = p.add_argument_group("llama.cpp (with --engine llama.cpp; llama.cpp's own flag names)")
     ll.add_argument("--ctx-size", type=int, help="-c: context cells (required; its 0 means the GGUF's length)")
     ll.add_argument("--parallel", type=int, help="-np: sequences (default 1)")
@@ -431,7 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
     a.kv_dtype = KV_DTYPE_ALIASES.get(a.kv_dtype, a.kv_dtype)
-    wants_plan = any(getattr(a, f) not in (None, False) for f in (*PLAN_FLAGS, "engine", *LLAMACPP_FLAGS))
+    wants_plan = any(
+        getattr(a, f) not in (None, False) for f in (*PLAN_FLAGS, "engine", *LLAMACPP_FLAGS, *SGLANG_FLAGS)
+    )
     a.engine = a.engine or "vllm"
     if a.list:
         print("\n".join(preset_names()))

@@ -340,6 +340,32 @@ def plan_json(capsys, *args: str) -> dict:
     return json.loads(capsys.readouterr().out)["plan"]
 
 
+def test_sglang_plans_print_its_pool_line_from_the_memory_left_for_it(capsys):
+    """vllm#21348's SGLang log (Qwen3-235B-A22B-FP8, `--tp 4 --mem-fraction-static 0.93`): "KV Cache is allocated.
+    #tokens: 367404, K size: 8.23 GB, V size: 8.23 GB" (tests/test_sglang.py). Given the rest memory that
+    pool came from (367,404.5 tokens of 48,128 B), the CLI prints SGLang's lines; from a GPU name it is an
+    estimate and says so."""
+    rest = f"{367_404.5 * 48_128 / 2**30:.9f}"
+    p = plan_json(
+        capsys, "qwen3-235b-a22b", "--engine", "sglang", "--tp", "4", "--mem-fraction-static", "0.93",
+        "--kv-budget-gib", rest, "--context", "32768",
+    )  # fmt: skip
+    assert p["engine"] == "sglang" and p["exact"] and p["cell_bytes"] == 48_128
+    assert p["log_lines"] == [
+        "KV Cache is allocated. #tokens: 367404, K size: 8.23 GB, V size: 8.23 GB",
+        "max_total_num_tokens=367404",
+    ]
+    assert p["max_concurrency"] == round(367_404 / 32_768, 4)
+    paged = plan_json(
+        capsys, "qwen3-235b-a22b", "--engine", "sglang", "--tp", "4", "--mem-fraction-static", "0.93",
+        "--kv-budget-gib", rest, "--page-size", "64",
+    )  # fmt: skip
+    assert paged["max_total_num_tokens"] == 367_404 // 64 * 64
+    est = plan_json(capsys, "llama-3.1-70b", "--engine", "sglang", "--tp", "8", "--gpu", "H200",
+                    "--mem-fraction-static", "0.9")  # fmt: skip
+    assert not est["exact"] and est["notes"][0].startswith("Estimate:")
+
+
 def test_vllm_plans_name_their_engine_and_print_its_log_lines(capsys):
     """vLLM PR 20665 (DeepSeek-V2-Lite, 4 GPUs as TP2 x PP2, 12.1334 GiB of KV memory per GPU, 1,024-token
     requests) logged 'GPU KV cache size: 807,792 tokens' and 'Maximum concurrency for 1,024 tokens per request:
@@ -394,7 +420,24 @@ def test_llama_cpp_sliding_window_cache_adds_the_micro_batch_and_pads(capsys):
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["llama-3.1-8b", "--engine", "sglang"], "SGLang is not planned yet"),
+        (["llama-3.1-8b", "--engine", "sglang", "--gpu", "H200"], "needs --mem-fraction-static"),
+        (["llama-3.1-8b", "--gpu", "H200", "--page-size", "4"], "--page-size: SGLang's flag; add --engine sglang"),
+        (["qwen3-next-80b-a3b", "--engine", "sglang", "--gpu", "H200", "--mem-fraction-static", "0.9"], "Gated"),
+        (["llama-3.1-8b", "--engine", "sglang", "--mem-fraction-static", "0.9"], "needs --gpu NAME or"),
+        (
+            [
+                "llama-3.1-8b",
+                "--engine",
+                "sglang",
+                "--mem-fraction-static",
+                "0.9",
+                "--kv-budget-gib",
+                "1",
+                "--kv-dtype",
+                "int4",
+            ],
+            "SGLang's --kv-cache-dtype has no int4",
+        ),  # fmt: skip
         (["llama-3.1-8b", "--ctx-size", "8192", "--gpu", "H200"], "--ctx-size: llama.cpp's flag; add --engine"),
         (["llama-3.1-8b", "--engine", "llama.cpp"], "needs --ctx-size"),
         (["deepseek-v3", "--engine", "llama.cpp", "--ctx-size", "4096"], "MLA layers are not covered"),

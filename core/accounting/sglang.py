@@ -212,7 +212,12 @@ def max_total_num_tokens(
     for name, value in (("total_gpu_memory", total_gpu_memory), ("available_gpu_memory", available_gpu_memory)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1 << 20:
             raise ValueError(f"{name} must be a positive number of GiB, not {value!r}.")
-    rest = rest_memory_gib(flags, total_gpu_memory, available_gpu_memory)
+    return tokens_for_rest(spec, flags, rest_memory_gib(flags, total_gpu_memory, available_gpu_memory))
+
+
+def tokens_for_rest(spec: ModelSpec, flags: SGLangFlags, rest: float) -> int:
+    """The pool `rest` GiB left for it holds: int(rest x 2^30) // cell, capped by --max-total-tokens, rounded
+    down to the page size; ValueError ("Not enough memory") when that is no token."""
     tokens = int(rest * (1 << 30)) // cell_size(spec, flags)
     if flags.max_total_tokens is not None:
         tokens = min(tokens, flags.max_total_tokens)
