@@ -21,6 +21,7 @@ from core.model.dtypes import weights_label
 from core.model.specs import ModelSpec, MoEMLP
 from core.model.units import fmt_bytes, fmt_params
 from core.view import takeaways as tk
+from core.view.engines import engine_views
 from core.view.frames import CONTEXTS, GIB, breakdown_table, cache_vs_context, memory_parts
 from core.view.memory_charts import breakdown_chart, cache_chart, memory_chart
 from core.view.plan_text import headlines, pool_arithmetic
@@ -192,6 +193,7 @@ def planned(
         legends=legends,
         pools={m: pool_arithmetic(p) for m, p in plans.items()},
         logs={m: inputs.log_lines(specs[m], p.parallel, p) for m, p in plans.items()},
+        engines={m: engine_views(specs[m], p, s.batch) for m, p in plans.items()},
         headlines={m: headlines(p) for m, p in plans.items()},
         takeaways=tk.planner(s, plans, specs),
     )
@@ -258,6 +260,17 @@ def view(custom: ModelSpec | None, token: str) -> None:
     downloads(mem_chart, mem_df, "memory", P + "dl_mem")
     for m, p in plans.items():
         verdict(m, specs[m], p, s, v.pools[m], v.logs[m])
+    with st.expander("The same requests on llama.cpp and SGLang"):
+        st.caption(
+            f"llama.cpp as `llama-server -c {s.context * s.batch} -np {s.batch}` with its defaults (-ub 512, flash "
+            "attention); SGLang's token pool given the memory vLLM's plan leaves its cache on one GPU. Each engine's "
+            "own log lines, as it prints them."
+        )
+        for m, views in v.engines.items():
+            for e in views:
+                st.markdown(f"**{plain(m)}** on {e.engine} (`{e.setup}`): {plain(e.summary, 600)}")
+                if e.lines:
+                    st.code("\n".join(e.lines), language=None)
     table = v.table
     st.caption(f"{len(table.columns)} columns: scroll the table sideways to see them all.")
     common_table(table)

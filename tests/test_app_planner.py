@@ -860,3 +860,17 @@ def test_hybrid_models_show_vllms_block_padding_and_pool_lines_per_release():
     assert "Setting attention block size" in "\n".join(c.value for c in at.code)
     at = run(dict(models="nemotron-h-56b", gpu="H100 SXM", gpus="2", mtp="1"))
     assert any("MTP draft tokens need the model's MTP layers" in e.value for e in at.error)
+
+
+def test_other_engines_show_their_own_lines_and_how_they_differ():
+    """The expander beside the plans: llama.cpp's caches for the same requests (gpt-oss-120b's sliding window
+    becomes 768 cells per sequence, and why) and SGLang's pool on the same memory, each with its log lines."""
+    at = run({"models": "gpt-oss-120b,llama-3.1-70b", "context": "32768", "batch": "2"})
+    ok(at)
+    text = markdown(at)
+    assert "768 sliding-window cells per sequence, not 128" in text
+    assert "llama-server -c 65536 -np 2" in text
+    code = "\n".join(c.value for c in at.code)
+    assert "llama_kv_cache_iswa: creating     SWA KV cache, size = 768 cells" in code
+    assert "KV Cache is allocated. #tokens: " in code and "max_total_num_tokens=" in code
+    assert "SWA pools" in text  # SGLang's rules do not cover gpt-oss's sliding layers: said, not guessed
