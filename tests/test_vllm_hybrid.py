@@ -344,3 +344,12 @@ def test_qwen35_9b_tp2_block_and_padding_lines_vllm_37467():
     pool = vh.hybrid_pool(config("qwen--qwen3.5-9b"), 2, "bf16", "bf16", 16, vh.HybridSettings("0.19.0"), None)
     assert pool.state_bytes == 1_073_152 and pool.attention_token_bytes == 2048
     assert pool.lines() == log_tail(e)
+
+
+def test_all_mode_only_where_the_release_has_it():
+    """--mamba-cache-mode arrived in 0.15; 0.32 dropped "all" (MambaCacheMode = align | none)."""
+    spec = load_preset("nemotron-h-56b")
+    for version in ("0.13.0", "0.32.0", "0.34.0"):
+        with pytest.raises(ValueError, match="has no --mamba-cache-mode"):
+            vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, vh.HybridSettings(version, True, "all"), 128)
+    assert vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, vh.HybridSettings("0.31.0", True, "all"), 128).mode == "all"

@@ -63,6 +63,7 @@ class Release:
     checkpoints: bool = False  # >= 0.29: "align" mode keeps one prefill checkpoint block more
     round_gib: bool = True  # >= 0.14: GiB printed as str(round(x, 2)) ("5.3"), before as %.2f ("5.30")
     seqs_check: bool = False  # >= 0.24: with full CUDA graphs, max_num_seqs <= the pool's blocks or no start
+    no_all_mode: bool = False  # >= 0.32: --mamba-cache-mode takes align or none only
 
     @property
     def version(self) -> str:
@@ -101,12 +102,21 @@ RELEASES: tuple[Release, ...] = (
         seqs_check=True,
     ),
     _r(
-        "0.29.0 0.30.0 0.31.0 0.32.0 0.33.0 0.34.0",
+        "0.29.0 0.30.0 0.31.0",
         **_A,
         tokens_from_concurrency=True,
         prefix_default=True,
         checkpoints=True,
         seqs_check=True,
+    ),
+    _r(
+        "0.32.0 0.33.0 0.34.0",
+        **_A,
+        tokens_from_concurrency=True,
+        prefix_default=True,
+        checkpoints=True,
+        seqs_check=True,
+        no_all_mode=True,
     ),
 )
 _BY_VERSION = {v: r for r in RELEASES for v in r.versions}
@@ -290,6 +300,10 @@ def hybrid_pool(
             "MTP draft tokens need the model's MTP layers (num_nextn_predict_layers or mtp_num_hidden_layers), "
             "and this config has none."
         )
+    if s.mamba_cache_mode is not None and not r.modes:
+        raise ValueError(f"vLLM {s.version} has no --mamba-cache-mode (it came in 0.15).")
+    if s.mamba_cache_mode == "all" and r.no_all_mode:
+        raise ValueError(f"vLLM {s.version} has no --mamba-cache-mode all (it takes align or none).")
     pc = s.enable_prefix_caching if s.enable_prefix_caching is not None else r.prefix_default
     all_ok = spec.model_type in ALL_MODE_MODELS
     mode = "none"
