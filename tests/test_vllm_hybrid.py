@@ -353,3 +353,17 @@ def test_all_mode_only_where_the_release_has_it():
         with pytest.raises(ValueError, match="has no --mamba-cache-mode"):
             vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, vh.HybridSettings(version, True, "all"), 128)
     assert vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, vh.HybridSettings("0.31.0", True, "all"), 128).mode == "all"
+
+
+def test_prefill_checkpoint_blocks_by_release_and_kind():
+    """Align mode's state blocks: 2 up to 0.31; Mamba-2 keeps a prefill checkpoint block more from 0.32 (always),
+    Gated DeltaNet from 0.33 when its prefill runs on FlashInfer."""
+    nemotron, qwen = load_preset("nemotron-h-56b"), load_preset("qwen3.5-27b")
+
+    def blocks(spec, version, gdn=None):
+        s = vh.HybridSettings(version, True, gdn_prefill=gdn)
+        return vh.hybrid_pool(spec, 1, "bf16", "bf16", 16, s, 128).state_blocks(8192)
+
+    assert [blocks(nemotron, v) for v in ("0.31.0", "0.32.0", "0.33.0")] == [2, 3, 3]
+    assert [blocks(qwen, v, "flashinfer") for v in ("0.31.0", "0.32.0", "0.33.0")] == [2, 2, 3]
+    assert blocks(qwen, "0.33.0", "triton") == 2

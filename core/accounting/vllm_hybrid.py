@@ -60,7 +60,9 @@ class Release:
     spec_align: bool = False  # 0.20-0.21: prefix caching with speculative decoding: "align" mode
     all_counts_spec: bool = False  # >= 0.25: "all" mode adds the speculative blocks
     prefix_default: bool = False  # >= 0.26: prefix caching on by default for hybrid models
-    checkpoints: bool = False  # >= 0.29: "align" mode keeps one prefill checkpoint block more
+    align_default: bool = False  # >= 0.29: prefix caching means "align" mode for every hybrid
+    mamba2_checkpoint: bool = False  # >= 0.32: Mamba-2 layers keep a prefill checkpoint block in align mode
+    gdn_checkpoint: bool = False  # >= 0.33: so do Gated DeltaNet layers whose prefill runs on FlashInfer
     round_gib: bool = True  # >= 0.14: GiB printed as str(round(x, 2)) ("5.3"), before as %.2f ("5.30")
     seqs_check: bool = False  # >= 0.24: with full CUDA graphs, max_num_seqs <= the pool's blocks or no start
     no_all_mode: bool = False  # >= 0.32: --mamba-cache-mode takes align or none only
@@ -105,18 +107,31 @@ RELEASES: tuple[Release, ...] = (
         "0.29.0 0.30.0 0.31.0",
         **_A,
         tokens_from_concurrency=True,
+        all_counts_spec=True,
         prefix_default=True,
-        checkpoints=True,
+        align_default=True,
         seqs_check=True,
     ),
     _r(
-        "0.32.0 0.33.0 0.34.0",
+        "0.32.0",
         **_A,
         tokens_from_concurrency=True,
         prefix_default=True,
-        checkpoints=True,
+        align_default=True,
         seqs_check=True,
         no_all_mode=True,
+        mamba2_checkpoint=True,
+    ),
+    _r(
+        "0.33.0 0.34.0",
+        **_A,
+        tokens_from_concurrency=True,
+        prefix_default=True,
+        align_default=True,
+        seqs_check=True,
+        no_all_mode=True,
+        mamba2_checkpoint=True,
+        gdn_checkpoint=True,
     ),
 )
 _BY_VERSION = {v: r for r in RELEASES for v in r.versions}
@@ -154,7 +169,7 @@ class HybridSettings:
     mamba_block_size: int | None = None
     mamba_ssm_cache_dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     num_speculative_tokens: int = 0  # MTP drafts reusing the model's own layers
-    # where Gated DeltaNet's prefill runs (from 0.29 FlashInfer's exports align-mode checkpoints):
+    # where Gated DeltaNet's prefill runs (from 0.33 FlashInfer's exports align-mode checkpoints):
     # "flashinfer" (Hopper; Blackwell with CUDA 13), "triton" (other GPUs), None: unknown
     gdn_prefill: str | None = None
     enforce_eager: bool = False  # --enforce-eager: no CUDA graphs (and no max_num_seqs check against the pool)
@@ -191,7 +206,7 @@ class HybridPool:
     n_state: int
     spec_tokens: int
     mamba_block_size: int | None  # tokens per state page in "all" mode (None otherwise)
-    checkpoint: bool = False  # align mode keeps a prefill checkpoint block (0.29 and later)
+    checkpoint: bool = False  # align mode keeps a prefill checkpoint block (Mamba-2 from 0.32, GDN from 0.33)
 
     @property
     def page_bytes(self) -> int:
@@ -315,12 +330,14 @@ def hybrid_pool(
     elif pc:
         mode = s.mamba_cache_mode or "none"
         if mode == "none":
-            mode = "align" if (not all_ok or (r.spec_align and spec_tokens) or r.checkpoints) else "all"
+            mode = "align" if (not all_ok or (r.spec_align and spec_tokens) or r.align_default) else "all"
         if mode == "all" and not all_ok:
             mode = "align"
     gdn = isinstance(states[0], LinearAttentionSpec)
-    checkpoint = r.checkpoints and mode == "align" and (not gdn or s.gdn_prefill == "flashinfer")
-    if r.checkpoints and mode == "align" and gdn and s.gdn_prefill not in ("flashinfer", "triton"):
+    checkpoint = mode == "align" and (
+        (r.gdn_checkpoint and s.gdn_prefill == "flashinfer") if gdn else r.mamba2_checkpoint
+    )
+    if r.gdn_checkpoint and mode == "align" and gdn and s.gdn_prefill not in ("flashinfer", "triton"):
         raise Unmodelled(
             f"vLLM {s.version} keeps a prefill checkpoint block per Gated DeltaNet group in align mode when the "
             "GDN prefill runs on FlashInfer (Hopper; Blackwell with CUDA 13), which this GPU does not settle"
