@@ -367,3 +367,48 @@ def test_prefill_checkpoint_blocks_by_release_and_kind():
     assert [blocks(nemotron, v) for v in ("0.31.0", "0.32.0", "0.33.0")] == [2, 3, 3]
     assert [blocks(qwen, v, "flashinfer") for v in ("0.31.0", "0.32.0", "0.33.0")] == [2, 2, 3]
     assert blocks(qwen, "0.33.0", "triton") == 2
+
+
+# ----------------------------------------------------------------------------- Qwen3.6-27B with MTP on 3090s
+
+
+def qwen36_27b_mtp3(issue: str, tp: int, budget: int):
+    """club-3090's dual and quad RTX 3090 profiles: Qwen3.6-27B (Qwen3.5-27B's shapes, see the data file),
+    fp8 cache (e4m3 or e5m2: one byte), prefix caching (align mode), MTP with 3 speculative tokens,
+    --max-model-len 262144: blocks of 1,600 tokens, 17 attention layers (the drafter's included) per group."""
+    e = LOGS[issue]
+    assert e["num_speculative_tokens"] == 3 and e["enable_prefix_caching"] and e["tp"] == tp
+    s = vh.HybridSettings(e["vllm_version"], True, num_speculative_tokens=3)
+    return e, hybrid_plan(config("qwen--qwen3.5-27b"), tp, "fp8", budget, 262_144, s, gpu="RTX 4090")
+
+
+def test_club3090_922_vllm_0_25_1_every_line():
+    """#922: v0.25.1, TP2, fp8_e4m3, MTP 3: 'Available KV cache memory: 10.86 GiB', 612,157 tokens, 2.34x. A
+    block is 17 pages of 1,600 x 1,024 B; 10.86 GiB holds 418 of them; a request takes 164 + 3 x (2 + 3)."""
+    e, p = qwen36_27b_mtp3("922", 2, int(10.86 * GIB))
+    assert p.num_blocks == 418 and p.blocks_per_request == 164 + 15 and p.block_size == 1600
+    size, conc = logged(e)
+    assert (f"{p.kv_cache_tokens:,} tokens", f"{p.max_concurrency:.2f}x") == (size, conc)
+    assert f"Available KV cache memory: {p.allocator.release.gib(p.kv_budget_bytes_per_gpu)} GiB" in e["lines"][0]
+
+
+def test_club3090_584_vllm_0_24_tp4_halves_the_page():
+    """#584: v0.24.0, TP4, fp8_e5m2, MTP 3: 'Available KV cache memory: 15.72 GiB' and 1,774,963 tokens (its
+    concurrency line is cut off in the thread). At TP4 one attention token is 512 B and the state page half as
+    big, so the block stays 1,600 tokens and a block is 17 x 819,200 B: 1,212 blocks for a budget printed as
+    15.72 GiB (15.7205 to 15.725)."""
+    e, p = qwen36_27b_mtp3("584", 4, int(15.7205 * GIB))
+    assert p.block_size == 1600 and p.num_blocks == 1212
+    assert f"GPU KV cache size: {p.kv_cache_tokens:,} tokens" in next(x for x in e["lines"] if "KV cache size" in x)
+    assert p.allocator.release.gib(p.kv_budget_bytes_per_gpu) == "15.72"
+
+
+def test_club3090_91_vllm_0_20_1_tokens_and_concurrency_pin_the_pool():
+    """#91: v0.20.1 (the first release logging concurrency x max_model_len), TP2, fp8_e5m2, MTP 3: 619,479
+    tokens and 2.36x, no 'Available' line in the thread. 619,479 is int(423 / 179 x 262,144): only a pool of
+    423 blocks prints it, and the planner reproduces both lines from that pool."""
+    e = LOGS["91"]
+    assert [b for b in range(400, 450) if int(b / 179 * 262_144) == 619_479] == [423]
+    _, p = qwen36_27b_mtp3("91", 2, 423 * 17 * 1600 * 1024)
+    size, conc = logged(e)
+    assert (f"{p.kv_cache_tokens:,} tokens", f"{p.max_concurrency:.2f}x") == (size, conc)
