@@ -14,6 +14,8 @@ from app_pages.links import link_state
 from app_pages.real_panel import lead
 from core.lab import needle as nd
 from core.lab import tiny
+from core.lab.needle_methods import display as method_name
+from core.layers import quant as qz
 from core.model.presets import load_preset
 from core.model.units import fmt_bytes
 from core.view import glossary
@@ -78,7 +80,8 @@ def controls(init: NeedleState) -> NeedleState:
                 )
             ss[P + "strength"] = str(nd.DEFAULT_STRENGTH[method])
         unit = {"quantization": "scheme", "low rank": "rank r", "top-k": "k tokens", "pooling": "m tokens per entry"}
-        c.select_slider(f"Strength ({unit.get(method, 'tokens kept')})", options, key=P + "strength")
+        shown = qz.label if method == "quantization" else str
+        c.select_slider(f"Strength ({unit.get(method, 'tokens kept')})", options, key=P + "strength", format_func=shown)
         strength = ss[P + "strength"]
     ss[P + "last_method"] = method
     return NeedleState(ss[P + "model"], method, strength)
@@ -91,7 +94,7 @@ lead(("quantization", "eviction", "low rank"), "passkey retrieval", "needle.real
 s = controls(init)
 ws.publish(dump_state(s))
 
-label = nd.Method(s.method, None if s.method == "none" else _typed(s.method, s.strength)).label
+label = method_name(nd.Method(s.method, None if s.method == "none" else _typed(s.method, s.strength)).label)
 st.subheader(f"{s.model}: {label}")
 hd = heat(s.model, s.method, s.strength)
 base = heat(s.model, "none", "")
@@ -129,6 +132,7 @@ st.caption(
 
 st.subheader("Accuracy vs cache size, every method")
 sm = summary(s.model)
+sm = sm.assign(label=sm["label"].map(method_name))
 sc = figure(needle_summary_chart, sm, f"{s.model} at 256 tokens, accuracy averaged over needle depths")
 show(sc, width="stretch", key=P + "summary")
 downloads(sc, sm, "needle-summary", P + "dl_summary")

@@ -14,6 +14,7 @@ from app_pages.links import link_state
 from app_pages.real_panel import real_results as results
 from core.lab import real_methods
 from core.lab import realquality as rq
+from core.layers import quant as qz
 from core.model.hf_config import from_hf_config
 from core.view import glossary
 from core.view import takeaways as tk
@@ -74,7 +75,7 @@ def controls() -> RealState:
         c.segmented_control(
             "y axis up to", REAL_Y_MAX, key=P + "y_max", required=True, help="times the uncompressed perplexity"
         )
-    e.selectbox("Method in detail", [m.label for m in real_methods.methods()], key=P + "method")
+    e.selectbox("Method in detail", [m.label for m in real_methods.methods()], key=P + "method", format_func=qz.label)
     return RealState(
         ss[P + "metric"], tuple(ss[P + "families"]), ss[P + "keep.y_max"], ss[P + "method"], ss[P + "keep.context"]
     )
@@ -90,8 +91,9 @@ def view() -> None:
     s = controls()
     ws.publish(dump_state(s))
     df, meta = results(), sweep()
+    named = df.assign(method=df["method"].map(qz.label))  # the names every page uses for the quantizers
     ref = df[df.method == real_methods.REFERENCE.label].iloc[0]
-    shown = df[df.family.isin(("none", *s.families))]
+    shown = named[named.family.isin(("none", *s.families))]
     reference = {"perplexity": ref.perplexity}.get(s.metric)
     y_max = float(s.y_max[:-1]) * ref.perplexity if s.metric == "perplexity" and s.y_max != "all" else None
     d = pareto_frame(shown, s.metric, s.context, y_max)
@@ -112,7 +114,7 @@ def view() -> None:
 
     row = df[df.method == s.method].iloc[0]
     spec = from_hf_config(meta["config"], name="SmolLM2-135M-Instruct")
-    st.subheader(s.method)
+    st.subheader(qz.label(s.method))
     m1, m2, m3, m4, m5 = st.columns(5)
     m1.metric(
         "cache per token",
@@ -142,12 +144,12 @@ def view() -> None:
         f"{meta['protocol']['context']:,}); passkeys from {meta['protocol']['passkey_trials']} trials per context. "
         f"Uncompressed perplexity {ref.perplexity:.2f}, passkey {ref[f'passkey_{s.context}']:.0%}."
     )
-    takeaways(tk.real_model(df, s.method, s.context))
+    takeaways(tk.real_model(named, qz.label(s.method), s.context))
 
 
 view()
 st.subheader("Every method")
-full = results()
+full = results().assign(method=lambda f: f["method"].map(qz.label))
 shown = full[["family", "method", "bytes_per_token", "vs_bf16", "perplexity", "ppl_increase", "kl", "top1",
               "passkey_1024", "passkey_2048"]]  # fmt: skip
 shown.columns = ["family", "method", "bytes per token", "of bf16", "perplexity", "increase", "KL (nats)", "top-1",

@@ -179,7 +179,7 @@ def llamacpp_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-SGLANG_VERSION = "v0.5 main, early 2026 (model_runner_kv_cache_mixin.py @ 001ccef)"  # core/accounting/sglang.py
+SGLANG_VERSION = "v0.5 main, early 2026 (commit 001ccef)"  # core/accounting/sglang.py
 SGLANG_FLAGS = ("mem_fraction_static", "page_size", "dp", "max_total_tokens")
 SGLANG_MODEL_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}  # the config's dtype, as SGLang's --dtype auto
 

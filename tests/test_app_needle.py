@@ -50,3 +50,13 @@ def test_link_round_trip_and_hostile_links():
     at = run({"model": "gpt-5", "method": "magic", "zzz": "1", "strength": "x" * 500})
     assert not at.exception
     assert any("Link:" in unescaped(w.value) for w in at.warning)
+
+
+def test_quantizers_are_named_as_every_page_names_them():
+    """The link keeps the scheme's key (strength=int8-token); the page shows the name the Quantized caches page
+    and the planner use ('int8 per token'), in the heading, the slider and the summary's labels."""
+    at = run({"model": "tiny-gqa", "method": "quantization", "strength": "int8-token"})
+    ok(at)
+    assert any("quantization (int8 per token)" in s.value for s in at.subheader)
+    assert not any("int8-token" in s.value for s in at.subheader)
+    assert at.select_slider(key="needle.strength").value == "int8-token"

@@ -68,3 +68,13 @@ def test_live_run_remeasures_the_shipped_point():
     assert_clean(at)
     text = at.success[0].value
     assert "measured now" in text and "The shipped sweep holds" in text
+
+
+def test_quantizers_are_named_as_every_page_names_them():
+    """The method's key stays in the link (method=kivi-2bit); the heading, the picker and the table name it as
+    the Quantized caches page does ('KIVI 2-bit')."""
+    at = run({"method": "kivi-2bit"})
+    assert_clean(at)
+    assert any(s.value == "KIVI 2-bit" for s in at.subheader)
+    methods = list(at.dataframe[0].value["method"])
+    assert "KIVI 2-bit" in methods and "kivi-2bit" not in methods and "tq3" in methods
