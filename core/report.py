@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from typing import Any
 
 from core.accounting import llamacpp, sglang
@@ -275,7 +276,11 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
         )
     if a.gpu is None and a.gpu_memory_gib is None and a.kv_budget_gib is None:
         raise ValueError("a plan needs --gpu NAME, --gpu-memory-gib X or --kv-budget-gib X.")
-    inputs = plan_inputs(plan_settings(a))
+    settings = plan_settings(a)
+    fetched = getattr(a, "checkpoint", None)
+    if fetched is not None and fetched.checkpoint_bytes:
+        settings = replace(settings, checkpoint_bytes=fetched.checkpoint_bytes)
+    inputs = plan_inputs(settings)
     hw, alloc, par = inputs.hardware, inputs.allocator, inputs.parallelism(spec)
     p = inputs.plan(spec, par)
     single = p if inputs.batch == 1 else inputs.plan(spec, par, batch=1)
@@ -300,6 +305,7 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
         "max_num_batched_tokens": alloc.max_num_batched_tokens,
         "kv_budget_bytes_per_gpu": p.kv_budget_bytes_per_gpu,
         "weights_bytes_per_gpu": p.weights_bytes_per_gpu,
+        "weights_source": "checkpoint" if inputs.checkpoint_bytes else "config",
         "num_blocks": p.num_blocks,
         "kv_cache_tokens": p.kv_cache_tokens,
         "max_concurrency": round(p.max_concurrency, 4),
@@ -444,6 +450,12 @@ def parser() -> argparse.ArgumentParser:
     """The command line's flags (bad ones exit 2 with one line)."""
     p = _Parser(prog="python -m core.report", description="KV cache, FLOPs and parameters of a model.")
     p.add_argument("spec", nargs="?", help="preset name or path to a config.json")
+    p.add_argument(
+        "--hub",
+        metavar="ORG/NAME",
+        help="a model on the Hugging Face Hub (HF_ENDPOINT and HF_TOKEN honoured): its config.json, and its "
+        "checkpoint's size as the weights",
+    )
     p.add_argument("--context", type=int, default=4096, help="tokens in context (default 4096)")
     p.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
     p.add_argument(
@@ -537,15 +549,33 @@ def main(argv: list[str] | None = None) -> int:
     if a.list:
         print("\n".join(preset_names()))
         return 0
-    if not a.spec:
-        p.error("give a preset name or a config.json path (see --list).")
+    if not a.spec and not a.hub:
+        p.error("give a preset name, a config.json path (see --list) or --hub ORG/NAME.")
+    if a.spec and a.hub:
+        p.error("give a preset, a config.json path or --hub ORG/NAME, not two of them.")
+    a.checkpoint = None
     try:
         if a.context < 1 or a.context > 1 << 40:
             raise ValueError(f"--context must be between 1 and {1 << 40:,}, got {a.context:,}.")
         if a.batch < 1 or a.batch > 1 << 20:
             raise ValueError(f"--batch must be between 1 and {1 << 20:,}, got {a.batch:,}.")
-        spec = resolve(a.spec)
+        if a.hub:
+            from core.model import hub
+            from core.model.hf_config import from_hf_config
+
+            try:
+                fetched = hub.fetch(a.hub)
+            except hub.HubUnavailable as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 3
+            spec = from_hf_config(fetched.config, name=fetched.repo_id)
+            a.checkpoint = fetched
+        else:
+            spec = resolve(a.spec)
         r = report(spec, a.context, a.batch, a.kv_dtype, a.layout, a.weight_dtype)
+        if a.checkpoint is not None:
+            r["checkpoint"] = {"repo_id": a.checkpoint.repo_id, "bytes": a.checkpoint.checkpoint_bytes,
+                               "source": a.checkpoint.source}  # fmt: skip
         if wants_plan:
             for name, v, lo, hi in (
                 ("--gpus", a.gpus, 1, 4096), ("--tp", a.tp, 1, 4096), ("--pp", a.pp, 1, 4096),

@@ -66,6 +66,7 @@ class PlanSettings:
     mamba_ssm_cache_dtype: str = "auto"
     num_speculative_tokens: int = 0
     enforce_eager: bool = False  # --enforce-eager: no CUDA graphs
+    checkpoint_bytes: int | None = None  # the checkpoint's own size (a model fetched from the Hub)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class PlanInputs:
     pp: int
     dp_attention: bool
     gpu_memory_bytes: int | None  # as stated; None: not given (the pool is sized by the KV budget alone)
+    checkpoint_bytes: int | None = None  # the checkpoint's size: the weights, in place of the config's count
 
     def parallelism(self, spec: ModelSpec) -> Parallelism:
         """The layout asked for, or the widest TP that splits `spec` with the other GPUs as DP groups."""
@@ -100,6 +102,7 @@ class PlanInputs:
             self.layout,
             parallel or self.parallelism(spec),
             self.allocator,
+            self.checkpoint_bytes,
         )
 
     def log_lines(self, spec: ModelSpec, parallel: Parallelism, first: Plan) -> list[str]:
@@ -126,7 +129,16 @@ class PlanInputs:
     def plan_at(self, spec: ModelSpec, parallel: Parallelism, context: int) -> Plan:
         """One request of `context` tokens, with these inputs otherwise."""
         return plan(
-            spec, self.hardware, context, 1, self.kv_dtype, self.weight_dtype, self.layout, parallel, self.allocator
+            spec,
+            self.hardware,
+            context,
+            1,
+            self.kv_dtype,
+            self.weight_dtype,
+            self.layout,
+            parallel,
+            self.allocator,
+            self.checkpoint_bytes,
         )
 
 
@@ -192,5 +204,16 @@ def plan_inputs(s: PlanSettings) -> PlanInputs:
         ),
     )
     return PlanInputs(
-        hw, par, alloc, s.context, s.batch, s.kv_dtype, s.weight_dtype, s.layout, s.pp, s.dp_attention, memory
+        hw,
+        par,
+        alloc,
+        s.context,
+        s.batch,
+        s.kv_dtype,
+        s.weight_dtype,
+        s.layout,
+        s.pp,
+        s.dp_attention,
+        memory,
+        s.checkpoint_bytes,
     )

@@ -468,9 +468,12 @@ def plan(
     layout: str = "latent",
     parallel: Parallelism | None = None,
     allocator: Allocator | None = None,
+    checkpoint_bytes: int | None = None,
 ) -> Plan:
     """Plan `batch` requests of `context` tokens on `hw` under `parallel` (default: `Parallelism.auto`).
-    ValueError for a layout the model cannot be split in (TP not dividing heads, PP above the layers,
+    `checkpoint_bytes`: the checkpoint's own size (every tensor as stored, quantized experts included),
+    which then replaces the weights counted from the config, split over the GPUs as the config's parameters
+    are. ValueError for a layout the model cannot be split in (TP not dividing heads, PP above the layers,
     GPUs not TP x PP x DP); ParamsUnknown when the weights cannot be counted and no KV budget is given."""
     if context < 1 or batch < 1:
         raise ValueError("context and batch must be at least 1.")
@@ -508,6 +511,9 @@ def plan(
             weights = StageWeights(0, 0, 0)
         else:
             weights = stage_weights(spec, start, end, par, weight_dtype)
+            if checkpoint_bytes is not None:
+                scale = checkpoint_bytes / acc.weights_bytes(spec, weight_dtype)
+                weights = StageWeights(*(ceil(x * scale) for x in (weights.embedding, weights.routed, weights.rest)))
         budget = (
             alloc.kv_budget_bytes
             if alloc.kv_budget_bytes is not None
@@ -647,7 +653,7 @@ def plan(
     whole = paged_request_bytes(spec, context, kv, layout, block)
     stored = sum(s.request_bytes for s in stages) * par.tp
     try:
-        total_weights = acc.weights_bytes(spec, weight_dtype)
+        total_weights = checkpoint_bytes or acc.weights_bytes(spec, weight_dtype)
     except acc.ParamsUnknown:
         total_weights = 0
     pooled_budget = (
