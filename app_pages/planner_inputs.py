@@ -5,6 +5,7 @@ import json
 
 import streamlit as st
 
+from app_pages import workshop_ui as ws
 from app_pages.layout import table
 from app_pages.resources import preset
 from core.accounting import vllm_hybrid
@@ -23,6 +24,7 @@ from core.view.text import plain, truncate
 from core.view.theme import token_label
 from core.view.urlcodec import MAX_LINK_CONFIG_CHARS, decode_config, encode_config
 from core.view.urlstate import CUSTOM, MAX_TYPED_CONTEXT, PREFIX_CACHING, PlannerState
+from core.workshop.ratelimit import RateLimiter
 
 P = "planner."
 AUTO_HELP = "auto: the model's dtype (float32 checkpoints downcast to bf16), as vLLM's kv_cache_dtype auto"
@@ -114,17 +116,71 @@ def dtype_legend_expander(auto: dict[str, str]) -> None:
         )
 
 
+HUB_HELP = (
+    "The server fetches the repo's config.json from the Hub (or the mirror its operator set), nothing else; "
+    "without a route it says so and the rest of the page works. The command line's --hub also plans the "
+    "weights from the checkpoint's own size."
+)
+HUB_FETCHES = RateLimiter(20, 3600)  # fetches of names not seen before, per visitor and hour
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner="Fetching the config from the Hub...")
+def _hub_config(repo: str) -> str:
+    """The repo's config.json as text (core.model.hub.fetch into a throwaway folder: the server keeps no
+    stranger's files); ValueError and HubUnavailable propagate, and are not cached."""
+    import tempfile
+
+    from core.model import hub
+
+    with tempfile.TemporaryDirectory() as d:
+        return json.dumps(hub.fetch(repo, cache_dir=d).config)
+
+
+def hub_config_text(repo: str) -> tuple[str, str]:
+    """(config text, source) for a Hub repo id, or ("", "") after saying why not: a bad name, too many fetches,
+    no route to the Hub."""
+    from core.model import hub
+
+    ss = st.session_state
+    try:
+        repo = hub.validate(repo)
+    except ValueError as e:
+        st.error(plain(e, 300))
+        return "", ""
+    if ss.get(P + "hub_last") != repo:  # a name fetched before is read from the cache: only new ones count
+        wait = HUB_FETCHES.take(*ws.visitor())
+        if wait:
+            st.warning(f"Too many Hub fetches from here: try again in {wait / 60:.0f} min.")
+            return "", ""
+        ss[P + "hub_last"] = repo
+    try:
+        return _hub_config(repo), f"{repo} on the Hub"
+    except hub.HubUnavailable as e:
+        st.warning(plain(e, 300))
+    except ValueError as e:
+        st.error(plain(e, 300))
+    return "", ""
+
+
 def custom_config(link_token: str) -> tuple[ModelSpec | None, str]:
-    """The user's own config.json (upload > paste > link), parsed; errors are shown, never raised.
+    """The user's own config.json (upload > paste > a Hub repo id > link), parsed; errors are shown, never raised.
     Returns the spec and the token that carries it in the link ('' when too long)."""
     with st.expander("Your own config.json", expanded=bool(link_token)):
         up = st.file_uploader("Upload a config.json (up to 1 MiB)", type=["json"], key=P + "upload")
         pasted = st.text_area("...or paste its text", key=P + "paste", height=120)
+        repo = st.text_input(
+            "...or name a model on the Hugging Face Hub (org/name)", key=P + "hub", max_chars=200,
+            placeholder="Qwen/Qwen3-8B", help=HUB_HELP,
+        ).strip()  # fmt: skip
         text, source = "", ""
         if up is not None:
             text, source = up.getvalue(), truncate(up.name, 80)
         elif pasted.strip():
             text, source = pasted, "the pasted config"
+        elif repo:
+            text, source = hub_config_text(repo)
+            if not source:
+                return None, ""
         elif link_token:
             try:
                 text, source = decode_config(link_token), "the config in the link"
@@ -134,7 +190,8 @@ def custom_config(link_token: str) -> tuple[ModelSpec | None, str]:
             return None, ""
         try:  # decoding, size, depth, JSON: every problem is one sentence naming the source
             cfg = load_config_text(text, source)
-            spec = from_hf_config(cfg, name=str(cfg.get("_name_or_path") or cfg.get("model_type") or "your model"))
+            name = repo if source == f"{repo} on the Hub" else cfg.get("_name_or_path") or cfg.get("model_type")
+            spec = from_hf_config(cfg, name=str(name or "your model"))
         except ValueError as e:
             msg = str(e)
             msg = msg if msg.startswith(source) else f"{source}: {msg}"

@@ -131,3 +131,29 @@ def test_cli_refusals(hub_env, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     out = cli(hub_env, "--hub", "org/name")
     assert out.returncode == 3 and out.stderr.count("\n") == 1 and out.stderr.startswith("error: Offline:")
+
+
+# ----------------------------------------------------------------------------- the planner page's text box
+
+
+def test_planner_page_reads_a_config_named_on_the_hub_and_works_offline(hub_env, monkeypatch):
+    """The Memory planner's 'Your own config' box takes a repo id: the config is fetched from the (local)
+    Hub and the model joins the comparison; a bad name is refused before any request; with no route the
+    page says so in one line and still plans the presets."""
+    from apptest import assert_clean, open_page, unescaped
+
+    at = open_page("app_pages/planner.py")
+    at.text_input(key="planner.hub").input("fetchwiki/HuggingFaceTB-SmolLM3-3B").run()
+    assert_clean(at)
+    assert any("Read fetchwiki/HuggingFaceTB-SmolLM3-3B on the Hub" in s.value for s in at.success)
+    models = at.multiselect(key="planner.models")
+    assert "@config" in models.value and "your config: fetchwiki/HuggingFaceTB-SmolLM3-3B" in models.options
+    assert {p for _, p in hub_env.requests} <= {
+        f"/fetchwiki/HuggingFaceTB-SmolLM3-3B/resolve/main/{f}" for f in ("config.json", "model.safetensors.index.json")
+    }
+    at.text_input(key="planner.hub").input("not a repo").run()
+    assert any("not a Hugging Face repo id" in unescaped(e.value) for e in at.error)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    at.text_input(key="planner.hub").input("org/offline-model").run()
+    assert any(unescaped(w.value).startswith("Offline: the Hub mirror at") for w in at.warning)
+    assert at.dataframe  # the presets are still planned

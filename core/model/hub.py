@@ -92,7 +92,7 @@ def _quiet() -> None:
         pass
 
 
-def _download(repo_id: str, filename: str, cap: int) -> Path:
+def _download(repo_id: str, filename: str, cap: int, cache_dir: str | None = None) -> Path:
     """One file of the repo, after a HEAD request says it is at most `cap` bytes; from the disk cache when
     the Hub cannot be reached and the file was fetched before."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
@@ -105,8 +105,9 @@ def _download(repo_id: str, filename: str, cap: int) -> Path:
         if meta.size is not None and meta.size > cap:
             raise ValueError(f"{repo_id}'s {filename} is {meta.size:,} bytes, over the {cap:,}-byte limit.")
         path = hf_hub_download(
-            repo_id, filename, cache_dir=_cache_dir(), etag_timeout=_timeout(), token=token, endpoint=_endpoint()
-        )
+            repo_id, filename, cache_dir=cache_dir or _cache_dir(), etag_timeout=_timeout(), token=token,
+            endpoint=_endpoint(),
+        )  # fmt: skip
     except ValueError:
         raise
     except Exception as e:  # noqa: BLE001 - every network or Hub failure is one line, typed below
@@ -114,7 +115,7 @@ def _download(repo_id: str, filename: str, cap: int) -> Path:
 
         if not isinstance(e, errors.HfHubHTTPError):  # no route: a copy fetched before will do
             try:
-                path = hf_hub_download(repo_id, filename, cache_dir=_cache_dir(), local_files_only=True)
+                path = hf_hub_download(repo_id, filename, cache_dir=cache_dir or _cache_dir(), local_files_only=True)
             except Exception:  # noqa: BLE001 - not in the cache either
                 _raise_for(e, repo_id, filename)
         else:
@@ -164,19 +165,20 @@ def _safetensors_bytes(repo_id: str) -> int:
     return sum(n * DTYPE_BYTES[d] for d, n in meta.parameter_count.items())
 
 
-def fetch(repo_id: str) -> HubModel:
+def fetch(repo_id: str, cache_dir: str | None = None) -> HubModel:
     """The repo's config.json and checkpoint size. ValueError for a bad name or an oversized file;
-    HubUnavailable when the Hub cannot be reached or has no such repo."""
+    HubUnavailable when the Hub cannot be reached or has no such repo. `cache_dir`: where the files go
+    (default KVLAB_HUB_CACHE, else huggingface_hub's cache)."""
     repo_id = validate(repo_id)
     try:
-        config_path = _download(repo_id, "config.json", CONFIG_MAX_BYTES)
+        config_path = _download(repo_id, "config.json", CONFIG_MAX_BYTES, cache_dir)
     except _Missing:
         raise HubUnavailable(f"{repo_id} has no config.json on {_where()}.") from None
     from core.model.hf_config import load_config_file
 
     config = load_config_file(config_path)
     try:
-        index = json.loads(_download(repo_id, "model.safetensors.index.json", INDEX_MAX_BYTES).read_text())
+        index = json.loads(_download(repo_id, "model.safetensors.index.json", INDEX_MAX_BYTES, cache_dir).read_text())
         total = (index.get("metadata") or {}).get("total_size") if isinstance(index, dict) else None
         if isinstance(total, bool) or not isinstance(total, int) or total <= 0:
             raise ValueError(f"{repo_id}'s model.safetensors.index.json has no metadata.total_size.")
