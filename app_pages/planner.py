@@ -267,10 +267,10 @@ def view(custom: ModelSpec | None, token: str) -> None:
             "own log lines, as it prints them."
         )
         for m, views in v.engines.items():
-            for e in views:
-                st.markdown(f"**{plain(m)}** on {e.engine} (`{e.setup}`): {plain(e.summary, 600)}")
-                if e.lines:
-                    st.code("\n".join(e.lines), language=None)
+            for ev in views:
+                st.markdown(f"**{plain(m)}** on {ev.engine}, run as {plain(ev.setup)}: {plain(ev.summary, 600)}")
+                if ev.lines:
+                    st.code("\n".join(ev.lines), language=None)
     table = v.table
     st.caption(f"{len(table.columns)} columns: scroll the table sideways to see them all.")
     common_table(table)

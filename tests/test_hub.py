@@ -62,7 +62,7 @@ def hub_env(served, monkeypatch, tmp_path):
 @pytest.mark.parametrize("repo", REPOS)
 def test_real_repos_give_their_index_total_size(hub_env, repo):
     m = hub.fetch(repo)
-    assert m.checkpoint_bytes == REPOS[repo] and m.source.startswith("model.safetensors.index.json")
+    assert m.checkpoint_bytes == REPOS[repo] and m.source == "the checkpoint's safetensors index (its total size)"
     assert m.config == json.loads((DATA / repo / "config.json").read_text())
     assert {p for _, p in hub_env.requests} <= {
         f"/{repo}/resolve/main/{f}" for f in ("config.json", "model.safetensors.index.json")
@@ -74,7 +74,7 @@ def test_single_file_checkpoint_from_its_header_quantized_experts_as_stored(hub_
     experts count one byte each, bf16 two: 64 x 32 + (64 x 4 + 100 x 16) x 2 = 5,760 B."""
     m = hub.fetch("kvlab-test/tiny-int4")
     assert m.checkpoint_bytes == 64 * 32 + (64 * 4 + 100 * 16) * 2
-    assert m.source == "the safetensors header of model.safetensors"
+    assert m.source == "the checkpoint's safetensors header"
 
 
 def test_names_are_refused_before_any_request(hub_env):

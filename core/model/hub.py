@@ -181,12 +181,12 @@ def fetch(repo_id: str, cache_dir: str | None = None) -> HubModel:
         index = json.loads(_download(repo_id, "model.safetensors.index.json", INDEX_MAX_BYTES, cache_dir).read_text())
         total = (index.get("metadata") or {}).get("total_size") if isinstance(index, dict) else None
         if isinstance(total, bool) or not isinstance(total, int) or total <= 0:
-            raise ValueError(f"{repo_id}'s model.safetensors.index.json has no metadata.total_size.")
-        return HubModel(repo_id, config, total, "model.safetensors.index.json (metadata.total_size)")
+            raise ValueError(f"{repo_id}'s safetensors index gives no total size.")
+        return HubModel(repo_id, config, total, "the checkpoint's safetensors index (its total size)")
     except _Missing:
         pass
     try:
         total = _safetensors_bytes(repo_id)
     except _Missing:
         return HubModel(repo_id, config, None, "no safetensors checkpoint found")
-    return HubModel(repo_id, config, total, "the safetensors header of model.safetensors")
+    return HubModel(repo_id, config, total, "the checkpoint's safetensors header")
