@@ -142,7 +142,7 @@ def _raise_for(e: Exception, repo_id: str, filename: str):
     if isinstance(e, errors.HfHubHTTPError):
         raise HubUnavailable(f"{_where()} refused {repo_id}/{filename}: {str(e).splitlines()[0][:200]}") from e
     raise HubUnavailable(
-        f"Offline: {_where()} cannot be reached ({type(e).__name__}); use a preset or a config file instead."
+        f"Offline: {_where()} cannot be reached; use a preset or a config file instead."
     ) from e
 
 
