@@ -412,3 +412,11 @@ def test_club3090_91_vllm_0_20_1_tokens_and_concurrency_pin_the_pool():
     _, p = qwen36_27b_mtp3("91", 2, 423 * 17 * 1600 * 1024)
     size, conc = logged(e)
     assert (f"{p.kv_cache_tokens:,} tokens", f"{p.max_concurrency:.2f}x") == (size, conc)
+
+
+def test_mtp_drafts_on_other_models_make_the_plan_an_estimate():
+    """MTP drafts add the draft's attention layers to vLLM's pool; they are modelled for hybrids only, so a
+    full-attention model planned with drafts is labelled an estimate instead of silently ignoring them."""
+    alloc = pl.Allocator(kv_budget_bytes=10 * GIB, hybrid=vh.HybridSettings(num_speculative_tokens=2))
+    p = pl.plan(load_preset("llama-3.1-8b"), pl.Hardware("H100 SXM", 1, 0.0, 1), 8192, allocator=alloc)
+    assert not p.exact and "drafts are planned for Gated DeltaNet and Mamba-2 hybrids only" in p.notes[-1]

@@ -497,6 +497,11 @@ def plan(
                 pool = vh.hybrid_pool(spec, par.tp, kv, auto_kv_dtype(spec), block, settings, chunk)
             except vh.Unmodelled as e:
                 reason = str(e)
+    if pool is None and alloc.hybrid.num_speculative_tokens:
+        reason = reason or (
+            "speculative (MTP) drafts are planned for Gated DeltaNet and Mamba-2 hybrids only; the draft "
+            "layers' cache is not counted"
+        )
     if pool is not None:
         block = pool.block_size
         groups = hybrid_groups(spec, pool)

@@ -141,9 +141,7 @@ def _raise_for(e: Exception, repo_id: str, filename: str):
         raise HubUnavailable(f"{_where()} has no repo {repo_id} (or it is private: set HF_TOKEN).") from e
     if isinstance(e, errors.HfHubHTTPError):
         raise HubUnavailable(f"{_where()} refused {repo_id}/{filename}: {str(e).splitlines()[0][:200]}") from e
-    raise HubUnavailable(
-        f"Offline: {_where()} cannot be reached; use a preset or a config file instead."
-    ) from e
+    raise HubUnavailable(f"Offline: {_where()} cannot be reached; use a preset or a config file instead.") from e
 
 
 def _safetensors_bytes(repo_id: str) -> int:
