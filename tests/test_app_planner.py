@@ -474,7 +474,8 @@ def test_full_link_restores_every_widget_and_is_written_back_unchanged():
     assert (t["KV budget / GPU"] == "3.5 GiB").all()  # the given KV memory, not the GPU's
     text = markdown(at)
     assert "under TP2 x PP2 x DP-attention 1 (EP2)" in text and "requests of 5,000 tokens" in text
-    assert "blocks of 64 tokens per GPU" in text
+    # MTP drafts (mtp=2) are modelled for hybrids only: both plans say they are estimates, and why
+    assert "drafts are planned for Gated DeltaNet and Mamba-2 hybrids only" in " ".join(c.value for c in at.caption)
     assert len(memory_rows(at)) == 4  # two stages of each model
     assert charts(at) == 3
     at.run()  # a rerun keeps the view
@@ -874,3 +875,9 @@ def test_other_engines_show_their_own_lines_and_how_they_differ():
     assert "llama_kv_cache_iswa: creating     SWA KV cache, size = 768 cells" in code
     assert "KV Cache is allocated. #tokens: " in code and "max_total_num_tokens=" in code
     assert "SWA pools" in text  # SGLang's rules do not cover gpt-oss's sliding layers: said, not guessed
+
+
+def test_block_size_control_sizes_the_pool():
+    at = run({"models": "gpt2", "block": "64"})
+    ok(at)
+    assert "blocks of 64 tokens per GPU" in markdown(at)
