@@ -420,3 +420,20 @@ def test_mtp_drafts_on_other_models_make_the_plan_an_estimate():
     alloc = pl.Allocator(kv_budget_bytes=10 * GIB, hybrid=vh.HybridSettings(num_speculative_tokens=2))
     p = pl.plan(load_preset("llama-3.1-8b"), pl.Hardware("H100 SXM", 1, 0.0, 1), 8192, allocator=alloc)
     assert not p.exact and "drafts are planned for Gated DeltaNet and Mamba-2 hybrids only" in p.notes[-1]
+
+
+def test_qwen3_next_mtp_takes_vllms_default_of_one_draft_layer():
+    """Qwen3-Next's config names no MTP count; vLLM's qwen3_next_mtp reads num_nextn_predict_layers with a
+    default of 1, so MTP drafts add one attention layer (13 beside 36 Gated DeltaNet layers) and rows to the
+    convolution state."""
+    pool = vh.hybrid_pool(
+        load_preset("qwen3-next-80b-a3b"),
+        4,
+        "bf16",
+        "bf16",
+        16,
+        vh.HybridSettings("0.24.0", num_speculative_tokens=2),
+        None,
+    )
+    assert pool.n_attention == 13 and pool.state_blocks(4096) == 3
+    assert pool.state_bytes == (2048 * (3 + 2) + 8 * 128 * 128) * 2

@@ -38,6 +38,9 @@ from core.accounting.base import design_of
 from core.model.specs import GQASpec, LinearAttentionSpec, Mamba2Spec, ModelSpec, NoMixer
 
 MODES = ("none", "all", "align")
+# vLLM's MTP drafters when the config names no count: qwen3_next_mtp.py reads num_nextn_predict_layers and
+# qwen3_5_mtp.py mtp_num_hidden_layers, each defaulting to 1
+MTP_DEFAULT_LAYERS = {"qwen3_next": 1, "qwen3_5": 1, "qwen3_5_moe": 1, "qwen3_5_text": 1, "qwen3_5_moe_text": 1}
 SSM_DTYPES = {"auto": None, "float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 STATE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 # model types whose Mamba layers support prefix caching in "all" mode (SupportsMambaPrefixCaching)
@@ -310,7 +313,8 @@ def hybrid_pool(
     states = [a for a in spec.attention if is_state_layer(a)]
     attn = [a for a in spec.attention if isinstance(a, GQASpec)]
     spec_tokens = s.num_speculative_tokens
-    if spec_tokens and not spec.n_mtp_layers:
+    mtp_layers = spec.n_mtp_layers or MTP_DEFAULT_LAYERS.get(spec.model_type, 0)
+    if spec_tokens and not mtp_layers:
         raise ValueError(
             "MTP draft tokens need the model's MTP layers (num_nextn_predict_layers or mtp_num_hidden_layers), "
             "and this config has none."
@@ -359,7 +363,7 @@ def hybrid_pool(
         need = align * ceil(state / (align * token))
     raised = r.legacy or block_size < need
     block = need if raised else block_size
-    n_attn = len(attn) + (spec.n_mtp_layers if spec_tokens else 0)
+    n_attn = len(attn) + (mtp_layers if spec_tokens else 0)
     return HybridPool(
         r,
         mode,
