@@ -14,7 +14,6 @@ from app_pages.links import link_state
 from app_pages.real_panel import lead
 from core.lab import needle as nd
 from core.lab import tiny
-from core.lab.needle_methods import display as method_name
 from core.layers import quant as qz
 from core.model.presets import load_preset
 from core.model.units import fmt_bytes
@@ -54,6 +53,13 @@ def summary(name: str) -> pd.DataFrame:
     if name in precomputed()["summary"]:
         return pd.DataFrame(precomputed()["summary"][name])
     return nd.summary(model(name), 256, 40, seed=1)
+
+
+def method_name(label: str) -> str:
+    """A method label as every page names it: a quantization scheme in brackets by its shared name
+    ("quantization (int8-token)" is "quantization (int8 per token)")."""
+    head, sep, rest = label.partition(" (")
+    return f"{head} ({qz.label(rest[:-1])})" if sep and rest.endswith(")") else label
 
 
 def _typed(method: str, strength: str):

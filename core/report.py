@@ -24,8 +24,10 @@ from core.accounting import planner as pl
 from core.accounting import totals as acc
 from core.accounting import vllm_hybrid as vh
 from core.accounting.plan_inputs import PlanSettings, plan_inputs
+from core.model import hub
 from core.model.dtypes import CACHE_DTYPES, WEIGHT_DTYPES
 from core.model.gpus import GPUS
+from core.model.hf_config import from_hf_config
 from core.model.presets import preset_names, resolve
 from core.model.specs import ModelSpec
 from core.model.units import fmt_bytes, fmt_params, fmt_si
@@ -560,9 +562,6 @@ def main(argv: list[str] | None = None) -> int:
         if a.batch < 1 or a.batch > 1 << 20:
             raise ValueError(f"--batch must be between 1 and {1 << 20:,}, got {a.batch:,}.")
         if a.hub:
-            from core.model import hub
-            from core.model.hf_config import from_hf_config
-
             try:
                 fetched = hub.fetch(a.hub)
             except hub.HubUnavailable as e:

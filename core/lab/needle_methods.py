@@ -37,12 +37,3 @@ DEFAULT_STRENGTH = {
     "StreamingLLM": 64,
     "H2O": 64,
 }
-
-
-def display(label: str) -> str:
-    """A method label as pages show it: a quantization scheme in brackets by the name every page uses
-    (core.layers.quant.label: "quantization (int8-token)" is "quantization (int8 per token)")."""
-    from core.layers.quant import label as scheme_label
-
-    head, sep, rest = label.partition(" (")
-    return f"{head} ({scheme_label(rest[:-1])})" if sep and rest.endswith(")") else label

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.model.hf_config import load_config_file
+
 CONFIG_MAX_BYTES = 1 << 20
 INDEX_MAX_BYTES = 32 << 20
 REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -172,8 +174,6 @@ def fetch(repo_id: str, cache_dir: str | None = None) -> HubModel:
         config_path = _download(repo_id, "config.json", CONFIG_MAX_BYTES, cache_dir)
     except _Missing:
         raise HubUnavailable(f"{repo_id} has no config.json on {_where()}.") from None
-    from core.model.hf_config import load_config_file
-
     config = load_config_file(config_path)
     try:
         index = json.loads(_download(repo_id, "model.safetensors.index.json", INDEX_MAX_BYTES, cache_dir).read_text())
