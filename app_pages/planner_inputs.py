@@ -153,12 +153,13 @@ def hub_config_text(repo: str) -> tuple[str, str]:
             st.warning(f"Too many Hub fetches from here: try again in {wait / 60:.0f} min.")
             return "", ""
         ss[P + "hub_last"] = repo
-    try:
-        return _hub_config(repo), f"{repo} on the Hub"
-    except hub.HubUnavailable as e:
-        st.warning(plain(e, 300))
-    except ValueError as e:
-        st.error(plain(e, 300))
+    failed = ss.get(P + "hub_failed")
+    if failed is None or failed[0] != repo:  # a failure is not cached by _hub_config: remember it, so a rerun
+        try:  # of the page does not go back to the network (up to its timeout) for the same name
+            return _hub_config(repo), f"{repo} on the Hub"
+        except (hub.HubUnavailable, ValueError) as e:
+            failed = ss[P + "hub_failed"] = (repo, isinstance(e, hub.HubUnavailable), str(e))
+    (st.warning if failed[1] else st.error)(plain(failed[2], 300))
     return "", ""
 
 

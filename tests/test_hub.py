@@ -157,3 +157,7 @@ def test_planner_page_reads_a_config_named_on_the_hub_and_works_offline(hub_env,
     at.text_input(key="planner.hub").input("org/offline-model").run()
     assert any(unescaped(w.value).startswith("Offline: the Hub mirror at") for w in at.warning)
     assert at.dataframe  # the presets are still planned
+    monkeypatch.setenv("HF_ENDPOINT", hub_env.url)  # the Hub is back, but the same name is not fetched again on a
+    hub_env.requests.clear()  # rerun: the failure is remembered until the name changes
+    at.run()
+    assert hub_env.requests == [] and any(unescaped(w.value).startswith("Offline:") for w in at.warning)

@@ -17,8 +17,9 @@ from core.model.specs import GQASpec, ModelSpec
 
 GIB = 1 << 30
 # the planner's cache dtypes as llama.cpp's --cache-type (the same bytes per value); others have no counterpart
-LLAMACPP_TYPES = {"bf16": "bf16", "fp16": "f16", "fp32": "f32", **{t: t for t in ("q8_0", "q4_0", "q4_1", "q5_0")}}
-LLAMACPP_TYPES |= {"q5_1": "q5_1", "iq4_nl": "iq4_nl"}
+LLAMACPP_TYPES = {"bf16": "bf16", "fp16": "f16", "fp32": "f32"} | {
+    t: t for t in ("q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
+}
 SGLANG_TYPES = {"bf16": "bf16", "fp8": "fp8_e4m3"}  # the same bytes as the planner's; fp16 models cache "auto"
 SGLANG_MODEL = {"bf16": "bfloat16", "fp16": "float16"}
 
