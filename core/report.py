@@ -281,6 +281,8 @@ def plan_report(spec: ModelSpec, a: argparse.Namespace) -> dict[str, Any]:
     settings = plan_settings(a)
     fetched = getattr(a, "checkpoint", None)
     if fetched is not None and fetched.checkpoint_bytes:
+        if a.weights is not None:
+            raise ValueError("--weights and --hub: the checkpoint's own size is the weights; leave --weights out.")
         settings = replace(settings, checkpoint_bytes=fetched.checkpoint_bytes)
     inputs = plan_inputs(settings)
     hw, alloc, par = inputs.hardware, inputs.allocator, inputs.parallelism(spec)
@@ -544,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     a = p.parse_args(argv)
     a.kv_dtype = KV_DTYPE_ALIASES.get(a.kv_dtype, a.kv_dtype)
-    wants_plan = any(
+    wants_plan = a.enable_prefix_caching is not None or any(  # --no-enable-prefix-caching asks for a plan too
         getattr(a, f) not in (None, False) for f in (*PLAN_FLAGS, "engine", *LLAMACPP_FLAGS, *SGLANG_FLAGS)
     )
     a.engine = a.engine or "vllm"

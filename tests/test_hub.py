@@ -128,6 +128,8 @@ def test_cli_plans_with_the_checkpoints_weights_split_by_the_layout(hub_env):
 def test_cli_refusals(hub_env, monkeypatch):
     assert cli(hub_env, "--hub", "a/../b").returncode == 2
     assert cli(hub_env, "llama-3.1-8b", "--hub", "org/name").returncode == 2
+    both = cli(hub_env, "--hub", "fetchwiki/HuggingFaceTB-SmolLM3-3B", "--gpu", "H100 SXM", "--weights", "fp8")
+    assert both.returncode == 2 and "the checkpoint's own size is the weights" in both.stderr
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     out = cli(hub_env, "--hub", "org/name")
     assert out.returncode == 3 and out.stderr.count("\n") == 1 and out.stderr.startswith("error: Offline:")

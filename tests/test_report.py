@@ -462,3 +462,8 @@ def test_engine_refusals_are_one_line(capsys, args, said):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_no_enable_prefix_caching_alone_asks_for_a_plan(capsys):
+    p = plan_of(capsys, "qwen3.5-27b", "--kv-budget-gib", "20", "--no-enable-prefix-caching")
+    assert p["hybrid"]["prefix_caching"] is False and p["hybrid"]["mamba_cache_mode"] == "none"
